@@ -1,0 +1,343 @@
+//! l2fwd: DPDK's layer-2 forwarder, in Rust.
+//!
+//! `l2fwd [EAL options] -- -p PORTMASK [-T STATS_S] [--[no-]mac-updating] [--duration S]
+//!  [--report FILE.json] [--config FILE.toml]`
+//!
+//! Ports pair as in DPDK's l2fwd (first<->second enabled port, third<->fourth, an odd last one
+//! to itself). Worker lcores (the EAL's `-l` cores after the main one) each own the RX queue of
+//! the ports they were dealt; the main lcore prints stats every `-T` seconds, handles
+//! SIGINT/SIGTERM and writes the report.
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use dataplane::config::{ConfigFile, L2fwdSection};
+use dataplane::fwd::{Rule, Worker};
+use dataplane::ports::{assign_to_workers, enabled_ports, pair_ports, parse_portmask};
+use dataplane::report::{L2fwdReport, PortReport};
+use dataplane::stats::{port_totals, DropReason, LcoreStats, PortTotals};
+use pmd::{Eal, Mempool, Port, PortConfig, MAX_BURST};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "l2fwd",
+    about = "Layer-2 forwarder on DPDK ports: l2fwd [EAL options] -- [options]",
+    after_help = "EAL options (-l, --vdev, --no-huge, -a, ...) go before `--`; with --config they may \
+                  come from the file's `eal` list instead."
+)]
+struct Cli {
+    /// Hexadecimal mask of the ports to forward between.
+    #[arg(short = 'p', long = "portmask")]
+    portmask: Option<String>,
+    /// Seconds between statistics prints (0 = quiet).
+    #[arg(short = 'T', long = "stats-period")]
+    stats_period: Option<u64>,
+    /// Rewrite source and destination MACs (the default).
+    #[arg(long = "mac-updating", overrides_with = "no_mac_updating")]
+    mac_updating: bool,
+    /// Forward frames unchanged.
+    #[arg(long = "no-mac-updating", overrides_with = "mac_updating")]
+    no_mac_updating: bool,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Write the JSON report here at exit.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// TOML config; command-line options override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Options after merging the command line over the config file.
+#[derive(Debug)]
+struct Options {
+    portmask: u64,
+    stats_period: u64,
+    mac_updating: bool,
+    duration: Option<Duration>,
+    report: Option<PathBuf>,
+}
+
+fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
+    let mask_text = cli
+        .portmask
+        .or_else(|| file.portmask.map(|m| m.to_text()))
+        .context("no portmask given: use -p PORTMASK (for example -p 0x3) or `portmask` in [l2fwd]")?;
+    let portmask = parse_portmask(&mask_text)?;
+    let mac_updating = if cli.no_mac_updating {
+        false
+    } else if cli.mac_updating {
+        true
+    } else {
+        file.mac_updating.unwrap_or(true)
+    };
+    let duration = match cli.duration.or(file.duration) {
+        None => None,
+        Some(d) if d.is_finite() && d > 0.0 && d < 1e9 => Some(Duration::from_secs_f64(d)),
+        Some(d) => bail!("invalid duration {d}: give a positive number of seconds"),
+    };
+    if file.copy.is_some() || file.copybreak.is_some() || file.control.is_some() {
+        bail!("[l2fwd] copy, copybreak and control are not supported by this build");
+    }
+    Ok(Options {
+        portmask,
+        stats_period: cli.stats_period.or(file.stats_period).unwrap_or(10),
+        mac_updating,
+        duration,
+        report: cli.report.or(file.report),
+    })
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("l2fwd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let (eal_cmdline, app_args) = apps::split_args(std::env::args_os());
+    let cli = match Cli::try_parse_from(app_args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let file = match &cli.config {
+        Some(p) => ConfigFile::load(p)?,
+        None => ConfigFile::default(),
+    };
+    let section: L2fwdSection = file.section("l2fwd")?;
+    let opts = merge(cli, section)?;
+    let eal_argv = apps::eal_args(eal_cmdline, &file.eal);
+    let eal = Eal::init(&eal_argv)?;
+    forward(&eal, &opts)
+}
+
+fn forward(eal: &Eal, opts: &Options) -> Result<()> {
+    let nb_ports = Port::count(eal);
+    let enabled = enabled_ports(opts.portmask, nb_ports)?;
+    let pairs = pair_ports(&enabled);
+
+    let worker_lcores = eal.worker_lcores();
+    // With only the main lcore, it forwards itself and a plain thread prints the stats.
+    let forwarding_lcores = if worker_lcores.is_empty() {
+        vec![eal.main_lcore()]
+    } else {
+        worker_lcores.clone()
+    };
+    let plan = assign_to_workers(&pairs, forwarding_lcores.len());
+
+    let port_cfg = PortConfig::default();
+    let nb_lcores = forwarding_lcores.len() as u32 + 1;
+    let per_port = port_cfg.rx_desc as u32 + port_cfg.tx_desc as u32 + MAX_BURST as u32;
+    let nb_mbufs = (enabled.len() as u32 * (per_port + nb_lcores * 256)).max(8192);
+    let pool = Mempool::create(eal, "l2fwd_pool", nb_mbufs, 256, 2048 + 128, eal.socket_id())
+        .context("cannot create the mbuf pool")?;
+
+    let mut ports: Vec<Port> = Vec::with_capacity(enabled.len());
+    for &id in &enabled {
+        let mut port = Port::configure(eal, id, &port_cfg, &pool)
+            .with_context(|| format!("cannot configure port {id}"))?;
+        port.start().with_context(|| format!("cannot start port {id}"))?;
+        let link = port.link()?;
+        println!(
+            "Port {id} ({}): MAC {}, link {} {} Mbps",
+            port.name(),
+            port.mac_addr()?,
+            if link.up { "up" } else { "down" },
+            link.speed_mbps
+        );
+        ports.push(port);
+    }
+    let port_by_id = |id: u16| ports.iter().find(|p| p.id() == id).expect("enabled port");
+
+    let stats: Vec<LcoreStats> = forwarding_lcores.iter().map(|_| LcoreStats::default()).collect();
+    let mut workers = Vec::new();
+    for (i, rules) in plan.iter().enumerate() {
+        let mut w = Worker {
+            rules: Vec::new(),
+            mac_updating: opts.mac_updating,
+            stats: &stats[i],
+        };
+        for &(rx, tx) in rules {
+            let txp = port_by_id(tx);
+            w.rules.push(Rule {
+                rx: port_by_id(rx).rx_queue(0)?,
+                tx: txp.tx_queue(0)?,
+                tx_mac: txp.mac_addr()?,
+            });
+            println!(
+                "Lcore {}: RX port {rx} -> TX port {tx}",
+                forwarding_lcores[i]
+            );
+        }
+        workers.push(w);
+    }
+
+    let quit = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&quit)).context("cannot install signal handler")?;
+    }
+
+    let started = Instant::now();
+    let monitor = || monitor(opts, &ports, &stats, &quit, started);
+    if worker_lcores.is_empty() {
+        let mut w = workers.pop().expect("one forwarding lcore");
+        std::thread::scope(|s| {
+            s.spawn(monitor);
+            w.run(&quit);
+        });
+    } else {
+        let jobs = worker_lcores
+            .iter()
+            .zip(workers)
+            .map(|(&lcore, mut w)| {
+                let quit = &quit;
+                let job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
+                    w.run(quit);
+                    0
+                });
+                (lcore, job)
+            })
+            .collect();
+        let (_, codes) = eal.run_on_lcores(jobs, monitor)?;
+        if let Some(c) = codes.iter().find(|&&c| c != 0) {
+            bail!("a worker lcore failed (exit code {c})");
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let totals: Vec<(u16, String, PortTotals)> = ports
+        .iter()
+        .map(|p| (p.id(), p.name().to_owned(), port_totals(&stats, p.id())))
+        .collect();
+    println!("\nStopping: forwarded for {elapsed:.2} s");
+    for mut p in ports.drain(..) {
+        p.stop().with_context(|| format!("cannot stop port {}", p.id()))?;
+        // Dropping closes the port (net_pcap flushes its output here).
+    }
+    let report = build_report(&totals, &stats, pool.in_use() as u64, elapsed);
+    print_final(&totals, &report);
+    if let Some(path) = &opts.report {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write report {}", path.display()))?;
+    }
+    if !report.balances() {
+        bail!("accounting does not balance: {} received, {} sent, {} dropped", report.rx_packets, report.tx_packets, report.dropped_total());
+    }
+    Ok(())
+}
+
+/// The main lcore's loop: periodic stats, `--duration`, and signals.
+fn monitor(opts: &Options, ports: &[Port], stats: &[LcoreStats], quit: &AtomicBool, started: Instant) {
+    let period = Duration::from_secs(opts.stats_period);
+    let mut next_print = started + period;
+    let mut last: Vec<PortTotals> = ports.iter().map(|_| PortTotals::default()).collect();
+    let mut last_t = started;
+    // Relaxed: the flag carries no data (see the worker loop).
+    while !quit.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        if let Some(d) = opts.duration {
+            if now.duration_since(started) >= d {
+                quit.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        if opts.stats_period > 0 && now >= next_print {
+            let dt = now.duration_since(last_t).as_secs_f64();
+            print_periodic(ports, stats, &mut last, dt, now.duration_since(started));
+            last_t = now;
+            next_print += period;
+        }
+    }
+}
+
+fn print_periodic(ports: &[Port], stats: &[LcoreStats], last: &mut [PortTotals], dt: f64, at: Duration) {
+    let mut out = String::new();
+    let mut sum = PortTotals::default();
+    out.push_str(&format!("\nPort statistics at {:.1} s ====================================\n", at.as_secs_f64()));
+    for (p, prev) in ports.iter().zip(last.iter_mut()) {
+        let t = port_totals(stats, p.id());
+        let rate = |now: u64, before: u64| (now - before) as f64 / dt / 1e6;
+        out.push_str(&format!(
+            "Port {:>2} {:<16} rx {:>14} ({:>8.3} Mpps)  tx {:>14} ({:>8.3} Mpps)  dropped {:>10}\n",
+            p.id(),
+            p.name(),
+            t.rx,
+            rate(t.rx, prev.rx),
+            t.tx,
+            rate(t.tx, prev.tx),
+            t.dropped_total()
+        ));
+        sum.rx += t.rx;
+        sum.tx += t.tx;
+        for (s, d) in sum.dropped.iter_mut().zip(t.dropped) {
+            *s += d;
+        }
+        *prev = t;
+    }
+    out.push_str(&format!("Total packets sent:     {:>14}\n", sum.tx));
+    out.push_str(&format!("Total packets received: {:>14}\n", sum.rx));
+    out.push_str(&format!("Total packets dropped:  {:>14}\n", sum.dropped_total()));
+    print!("{out}");
+}
+
+fn build_report(totals: &[(u16, String, PortTotals)], stats: &[LcoreStats], mbufs_in_use: u64, elapsed: f64) -> L2fwdReport {
+    let mut r = L2fwdReport {
+        elapsed_s: elapsed,
+        mbufs_in_use_at_exit: mbufs_in_use,
+        ..Default::default()
+    };
+    for reason in DropReason::ALL {
+        r.dropped.insert(reason.name().to_owned(), 0);
+    }
+    for (id, name, t) in totals {
+        r.rx_packets += t.rx;
+        r.tx_packets += t.tx;
+        for reason in DropReason::ALL {
+            *r.dropped.get_mut(reason.name()).expect("inserted above") += t.dropped[reason as usize];
+        }
+        r.ports.push(PortReport {
+            port: *id,
+            name: name.clone(),
+            rx_packets: t.rx,
+            tx_packets: t.tx,
+            dropped: t.dropped_total(),
+        });
+    }
+    for l in stats {
+        r.copies.cpu += l.copies.cpu.get();
+        r.copies.dma += l.copies.dma.get();
+        r.copies.dma_errors += l.copies.dma_errors.get();
+        r.copies.recopied += l.copies.recopied.get();
+    }
+    r.in_flight = r.rx_packets.saturating_sub(r.tx_packets + r.dropped_total());
+    r
+}
+
+fn print_final(totals: &[(u16, String, PortTotals)], r: &L2fwdReport) {
+    println!("Final statistics ===================================");
+    for (id, name, t) in totals {
+        println!(
+            "Port {id:>2} {name:<16} rx {:>14}  tx {:>14}  dropped {:>10}",
+            t.rx,
+            t.tx,
+            t.dropped_total()
+        );
+    }
+    println!("Total packets sent:     {:>14}", r.tx_packets);
+    println!("Total packets received: {:>14}", r.rx_packets);
+    println!("Total packets dropped:  {:>14} {:?}", r.dropped_total(), r.dropped);
+    println!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
+    println!("====================================================");
+}

@@ -1,0 +1,81 @@
+//! What the apps share: DPDK-style command lines (`APP [EAL options] -- [app options]`).
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+
+/// Splits a DPDK-style command line at the first `--`: the EAL arguments (program name first)
+/// and the application's (program name first too, for clap). Without a `--`, everything is the
+/// application's, so that `APP --config FILE` works with the EAL arguments taken from the file.
+pub fn split_args<I: IntoIterator<Item = OsString>>(args: I) -> (Vec<String>, Vec<OsString>) {
+    let mut it = args.into_iter();
+    let prog = it.next().unwrap_or_else(|| "app".into());
+    let rest: Vec<OsString> = it.collect();
+    let prog_s = prog.to_string_lossy().into_owned();
+    match rest.iter().position(|a| a == "--") {
+        Some(i) => {
+            let eal = std::iter::once(prog_s)
+                .chain(rest[..i].iter().map(|a| a.to_string_lossy().into_owned()))
+                .collect();
+            let app = std::iter::once(prog)
+                .chain(rest[i + 1..].iter().cloned())
+                .collect();
+            (eal, app)
+        }
+        None => (
+            vec![prog_s],
+            std::iter::once(prog).chain(rest).collect(),
+        ),
+    }
+}
+
+/// The EAL arguments to use: the command line's when it gave any, else the config file's.
+pub fn eal_args(cmdline: Vec<String>, from_config: &[String]) -> Vec<String> {
+    if cmdline.len() > 1 || from_config.is_empty() {
+        cmdline
+    } else {
+        let mut v = vec![cmdline[0].clone()];
+        v.extend(from_config.iter().cloned());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn split_at_double_dash() {
+        let (eal, app) = split_args(os(&["l2fwd", "-l", "0-1", "--", "-p", "0x3"]));
+        assert_eq!(eal, ["l2fwd", "-l", "0-1"]);
+        assert_eq!(app, os(&["l2fwd", "-p", "0x3"]));
+    }
+
+    #[test]
+    fn no_double_dash_is_all_app() {
+        let (eal, app) = split_args(os(&["l2fwd", "--config", "x.toml"]));
+        assert_eq!(eal, ["l2fwd"]);
+        assert_eq!(app, os(&["l2fwd", "--config", "x.toml"]));
+    }
+
+    #[test]
+    fn only_first_double_dash_splits() {
+        let (eal, app) = split_args(os(&["a", "--", "x", "--", "y"]));
+        assert_eq!(eal, ["a"]);
+        assert_eq!(app, os(&["a", "x", "--", "y"]));
+    }
+
+    #[test]
+    fn eal_from_config_when_cmdline_has_none() {
+        let cfg = vec!["--no-huge".to_string()];
+        assert_eq!(eal_args(vec!["a".into()], &cfg), ["a", "--no-huge"]);
+        assert_eq!(
+            eal_args(vec!["a".into(), "-l".into(), "1".into()], &cfg),
+            ["a", "-l", "1"]
+        );
+        assert_eq!(eal_args(vec!["a".into()], &[]), ["a"]);
+    }
+}

@@ -1,0 +1,153 @@
+//! Port masks, l2fwd's port pairing, and which worker lcore polls which port.
+
+use std::fmt;
+
+/// Most ports the data plane handles (bits of a 64-bit port mask).
+pub const MAX_PORTS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMaskError(pub String);
+
+impl fmt::Display for PortMaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PortMaskError {}
+
+/// Parses a port mask as DPDK l2fwd does: hexadecimal, with or without `0x`. Zero is an error.
+pub fn parse_portmask(s: &str) -> Result<u64, PortMaskError> {
+    let t = s.trim();
+    let digits = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    if digits.is_empty() {
+        return Err(PortMaskError(format!("invalid portmask {s:?}: empty")));
+    }
+    let mask = u64::from_str_radix(digits, 16)
+        .map_err(|_| PortMaskError(format!("invalid portmask {s:?}: not a hexadecimal mask")))?;
+    if mask == 0 {
+        return Err(PortMaskError(format!(
+            "invalid portmask {s:?}: no port enabled"
+        )));
+    }
+    Ok(mask)
+}
+
+/// The enabled ports of `mask`, checked against the `nb_ports` that exist.
+pub fn enabled_ports(mask: u64, nb_ports: u16) -> Result<Vec<u16>, PortMaskError> {
+    let ports: Vec<u16> = (0..MAX_PORTS as u16)
+        .filter(|p| mask & (1u64 << p) != 0)
+        .collect();
+    if let Some(&bad) = ports.iter().find(|&&p| p >= nb_ports) {
+        return Err(PortMaskError(format!(
+            "portmask {mask:#x} names port {bad}, but only {nb_ports} port(s) exist{}",
+            if nb_ports == 0 {
+                " (no --vdev given, or no device bound to a DPDK driver?)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(ports)
+}
+
+/// l2fwd's pairing: consecutive enabled ports forward to each other (first<->second,
+/// third<->fourth, ...); with an odd count, the last one forwards to itself.
+/// Returns `(rx_port, tx_port)` for every enabled port, in port order.
+pub fn pair_ports(enabled: &[u16]) -> Vec<(u16, u16)> {
+    let mut out = Vec::with_capacity(enabled.len());
+    for pair in enabled.chunks(2) {
+        match *pair {
+            [a, b] => {
+                out.push((a, b));
+                out.push((b, a));
+            }
+            [a] => out.push((a, a)),
+            _ => unreachable!("chunks(2) yields one or two ports"),
+        }
+    }
+    out
+}
+
+/// Deals the forwarding pairs to `nb_workers` workers round-robin. Each worker gets the list of
+/// `(rx_port, tx_port)` it polls. Because pairing is a bijection, every TX port is used by
+/// exactly one worker, so one TX queue per port suffices.
+pub fn assign_to_workers(pairs: &[(u16, u16)], nb_workers: usize) -> Vec<Vec<(u16, u16)>> {
+    let mut out = vec![Vec::new(); nb_workers];
+    if nb_workers == 0 {
+        return out;
+    }
+    for (i, &p) in pairs.iter().enumerate() {
+        out[i % nb_workers].push(p);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portmask_forms() {
+        assert_eq!(parse_portmask("0x3").unwrap(), 3);
+        assert_eq!(parse_portmask("3").unwrap(), 3);
+        assert_eq!(parse_portmask("ff").unwrap(), 0xff);
+        assert_eq!(parse_portmask(" 0XF0 ").unwrap(), 0xf0);
+    }
+
+    #[test]
+    fn portmask_errors() {
+        for bad in ["", "0x", "0", "0x0", "zz", "0x1g", "-1", "1ffffffffffffffff"] {
+            let e = parse_portmask(bad).unwrap_err();
+            assert!(e.0.contains("invalid portmask"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn enabled_checks_existence() {
+        assert_eq!(enabled_ports(0x5, 3).unwrap(), vec![0, 2]);
+        let e = enabled_ports(0x4, 2).unwrap_err();
+        assert!(e.0.contains("port 2"), "{e}");
+        assert!(enabled_ports(0x1, 0).unwrap_err().0.contains("0 port"));
+    }
+
+    #[test]
+    fn pairing_as_dpdk_l2fwd() {
+        assert_eq!(pair_ports(&[0, 1]), vec![(0, 1), (1, 0)]);
+        assert_eq!(
+            pair_ports(&[0, 1, 2, 3]),
+            vec![(0, 1), (1, 0), (2, 3), (3, 2)]
+        );
+        // Odd count: the last forwards to itself.
+        assert_eq!(pair_ports(&[0, 1, 2]), vec![(0, 1), (1, 0), (2, 2)]);
+        assert_eq!(pair_ports(&[5]), vec![(5, 5)]);
+        // Pairs follow the enabled ports, not the port numbers.
+        assert_eq!(pair_ports(&[0, 2]), vec![(0, 2), (2, 0)]);
+    }
+
+    #[test]
+    fn every_tx_port_used_once() {
+        for n in 1..9u16 {
+            let ports: Vec<u16> = (0..n).collect();
+            let pairs = pair_ports(&ports);
+            let mut tx: Vec<u16> = pairs.iter().map(|p| p.1).collect();
+            tx.sort();
+            assert_eq!(tx, ports, "n={n}");
+        }
+    }
+
+    #[test]
+    fn assignment_round_robin() {
+        let pairs = pair_ports(&[0, 1, 2, 3]);
+        let w = assign_to_workers(&pairs, 3);
+        assert_eq!(w[0], vec![(0, 1), (3, 2)]);
+        assert_eq!(w[1], vec![(1, 0)]);
+        assert_eq!(w[2], vec![(2, 3)]);
+        let w = assign_to_workers(&pairs, 1);
+        assert_eq!(w[0].len(), 4);
+        assert!(assign_to_workers(&pairs, 0).is_empty());
+    }
+}

@@ -1,0 +1,85 @@
+#include "shim.h"
+
+int shim_rte_errno(void) { return rte_errno; }
+
+uint16_t shim_eth_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts,
+                           uint16_t nb_pkts)
+{
+	return rte_eth_rx_burst(port_id, queue_id, rx_pkts, nb_pkts);
+}
+
+uint16_t shim_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **tx_pkts,
+                           uint16_t nb_pkts)
+{
+	return rte_eth_tx_burst(port_id, queue_id, tx_pkts, nb_pkts);
+}
+
+struct rte_mbuf *shim_pktmbuf_alloc(struct rte_mempool *mp) { return rte_pktmbuf_alloc(mp); }
+
+int shim_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count)
+{
+	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
+}
+
+void shim_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+
+unsigned int shim_mempool_avail_count(const struct rte_mempool *mp)
+{
+	return rte_mempool_avail_count(mp);
+}
+
+unsigned int shim_mempool_in_use_count(const struct rte_mempool *mp)
+{
+	return rte_mempool_in_use_count(mp);
+}
+
+uint64_t shim_rdtsc(void) { return rte_rdtsc(); }
+
+unsigned int shim_lcore_id(void) { return rte_lcore_id(); }
+
+int shim_dma_copy(int16_t dev_id, uint16_t vchan, rte_iova_t src, rte_iova_t dst, uint32_t length,
+                  uint64_t flags)
+{
+	return rte_dma_copy(dev_id, vchan, src, dst, length, flags);
+}
+
+int shim_dma_submit(int16_t dev_id, uint16_t vchan) { return rte_dma_submit(dev_id, vchan); }
+
+uint16_t shim_dma_completed(int16_t dev_id, uint16_t vchan, uint16_t nb_cpls, uint16_t *last_idx,
+                            bool *has_error)
+{
+	return rte_dma_completed(dev_id, vchan, nb_cpls, last_idx, has_error);
+}
+
+uint16_t shim_dma_completed_status(int16_t dev_id, uint16_t vchan, uint16_t nb_cpls,
+                                   uint16_t *last_idx, enum rte_dma_status_code *status)
+{
+	return rte_dma_completed_status(dev_id, vchan, nb_cpls, last_idx, status);
+}
+
+uint16_t shim_dma_burst_capacity(int16_t dev_id, uint16_t vchan)
+{
+	return rte_dma_burst_capacity(dev_id, vchan);
+}
+
+void shim_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_quiescent(v, thread_id);
+}
+
+void shim_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_thread_online(v, thread_id);
+}
+
+void shim_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_thread_offline(v, thread_id);
+}
+
+uint64_t shim_rcu_qsbr_start(struct rte_rcu_qsbr *v) { return rte_rcu_qsbr_start(v); }
+
+int shim_rcu_qsbr_check(struct rte_rcu_qsbr *v, uint64_t t, bool wait)
+{
+	return rte_rcu_qsbr_check(v, t, wait);
+}

@@ -1,0 +1,68 @@
+/* The C side of dpdk-sys.
+ *
+ * DPDK's fast path (rx/tx burst, mbuf alloc/free, the dmadev enqueue/submit/completion calls) is
+ * written as static-inline functions in its headers, so there is no symbol for Rust to link to.
+ * This shim gives each one a real symbol. It also includes every header whose API the pmd crate
+ * binds, so that bindgen sees one translation unit.
+ */
+#ifndef DPDK_SYS_SHIM_H
+#define DPDK_SYS_SHIM_H
+
+#include <stdint.h>
+#include <rte_config.h>
+#include <rte_common.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_launch.h>
+#include <rte_cycles.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ethdev.h>
+#include <rte_dmadev.h>
+#include <rte_dev.h>
+#include <rte_rcu_qsbr.h>
+
+/* Values DPDK defines with function-like macros (RTE_BIT64), which bindgen cannot evaluate. */
+enum shim_consts {
+	SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE = (int)RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE,
+};
+
+/* rte_errno is a per-lcore (TLS) variable: read it through a function. */
+int shim_rte_errno(void);
+
+/* ethdev fast path */
+uint16_t shim_eth_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts,
+                           uint16_t nb_pkts);
+uint16_t shim_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **tx_pkts,
+                           uint16_t nb_pkts);
+
+/* mbuf */
+struct rte_mbuf *shim_pktmbuf_alloc(struct rte_mempool *mp);
+int shim_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count);
+void shim_pktmbuf_free(struct rte_mbuf *m);
+unsigned int shim_mempool_avail_count(const struct rte_mempool *mp);
+unsigned int shim_mempool_in_use_count(const struct rte_mempool *mp);
+
+/* timing */
+uint64_t shim_rdtsc(void);
+unsigned int shim_lcore_id(void);
+
+/* dmadev fast path */
+int shim_dma_copy(int16_t dev_id, uint16_t vchan, rte_iova_t src, rte_iova_t dst, uint32_t length,
+                  uint64_t flags);
+int shim_dma_submit(int16_t dev_id, uint16_t vchan);
+uint16_t shim_dma_completed(int16_t dev_id, uint16_t vchan, uint16_t nb_cpls, uint16_t *last_idx,
+                            bool *has_error);
+uint16_t shim_dma_completed_status(int16_t dev_id, uint16_t vchan, uint16_t nb_cpls,
+                                   uint16_t *last_idx, enum rte_dma_status_code *status);
+uint16_t shim_dma_burst_capacity(int16_t dev_id, uint16_t vchan);
+
+/* rcu qsbr (for refbench's comparison) */
+void shim_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id);
+void shim_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id);
+void shim_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id);
+uint64_t shim_rcu_qsbr_start(struct rte_rcu_qsbr *v);
+int shim_rcu_qsbr_check(struct rte_rcu_qsbr *v, uint64_t t, bool wait);
+
+#endif

@@ -1,0 +1,152 @@
+//! A burst: the fixed array of mbufs that `rx_burst`/`tx_burst` move in one call.
+
+use crate::mbuf::Mbuf;
+use dpdk_sys::rte_mbuf;
+
+/// Most packets in one burst (DPDK's customary 32, doubled for headroom when bursts merge).
+pub const MAX_BURST: usize = 64;
+
+/// Up to [`MAX_BURST`] owned mbufs, kept in order. Dropping a burst frees what it holds.
+pub struct Burst {
+    len: usize,
+    pkts: [*mut rte_mbuf; MAX_BURST],
+}
+
+// SAFETY: the burst owns its mbufs exclusively (see `Mbuf`'s Send).
+unsafe impl Send for Burst {}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Burst {
+    pub const fn new() -> Self {
+        Burst {
+            len: 0,
+            pkts: [std::ptr::null_mut(); MAX_BURST],
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Free slots.
+    #[inline]
+    pub fn room(&self) -> usize {
+        MAX_BURST - self.len
+    }
+
+    /// The packets, in order.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: the first `len` slots hold valid owned, non-null mbuf pointers, and `Mbuf`
+        // is `repr(transparent)` over `NonNull<rte_mbuf>`, which has the layout of a pointer.
+        unsafe { std::slice::from_raw_parts_mut(self.pkts.as_mut_ptr() as *mut Mbuf, self.len) }
+    }
+
+    /// The packets, in order.
+    #[inline]
+    pub fn as_slice(&self) -> &[Mbuf] {
+        // SAFETY: as in `as_mut_slice`.
+        unsafe { std::slice::from_raw_parts(self.pkts.as_ptr() as *const Mbuf, self.len) }
+    }
+
+    /// Appends a packet; gives it back if the burst is full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> std::result::Result<(), Mbuf> {
+        if self.len == MAX_BURST {
+            return Err(m);
+        }
+        self.pkts[self.len] = m.into_raw();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Frees every packet held, returning how many there were.
+    #[inline]
+    pub fn free_all(&mut self) -> usize {
+        let n = self.len;
+        if n > 0 {
+            // SAFETY: the first n pointers are owned mbufs; after this call we forget them.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), n as u32) };
+            self.len = 0;
+        }
+        n
+    }
+
+    /// Removes the first `n` entries without freeing them (they were handed to the driver).
+    #[inline]
+    pub(crate) fn consume_front(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        self.pkts.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+
+    /// Raw tail for a driver to fill: pointer to the first free slot and its room.
+    #[inline]
+    pub(crate) fn spare_raw(&mut self) -> (*mut *mut rte_mbuf, usize) {
+        // SAFETY: len <= MAX_BURST, so the pointer is in bounds (one-past-end when full).
+        (unsafe { self.pkts.as_mut_ptr().add(self.len) }, MAX_BURST - self.len)
+    }
+
+    /// Records that a driver wrote `n` valid mbufs into the spare slots.
+    #[inline]
+    pub(crate) fn commit(&mut self, n: usize) {
+        debug_assert!(self.len + n <= MAX_BURST);
+        self.len += n;
+    }
+
+    #[inline]
+    pub(crate) fn raw_ptr(&mut self) -> *mut *mut rte_mbuf {
+        self.pkts.as_mut_ptr()
+    }
+
+    /// Takes every packet out, in order. Packets the iterator does not yield are freed when
+    /// it is dropped.
+    pub fn drain(&mut self) -> Drain<'_> {
+        let n = std::mem::replace(&mut self.len, 0);
+        Drain {
+            pkts: &mut self.pkts[..n],
+            next: 0,
+        }
+    }
+}
+
+/// Iterator of [`Burst::drain`].
+pub struct Drain<'a> {
+    pkts: &'a mut [*mut rte_mbuf],
+    next: usize,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        let p = *self.pkts.get(self.next)?;
+        self.next += 1;
+        // SAFETY: each slot below the burst's old length held an owned mbuf, and `next` hands
+        // each one out once (the burst's length was reset before the drain began).
+        Some(unsafe { Mbuf::from_raw(std::ptr::NonNull::new_unchecked(p)) })
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        for _ in self.by_ref() {}
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        self.free_all();
+    }
+}

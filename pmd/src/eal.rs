@@ -1,0 +1,190 @@
+//! The Environment Abstraction Layer: process-wide DPDK state, lcores, device hotplug.
+
+use crate::error::{check, last_error, Error, Result};
+use std::ffi::{c_int, c_void, CString};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once `rte_eal_init` has been called: DPDK allows one initialisation per process,
+/// even after `rte_eal_cleanup`.
+static EAL_INITIALISED: AtomicBool = AtomicBool::new(false);
+
+/// The initialised EAL. Ports, pools and DMA devices borrow it; dropping it runs
+/// `rte_eal_cleanup` (after they are gone).
+pub struct Eal {
+    /// The EAL is process-wide and its lcore API is for the main thread: not `Send`/`Sync`.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Eal {
+    /// Initialises DPDK from `args` (with the program name first, as in `argv`).
+    /// Fails with DPDK's reason, never panics; a second call in one process fails too.
+    pub fn init<S: AsRef<str>>(args: &[S]) -> Result<Eal> {
+        // Relaxed suffices: this flag only guards against a second call, it publishes no data.
+        if EAL_INITIALISED.swap(true, Ordering::Relaxed) {
+            return Err(Error::Invalid(
+                "the EAL is already initialised in this process".into(),
+            ));
+        }
+        let mut owned = Vec::with_capacity(args.len());
+        for a in args {
+            let a = a.as_ref();
+            owned.push(CString::new(a).map_err(|_| {
+                Error::Invalid(format!("EAL argument {a:?} contains a NUL byte"))
+            })?);
+        }
+        // rte_eal_init may keep pointers into argv (and permutes the array), so the strings
+        // and the array live for the rest of the process.
+        let argv: &'static mut [*mut std::ffi::c_char] = Box::leak(
+            owned
+                .into_iter()
+                .map(CString::into_raw)
+                .chain(std::iter::once(std::ptr::null_mut()))
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let argc = (argv.len() - 1) as c_int;
+        // SAFETY: argv holds argc valid NUL-terminated strings followed by NULL and is never
+        // freed; this is the only call of rte_eal_init in the process (checked above).
+        let ret = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        if ret < 0 {
+            return Err(match last_error("rte_eal_init") {
+                Error::Dpdk { code, reason, .. } => Error::Dpdk {
+                    call: "rte_eal_init",
+                    code,
+                    reason: format!("{reason} (check the EAL options)"),
+                },
+                e => e,
+            });
+        }
+        Ok(Eal {
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The lcore this thread runs as (the main lcore here).
+    pub fn main_lcore(&self) -> u32 {
+        // SAFETY: valid after rte_eal_init, which `self` proves happened.
+        unsafe { dpdk_sys::rte_get_main_lcore() }
+    }
+
+    /// The worker lcores given by `-l`/`-c`, in order, excluding the main lcore.
+    pub fn worker_lcores(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        // SAFETY: rte_get_next_lcore only reads the EAL's lcore configuration.
+        let mut i = unsafe { dpdk_sys::rte_get_next_lcore(u32::MAX, 1, 0) };
+        while i < dpdk_sys::RTE_MAX_LCORE {
+            out.push(i);
+            // SAFETY: as above.
+            i = unsafe { dpdk_sys::rte_get_next_lcore(i, 1, 0) };
+        }
+        out
+    }
+
+    /// NUMA socket of the calling lcore.
+    pub fn socket_id(&self) -> i32 {
+        // SAFETY: no preconditions after init.
+        unsafe { dpdk_sys::rte_socket_id() as i32 }
+    }
+
+    /// Runs each job on its worker lcore and `main` on the calling (main) lcore, then waits for
+    /// every launched job, like `std::thread::scope`: jobs may borrow from the caller because
+    /// this function does not return (or unwind) before all of them have finished.
+    ///
+    /// Returns `main`'s value and each job's exit code (a job that panicked returns -1).
+    pub fn run_on_lcores<'env, T>(
+        &self,
+        jobs: Vec<(u32, Box<dyn FnOnce() -> i32 + Send + 'env>)>,
+        main: impl FnOnce() -> T,
+    ) -> Result<(T, Vec<i32>)> {
+        struct WaitAll(Vec<u32>);
+        impl Drop for WaitAll {
+            fn drop(&mut self) {
+                for &lcore in &self.0 {
+                    // SAFETY: `lcore` was launched by us; waiting is always allowed.
+                    unsafe { dpdk_sys::rte_eal_wait_lcore(lcore) };
+                }
+            }
+        }
+        let mut launched = WaitAll(Vec::new());
+        for (lcore, job) in jobs {
+            if lcore == self.main_lcore() {
+                return Err(Error::Invalid(format!(
+                    "lcore {lcore} is the main lcore and cannot take a job"
+                )));
+            }
+            let boxed: Box<Box<dyn FnOnce() -> i32 + Send + 'env>> = Box::new(job);
+            let arg = Box::into_raw(boxed) as *mut c_void;
+            // SAFETY: `trampoline` takes back ownership of `arg` exactly once. The job may
+            // borrow 'env data: `launched` waits for it in every exit path of this function
+            // (including unwinding), so the borrow ends before 'env does.
+            let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
+            if ret < 0 {
+                // SAFETY: the launch failed, so the job was not started and we still own `arg`.
+                drop(unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() -> i32 + Send + 'env>) });
+                return check("rte_eal_remote_launch", ret).map(|_| unreachable!());
+            }
+            launched.0.push(lcore);
+        }
+        let value = main();
+        let lcores = std::mem::take(&mut launched.0);
+        let codes = lcores
+            .iter()
+            // SAFETY: each lcore was launched above and is waited for once.
+            .map(|&l| unsafe { dpdk_sys::rte_eal_wait_lcore(l) })
+            .collect();
+        Ok((value, codes))
+    }
+}
+
+unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` came from Box::into_raw in run_on_lcores and is consumed only here.
+    let job = unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() -> i32 + Send>) };
+    // A panic must not unwind into DPDK's C frames.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(-1)
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: everything that borrows the EAL has been dropped (the borrow checker
+        // guarantees it), so releasing its resources is safe.
+        unsafe { dpdk_sys::rte_eal_cleanup() };
+    }
+}
+
+/// Reads the time-stamp counter (a plain `rdtsc`, no serialisation).
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no preconditions.
+    unsafe { dpdk_sys::shim_rdtsc() }
+}
+
+/// TSC ticks per second as measured by the EAL.
+pub fn tsc_hz() -> u64 {
+    // SAFETY: no preconditions after init (returns 0 before it).
+    unsafe { dpdk_sys::rte_get_tsc_hz() }
+}
+
+/// Hot-plugs a device: `rte_eal_hotplug_add(bus, name, args)`, as for `--vdev` at start-up.
+pub fn hotplug_add(_eal: &Eal, bus: &str, name: &str, args: &str) -> Result<()> {
+    let (b, n, a) = (cstr(bus)?, cstr(name)?, cstr(args)?);
+    // SAFETY: all three are valid NUL-terminated strings for the duration of the call.
+    check("rte_eal_hotplug_add", unsafe {
+        dpdk_sys::rte_eal_hotplug_add(b.as_ptr(), n.as_ptr(), a.as_ptr())
+    })
+    .map(|_| ())
+}
+
+/// Hot-unplugs a device by bus and name: `rte_eal_hotplug_remove`.
+pub fn hotplug_remove(_eal: &Eal, bus: &str, name: &str) -> Result<()> {
+    let (b, n) = (cstr(bus)?, cstr(name)?);
+    // SAFETY: both are valid NUL-terminated strings for the duration of the call.
+    check("rte_eal_hotplug_remove", unsafe {
+        dpdk_sys::rte_eal_hotplug_remove(b.as_ptr(), n.as_ptr())
+    })
+    .map(|_| ())
+}
+
+pub(crate) fn cstr(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::Invalid(format!("{s:?} contains a NUL byte")))
+}

@@ -1,0 +1,381 @@
+//! Ethernet ports: configuration, start/stop/close, MAC, link, stats, and the queue handles
+//! through which lcores poll them.
+
+use crate::burst::Burst;
+use crate::eal::Eal;
+use crate::error::{check, Error, Result};
+use crate::mbuf::Mempool;
+use std::ffi::CStr;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A 48-bit Ethernet address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02X}:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// How to set a port up.
+#[derive(Clone, Debug)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        // DPDK l2fwd's defaults.
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            promiscuous: true,
+        }
+    }
+}
+
+/// Counters from `rte_eth_stats_get`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    /// Packets the hardware dropped because no RX descriptor was free.
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// Link state from `rte_eth_link_get_nowait`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// A configured ethdev port. Closed when dropped (so that, for example, net_pcap flushes its
+/// output file).
+pub struct Port<'eal> {
+    id: u16,
+    name: String,
+    started: bool,
+    rx_queues: u16,
+    tx_queues: u16,
+    /// Bit q (rx) / 32+q (tx) set once that queue's handle was given out.
+    taken: AtomicU64,
+    _eal: PhantomData<&'eal ()>,
+}
+
+/// Upper bound of queues per direction that a port may hand out handles for.
+const MAX_QUEUES: u16 = 32;
+
+impl<'eal> Port<'eal> {
+    /// Number of ports the EAL found (vdevs and probed devices).
+    pub fn count(_eal: &Eal) -> u16 {
+        // SAFETY: no preconditions after init.
+        unsafe { dpdk_sys::rte_eth_dev_count_avail() }
+    }
+
+    /// Whether `id` is a port that exists.
+    pub fn is_valid(_eal: &Eal, id: u16) -> bool {
+        // SAFETY: no preconditions after init.
+        unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) == 1 }
+    }
+
+    /// Configures port `id` with `cfg`, its RX queues filled from `pool`. Not started yet.
+    pub fn configure(
+        eal: &'eal Eal,
+        id: u16,
+        cfg: &PortConfig,
+        pool: &Mempool<'eal>,
+    ) -> Result<Self> {
+        if !Self::is_valid(eal, id) {
+            return Err(Error::Invalid(format!(
+                "port {id} does not exist ({} ports available)",
+                Self::count(eal)
+            )));
+        }
+        if cfg.rx_queues > MAX_QUEUES || cfg.tx_queues > MAX_QUEUES {
+            return Err(Error::Invalid(format!(
+                "at most {MAX_QUEUES} queues per direction"
+            )));
+        }
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: id is a valid port; info is a properly sized out-parameter.
+        check("rte_eth_dev_info_get", unsafe {
+            dpdk_sys::rte_eth_dev_info_get(id, &mut info)
+        })?;
+        if cfg.rx_queues > info.max_rx_queues || cfg.tx_queues > info.max_tx_queues {
+            return Err(Error::Invalid(format!(
+                "port {id} supports {} rx / {} tx queues, {} / {} requested",
+                info.max_rx_queues, info.max_tx_queues, cfg.rx_queues, cfg.tx_queues
+            )));
+        }
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        // Free mbufs on TX completion without reference counting, as DPDK l2fwd does, where
+        // the device supports it: every mbuf sent here comes from one pool with refcnt 1.
+        let fast_free = dpdk_sys::SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE as u64;
+        if info.tx_offload_capa & fast_free != 0 {
+            conf.txmode.offloads |= fast_free;
+        }
+        // SAFETY: valid port, conf initialised.
+        check("rte_eth_dev_configure", unsafe {
+            dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf)
+        })?;
+        let (mut nb_rxd, mut nb_txd) = (cfg.rx_desc, cfg.tx_desc);
+        // SAFETY: valid port, valid out-parameters.
+        check("rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
+            dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rxd, &mut nb_txd)
+        })?;
+        // SAFETY: valid port.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
+        let socket = if socket < 0 { 0 } else { socket as u32 };
+        for q in 0..cfg.rx_queues {
+            let mut rxconf = info.default_rxconf;
+            rxconf.offloads = conf.rxmode.offloads;
+            // SAFETY: port configured above; the pool outlives the port's use of it (both
+            // borrow the EAL; the port is closed before the pool is freed by drop order in
+            // every user, and a pool with buffers in use is never freed, see Mempool::drop).
+            check("rte_eth_rx_queue_setup", unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rxd, socket, &rxconf, pool.as_ptr())
+            })?;
+        }
+        for q in 0..cfg.tx_queues {
+            let mut txconf = info.default_txconf;
+            txconf.offloads = conf.txmode.offloads;
+            // SAFETY: port configured above.
+            check("rte_eth_tx_queue_setup", unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(id, q, nb_txd, socket, &txconf)
+            })?;
+        }
+        if cfg.promiscuous {
+            // Not every vdev supports promiscuous mode (net_null does not); that is not an
+            // error for forwarding.
+            // SAFETY: valid port.
+            let _ = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
+        }
+        let mut buf = [0 as std::ffi::c_char; 64];
+        // SAFETY: buf is larger than RTE_ETH_NAME_MAX_LEN (64 with the NUL)... the call
+        // writes at most RTE_ETH_NAME_MAX_LEN bytes including the terminator.
+        let name = if unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) } == 0
+        {
+            // SAFETY: on success buf holds a NUL-terminated string.
+            unsafe { CStr::from_ptr(buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            format!("port{id}")
+        };
+        Ok(Port {
+            id,
+            name,
+            started: false,
+            rx_queues: cfg.rx_queues,
+            tx_queues: cfg.tx_queues,
+            taken: AtomicU64::new(0),
+            _eal: PhantomData,
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The device name (for example `net_null0`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn start(&mut self) -> Result<()> {
+        // SAFETY: the port is configured with all its queues set up.
+        check("rte_eth_dev_start", unsafe {
+            dpdk_sys::rte_eth_dev_start(self.id)
+        })?;
+        self.started = true;
+        Ok(())
+    }
+
+    /// Stops the port. Needs `&mut self`, so no queue handle can still be polling it.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.started {
+            self.started = false;
+            // SAFETY: the port is started; no queue handle exists (borrow rules).
+            check("rte_eth_dev_stop", unsafe {
+                dpdk_sys::rte_eth_dev_stop(self.id)
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn mac_addr(&self) -> Result<MacAddr> {
+        let mut a = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: valid port, valid out-parameter.
+        check("rte_eth_macaddr_get", unsafe {
+            dpdk_sys::rte_eth_macaddr_get(self.id, &mut a)
+        })?;
+        Ok(MacAddr(a.addr_bytes))
+    }
+
+    pub fn link(&self) -> Result<LinkStatus> {
+        let mut l = dpdk_sys::rte_eth_link::default();
+        // SAFETY: valid port, valid out-parameter.
+        check("rte_eth_link_get_nowait", unsafe {
+            dpdk_sys::rte_eth_link_get_nowait(self.id, &mut l)
+        })?;
+        Ok(LinkStatus {
+            up: l.link_status() != 0,
+            speed_mbps: l.link_speed,
+            full_duplex: l.link_duplex() != 0,
+        })
+    }
+
+    pub fn stats(&self) -> Result<PortStats> {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: valid port, valid out-parameter; stats reads are thread-safe.
+        check("rte_eth_stats_get", unsafe {
+            dpdk_sys::rte_eth_stats_get(self.id, &mut s)
+        })?;
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    fn take(&self, bit: u32, what: &str, q: u16, nb: u16) -> Result<()> {
+        if q >= nb {
+            return Err(Error::Invalid(format!(
+                "port {} has {nb} {what} queues, queue {q} requested",
+                self.id
+            )));
+        }
+        // Control path only (handles are made before the workers start): an RMW is fine here.
+        // Relaxed: the bit only detects a second taker, it publishes nothing else.
+        let prev = self.taken.fetch_or(1 << bit, Ordering::Relaxed);
+        if prev & (1 << bit) != 0 {
+            return Err(Error::Invalid(format!(
+                "{what} queue {q} of port {} is already owned by a worker",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// The unique handle to RX queue `q`: DPDK queues are single-consumer.
+    pub fn rx_queue(&self, q: u16) -> Result<RxQueue<'_>> {
+        self.take(q as u32, "rx", q, self.rx_queues)?;
+        Ok(RxQueue {
+            port: self.id,
+            queue: q,
+            _port: PhantomData,
+        })
+    }
+
+    /// The unique handle to TX queue `q`: DPDK queues are single-producer.
+    pub fn tx_queue(&self, q: u16) -> Result<TxQueue<'_>> {
+        self.take(32 + q as u32, "tx", q, self.tx_queues)?;
+        Ok(TxQueue {
+            port: self.id,
+            queue: q,
+            _port: PhantomData,
+        })
+    }
+}
+
+impl Drop for Port<'_> {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        // SAFETY: stopped above; no queue handles remain (they borrow the port). Closing
+        // frees the port's rings and the mbufs in them.
+        unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+    }
+}
+
+/// The one handle to one RX queue of a started port.
+pub struct RxQueue<'p> {
+    port: u16,
+    queue: u16,
+    _port: PhantomData<&'p ()>,
+}
+
+/// The one handle to one TX queue of a started port.
+pub struct TxQueue<'p> {
+    port: u16,
+    queue: u16,
+    _port: PhantomData<&'p ()>,
+}
+
+impl RxQueue<'_> {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives into the burst's free slots; returns how many arrived.
+    #[inline]
+    pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        let (p, room) = burst.spare_raw();
+        // SAFETY: `p` points at `room` free slots of the burst; this handle is the queue's only
+        // poller (unique by construction, `&mut self`); DPDK writes n <= room owned mbufs.
+        let n = unsafe { dpdk_sys::shim_eth_rx_burst(self.port, self.queue, p, room as u16) };
+        burst.commit(n as usize);
+        n as usize
+    }
+}
+
+impl TxQueue<'_> {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Transmits the burst from its front; the packets the driver took leave the burst, the
+    /// rest stay (in order) for the caller to retry or drop. Returns how many were sent.
+    #[inline]
+    pub fn tx_burst(&mut self, burst: &mut Burst) -> usize {
+        let len = burst.len();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: the burst holds `len` owned mbufs; the driver takes ownership of the first n
+        // it returns, which we then remove from the burst without freeing. This handle is the
+        // queue's only producer.
+        let n = unsafe {
+            dpdk_sys::shim_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), len as u16)
+        } as usize;
+        burst.consume_front(n);
+        n
+    }
+}

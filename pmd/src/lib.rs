@@ -1,0 +1,30 @@
+//! `pmd`: the device layer. A safe API over DPDK 22.11 (through our own `dpdk-sys`).
+//!
+//! DPDK's model, in the words used throughout this crate:
+//!
+//! * The **EAL** ([`Eal`]) owns the process: hugepage or anonymous memory, the lcores (threads
+//!   pinned to cores by `-l`), the buses and the driver plugins. It is initialised once from a
+//!   command line and everything else borrows it, so no port or pool can outlive it.
+//! * A **mempool** ([`Mempool`]) is a fixed set of **mbufs** ([`Mbuf`]), each a packet buffer
+//!   with headroom. An [`Mbuf`] is an owning handle: dropping it returns the buffer to its pool.
+//! * An **ethdev port** ([`Port`]) has RX and TX **queues**. DPDK requires that one queue is
+//!   polled by one lcore only; [`RxQueue`] and [`TxQueue`] are the unique handles to a queue,
+//!   which the type system then hands to exactly one worker.
+//! * A **burst** ([`Burst`]) is the array of up to [`MAX_BURST`] mbufs that moves through
+//!   `rx_burst`/`tx_burst` in one call.
+//! * A **dmadev** ([`DmaDev`]) is a DMA engine with one or more virtual channels (**vchans**);
+//!   a [`DmaChannel`] is the unique handle to one vchan's fast path.
+//!
+//! All `unsafe` of the workspace's device access lives here; each block says why it holds.
+
+mod burst;
+mod eal;
+mod error;
+mod ethdev;
+mod mbuf;
+
+pub use burst::{Burst, MAX_BURST};
+pub use eal::{hotplug_add, hotplug_remove, rdtsc, tsc_hz, Eal};
+pub use error::{Error, Result};
+pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use mbuf::{Mbuf, Mempool};

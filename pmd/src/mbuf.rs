@@ -1,0 +1,227 @@
+//! Mempools and owned mbufs.
+
+use crate::eal::{cstr, Eal};
+use crate::error::{last_error, Error, Result};
+use dpdk_sys::{rte_mbuf, rte_mempool};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// A pool of packet buffers (`rte_pktmbuf_pool_create`).
+pub struct Mempool<'eal> {
+    raw: NonNull<rte_mempool>,
+    data_room: u16,
+    size: u32,
+    _eal: PhantomData<&'eal ()>,
+}
+
+// SAFETY: a DPDK mempool is a multi-producer/multi-consumer object designed to be used from
+// every lcore at once; the handle only carries its address.
+unsafe impl Send for Mempool<'_> {}
+// SAFETY: as above: every operation on it is thread-safe in DPDK.
+unsafe impl Sync for Mempool<'_> {}
+
+/// Default headroom DPDK leaves in front of packet data.
+pub const PKTMBUF_HEADROOM: u16 = dpdk_sys::RTE_PKTMBUF_HEADROOM as u16;
+
+impl<'eal> Mempool<'eal> {
+    /// Creates a packet mbuf pool of `n` buffers with `data_room` bytes each (headroom
+    /// included) and a per-lcore cache of `cache` buffers, on NUMA `socket`.
+    pub fn create(
+        _eal: &'eal Eal,
+        name: &str,
+        n: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<Self> {
+        let cname = cstr(name)?;
+        // SAFETY: cname is a valid C string; the EAL is initialised (we hold `&Eal`).
+        let raw = unsafe {
+            dpdk_sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket)
+        };
+        let raw = NonNull::new(raw).ok_or_else(|| last_error("rte_pktmbuf_pool_create"))?;
+        Ok(Mempool {
+            raw,
+            data_room,
+            size: n,
+            _eal: PhantomData,
+        })
+    }
+
+    /// Number of buffers the pool was created with.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Bytes of packet data one buffer holds after the headroom.
+    pub fn data_room(&self) -> u16 {
+        self.data_room - PKTMBUF_HEADROOM
+    }
+
+    /// Buffers currently out of the pool (in rings, in flight, held by the application).
+    /// Per-lcore caches count as in the pool.
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: the pool is alive (we own it); the count is a racy read by design.
+        unsafe { dpdk_sys::shim_mempool_in_use_count(self.raw.as_ptr()) }
+    }
+
+    /// Allocates one mbuf, or `None` when the pool is empty.
+    #[inline]
+    pub fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: the pool is alive; rte_pktmbuf_alloc returns NULL or a reset mbuf we own.
+        NonNull::new(unsafe { dpdk_sys::shim_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf)
+    }
+
+    /// Allocates `out.len()` mbufs at once (all or nothing). Returns false when the pool
+    /// cannot supply them all.
+    #[inline]
+    pub fn alloc_bulk(&self, out: &mut [Option<Mbuf>]) -> bool {
+        let mut raw = [std::ptr::null_mut::<rte_mbuf>(); crate::MAX_BURST];
+        let n = out.len().min(raw.len());
+        // SAFETY: raw has room for n pointers; on success DPDK fills all n with owned mbufs.
+        let ret = unsafe {
+            dpdk_sys::shim_pktmbuf_alloc_bulk(self.raw.as_ptr(), raw.as_mut_ptr(), n as u32)
+        };
+        if ret != 0 {
+            return false;
+        }
+        for (slot, p) in out.iter_mut().zip(raw) {
+            *slot = NonNull::new(p).map(Mbuf);
+        }
+        true
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut rte_mempool {
+        self.raw.as_ptr()
+    }
+}
+
+impl Drop for Mempool<'_> {
+    fn drop(&mut self) {
+        if self.in_use() != 0 {
+            // Freeing a pool whose buffers are still referenced would let them be written
+            // after free; leak it instead (the process is ending anyway when this happens).
+            return;
+        }
+        // SAFETY: no buffer of the pool is in use and we own the pool.
+        unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) };
+    }
+}
+
+/// An owned packet buffer. Dropping it returns it to its pool.
+///
+/// Only the first segment's data is exposed: the ports here are configured without
+/// scatter-gather, so every received packet is a single segment.
+#[repr(transparent)]
+pub struct Mbuf(pub(crate) NonNull<rte_mbuf>);
+
+// SAFETY: an mbuf is owned by exactly one holder at a time (this handle); moving that ownership
+// between lcores is how DPDK pipelines work.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    #[inline]
+    fn raw(&self) -> &rte_mbuf {
+        // SAFETY: we own a valid mbuf for as long as self lives.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Length of the packet data in this (first) segment.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.raw().data_len as usize
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Total packet length over all segments.
+    #[inline]
+    pub fn pkt_len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    /// Number of segments.
+    #[inline]
+    pub fn nb_segs(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// Room for data from the start of the data to the end of the buffer.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        let m = self.raw();
+        (m.buf_len - m.data_off) as usize
+    }
+
+    /// The packet data.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer, which we own.
+        unsafe {
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(m.data_off as usize),
+                m.data_len as usize,
+            )
+        }
+    }
+
+    /// The packet data, writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw();
+        let (addr, off, len) = (m.buf_addr as *mut u8, m.data_off, m.data_len);
+        // SAFETY: as in `data`, and `&mut self` makes this the only view of the buffer.
+        unsafe { std::slice::from_raw_parts_mut(addr.add(off as usize), len as usize) }
+    }
+
+    /// Sets the data length of a single-segment mbuf (for building a packet into a fresh
+    /// buffer). Fails if it does not fit the buffer.
+    #[inline]
+    pub fn set_len(&mut self, len: usize) -> Result<()> {
+        if len > self.capacity() || self.nb_segs() != 1 {
+            return Err(Error::Invalid(format!(
+                "packet of {len} bytes does not fit an mbuf of {} bytes",
+                self.capacity()
+            )));
+        }
+        // SAFETY: we own the mbuf exclusively; lengths stay within the buffer (checked).
+        let m = unsafe { self.0.as_mut() };
+        m.data_len = len as u16;
+        m.pkt_len = len as u32;
+        Ok(())
+    }
+
+    /// IO address of the packet data, as a DMA engine sees it.
+    #[inline]
+    pub fn data_iova(&self) -> u64 {
+        let m = self.raw();
+        m.buf_iova + m.data_off as u64
+    }
+
+    /// Gives up ownership; the caller must later rebuild it with [`Mbuf::from_raw`] or free it.
+    #[inline]
+    pub fn into_raw(self) -> *mut rte_mbuf {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    /// # Safety
+    /// `p` must be a valid mbuf that the caller owns (for example from [`Mbuf::into_raw`]).
+    #[inline]
+    pub unsafe fn from_raw(p: NonNull<rte_mbuf>) -> Mbuf {
+        Mbuf(p)
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; this is its single release.
+        unsafe { dpdk_sys::shim_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
