@@ -21,10 +21,7 @@ pub fn split_args<I: IntoIterator<Item = OsString>>(args: I) -> (Vec<String>, Ve
                 .collect();
             (eal, app)
         }
-        None => (
-            vec![prog_s],
-            std::iter::once(prog).chain(rest).collect(),
-        ),
+        None => (vec![prog_s], std::iter::once(prog).chain(rest).collect()),
     }
 }
 

@@ -70,10 +70,13 @@ impl ConfigFile {
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
         match self.tables.get(name) {
             None => Ok(T::default()),
-            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: self.path.clone(),
-                msg: format!("[{name}]: {}", e.to_string().trim()),
-            }),
+            Some(v) => v
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: self.path.clone(),
+                    msg: format!("[{name}]: {}", e.to_string().trim()),
+                }),
         }
     }
 }
@@ -155,11 +158,15 @@ mod tests {
         assert!(e.contains("unknown top-level key `portmask`"), "{e}");
         let e = parse("[l2fwd]\nportmsk = 3").unwrap_err().to_string();
         assert!(e.contains("portmsk") && e.contains("[l2fwd]"), "{e}");
-        let e = parse("[l2fwd]\nstats_period = \"x\"").unwrap_err().to_string();
+        let e = parse("[l2fwd]\nstats_period = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("stats_period"), "{e}");
         let e = parse("this is not toml").unwrap_err().to_string();
         assert!(e.starts_with("invalid config t.toml"), "{e}");
-        let e = ConfigFile::load(Path::new("/nonexistent/x.toml")).unwrap_err().to_string();
+        let e = ConfigFile::load(Path::new("/nonexistent/x.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot read config /nonexistent/x.toml"), "{e}");
     }
 }

@@ -50,7 +50,11 @@ impl Worker<'_, '_> {
     /// before this returns: no packet is left in flight.
     pub fn run(&mut self, quit: &AtomicBool) {
         let mut burst = Burst::new();
-        let dst_macs: Vec<MacAddr> = self.rules.iter().map(|r| Rule::dst_mac(r.tx.port())).collect();
+        let dst_macs: Vec<MacAddr> = self
+            .rules
+            .iter()
+            .map(|r| Rule::dst_mac(r.tx.port()))
+            .collect();
         // Relaxed: `quit` carries no data; the worker only needs to see it eventually.
         while !quit.load(Ordering::Relaxed) {
             for (rule, dst) in self.rules.iter_mut().zip(&dst_macs) {
@@ -74,7 +78,11 @@ impl Worker<'_, '_> {
                         drop_runts(&mut burst, rx_ctr, runts);
                     }
                 } else if burst.as_slice().iter().any(|m| m.len() < ETHER_HDR_LEN) {
-                    let runts = burst.as_slice().iter().filter(|m| m.len() < ETHER_HDR_LEN).count();
+                    let runts = burst
+                        .as_slice()
+                        .iter()
+                        .filter(|m| m.len() < ETHER_HDR_LEN)
+                        .count();
                     drop_runts(&mut burst, rx_ctr, runts);
                 }
                 transmit(&mut rule.tx, &mut burst, self.stats);

@@ -100,7 +100,16 @@ mod tests {
 
     #[test]
     fn portmask_errors() {
-        for bad in ["", "0x", "0", "0x0", "zz", "0x1g", "-1", "1ffffffffffffffff"] {
+        for bad in [
+            "",
+            "0x",
+            "0",
+            "0x0",
+            "zz",
+            "0x1g",
+            "-1",
+            "1ffffffffffffffff",
+        ] {
             let e = parse_portmask(bad).unwrap_err();
             assert!(e.0.contains("invalid portmask"), "{bad}: {e}");
         }

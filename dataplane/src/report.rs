@@ -36,6 +36,8 @@ pub struct HotRemoveReport {
 pub struct PortReport {
     pub port: u16,
     pub name: String,
+    /// The port's own MAC, the source address of what it transmits with MAC updating.
+    pub mac: String,
     pub rx_packets: u64,
     pub tx_packets: u64,
     pub dropped: u64,

@@ -20,8 +20,10 @@ impl OwnedCounter {
     pub fn add(&self, n: u64) {
         // Relaxed load + relaxed store: the owner is the only writer, so reading its own last
         // store and writing the sum loses nothing; readers need no ordering with other data.
-        self.0
-            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]

@@ -30,7 +30,11 @@ fn main() {
     }
 
     let mut build = cc::Build::new();
-    build.file("shim/shim.c").opt_level(3).flag("-include").flag("rte_config.h");
+    build
+        .file("shim/shim.c")
+        .opt_level(3)
+        .flag("-include")
+        .flag("rte_config.h");
     build.flag_if_supported("-march=corei7");
     build.define("ALLOW_EXPERIMENTAL_API", None);
     for inc in &dpdk.include_paths {

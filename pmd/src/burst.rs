@@ -4,7 +4,7 @@ use crate::mbuf::Mbuf;
 use dpdk_sys::rte_mbuf;
 
 /// Most packets in one burst (DPDK's customary 32, doubled for headroom when bursts merge).
-pub const MAX_BURST: usize = 64;
+pub const MAX_BURST: usize = 32;
 
 /// Up to [`MAX_BURST`] owned mbufs, kept in order. Dropping a burst frees what it holds.
 pub struct Burst {
@@ -95,7 +95,10 @@ impl Burst {
     #[inline]
     pub(crate) fn spare_raw(&mut self) -> (*mut *mut rte_mbuf, usize) {
         // SAFETY: len <= MAX_BURST, so the pointer is in bounds (one-past-end when full).
-        (unsafe { self.pkts.as_mut_ptr().add(self.len) }, MAX_BURST - self.len)
+        (
+            unsafe { self.pkts.as_mut_ptr().add(self.len) },
+            MAX_BURST - self.len,
+        )
     }
 
     /// Records that a driver wrote `n` valid mbufs into the spare slots.

@@ -29,9 +29,11 @@ impl Eal {
         let mut owned = Vec::with_capacity(args.len());
         for a in args {
             let a = a.as_ref();
-            owned.push(CString::new(a).map_err(|_| {
-                Error::Invalid(format!("EAL argument {a:?} contains a NUL byte"))
-            })?);
+            owned.push(
+                CString::new(a).map_err(|_| {
+                    Error::Invalid(format!("EAL argument {a:?} contains a NUL byte"))
+                })?,
+            );
         }
         // rte_eal_init may keep pointers into argv (and permutes the array), so the strings
         // and the array live for the rest of the process.

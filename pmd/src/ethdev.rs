@@ -180,8 +180,7 @@ impl<'eal> Port<'eal> {
         let mut buf = [0 as std::ffi::c_char; 64];
         // SAFETY: buf is larger than RTE_ETH_NAME_MAX_LEN (64 with the NUL)... the call
         // writes at most RTE_ETH_NAME_MAX_LEN bytes including the terminator.
-        let name = if unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) } == 0
-        {
+        let name = if unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) } == 0 {
             // SAFETY: on success buf holds a NUL-terminated string.
             unsafe { CStr::from_ptr(buf.as_ptr()) }
                 .to_string_lossy()

@@ -68,7 +68,9 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
     let mask_text = cli
         .portmask
         .or_else(|| file.portmask.map(|m| m.to_text()))
-        .context("no portmask given: use -p PORTMASK (for example -p 0x3) or `portmask` in [l2fwd]")?;
+        .context(
+            "no portmask given: use -p PORTMASK (for example -p 0x3) or `portmask` in [l2fwd]",
+        )?;
     let portmask = parse_portmask(&mask_text)?;
     let mac_updating = if cli.no_mac_updating {
         false
@@ -139,14 +141,22 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let nb_lcores = forwarding_lcores.len() as u32 + 1;
     let per_port = port_cfg.rx_desc as u32 + port_cfg.tx_desc as u32 + MAX_BURST as u32;
     let nb_mbufs = (enabled.len() as u32 * (per_port + nb_lcores * 256)).max(8192);
-    let pool = Mempool::create(eal, "l2fwd_pool", nb_mbufs, 256, 2048 + 128, eal.socket_id())
-        .context("cannot create the mbuf pool")?;
+    let pool = Mempool::create(
+        eal,
+        "l2fwd_pool",
+        nb_mbufs,
+        256,
+        2048 + 128,
+        eal.socket_id(),
+    )
+    .context("cannot create the mbuf pool")?;
 
     let mut ports: Vec<Port> = Vec::with_capacity(enabled.len());
     for &id in &enabled {
         let mut port = Port::configure(eal, id, &port_cfg, &pool)
             .with_context(|| format!("cannot configure port {id}"))?;
-        port.start().with_context(|| format!("cannot start port {id}"))?;
+        port.start()
+            .with_context(|| format!("cannot start port {id}"))?;
         let link = port.link()?;
         println!(
             "Port {id} ({}): MAC {}, link {} {} Mbps",
@@ -159,7 +169,10 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     }
     let port_by_id = |id: u16| ports.iter().find(|p| p.id() == id).expect("enabled port");
 
-    let stats: Vec<LcoreStats> = forwarding_lcores.iter().map(|_| LcoreStats::default()).collect();
+    let stats: Vec<LcoreStats> = forwarding_lcores
+        .iter()
+        .map(|_| LcoreStats::default())
+        .collect();
     let mut workers = Vec::new();
     for (i, rules) in plan.iter().enumerate() {
         let mut w = Worker {
@@ -184,7 +197,8 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
 
     let quit = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&quit)).context("cannot install signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&quit))
+            .context("cannot install signal handler")?;
     }
 
     let started = Instant::now();
@@ -215,13 +229,19 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
 
-    let totals: Vec<(u16, String, PortTotals)> = ports
+    let totals: Vec<PortSummary> = ports
         .iter()
-        .map(|p| (p.id(), p.name().to_owned(), port_totals(&stats, p.id())))
+        .map(|p| PortSummary {
+            id: p.id(),
+            name: p.name().to_owned(),
+            mac: p.mac_addr().map(|m| m.to_string()).unwrap_or_default(),
+            totals: port_totals(&stats, p.id()),
+        })
         .collect();
     println!("\nStopping: forwarded for {elapsed:.2} s");
     for mut p in ports.drain(..) {
-        p.stop().with_context(|| format!("cannot stop port {}", p.id()))?;
+        p.stop()
+            .with_context(|| format!("cannot stop port {}", p.id()))?;
         // Dropping closes the port (net_pcap flushes its output here).
     }
     let report = build_report(&totals, &stats, pool.in_use() as u64, elapsed);
@@ -232,13 +252,32 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
             .with_context(|| format!("cannot write report {}", path.display()))?;
     }
     if !report.balances() {
-        bail!("accounting does not balance: {} received, {} sent, {} dropped", report.rx_packets, report.tx_packets, report.dropped_total());
+        bail!(
+            "accounting does not balance: {} received, {} sent, {} dropped",
+            report.rx_packets,
+            report.tx_packets,
+            report.dropped_total()
+        );
     }
     Ok(())
 }
 
+/// A port's identity and final counters.
+struct PortSummary {
+    id: u16,
+    name: String,
+    mac: String,
+    totals: PortTotals,
+}
+
 /// The main lcore's loop: periodic stats, `--duration`, and signals.
-fn monitor(opts: &Options, ports: &[Port], stats: &[LcoreStats], quit: &AtomicBool, started: Instant) {
+fn monitor(
+    opts: &Options,
+    ports: &[Port],
+    stats: &[LcoreStats],
+    quit: &AtomicBool,
+    started: Instant,
+) {
     let period = Duration::from_secs(opts.stats_period);
     let mut next_print = started + period;
     let mut last: Vec<PortTotals> = ports.iter().map(|_| PortTotals::default()).collect();
@@ -262,10 +301,19 @@ fn monitor(opts: &Options, ports: &[Port], stats: &[LcoreStats], quit: &AtomicBo
     }
 }
 
-fn print_periodic(ports: &[Port], stats: &[LcoreStats], last: &mut [PortTotals], dt: f64, at: Duration) {
+fn print_periodic(
+    ports: &[Port],
+    stats: &[LcoreStats],
+    last: &mut [PortTotals],
+    dt: f64,
+    at: Duration,
+) {
     let mut out = String::new();
     let mut sum = PortTotals::default();
-    out.push_str(&format!("\nPort statistics at {:.1} s ====================================\n", at.as_secs_f64()));
+    out.push_str(&format!(
+        "\nPort statistics at {:.1} s ====================================\n",
+        at.as_secs_f64()
+    ));
     for (p, prev) in ports.iter().zip(last.iter_mut()) {
         let t = port_totals(stats, p.id());
         let rate = |now: u64, before: u64| (now - before) as f64 / dt / 1e6;
@@ -288,11 +336,19 @@ fn print_periodic(ports: &[Port], stats: &[LcoreStats], last: &mut [PortTotals],
     }
     out.push_str(&format!("Total packets sent:     {:>14}\n", sum.tx));
     out.push_str(&format!("Total packets received: {:>14}\n", sum.rx));
-    out.push_str(&format!("Total packets dropped:  {:>14}\n", sum.dropped_total()));
+    out.push_str(&format!(
+        "Total packets dropped:  {:>14}\n",
+        sum.dropped_total()
+    ));
     print!("{out}");
 }
 
-fn build_report(totals: &[(u16, String, PortTotals)], stats: &[LcoreStats], mbufs_in_use: u64, elapsed: f64) -> L2fwdReport {
+fn build_report(
+    totals: &[PortSummary],
+    stats: &[LcoreStats],
+    mbufs_in_use: u64,
+    elapsed: f64,
+) -> L2fwdReport {
     let mut r = L2fwdReport {
         elapsed_s: elapsed,
         mbufs_in_use_at_exit: mbufs_in_use,
@@ -301,15 +357,23 @@ fn build_report(totals: &[(u16, String, PortTotals)], stats: &[LcoreStats], mbuf
     for reason in DropReason::ALL {
         r.dropped.insert(reason.name().to_owned(), 0);
     }
-    for (id, name, t) in totals {
+    for PortSummary {
+        id,
+        name,
+        mac,
+        totals: t,
+    } in totals
+    {
         r.rx_packets += t.rx;
         r.tx_packets += t.tx;
         for reason in DropReason::ALL {
-            *r.dropped.get_mut(reason.name()).expect("inserted above") += t.dropped[reason as usize];
+            *r.dropped.get_mut(reason.name()).expect("inserted above") +=
+                t.dropped[reason as usize];
         }
         r.ports.push(PortReport {
             port: *id,
             name: name.clone(),
+            mac: mac.clone(),
             rx_packets: t.rx,
             tx_packets: t.tx,
             dropped: t.dropped_total(),
@@ -321,13 +385,21 @@ fn build_report(totals: &[(u16, String, PortTotals)], stats: &[LcoreStats], mbuf
         r.copies.dma_errors += l.copies.dma_errors.get();
         r.copies.recopied += l.copies.recopied.get();
     }
-    r.in_flight = r.rx_packets.saturating_sub(r.tx_packets + r.dropped_total());
+    r.in_flight = r
+        .rx_packets
+        .saturating_sub(r.tx_packets + r.dropped_total());
     r
 }
 
-fn print_final(totals: &[(u16, String, PortTotals)], r: &L2fwdReport) {
+fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
     println!("Final statistics ===================================");
-    for (id, name, t) in totals {
+    for PortSummary {
+        id,
+        name,
+        totals: t,
+        ..
+    } in totals
+    {
         println!(
             "Port {id:>2} {name:<16} rx {:>14}  tx {:>14}  dropped {:>10}",
             t.rx,
@@ -337,7 +409,11 @@ fn print_final(totals: &[(u16, String, PortTotals)], r: &L2fwdReport) {
     }
     println!("Total packets sent:     {:>14}", r.tx_packets);
     println!("Total packets received: {:>14}", r.rx_packets);
-    println!("Total packets dropped:  {:>14} {:?}", r.dropped_total(), r.dropped);
+    println!(
+        "Total packets dropped:  {:>14} {:?}",
+        r.dropped_total(),
+        r.dropped
+    );
     println!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
     println!("====================================================");
 }

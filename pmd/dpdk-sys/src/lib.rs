@@ -2,7 +2,12 @@
 //!
 //! Everything here is `unsafe` to call; the `pmd` crate is the safe layer over it and the only
 //! user. The `shim_*` functions are the C shim's real symbols for DPDK's static-inline fast path.
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all)]
 #![allow(unsafe_op_in_unsafe_fn)]
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the data plane needs (idempotent). Run as root (or with sudo).
+#   dpdk, libdpdk-dev : DPDK 22.11, the device layer (EAL, ethdev, dmadev, vdev drivers)
+#   dpdk-doc          : DPDK's example apps (l2fwd, dmafwd), the benchmark peers
+#   libclang-dev clang: bindgen, which generates dpdk-sys's bindings at build time
+#   pkg-config make   : finding DPDK; building the DPDK examples
+#   libpcap-dev       : net_pcap and the pcap examples
+#   tcpdump iproute2  : reading test captures; veth pairs for two-process runs
+set -euo pipefail
+pkgs=(dpdk libdpdk-dev dpdk-doc libclang-dev clang pkg-config make gcc libpcap-dev tcpdump iproute2 python3)
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+echo "deps: ${pkgs[*]} installed"
