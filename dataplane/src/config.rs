@@ -156,11 +156,16 @@ mod tests {
         assert!(e.contains("t.toml") && e.contains("eal"), "{e}");
         let e = parse("portmask = 3").unwrap_err().to_string();
         assert!(e.contains("unknown top-level key `portmask`"), "{e}");
-        let e = parse("[l2fwd]\nportmsk = 3").unwrap_err().to_string();
+        let sec = |t: &str| {
+            parse(t)
+                .unwrap()
+                .section::<L2fwdSection>("l2fwd")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = sec("[l2fwd]\nportmsk = 3");
         assert!(e.contains("portmsk") && e.contains("[l2fwd]"), "{e}");
-        let e = parse("[l2fwd]\nstats_period = \"x\"")
-            .unwrap_err()
-            .to_string();
+        let e = sec("[l2fwd]\nstats_period = \"x\"");
         assert!(e.contains("stats_period"), "{e}");
         let e = parse("this is not toml").unwrap_err().to_string();
         assert!(e.starts_with("invalid config t.toml"), "{e}");

@@ -18,12 +18,14 @@
 //! All `unsafe` of the workspace's device access lives here; each block says why it holds.
 
 mod burst;
+mod dmadev;
 mod eal;
 mod error;
 mod ethdev;
 mod mbuf;
 
 pub use burst::{Burst, MAX_BURST};
+pub use dmadev::{DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats};
 pub use eal::{hotplug_add, hotplug_remove, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};
 pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};

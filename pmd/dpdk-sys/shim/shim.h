@@ -26,6 +26,9 @@
 /* Values DPDK defines with function-like macros (RTE_BIT64), which bindgen cannot evaluate. */
 enum shim_consts {
 	SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE = (int)RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE,
+	SHIM_DMA_CAPA_MEM_TO_MEM = (int)RTE_DMA_CAPA_MEM_TO_MEM,
+	SHIM_DMA_CAPA_OPS_COPY = (int)RTE_DMA_CAPA_OPS_COPY,
+	SHIM_DMA_CAPA_SVA = (int)RTE_DMA_CAPA_SVA,
 };
 
 /* rte_errno is a per-lcore (TLS) variable: read it through a function. */

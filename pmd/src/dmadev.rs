@@ -1,0 +1,292 @@
+//! DMA devices (dmadev): Intel IOAT/CBDMA and DSA (idxd), `dma_skeleton`, any DPDK dmadev.
+//!
+//! A device has virtual channels (vchans); each vchan is a ring of copy descriptors. The fast
+//! path, used by one lcore per vchan:
+//!
+//! 1. [`DmaChannel::copy`] writes a descriptor (does not start the engine yet) and returns its
+//!    ring index; it fails with `-ENOSPC` when the ring is full.
+//! 2. [`DmaChannel::submit`] rings the doorbell once for every descriptor written since the last
+//!    submit (once per burst, not per packet).
+//! 3. [`DmaChannel::completed`] returns how many descriptors finished, strictly in ring order.
+//!    When one failed, [`DmaChannel::completed_status`] gives the status of each.
+//!
+//! DMA engines see IO addresses (IOVA); the EAL here runs in IOVA-as-VA mode with
+//! `--no-huge`, and with vfio-pci and hugepages in the lab; `Mbuf::data_iova` gives the right one
+//! either way.
+
+use crate::eal::{cstr, Eal};
+use crate::error::{check, Error, Result};
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What a DMA device can do (`rte_dma_info_get`).
+#[derive(Debug, Clone)]
+pub struct DmaDevInfo {
+    pub id: i16,
+    pub name: String,
+    pub max_vchans: u16,
+    pub min_desc: u16,
+    pub max_desc: u16,
+    pub numa_node: i16,
+    pub mem_to_mem: bool,
+    pub copy: bool,
+    /// Shared virtual addressing: the device can use process virtual addresses.
+    pub sva: bool,
+}
+
+/// Counters of one vchan (`rte_dma_stats_get`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DmaStats {
+    pub submitted: u64,
+    pub completed: u64,
+    pub errors: u64,
+}
+
+/// Result of [`DmaChannel::completed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DmaCompletion {
+    /// Descriptors finished successfully, in ring order.
+    pub count: u16,
+    /// Ring index of the last one (meaningful when `count > 0`).
+    pub last_idx: u16,
+    /// The descriptor after those `count` failed: call `completed_status` next.
+    pub has_error: bool,
+}
+
+/// A configured DMA device with one MEM_TO_MEM vchan. Stopped and closed when dropped.
+pub struct DmaDev<'eal> {
+    id: i16,
+    name: String,
+    nb_desc: u16,
+    started: bool,
+    channel_taken: AtomicBool,
+    _eal: PhantomData<&'eal ()>,
+}
+
+impl<'eal> DmaDev<'eal> {
+    /// Every dmadev the EAL knows, with its info.
+    pub fn list(_eal: &Eal) -> Vec<DmaDevInfo> {
+        let mut out = Vec::new();
+        // SAFETY: rte_dma_next_dev only reads the device table.
+        let mut id = unsafe { dpdk_sys::rte_dma_next_dev(0) };
+        while id >= 0 {
+            if let Ok(i) = info(id) {
+                out.push(i);
+            }
+            // SAFETY: as above.
+            id = unsafe { dpdk_sys::rte_dma_next_dev(id + 1) };
+        }
+        out
+    }
+
+    /// The device id of `name`.
+    pub fn id_by_name(_eal: &Eal, name: &str) -> Result<i16> {
+        let c = cstr(name)?;
+        // SAFETY: c is a valid C string.
+        let id = unsafe { dpdk_sys::rte_dma_get_dev_id_by_name(c.as_ptr()) };
+        if id < 0 {
+            return Err(Error::Invalid(format!("no DMA device named {name:?}")));
+        }
+        Ok(id as i16)
+    }
+
+    /// Configures device `name` with one MEM_TO_MEM vchan of `nb_desc` descriptors (clamped to
+    /// what the device supports) and starts it.
+    pub fn open(eal: &'eal Eal, name: &str, nb_desc: u16) -> Result<Self> {
+        let id = Self::id_by_name(eal, name)?;
+        let inf = info(id)?;
+        if !inf.mem_to_mem || !inf.copy {
+            return Err(Error::Invalid(format!(
+                "DMA device {name} cannot copy memory to memory"
+            )));
+        }
+        let nb_desc = nb_desc.clamp(inf.min_desc.max(1), inf.max_desc.max(1));
+        let conf = dpdk_sys::rte_dma_conf {
+            nb_vchans: 1,
+            enable_silent: false,
+        };
+        // SAFETY: valid device id, conf initialised.
+        check("rte_dma_configure", unsafe {
+            dpdk_sys::rte_dma_configure(id, &conf)
+        })?;
+        let vconf = dpdk_sys::rte_dma_vchan_conf {
+            direction: dpdk_sys::RTE_DMA_DIR_MEM_TO_MEM,
+            nb_desc,
+            ..Default::default()
+        };
+        // SAFETY: device configured with one vchan; vconf initialised.
+        check("rte_dma_vchan_setup", unsafe {
+            dpdk_sys::rte_dma_vchan_setup(id, 0, &vconf)
+        })?;
+        // SAFETY: configured device.
+        check("rte_dma_start", unsafe { dpdk_sys::rte_dma_start(id) })?;
+        Ok(DmaDev {
+            id,
+            name: inf.name,
+            nb_desc,
+            started: true,
+            channel_taken: AtomicBool::new(false),
+            _eal: PhantomData,
+        })
+    }
+
+    pub fn id(&self) -> i16 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Descriptors in the vchan's ring.
+    pub fn nb_desc(&self) -> u16 {
+        self.nb_desc
+    }
+
+    pub fn stats(&self) -> Result<DmaStats> {
+        let mut s = dpdk_sys::rte_dma_stats::default();
+        // SAFETY: valid device and vchan 0; stats reads are allowed from any thread.
+        check("rte_dma_stats_get", unsafe {
+            dpdk_sys::rte_dma_stats_get(self.id, 0, &mut s)
+        })?;
+        Ok(DmaStats {
+            submitted: s.submitted,
+            completed: s.completed,
+            errors: s.errors,
+        })
+    }
+
+    /// The unique handle to vchan 0's fast path.
+    pub fn channel(&self) -> Result<DmaChannel<'_>> {
+        // Control path: an RMW is fine. Relaxed: it only detects a second taker.
+        if self.channel_taken.swap(true, Ordering::Relaxed) {
+            return Err(Error::Invalid(format!(
+                "the channel of {} is already owned by a worker",
+                self.name
+            )));
+        }
+        Ok(DmaChannel {
+            dev: self.id,
+            vchan: 0,
+            _dev: PhantomData,
+        })
+    }
+
+    /// Stops the device. Needs `&mut self`: no channel handle can still be in use.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.started {
+            self.started = false;
+            // SAFETY: started device, no channel handle alive (borrow rules).
+            check("rte_dma_stop", unsafe { dpdk_sys::rte_dma_stop(self.id) })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DmaDev<'_> {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        // SAFETY: stopped above and no channel handle remains.
+        unsafe { dpdk_sys::rte_dma_close(self.id) };
+    }
+}
+
+fn info(id: i16) -> Result<DmaDevInfo> {
+    let mut i = dpdk_sys::rte_dma_info::default();
+    // SAFETY: valid out-parameter; an invalid id is reported as an error.
+    check("rte_dma_info_get", unsafe {
+        dpdk_sys::rte_dma_info_get(id, &mut i)
+    })?;
+    let name = if i.dev_name.is_null() {
+        format!("dma{id}")
+    } else {
+        // SAFETY: dev_name points at the device's NUL-terminated name, valid while it exists.
+        unsafe { CStr::from_ptr(i.dev_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let capa = |bit: u32| i.dev_capa & bit as u64 != 0;
+    Ok(DmaDevInfo {
+        id,
+        name,
+        max_vchans: i.max_vchans,
+        min_desc: i.min_desc,
+        max_desc: i.max_desc,
+        numa_node: i.numa_node,
+        mem_to_mem: capa(dpdk_sys::SHIM_DMA_CAPA_MEM_TO_MEM),
+        copy: capa(dpdk_sys::SHIM_DMA_CAPA_OPS_COPY),
+        sva: capa(dpdk_sys::SHIM_DMA_CAPA_SVA),
+    })
+}
+
+/// The one handle to one vchan's fast path.
+pub struct DmaChannel<'d> {
+    dev: i16,
+    vchan: u16,
+    _dev: PhantomData<&'d ()>,
+}
+
+impl DmaChannel<'_> {
+    pub fn dev_id(&self) -> i16 {
+        self.dev
+    }
+
+    /// Writes a copy descriptor (not yet submitted). Returns its ring index, or `None` when the
+    /// ring is full.
+    #[inline]
+    pub fn copy(&mut self, src_iova: u64, dst_iova: u64, len: u32) -> Option<u16> {
+        // SAFETY: this handle is the vchan's only user (`&mut self`, unique by construction);
+        // the addresses are IOVAs of buffers the caller keeps alive until completion.
+        let r = unsafe { dpdk_sys::shim_dma_copy(self.dev, self.vchan, src_iova, dst_iova, len, 0) };
+        (r >= 0).then_some(r as u16)
+    }
+
+    /// Rings the doorbell for the descriptors written since the last submit.
+    #[inline]
+    pub fn submit(&mut self) {
+        // SAFETY: as in `copy`.
+        unsafe { dpdk_sys::shim_dma_submit(self.dev, self.vchan) };
+    }
+
+    /// Finished descriptors, up to `max`, in ring order.
+    #[inline]
+    pub fn completed(&mut self, max: u16) -> DmaCompletion {
+        let mut last_idx = 0u16;
+        let mut has_error = false;
+        // SAFETY: as in `copy`; out-parameters are valid.
+        let count = unsafe {
+            dpdk_sys::shim_dma_completed(self.dev, self.vchan, max, &mut last_idx, &mut has_error)
+        };
+        DmaCompletion {
+            count,
+            last_idx,
+            has_error,
+        }
+    }
+
+    /// Finished descriptors with their status codes (0 = success), up to `status.len()`.
+    #[inline]
+    pub fn completed_status(&mut self, status: &mut [u32]) -> u16 {
+        let mut last_idx = 0u16;
+        let n = status.len().min(u16::MAX as usize) as u16;
+        // SAFETY: as in `copy`; `status` has room for n codes (rte_dma_status_code is a C enum,
+        // 32 bits on every ABI DPDK supports).
+        unsafe {
+            dpdk_sys::shim_dma_completed_status(
+                self.dev,
+                self.vchan,
+                n,
+                &mut last_idx,
+                status.as_mut_ptr() as *mut dpdk_sys::rte_dma_status_code,
+            )
+        }
+    }
+
+    /// Descriptors that can be written before the ring is full.
+    #[inline]
+    pub fn burst_capacity(&self) -> u16 {
+        // SAFETY: a read of the vchan's ring state by its only user.
+        unsafe { dpdk_sys::shim_dma_burst_capacity(self.dev, self.vchan) }
+    }
+}
