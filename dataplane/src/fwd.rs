@@ -5,12 +5,13 @@
 //! the MACs (unless disabled), transmit it out of the peer port, count. Nothing on this path
 //! allocates, locks, makes a system call, or writes a cache line another lcore writes.
 
+use crate::copy::{CopyStage, DmaEngine};
 use crate::stats::{DropReason, LcoreStats};
-use pmd::{Burst, MacAddr, RxQueue, TxQueue};
+use crate::tuner::AutoTuner;
+use pmd::{Burst, MacAddr, Mbuf, Mempool, RxQueue, TxQueue};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Ethernet header: destination MAC, source MAC, EtherType.
-const ETHER_HDR_LEN: usize = 14;
+use crate::copy::ETHER_HDR_LEN;
 
 /// How often the TX queue is retried for the rest of a burst before the rest is dropped.
 const TX_RETRIES: u32 = 16;
@@ -135,5 +136,95 @@ mod tests {
         assert_eq!(&f[0..6], &[2, 0, 0, 0, 0, 3]);
         assert_eq!(&f[6..12], &[1, 2, 3, 4, 5, 6]);
         assert_eq!(&f[12..], &[0xff; 8]);
+    }
+}
+
+/// A worker with a copy stage (`--copy cpu|dma|auto`): every packet is copied into a fresh
+/// mbuf, and the copy is transmitted, in receive order per stream.
+pub struct CopyWorker<'p, 's, E> {
+    pub rules: Vec<Rule<'p>>,
+    pub stage: CopyStage<E>,
+    pub pool: &'s Mempool<'s>,
+    pub stats: &'s LcoreStats,
+    /// TSC cycles to wait for outstanding DMA completions at shutdown before re-copying the
+    /// packets on the CPU.
+    pub drain_timeout_cycles: u64,
+    /// Chooses the copybreak in `--copy auto`.
+    pub tuner: Option<AutoTuner>,
+}
+
+/// What a copy worker hands back when it stops.
+pub struct CopyWorkerExit<E> {
+    /// The DMA engine, with nothing outstanding on it.
+    pub engine: Option<E>,
+    /// Destination buffers of copies abandoned on a stalled engine: free them only after the
+    /// device is stopped.
+    pub quarantine: Vec<Mbuf>,
+}
+
+impl<E: DmaEngine> CopyWorker<'_, '_, E> {
+    /// Forwards until `quit` is set, then drains: every packet received is transmitted or
+    /// counted as dropped before this returns.
+    pub fn run(mut self, quit: &AtomicBool) -> CopyWorkerExit<E> {
+        let mut rx = Burst::new();
+        let mut tx = Burst::new();
+        let mut tsc_last = pmd::rdtsc();
+        // Relaxed: `quit` carries no data; the worker only needs to see it eventually.
+        while !quit.load(Ordering::Relaxed) {
+            let mut work = 0;
+            for (i, rule) in self.rules.iter_mut().enumerate() {
+                let room = self.stage.room(i);
+                let n = rule.rx.rx_burst_max(&mut rx, room);
+                if n > 0 {
+                    let port = rule.rx.port();
+                    self.stats.ports[port as usize].rx.add(n as u64);
+                    self.stage.accept(i, &mut rx, self.pool, self.stats, port);
+                    work += n;
+                }
+            }
+            self.stage.submit();
+            self.stage.poll(self.stats);
+            let mut sent = 0;
+            for (i, rule) in self.rules.iter_mut().enumerate() {
+                while self.stage.take_ready(i, &mut tx) > 0 {
+                    sent += tx.len();
+                    transmit(&mut rule.tx, &mut tx, self.stats);
+                }
+            }
+            if let Some(t) = self.tuner.as_mut() {
+                let now = pmd::rdtsc();
+                if work > 0 || sent > 0 {
+                    if let Some(cb) = t.record(sent as u64, now - tsc_last, now) {
+                        self.stage.set_copybreak(cb);
+                    }
+                }
+                tsc_last = now;
+            }
+        }
+        self.drain()
+    }
+
+    fn drain(mut self) -> CopyWorkerExit<E> {
+        let mut tx = Burst::new();
+        let mut quarantine = Vec::new();
+        let deadline = pmd::rdtsc() + self.drain_timeout_cycles;
+        while self.stage.held() > 0 {
+            self.stage.submit();
+            self.stage.poll(self.stats);
+            if self.stage.in_dma() > 0 && pmd::rdtsc() > deadline {
+                let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
+                self.stage
+                    .abandon_dma(self.pool, self.stats, |s| ports[s], &mut quarantine);
+            }
+            for (i, rule) in self.rules.iter_mut().enumerate() {
+                while self.stage.take_ready(i, &mut tx) > 0 {
+                    transmit(&mut rule.tx, &mut tx, self.stats);
+                }
+            }
+        }
+        CopyWorkerExit {
+            engine: self.stage.take_engine(),
+            quarantine,
+        }
     }
 }

@@ -3,11 +3,15 @@
 //! * [`ports`]: l2fwd's port mask, port pairing and the assignment of ports to worker lcores.
 //! * [`stats`]: per-lcore counters, each lcore's on its own cache lines, written by that lcore
 //!   only and read by the main lcore for periodic stats and the report.
-//! * [`fwd`]: the worker loop of the l2fwd forwarder.
+//! * [`fwd`]: the worker loops of the l2fwd forwarder (plain, and with a copy stage).
+//! * [`copy`]: the net_dma-style copy stage: CPU or DMA copy, in order, never dropped.
+//! * [`tuner`]: `--copy auto`'s run-time choice of the copybreak.
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
 pub mod config;
+pub mod copy;
 pub mod fwd;
 pub mod ports;
 pub mod report;
 pub mod stats;
+pub mod tuner;

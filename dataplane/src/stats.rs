@@ -39,7 +39,8 @@ impl OwnedCounter {
 pub enum DropReason {
     /// The TX queue stayed full after retries.
     TxFull = 0,
-    /// The frame is shorter than an Ethernet header, so it cannot be forwarded.
+    /// The frame is shorter than an Ethernet header (or a multi-segment mbuf, which ports set
+    /// up without scatter-gather never deliver), so it cannot be forwarded.
     Runt = 1,
     /// No mbuf was free for the copy of the packet.
     NoMbuf = 2,

@@ -72,7 +72,7 @@ fn main() {
         .opaque_type("rte_rcu_qsbr")
         .opaque_type("rte_eth_dev")
         .opaque_type("rte_eth_dev_data")
-        .allowlist_type("shim_consts")
+        .allowlist_var("SHIM_.*")
         .opaque_type("rte_device")
         .derive_default(true)
         .derive_debug(false)

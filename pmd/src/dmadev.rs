@@ -206,7 +206,7 @@ fn info(id: i16) -> Result<DmaDevInfo> {
             .to_string_lossy()
             .into_owned()
     };
-    let capa = |bit: u32| i.dev_capa & bit as u64 != 0;
+    let capa = |bit: u64| i.dev_capa & bit != 0;
     Ok(DmaDevInfo {
         id,
         name,
@@ -214,9 +214,9 @@ fn info(id: i16) -> Result<DmaDevInfo> {
         min_desc: i.min_desc,
         max_desc: i.max_desc,
         numa_node: i.numa_node,
-        mem_to_mem: capa(dpdk_sys::SHIM_DMA_CAPA_MEM_TO_MEM),
-        copy: capa(dpdk_sys::SHIM_DMA_CAPA_OPS_COPY),
-        sva: capa(dpdk_sys::SHIM_DMA_CAPA_SVA),
+        mem_to_mem: capa(dpdk_sys::SHIM_DMA_CAPA_MEM_TO_MEM as u64),
+        copy: capa(dpdk_sys::SHIM_DMA_CAPA_OPS_COPY as u64),
+        sva: capa(dpdk_sys::SHIM_DMA_CAPA_SVA as u64),
     })
 }
 
@@ -238,7 +238,8 @@ impl DmaChannel<'_> {
     pub fn copy(&mut self, src_iova: u64, dst_iova: u64, len: u32) -> Option<u16> {
         // SAFETY: this handle is the vchan's only user (`&mut self`, unique by construction);
         // the addresses are IOVAs of buffers the caller keeps alive until completion.
-        let r = unsafe { dpdk_sys::shim_dma_copy(self.dev, self.vchan, src_iova, dst_iova, len, 0) };
+        let r =
+            unsafe { dpdk_sys::shim_dma_copy(self.dev, self.vchan, src_iova, dst_iova, len, 0) };
         (r >= 0).then_some(r as u16)
     }
 

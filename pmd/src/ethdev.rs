@@ -343,7 +343,17 @@ impl RxQueue<'_> {
     /// Receives into the burst's free slots; returns how many arrived.
     #[inline]
     pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+        self.rx_burst_max(burst, crate::MAX_BURST)
+    }
+
+    /// Receives at most `max` packets into the burst's free slots (for back-pressure).
+    #[inline]
+    pub fn rx_burst_max(&mut self, burst: &mut Burst, max: usize) -> usize {
         let (p, room) = burst.spare_raw();
+        let room = room.min(max);
+        if room == 0 {
+            return 0;
+        }
         // SAFETY: `p` points at `room` free slots of the burst; this handle is the queue's only
         // poller (unique by construction, `&mut self`); DPDK writes n <= room owned mbufs.
         let n = unsafe { dpdk_sys::shim_eth_rx_burst(self.port, self.queue, p, room as u16) };

@@ -1,26 +1,29 @@
-//! l2fwd: DPDK's layer-2 forwarder, in Rust.
+//! l2fwd: DPDK's layer-2 forwarder, in Rust, with net_dma-style copy offload.
 //!
 //! `l2fwd [EAL options] -- -p PORTMASK [-T STATS_S] [--[no-]mac-updating] [--duration S]
-//!  [--report FILE.json] [--config FILE.toml]`
+//!  [--copy none|cpu|dma|auto] [--copybreak BYTES] [--dma NAME]... [--report FILE.json]
+//!  [--config FILE.toml]`
 //!
 //! Ports pair as in DPDK's l2fwd (first<->second enabled port, third<->fourth, an odd last one
 //! to itself). Worker lcores (the EAL's `-l` cores after the main one) each own the RX queue of
-//! the ports they were dealt; the main lcore prints stats every `-T` seconds, handles
-//! SIGINT/SIGTERM and writes the report.
+//! the ports they were dealt and, with `--copy dma|auto`, one DMA channel; the main lcore
+//! prints stats every `-T` seconds, handles SIGINT/SIGTERM and writes the report.
 #![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dataplane::config::{ConfigFile, L2fwdSection};
-use dataplane::fwd::{Rule, Worker};
+use dataplane::copy::{CopyMode, CopyStage, STREAM_SLOTS};
+use dataplane::fwd::{CopyWorker, Rule, Worker};
 use dataplane::ports::{assign_to_workers, enabled_ports, pair_ports, parse_portmask};
-use dataplane::report::{L2fwdReport, PortReport};
+use dataplane::report::{DmaChannelReport, L2fwdReport, PortReport};
 use dataplane::stats::{port_totals, DropReason, LcoreStats, PortTotals};
-use pmd::{Eal, Mempool, Port, PortConfig, MAX_BURST};
+use dataplane::tuner::AutoTuner;
+use pmd::{DmaChannel, DmaDev, Eal, Mbuf, Mempool, Port, PortConfig, MAX_BURST};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -46,6 +49,19 @@ struct Cli {
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     duration: Option<f64>,
+    /// Copy every packet into a fresh mbuf: none (plain l2fwd), cpu, dma, or auto.
+    #[arg(long)]
+    copy: Option<String>,
+    /// With --copy dma: packets of at least this many bytes have their payload copied by DMA.
+    #[arg(long)]
+    copybreak: Option<u32>,
+    /// DMA device to use (repeatable; default with --copy dma|auto: every dmadev found).
+    #[arg(long = "dma")]
+    dma: Vec<String>,
+    /// Milliseconds to wait for outstanding DMA completions at shutdown before re-copying the
+    /// packets on the CPU.
+    #[arg(long = "dma-drain-ms")]
+    dma_drain_ms: Option<u64>,
     /// Write the JSON report here at exit.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -54,6 +70,9 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
+/// Default copybreak: below this a CPU copy is cheaper than a descriptor on any engine.
+const DEFAULT_COPYBREAK: u32 = 256;
+
 /// Options after merging the command line over the config file.
 #[derive(Debug)]
 struct Options {
@@ -61,6 +80,10 @@ struct Options {
     stats_period: u64,
     mac_updating: bool,
     duration: Option<Duration>,
+    copy: CopyMode,
+    copybreak: u32,
+    dma: Vec<String>,
+    dma_drain: Duration,
     report: Option<PathBuf>,
 }
 
@@ -84,14 +107,30 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
         Some(d) if d.is_finite() && d > 0.0 && d < 1e9 => Some(Duration::from_secs_f64(d)),
         Some(d) => bail!("invalid duration {d}: give a positive number of seconds"),
     };
-    if file.copy.is_some() || file.copybreak.is_some() || file.control.is_some() {
-        bail!("[l2fwd] copy, copybreak and control are not supported by this build");
+    let copy: CopyMode = match cli.copy.or(file.copy) {
+        None => CopyMode::None,
+        Some(s) => s.parse().map_err(anyhow::Error::msg)?,
+    };
+    if file.control.is_some() {
+        bail!("[l2fwd] control is not supported by this build");
     }
+    let dma = if cli.dma.is_empty() {
+        file.dma.unwrap_or_default()
+    } else {
+        cli.dma
+    };
     Ok(Options {
         portmask,
         stats_period: cli.stats_period.or(file.stats_period).unwrap_or(10),
         mac_updating,
         duration,
+        copy,
+        copybreak: cli
+            .copybreak
+            .or(file.copybreak)
+            .unwrap_or(DEFAULT_COPYBREAK),
+        dma,
+        dma_drain: Duration::from_millis(cli.dma_drain_ms.or(file.dma_drain_ms).unwrap_or(10)),
         report: cli.report.or(file.report),
     })
 }
@@ -123,6 +162,31 @@ fn run() -> Result<()> {
     forward(&eal, &opts)
 }
 
+/// The DMA devices to use: the ones named, or with none named every dmadev the EAL found.
+fn open_dma_devices<'e>(eal: &'e Eal, opts: &Options) -> Result<Vec<DmaDev<'e>>> {
+    if !matches!(opts.copy, CopyMode::Dma | CopyMode::Auto) {
+        if !opts.dma.is_empty() {
+            bail!("--dma needs --copy dma or --copy auto");
+        }
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = if opts.dma.is_empty() {
+        DmaDev::list(eal).into_iter().map(|d| d.name).collect()
+    } else {
+        opts.dma.clone()
+    };
+    if names.is_empty() && opts.copy == CopyMode::Dma {
+        bail!(
+            "--copy dma needs a DMA device: add one to the EAL options \
+             (--vdev=dma_skeleton0 here, -a <ioat/idxd PCI address> in the lab)"
+        );
+    }
+    names
+        .iter()
+        .map(|n| DmaDev::open(eal, n, 4096).with_context(|| format!("cannot start DMA device {n}")))
+        .collect()
+}
+
 fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let nb_ports = Port::count(eal);
     let enabled = enabled_ports(opts.portmask, nb_ports)?;
@@ -136,11 +200,25 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         worker_lcores.clone()
     };
     let plan = assign_to_workers(&pairs, forwarding_lcores.len());
+    let mut dma_devs = open_dma_devices(eal, opts)?;
+    if dma_devs.len() > forwarding_lcores.len() {
+        println!(
+            "note: {} DMA devices for {} worker(s): the extra ones stay idle",
+            dma_devs.len(),
+            forwarding_lcores.len()
+        );
+    }
 
     let port_cfg = PortConfig::default();
     let nb_lcores = forwarding_lcores.len() as u32 + 1;
     let per_port = port_cfg.rx_desc as u32 + port_cfg.tx_desc as u32 + MAX_BURST as u32;
-    let nb_mbufs = (enabled.len() as u32 * (per_port + nb_lcores * 256)).max(8192);
+    // With a copy stage each stream may hold a source and a copy per slot.
+    let copy_bufs = if opts.copy == CopyMode::None {
+        0
+    } else {
+        2 * STREAM_SLOTS + MAX_BURST as u32
+    };
+    let nb_mbufs = (enabled.len() as u32 * (per_port + copy_bufs + nb_lcores * 256)).max(8192);
     let pool = Mempool::create(
         eal,
         "l2fwd_pool",
@@ -173,26 +251,69 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         .iter()
         .map(|_| LcoreStats::default())
         .collect();
-    let mut workers = Vec::new();
+    let quarantine: Mutex<Vec<Mbuf>> = Mutex::new(Vec::new());
+    let tsc_hz = pmd::tsc_hz();
+    let mut jobs: Vec<Box<dyn FnOnce(&AtomicBool) + Send + '_>> = Vec::new();
     for (i, rules) in plan.iter().enumerate() {
-        let mut w = Worker {
-            rules: Vec::new(),
-            mac_updating: opts.mac_updating,
-            stats: &stats[i],
-        };
+        let mut fwd_rules = Vec::new();
         for &(rx, tx) in rules {
             let txp = port_by_id(tx);
-            w.rules.push(Rule {
+            fwd_rules.push(Rule {
                 rx: port_by_id(rx).rx_queue(0)?,
                 tx: txp.tx_queue(0)?,
                 tx_mac: txp.mac_addr()?,
             });
-            println!(
-                "Lcore {}: RX port {rx} -> TX port {tx}",
-                forwarding_lcores[i]
-            );
         }
-        workers.push(w);
+        let channel = dma_devs.get(i).map(|d| d.channel()).transpose()?;
+        println!(
+            "Lcore {}: {}{}",
+            forwarding_lcores[i],
+            rules
+                .iter()
+                .map(|(rx, tx)| format!("RX port {rx} -> TX port {tx}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            match (&channel, dma_devs.get(i)) {
+                (Some(_), Some(d)) => format!(", DMA {}", d.name()),
+                _ => String::new(),
+            }
+        );
+        let lstats = &stats[i];
+        if opts.copy == CopyMode::None {
+            let mut w = Worker {
+                rules: fwd_rules,
+                mac_updating: opts.mac_updating,
+                stats: lstats,
+            };
+            jobs.push(Box::new(move |quit| w.run(quit)));
+        } else {
+            let mut stage: CopyStage<DmaChannel> =
+                CopyStage::new(opts.copy, opts.copybreak as usize, channel);
+            for r in &fwd_rules {
+                stage.add_stream(Rule::dst_mac(r.tx.port()), r.tx_mac, opts.mac_updating);
+            }
+            let tuner = (opts.copy == CopyMode::Auto)
+                .then(|| AutoTuner::new(tsc_hz / 50, 2 * tsc_hz, pmd::rdtsc()));
+            if let Some(t) = &tuner {
+                stage.set_copybreak(t.copybreak());
+            }
+            let w = CopyWorker {
+                rules: fwd_rules,
+                stage,
+                pool: &pool,
+                stats: lstats,
+                drain_timeout_cycles: (opts.dma_drain.as_secs_f64() * tsc_hz as f64) as u64,
+                tuner,
+            };
+            let quarantine = &quarantine;
+            jobs.push(Box::new(move |quit| {
+                let exit = w.run(quit);
+                quarantine
+                    .lock()
+                    .expect("no worker panics while holding it")
+                    .extend(exit.quarantine);
+            }));
+        }
     }
 
     let quit = Arc::new(AtomicBool::new(false));
@@ -202,27 +323,27 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     }
 
     let started = Instant::now();
-    let monitor = || monitor(opts, &ports, &stats, &quit, started);
+    let monitor = || monitor(opts, &ports, &dma_devs, &stats, &quit, started);
     if worker_lcores.is_empty() {
-        let mut w = workers.pop().expect("one forwarding lcore");
+        let job = jobs.into_iter().next().expect("one forwarding lcore");
         std::thread::scope(|s| {
             s.spawn(monitor);
-            w.run(&quit);
+            job(&quit);
         });
     } else {
-        let jobs = worker_lcores
+        let quit = &quit;
+        let launch = worker_lcores
             .iter()
-            .zip(workers)
-            .map(|(&lcore, mut w)| {
-                let quit = &quit;
-                let job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
-                    w.run(quit);
+            .zip(jobs)
+            .map(|(&lcore, job)| {
+                let f: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
+                    job(quit);
                     0
                 });
-                (lcore, job)
+                (lcore, f)
             })
             .collect();
-        let (_, codes) = eal.run_on_lcores(jobs, monitor)?;
+        let (_, codes) = eal.run_on_lcores(launch, monitor)?;
         if let Some(c) = codes.iter().find(|&&c| c != 0) {
             bail!("a worker lcore failed (exit code {c})");
         }
@@ -238,13 +359,36 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
             totals: port_totals(&stats, p.id()),
         })
         .collect();
+    let dma_reports: Vec<DmaChannelReport> = dma_devs
+        .iter()
+        .take(forwarding_lcores.len())
+        .map(|d| {
+            let s = d.stats().unwrap_or_default();
+            DmaChannelReport {
+                name: d.name().to_owned(),
+                state: "active".into(),
+                submitted: s.submitted,
+                completed: s.completed,
+                failed: s.errors,
+            }
+        })
+        .collect();
     println!("\nStopping: forwarded for {elapsed:.2} s");
     for mut p in ports.drain(..) {
         p.stop()
             .with_context(|| format!("cannot stop port {}", p.id()))?;
         // Dropping closes the port (net_pcap flushes its output here).
     }
-    let report = build_report(&totals, &stats, pool.in_use() as u64, elapsed);
+    // A stalled engine may still write into the copies abandoned on it: stop the devices
+    // before those buffers go back to the pool.
+    for d in dma_devs.iter_mut() {
+        d.stop()
+            .with_context(|| format!("cannot stop DMA device {}", d.name()))?;
+    }
+    drop(quarantine.into_inner().expect("workers are done"));
+    drop(dma_devs);
+    let mut report = build_report(&totals, &stats, pool.in_use() as u64, elapsed);
+    report.dma_channels = dma_reports;
     print_final(&totals, &report);
     if let Some(path) = &opts.report {
         let text = serde_json::to_string_pretty(&report)?;
@@ -274,6 +418,7 @@ struct PortSummary {
 fn monitor(
     opts: &Options,
     ports: &[Port],
+    dma: &[DmaDev],
     stats: &[LcoreStats],
     quit: &AtomicBool,
     started: Instant,
@@ -294,7 +439,15 @@ fn monitor(
         }
         if opts.stats_period > 0 && now >= next_print {
             let dt = now.duration_since(last_t).as_secs_f64();
-            print_periodic(ports, stats, &mut last, dt, now.duration_since(started));
+            print_periodic(
+                opts,
+                ports,
+                dma,
+                stats,
+                &mut last,
+                dt,
+                now.duration_since(started),
+            );
             last_t = now;
             next_print += period;
         }
@@ -302,7 +455,9 @@ fn monitor(
 }
 
 fn print_periodic(
+    opts: &Options,
     ports: &[Port],
+    dma: &[DmaDev],
     stats: &[LcoreStats],
     last: &mut [PortTotals],
     dt: f64,
@@ -333,6 +488,28 @@ fn print_periodic(
             *s += d;
         }
         *prev = t;
+    }
+    if opts.copy != CopyMode::None {
+        for (i, l) in stats.iter().enumerate() {
+            let c = &l.copies;
+            out.push_str(&format!(
+                "Worker {i} copies: cpu {:>14}  dma {:>14}  dma_errors {:>8}  recopied {:>8}\n",
+                c.cpu.get(),
+                c.dma.get(),
+                c.dma_errors.get(),
+                c.recopied.get()
+            ));
+        }
+        for d in dma {
+            let s = d.stats().unwrap_or_default();
+            out.push_str(&format!(
+                "DMA {:<20} submitted {:>14}  completed {:>14}  failed {:>8}\n",
+                d.name(),
+                s.submitted,
+                s.completed,
+                s.errors
+            ));
+        }
     }
     out.push_str(&format!("Total packets sent:     {:>14}\n", sum.tx));
     out.push_str(&format!("Total packets received: {:>14}\n", sum.rx));
@@ -414,6 +591,16 @@ fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
         r.dropped_total(),
         r.dropped
     );
+    println!(
+        "Copies:                 cpu {} dma {} dma_errors {} recopied {}",
+        r.copies.cpu, r.copies.dma, r.copies.dma_errors, r.copies.recopied
+    );
+    for d in &r.dma_channels {
+        println!(
+            "DMA channel {}: submitted {} completed {} failed {}",
+            d.name, d.submitted, d.completed, d.failed
+        );
+    }
     println!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
     println!("====================================================");
 }

@@ -1,5 +1,11 @@
 #include "shim.h"
 
+_Static_assert(SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE == RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE,
+	       "SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE");
+_Static_assert(SHIM_DMA_CAPA_MEM_TO_MEM == RTE_DMA_CAPA_MEM_TO_MEM, "SHIM_DMA_CAPA_MEM_TO_MEM");
+_Static_assert(SHIM_DMA_CAPA_SVA == RTE_DMA_CAPA_SVA, "SHIM_DMA_CAPA_SVA");
+_Static_assert(SHIM_DMA_CAPA_OPS_COPY == RTE_DMA_CAPA_OPS_COPY, "SHIM_DMA_CAPA_OPS_COPY");
+
 int shim_rte_errno(void) { return rte_errno; }
 
 uint16_t shim_eth_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts,

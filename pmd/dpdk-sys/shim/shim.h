@@ -23,13 +23,12 @@
 #include <rte_dev.h>
 #include <rte_rcu_qsbr.h>
 
-/* Values DPDK defines with function-like macros (RTE_BIT64), which bindgen cannot evaluate. */
-enum shim_consts {
-	SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE = (int)RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE,
-	SHIM_DMA_CAPA_MEM_TO_MEM = (int)RTE_DMA_CAPA_MEM_TO_MEM,
-	SHIM_DMA_CAPA_OPS_COPY = (int)RTE_DMA_CAPA_OPS_COPY,
-	SHIM_DMA_CAPA_SVA = (int)RTE_DMA_CAPA_SVA,
-};
+/* Values DPDK defines with function-like macros (RTE_BIT64), which bindgen cannot evaluate.
+ * Plain macros bindgen can read; shim.c checks each against DPDK's own definition. */
+#define SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE (1ULL << 16)
+#define SHIM_DMA_CAPA_MEM_TO_MEM (1ULL << 0)
+#define SHIM_DMA_CAPA_SVA (1ULL << 4)
+#define SHIM_DMA_CAPA_OPS_COPY (1ULL << 32)
 
 /* rte_errno is a per-lcore (TLS) variable: read it through a function. */
 int shim_rte_errno(void);

@@ -1,0 +1,465 @@
+//! The copy stage: every received packet is copied into a fresh mbuf, the way Linux's net_dma
+//! offloaded TCP receive copies, and the copy is what gets transmitted.
+//!
+//! ## Paths
+//!
+//! * **CPU copy**: the whole frame by `memcpy`. Used for frames shorter than the copybreak,
+//!   when the worker has no DMA channel, when the channel's ring is full, and always in
+//!   `--copy cpu`.
+//! * **DMA copy**: the CPU copies the first [`HEADER_BYTES`] (the headers it rewrites anyway,
+//!   like net_dma did) and the DMA engine copies the rest. The source stays held until the
+//!   engine reports the copy complete; only then is it freed.
+//!
+//! ## Order
+//!
+//! Each stream (one RX port of the worker) has a FIFO of slots in receive order. A CPU-copied
+//! packet is ready at once, a DMA-copied one when its completion arrives, and packets leave only
+//! from the head of the FIFO: a CPU copy waits behind earlier packets of its stream still in DMA
+//! flight, so the offload never reorders a stream.
+//!
+//! ## Nothing is dropped for a copy reason
+//!
+//! A full DMA ring falls back to a CPU copy; an error completion (`rte_dma_completed_status`)
+//! is re-copied by the CPU from the still-held source and counted as `recopied`. The only
+//! drops are an mbuf pool running dry (`no_mbuf`) and frames too short to carry an Ethernet
+//! header (`runt`).
+//!
+//! ## Cost
+//!
+//! The slot FIFOs and the tag FIFO are allocated once when the stage is built. Per packet the
+//! stage touches only its own memory and the mbufs; per burst it makes one submit and one
+//! completion poll.
+
+use crate::fwd::rewrite_macs;
+use crate::stats::{DropReason, LcoreStats};
+use pmd::{Burst, DmaChannel, MacAddr, Mbuf, Mempool, MAX_BURST};
+
+/// Bytes the CPU copies itself on the DMA path: the Ethernet, IP and L4 headers it may rewrite.
+pub const HEADER_BYTES: usize = 64;
+
+/// Ethernet header length: shorter frames are runts.
+pub const ETHER_HDR_LEN: usize = 14;
+
+/// How a worker copies packets (`--copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyMode {
+    /// Forward the received mbuf itself (plain l2fwd).
+    None,
+    /// Copy every packet with the CPU.
+    Cpu,
+    /// Copy payloads of packets of at least `copybreak` bytes with the DMA engine.
+    Dma,
+    /// Choose the copybreak at run time from measured costs.
+    Auto,
+}
+
+impl std::str::FromStr for CopyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(CopyMode::None),
+            "cpu" => Ok(CopyMode::Cpu),
+            "dma" => Ok(CopyMode::Dma),
+            "auto" => Ok(CopyMode::Auto),
+            _ => Err(format!(
+                "invalid copy mode {s:?}: expected none, cpu, dma or auto"
+            )),
+        }
+    }
+}
+
+impl CopyMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CopyMode::None => "none",
+            CopyMode::Cpu => "cpu",
+            CopyMode::Dma => "dma",
+            CopyMode::Auto => "auto",
+        }
+    }
+}
+
+/// A DMA engine as the copy stage drives it: [`pmd::DmaChannel`] in the apps, and pure-Rust
+/// doubles (failing, stalling, ring-starved) in tests.
+pub trait DmaEngine {
+    /// Copy descriptors that can be written now.
+    fn capacity(&self) -> u16;
+    /// Writes a descriptor copying `src.data()[offset..]` to `dst.data_mut()[offset..]`
+    /// (`dst` already has `src`'s length). False when the ring is full.
+    fn enqueue(&mut self, src: &Mbuf, dst: &mut Mbuf, offset: usize) -> bool;
+    /// Starts the descriptors written since the last submit.
+    fn submit(&mut self);
+    /// Reports up to `status.len()` finished descriptors in enqueue order, writing each one's
+    /// status (0 = success) into `status`; returns how many.
+    fn poll(&mut self, status: &mut [u32]) -> usize;
+}
+
+impl DmaEngine for DmaChannel<'_> {
+    #[inline]
+    fn capacity(&self) -> u16 {
+        self.burst_capacity()
+    }
+
+    #[inline]
+    fn enqueue(&mut self, src: &Mbuf, dst: &mut Mbuf, offset: usize) -> bool {
+        let len = (src.len() - offset) as u32;
+        self.copy(
+            src.data_iova() + offset as u64,
+            dst.data_iova() + offset as u64,
+            len,
+        )
+        .is_some()
+    }
+
+    #[inline]
+    fn submit(&mut self) {
+        DmaChannel::submit(self)
+    }
+
+    #[inline]
+    fn poll(&mut self, status: &mut [u32]) -> usize {
+        let max = status.len().min(u16::MAX as usize) as u16;
+        let c = self.completed(max);
+        let ok = c.count as usize;
+        status[..ok].fill(0);
+        if !c.has_error {
+            return ok;
+        }
+        // The descriptor after the `ok` good ones failed: collect statuses from there on.
+        ok + self.completed_status(&mut status[ok..]) as usize
+    }
+}
+
+/// One packet between receive and transmit.
+#[derive(Default)]
+struct Slot {
+    /// The received mbuf, held until its copy is complete.
+    src: Option<Mbuf>,
+    /// The copy, transmitted once ready.
+    dst: Option<Mbuf>,
+    /// A DMA copy of the payload is outstanding.
+    in_dma: bool,
+}
+
+/// A stream's FIFO of slots in receive order.
+struct Stream {
+    slots: Box<[Slot]>,
+    mask: u32,
+    /// Oldest slot (next to transmit).
+    head: u32,
+    /// Next free slot.
+    tail: u32,
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    mac_updating: bool,
+}
+
+impl Stream {
+    fn len(&self) -> u32 {
+        self.tail.wrapping_sub(self.head)
+    }
+    fn room(&self) -> u32 {
+        self.slots.len() as u32 - self.len()
+    }
+}
+
+/// The copy stage of one worker.
+pub struct CopyStage<E> {
+    mode: CopyMode,
+    /// Packets of at least this many bytes go to DMA (when there is an engine with room).
+    copybreak: usize,
+    engine: Option<E>,
+    streams: Vec<Stream>,
+    /// Per DMA descriptor outstanding, in enqueue order: (stream << 32) | slot sequence number.
+    tags: Box<[u64]>,
+    tag_mask: u32,
+    tag_head: u32,
+    tag_tail: u32,
+    /// Descriptors written since the last submit.
+    unsubmitted: u32,
+}
+
+/// Slots per stream: bounds the packets a stream holds between receive and transmit.
+pub const STREAM_SLOTS: u32 = 1024;
+
+impl<E: DmaEngine> CopyStage<E> {
+    /// A stage for `mode` with `engine` (if any). Streams are added with [`Self::add_stream`].
+    pub fn new(mode: CopyMode, copybreak: usize, engine: Option<E>) -> Self {
+        CopyStage {
+            mode,
+            copybreak,
+            engine,
+            streams: Vec::new(),
+            tags: Box::new([]),
+            tag_mask: 0,
+            tag_head: 0,
+            tag_tail: 0,
+            unsubmitted: 0,
+        }
+    }
+
+    /// Adds a stream (one RX port); returns its index. Packets of it get `dst_mac`/`src_mac`
+    /// written into their copies when `mac_updating`.
+    pub fn add_stream(&mut self, dst_mac: MacAddr, src_mac: MacAddr, mac_updating: bool) -> usize {
+        self.streams.push(Stream {
+            slots: (0..STREAM_SLOTS).map(|_| Slot::default()).collect(),
+            mask: STREAM_SLOTS - 1,
+            head: 0,
+            tail: 0,
+            dst_mac,
+            src_mac,
+            mac_updating,
+        });
+        // Every slot of every stream may be in DMA flight at once: size the tag FIFO for that.
+        let cap = (self.streams.len() as u32 * STREAM_SLOTS).next_power_of_two();
+        self.tags = vec![0u64; cap as usize].into_boxed_slice();
+        self.tag_mask = cap - 1;
+        self.streams.len() - 1
+    }
+
+    pub fn mode(&self) -> CopyMode {
+        self.mode
+    }
+
+    pub fn copybreak(&self) -> usize {
+        self.copybreak
+    }
+
+    pub fn set_copybreak(&mut self, bytes: usize) {
+        self.copybreak = bytes;
+    }
+
+    pub fn has_engine(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// Packets stream `s` can still take (receive no more than this: back-pressure, not drops).
+    #[inline]
+    pub fn room(&self, s: usize) -> usize {
+        self.streams[s].room() as usize
+    }
+
+    /// Packets held by the stage (copying or waiting to be transmitted).
+    pub fn held(&self) -> usize {
+        self.streams.iter().map(|s| s.len() as usize).sum()
+    }
+
+    /// DMA descriptors outstanding.
+    pub fn in_dma(&self) -> usize {
+        self.tag_tail.wrapping_sub(self.tag_head) as usize
+    }
+
+    /// Takes a received burst into stream `s`: each packet is copied by the CPU or enqueued to
+    /// the DMA engine. The burst is left empty. Runts and packets with no mbuf for their copy
+    /// are dropped and counted against `rx_port`.
+    pub fn accept(
+        &mut self,
+        s: usize,
+        burst: &mut Burst,
+        pool: &Mempool<'_>,
+        stats: &LcoreStats,
+        rx_port: u16,
+    ) {
+        let n = burst.len();
+        debug_assert!(n <= self.room(s), "receive no more than room()");
+        let mut copies: [Option<Mbuf>; MAX_BURST] = Default::default();
+        if !pool.alloc_bulk(&mut copies[..n]) {
+            // The pool cannot give the whole burst at once: take what it has, one by one.
+            for c in copies[..n].iter_mut() {
+                *c = pool.alloc();
+            }
+        }
+        let (mut cpu, mut dma, mut no_mbuf, mut runt) = (0u64, 0u64, 0u64, 0u64);
+        let dma_allowed = matches!(self.mode, CopyMode::Dma | CopyMode::Auto);
+        for (src, copy) in burst.drain().zip(copies.iter_mut()) {
+            let len = src.len();
+            if len < ETHER_HDR_LEN || src.nb_segs() != 1 {
+                // Ports run without scatter-gather, so a multi-segment mbuf is malformed input.
+                runt += 1;
+                continue;
+            }
+            let Some(mut dst) = copy.take() else {
+                no_mbuf += 1;
+                continue;
+            };
+            if dst.set_len(len).is_err() {
+                no_mbuf += 1;
+                continue;
+            }
+            let stream = &mut self.streams[s];
+            let seq = stream.tail;
+            let to_dma = dma_allowed
+                && len >= self.copybreak
+                && len > HEADER_BYTES
+                && self.engine.as_ref().is_some_and(|e| e.capacity() > 0);
+            let slot = &mut stream.slots[(seq & stream.mask) as usize];
+            slot.in_dma = false;
+            if to_dma {
+                // Header by CPU, rewritten before the engine is given the buffer: from the
+                // enqueue until its completion the CPU does not touch the copy.
+                let d = dst.data_mut();
+                d[..HEADER_BYTES].copy_from_slice(&src.data()[..HEADER_BYTES]);
+                if stream.mac_updating {
+                    rewrite_macs(d, &stream.dst_mac, &stream.src_mac);
+                }
+                let engine = self.engine.as_mut().expect("checked above");
+                if engine.enqueue(&src, &mut dst, HEADER_BYTES) {
+                    let t = self.tag_tail;
+                    self.tags[(t & self.tag_mask) as usize] = ((s as u64) << 32) | seq as u64;
+                    self.tag_tail = t.wrapping_add(1);
+                    self.unsubmitted += 1;
+                    slot.in_dma = true;
+                    slot.src = Some(src);
+                    dma += 1;
+                } else {
+                    // Ring full after all: finish the copy on the CPU.
+                    dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
+                    cpu += 1;
+                }
+            } else {
+                let d = dst.data_mut();
+                d.copy_from_slice(src.data());
+                if stream.mac_updating {
+                    rewrite_macs(d, &stream.dst_mac, &stream.src_mac);
+                }
+                cpu += 1;
+                // The source is done with: freed here, when `src` goes out of scope.
+            }
+            slot.dst = Some(dst);
+            stream.tail = seq.wrapping_add(1);
+        }
+        let c = &stats.copies;
+        c.cpu.add(cpu);
+        c.dma.add(dma);
+        let drops = &stats.ports[rx_port as usize].dropped;
+        drops[DropReason::NoMbuf as usize].add(no_mbuf);
+        drops[DropReason::Runt as usize].add(runt);
+    }
+
+    /// Rings the doorbell once for everything enqueued since the last call.
+    #[inline]
+    pub fn submit(&mut self) {
+        if self.unsubmitted > 0 {
+            if let Some(e) = self.engine.as_mut() {
+                e.submit();
+            }
+            self.unsubmitted = 0;
+        }
+    }
+
+    /// Collects DMA completions: successful copies become ready and free their source; failed
+    /// ones are re-copied by the CPU from the held source. Returns how many completed.
+    pub fn poll(&mut self, stats: &LcoreStats) -> usize {
+        let Some(engine) = self.engine.as_mut() else {
+            return 0;
+        };
+        if self.tag_head == self.tag_tail {
+            return 0;
+        }
+        let mut status = [0u32; MAX_BURST * 2];
+        let n = engine.poll(&mut status);
+        let mut errors = 0u64;
+        for &st in &status[..n] {
+            let h = self.tag_head;
+            debug_assert_ne!(h, self.tag_tail, "engine completed more than was enqueued");
+            let tag = self.tags[(h & self.tag_mask) as usize];
+            self.tag_head = h.wrapping_add(1);
+            let stream = &mut self.streams[(tag >> 32) as usize];
+            let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
+            slot.in_dma = false;
+            let src = slot.src.take().expect("a DMA slot holds its source");
+            if st != 0 {
+                errors += 1;
+                let dst = slot.dst.as_mut().expect("a DMA slot holds its copy");
+                dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
+            }
+        }
+        let c = &stats.copies;
+        c.dma_errors.add(errors);
+        c.recopied.add(errors);
+        n
+    }
+
+    /// Moves stream `s`'s ready copies, oldest first, into `out` (up to its room); stops at the
+    /// first packet still in DMA flight, so order is kept.
+    #[inline]
+    pub fn take_ready(&mut self, s: usize, out: &mut Burst) -> usize {
+        let stream = &mut self.streams[s];
+        let mut n = 0;
+        while stream.head != stream.tail && out.room() > 0 {
+            let slot = &mut stream.slots[(stream.head & stream.mask) as usize];
+            if slot.in_dma {
+                break;
+            }
+            // A slot without a copy is a packet abandon_dma had no buffer for (counted there).
+            if let Some(dst) = slot.dst.take() {
+                // Cannot fail: room checked above.
+                let _ = out.push(dst);
+                n += 1;
+            }
+            stream.head = stream.head.wrapping_add(1);
+        }
+        n
+    }
+
+    /// Gives up on every outstanding DMA copy (the engine stopped completing): each is re-copied
+    /// by the CPU from its held source into a fresh mbuf, and the abandoned destination buffers
+    /// are returned, to be freed only once the device is stopped (a late DMA write must never
+    /// land in a reused buffer). Packets with no fresh mbuf to copy into are dropped and
+    /// counted as `no_mbuf` against `rx_port_of(stream)`.
+    pub fn abandon_dma(
+        &mut self,
+        pool: &Mempool<'_>,
+        stats: &LcoreStats,
+        rx_port_of: impl Fn(usize) -> u16,
+        quarantine: &mut Vec<Mbuf>,
+    ) -> usize {
+        let mut recopied = 0;
+        while self.tag_head != self.tag_tail {
+            let tag = self.tags[(self.tag_head & self.tag_mask) as usize];
+            self.tag_head = self.tag_head.wrapping_add(1);
+            let s = (tag >> 32) as usize;
+            let stream = &mut self.streams[s];
+            let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
+            let src = slot.src.take().expect("a DMA slot holds its source");
+            let old = slot.dst.take().expect("a DMA slot holds its copy");
+            slot.in_dma = false;
+            let fresh = pool
+                .alloc()
+                .and_then(|mut m| m.set_len(src.len()).ok().map(|_| m));
+            match fresh {
+                Some(mut fresh) => {
+                    fresh.data_mut().copy_from_slice(src.data());
+                    if stream.mac_updating {
+                        rewrite_macs(fresh.data_mut(), &stream.dst_mac, &stream.src_mac);
+                    }
+                    slot.dst = Some(fresh);
+                    recopied += 1;
+                }
+                None => {
+                    // No buffer for the copy: the slot becomes a hole that take_ready skips.
+                    stats.ports[rx_port_of(s) as usize].dropped[DropReason::NoMbuf as usize].add(1);
+                }
+            }
+            quarantine.push(old);
+        }
+        self.unsubmitted = 0;
+        stats.copies.recopied.add(recopied as u64);
+        recopied
+    }
+
+    /// Takes the engine out (for hot-remove or shutdown); the stage must hold no DMA copies.
+    pub fn take_engine(&mut self) -> Option<E> {
+        debug_assert_eq!(self.in_dma(), 0);
+        self.engine.take()
+    }
+
+    /// Installs an engine (hot-add).
+    pub fn set_engine(&mut self, engine: Option<E>) {
+        self.engine = engine;
+    }
+
+    pub fn engine(&self) -> Option<&E> {
+        self.engine.as_ref()
+    }
+}
