@@ -81,9 +81,21 @@ fn main() {
         .prepend_enum_name(false)
         .default_enum_style(bindgen::EnumVariation::Consts)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .parse_callbacks(Box::new(ShimFlagsAreU64))
         .generate()
         .expect("bindgen failed on shim/shim.h");
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("bindings.rs");
     bindings.write_to_file(out).expect("cannot write bindings");
+}
+
+/// The shim's `SHIM_*` macros are 64-bit flag masks: type them as `u64` whatever their value.
+#[derive(Debug)]
+struct ShimFlagsAreU64;
+
+impl bindgen::callbacks::ParseCallbacks for ShimFlagsAreU64 {
+    fn int_macro(&self, name: &str, _value: i64) -> Option<bindgen::callbacks::IntKind> {
+        name.starts_with("SHIM_")
+            .then_some(bindgen::callbacks::IntKind::U64)
+    }
 }

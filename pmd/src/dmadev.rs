@@ -214,9 +214,9 @@ fn info(id: i16) -> Result<DmaDevInfo> {
         min_desc: i.min_desc,
         max_desc: i.max_desc,
         numa_node: i.numa_node,
-        mem_to_mem: capa(dpdk_sys::SHIM_DMA_CAPA_MEM_TO_MEM as u64),
-        copy: capa(dpdk_sys::SHIM_DMA_CAPA_OPS_COPY as u64),
-        sva: capa(dpdk_sys::SHIM_DMA_CAPA_SVA as u64),
+        mem_to_mem: capa(dpdk_sys::SHIM_DMA_CAPA_MEM_TO_MEM),
+        copy: capa(dpdk_sys::SHIM_DMA_CAPA_OPS_COPY),
+        sva: capa(dpdk_sys::SHIM_DMA_CAPA_SVA),
     })
 }
 

@@ -137,7 +137,7 @@ impl<'eal> Port<'eal> {
         let mut conf = dpdk_sys::rte_eth_conf::default();
         // Free mbufs on TX completion without reference counting, as DPDK l2fwd does, where
         // the device supports it: every mbuf sent here comes from one pool with refcnt 1.
-        let fast_free = dpdk_sys::SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE as u64;
+        let fast_free = dpdk_sys::SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
         if info.tx_offload_capa & fast_free != 0 {
             conf.txmode.offloads |= fast_free;
         }
