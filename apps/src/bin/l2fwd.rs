@@ -253,7 +253,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         .collect();
     let quarantine: Mutex<Vec<Mbuf>> = Mutex::new(Vec::new());
     let tsc_hz = pmd::tsc_hz();
-    let mut jobs: Vec<Box<dyn FnOnce(&AtomicBool) + Send + '_>> = Vec::new();
+    let mut jobs: Vec<WorkerJob> = Vec::new();
     for (i, rules) in plan.iter().enumerate() {
         let mut fwd_rules = Vec::new();
         for &(rx, tx) in rules {
@@ -405,6 +405,9 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     }
     Ok(())
 }
+
+/// What one forwarding lcore runs, given the quit flag.
+type WorkerJob<'a> = Box<dyn FnOnce(&AtomicBool) + Send + 'a>;
 
 /// A port's identity and final counters.
 struct PortSummary {
