@@ -124,21 +124,6 @@ pub fn transmit(tx: &mut TxQueue<'_>, burst: &mut Burst, stats: &LcoreStats) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn l2fwd_macs() {
-        let mut f = [0xffu8; 20];
-        let src = MacAddr([1, 2, 3, 4, 5, 6]);
-        rewrite_macs(&mut f, &Rule::dst_mac(3), &src);
-        assert_eq!(&f[0..6], &[2, 0, 0, 0, 0, 3]);
-        assert_eq!(&f[6..12], &[1, 2, 3, 4, 5, 6]);
-        assert_eq!(&f[12..], &[0xff; 8]);
-    }
-}
-
 /// A worker with a copy stage (`--copy cpu|dma|auto`): every packet is copied into a fresh
 /// mbuf, and the copy is transmitted, in receive order per stream.
 pub struct CopyWorker<'p, 's, E> {
@@ -226,5 +211,20 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
             engine: self.stage.take_engine(),
             quarantine,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l2fwd_macs() {
+        let mut f = [0xffu8; 20];
+        let src = MacAddr([1, 2, 3, 4, 5, 6]);
+        rewrite_macs(&mut f, &Rule::dst_mac(3), &src);
+        assert_eq!(&f[0..6], &[2, 0, 0, 0, 0, 3]);
+        assert_eq!(&f[6..12], &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(&f[12..], &[0xff; 8]);
     }
 }
