@@ -105,3 +105,38 @@ fn unknown_app_option() {
     let out = run_app(BIN, &null_pair(), &["-p", "0x3", "--frobnicate"]);
     expect_failure(&out, "--frobnicate");
 }
+
+#[test]
+fn bad_copy_options() {
+    let out = run_app(BIN, &null_pair(), &["-p", "0x3", "--copy", "fast"]);
+    expect_failure(&out, "invalid copy mode \"fast\"");
+    let out = run_app(
+        BIN,
+        &null_pair(),
+        &["-p", "0x3", "-T", "0", "--copy", "dma"],
+    );
+    expect_failure(&out, "--copy dma needs a DMA device");
+    let mut eal = null_pair();
+    eal.push("--vdev=dma_skeleton0,lcore=0".into());
+    let out = run_app(
+        BIN,
+        &eal,
+        &[
+            "-p",
+            "0x3",
+            "-T",
+            "0",
+            "--copy",
+            "dma",
+            "--dma",
+            "dma_nosuch9",
+        ],
+    );
+    expect_failure(&out, "no DMA device named \"dma_nosuch9\"");
+    let out = run_app(
+        BIN,
+        &null_pair(),
+        &["-p", "0x3", "-T", "0", "--dma", "dma_skeleton0"],
+    );
+    expect_failure(&out, "--dma needs --copy dma or --copy auto");
+}

@@ -16,6 +16,10 @@ struct Run {
 }
 
 fn run_pcap_pair(name: &str, extra: &[&str]) -> Run {
+    run_pcap_pair_with(name, &[], extra)
+}
+
+fn run_pcap_pair_with(name: &str, eal_extra: &[&str], extra: &[&str]) -> Run {
     let dir = scratch(name);
     let inputs = [
         random_frames(1, FRAMES, 60, 1514),
@@ -31,6 +35,7 @@ fn run_pcap_pair(name: &str, extra: &[&str]) -> Run {
             dir.join(format!("out{i}.pcap")).display()
         ));
     }
+    eal.extend(eal_extra.iter().map(|s| s.to_string()));
     let report_path = dir.join("report.json");
     let rp = report_path.to_str().unwrap();
     let mut app = vec!["-p", "0x3", "-T", "0", "--duration", "2", "--report", rp];
@@ -66,10 +71,7 @@ fn check_report(r: &L2fwdReport) {
     }
 }
 
-#[test]
-fn forwards_every_frame_in_order_with_macs_rewritten() {
-    let run = run_pcap_pair("mac", &[]);
-    check_report(&run.report);
+fn check_forwarded_with_macs(run: &Run) {
     for (rx, tx) in [(0usize, 1usize), (1, 0)] {
         let sent = &run.inputs[rx];
         let got = &run.outputs[tx];
@@ -82,6 +84,71 @@ fn forwards_every_frame_in_order_with_macs_rewritten() {
             assert_eq!(&g[12..], &s[12..], "frame {i} after the MACs");
         }
     }
+}
+
+#[test]
+fn forwards_every_frame_in_order_with_macs_rewritten() {
+    let run = run_pcap_pair("mac", &[]);
+    check_report(&run.report);
+    check_forwarded_with_macs(&run);
+    assert_eq!(
+        run.report.copies.cpu + run.report.copies.dma,
+        0,
+        "--copy none copies nothing"
+    );
+}
+
+/// The software dmadev; its copy thread runs on lcore 0, beside the main lcore, which sleeps.
+const DMA_SKELETON: &str = "--vdev=dma_skeleton0,lcore=0";
+
+#[test]
+fn copy_cpu_delivers_every_frame_intact_in_order() {
+    let run = run_pcap_pair("cpu", &["--copy", "cpu"]);
+    check_report(&run.report);
+    check_forwarded_with_macs(&run);
+    assert_eq!(run.report.copies.cpu, 2 * FRAMES as u64);
+    assert_eq!(run.report.copies.dma, 0);
+}
+
+#[test]
+fn copy_dma_delivers_every_frame_intact_in_order() {
+    let run = run_pcap_pair_with(
+        "dma",
+        &[DMA_SKELETON],
+        &[
+            "--copy",
+            "dma",
+            "--copybreak",
+            "256",
+            "--dma-timeout-ms",
+            "5000",
+        ],
+    );
+    check_report(&run.report);
+    check_forwarded_with_macs(&run);
+    let c = &run.report.copies;
+    assert!(c.dma > 0, "DMA asked for and used: {c:?}");
+    assert_eq!(c.cpu + c.dma, 2 * FRAMES as u64, "{c:?}");
+    assert_eq!(c.dma_errors, 0);
+    let ch = &run.report.dma_channels;
+    assert_eq!(ch.len(), 1);
+    assert_eq!(ch[0].name, "dma_skeleton0");
+    assert_eq!(ch[0].state, "active");
+    assert_eq!(ch[0].submitted, c.dma);
+    assert_eq!(ch[0].completed, c.dma);
+}
+
+#[test]
+fn copy_auto_delivers_every_frame_intact_in_order() {
+    let run = run_pcap_pair_with(
+        "auto",
+        &[DMA_SKELETON],
+        &["--copy", "auto", "--dma-timeout-ms", "5000"],
+    );
+    check_report(&run.report);
+    check_forwarded_with_macs(&run);
+    let c = &run.report.copies;
+    assert_eq!(c.cpu + c.dma, 2 * FRAMES as u64, "{c:?}");
 }
 
 #[test]

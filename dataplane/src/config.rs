@@ -111,7 +111,7 @@ pub struct L2fwdSection {
     pub copybreak: Option<u32>,
     /// DMA devices to use (names as the EAL knows them, for example `dma_skeleton0`).
     pub dma: Option<Vec<String>>,
-    pub dma_drain_ms: Option<u64>,
+    pub dma_timeout_ms: Option<u64>,
     pub control: Option<PathBuf>,
 }
 

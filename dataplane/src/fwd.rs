@@ -131,17 +131,20 @@ pub struct CopyWorker<'p, 's, E> {
     pub stage: CopyStage<E>,
     pub pool: &'s Mempool<'s>,
     pub stats: &'s LcoreStats,
-    /// TSC cycles to wait for outstanding DMA completions at shutdown before re-copying the
-    /// packets on the CPU.
-    pub drain_timeout_cycles: u64,
+    /// TSC cycles a DMA channel may hold copies without completing any before the worker gives
+    /// up on it (surprise removal, hung engine): the copies are re-done by the CPU from their
+    /// held sources and the engine is retired.
+    pub dma_timeout_cycles: u64,
     /// Chooses the copybreak in `--copy auto`.
     pub tuner: Option<AutoTuner>,
 }
 
 /// What a copy worker hands back when it stops.
 pub struct CopyWorkerExit<E> {
-    /// The DMA engine, with nothing outstanding on it.
+    /// The DMA engine, with nothing outstanding on it (or retired after a stall).
     pub engine: Option<E>,
+    /// The engine stopped completing and was given up on.
+    pub stalled: bool,
     /// Destination buffers of copies abandoned on a stalled engine: free them only after the
     /// device is stopped.
     pub quarantine: Vec<Mbuf>,
@@ -154,6 +157,9 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
         let mut rx = Burst::new();
         let mut tx = Burst::new();
         let mut tsc_last = pmd::rdtsc();
+        let mut last_progress = tsc_last;
+        let mut quarantine = Vec::new();
+        let mut retired: Option<E> = None;
         // Relaxed: `quit` carries no data; the worker only needs to see it eventually.
         while !quit.load(Ordering::Relaxed) {
             let mut work = 0;
@@ -168,7 +174,17 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 }
             }
             self.stage.submit();
-            self.stage.poll(self.stats);
+            let completed = self.stage.poll(self.stats);
+            if self.stage.in_dma() > 0 {
+                let now = pmd::rdtsc();
+                if completed > 0 {
+                    last_progress = now;
+                } else if now - last_progress > self.dma_timeout_cycles {
+                    retired = self.retire_engine(&mut quarantine);
+                }
+            } else {
+                last_progress = pmd::rdtsc();
+            }
             let mut sent = 0;
             for (i, rule) in self.rules.iter_mut().enumerate() {
                 while self.stage.take_ready(i, &mut tx) > 0 {
@@ -186,20 +202,29 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 tsc_last = now;
             }
         }
-        self.drain()
+        self.drain(quarantine, retired)
     }
 
-    fn drain(mut self) -> CopyWorkerExit<E> {
+    /// Gives up on the engine: its outstanding copies are re-done by the CPU into fresh
+    /// buffers, the destinations it may still write are quarantined, and it gets no more work.
+    #[cold]
+    fn retire_engine(&mut self, quarantine: &mut Vec<Mbuf>) -> Option<E> {
+        let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
+        self.stage
+            .abandon_dma(self.pool, self.stats, |s| ports[s], quarantine);
+        self.stage.take_engine()
+    }
+
+    fn drain(mut self, mut quarantine: Vec<Mbuf>, mut retired: Option<E>) -> CopyWorkerExit<E> {
         let mut tx = Burst::new();
-        let mut quarantine = Vec::new();
-        let deadline = pmd::rdtsc() + self.drain_timeout_cycles;
+        let mut last_progress = pmd::rdtsc();
         while self.stage.held() > 0 {
             self.stage.submit();
-            self.stage.poll(self.stats);
-            if self.stage.in_dma() > 0 && pmd::rdtsc() > deadline {
-                let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
-                self.stage
-                    .abandon_dma(self.pool, self.stats, |s| ports[s], &mut quarantine);
+            if self.stage.poll(self.stats) > 0 {
+                last_progress = pmd::rdtsc();
+            }
+            if self.stage.in_dma() > 0 && pmd::rdtsc() - last_progress > self.dma_timeout_cycles {
+                retired = self.retire_engine(&mut quarantine);
             }
             for (i, rule) in self.rules.iter_mut().enumerate() {
                 while self.stage.take_ready(i, &mut tx) > 0 {
@@ -207,8 +232,10 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 }
             }
         }
+        let stalled = retired.is_some();
         CopyWorkerExit {
-            engine: self.stage.take_engine(),
+            engine: retired.or_else(|| self.stage.take_engine()),
+            stalled,
             quarantine,
         }
     }

@@ -2,7 +2,6 @@
 
 use crate::error::{check, last_error, Error, Result};
 use std::ffi::{c_int, c_void, CString};
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set once `rte_eal_init` has been called: DPDK allows one initialisation per process,
@@ -10,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static EAL_INITIALISED: AtomicBool = AtomicBool::new(false);
 
 /// The initialised EAL. Ports, pools and DMA devices borrow it; dropping it runs
-/// `rte_eal_cleanup` (after they are gone).
+/// `rte_eal_cleanup` (after they are gone). Its queries are thread-safe reads of the EAL's
+/// configuration; launching work on lcores is checked to happen on the main lcore.
 pub struct Eal {
-    /// The EAL is process-wide and its lcore API is for the main thread: not `Send`/`Sync`.
-    _not_send: PhantomData<*mut ()>,
+    _private: (),
 }
 
 impl Eal {
@@ -59,9 +58,7 @@ impl Eal {
                 e => e,
             });
         }
-        Ok(Eal {
-            _not_send: PhantomData,
-        })
+        Ok(Eal { _private: () })
     }
 
     /// The lcore this thread runs as (the main lcore here).
@@ -107,6 +104,12 @@ impl Eal {
                     unsafe { dpdk_sys::rte_eal_wait_lcore(lcore) };
                 }
             }
+        }
+        // SAFETY: reads this thread's lcore id (a thread-local); no preconditions.
+        if unsafe { dpdk_sys::shim_lcore_id() } != self.main_lcore() {
+            return Err(Error::Invalid(
+                "work can be launched on lcores from the main lcore only".into(),
+            ));
         }
         let mut launched = WaitAll(Vec::new());
         for (lcore, job) in jobs {

@@ -58,10 +58,10 @@ struct Cli {
     /// DMA device to use (repeatable; default with --copy dma|auto: every dmadev found).
     #[arg(long = "dma")]
     dma: Vec<String>,
-    /// Milliseconds to wait for outstanding DMA completions at shutdown before re-copying the
-    /// packets on the CPU.
-    #[arg(long = "dma-drain-ms")]
-    dma_drain_ms: Option<u64>,
+    /// Milliseconds a DMA channel may hold copies without completing any before the worker
+    /// gives up on it (a surprise removal or a hung engine) and re-copies them on the CPU.
+    #[arg(long = "dma-timeout-ms")]
+    dma_timeout_ms: Option<u64>,
     /// Write the JSON report here at exit.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -83,7 +83,7 @@ struct Options {
     copy: CopyMode,
     copybreak: u32,
     dma: Vec<String>,
-    dma_drain: Duration,
+    dma_timeout: Duration,
     report: Option<PathBuf>,
 }
 
@@ -130,7 +130,9 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
             .or(file.copybreak)
             .unwrap_or(DEFAULT_COPYBREAK),
         dma,
-        dma_drain: Duration::from_millis(cli.dma_drain_ms.or(file.dma_drain_ms).unwrap_or(10)),
+        dma_timeout: Duration::from_millis(
+            cli.dma_timeout_ms.or(file.dma_timeout_ms).unwrap_or(10),
+        ),
         report: cli.report.or(file.report),
     })
 }
@@ -252,6 +254,8 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         .map(|_| LcoreStats::default())
         .collect();
     let quarantine: Mutex<Vec<Mbuf>> = Mutex::new(Vec::new());
+    // Per worker: its DMA channel stopped completing and was retired.
+    let stalled: Mutex<Vec<bool>> = Mutex::new(vec![false; forwarding_lcores.len()]);
     let tsc_hz = pmd::tsc_hz();
     let mut jobs: Vec<WorkerJob> = Vec::new();
     for (i, rules) in plan.iter().enumerate() {
@@ -302,7 +306,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 stage,
                 pool: &pool,
                 stats: lstats,
-                drain_timeout_cycles: (opts.dma_drain.as_secs_f64() * tsc_hz as f64) as u64,
+                dma_timeout_cycles: (opts.dma_timeout.as_secs_f64() * tsc_hz as f64) as u64,
                 tuner,
             };
             let quarantine = &quarantine;
@@ -359,14 +363,16 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
             totals: port_totals(&stats, p.id()),
         })
         .collect();
+    let stalled = stalled.into_inner().expect("workers are done");
     let dma_reports: Vec<DmaChannelReport> = dma_devs
         .iter()
         .take(forwarding_lcores.len())
-        .map(|d| {
+        .zip(&stalled)
+        .map(|(d, &stalled)| {
             let s = d.stats().unwrap_or_default();
             DmaChannelReport {
                 name: d.name().to_owned(),
-                state: "active".into(),
+                state: if stalled { "stalled" } else { "active" }.into(),
                 submitted: s.submitted,
                 completed: s.completed,
                 failed: s.errors,
