@@ -81,7 +81,7 @@ impl DmaEngine for Double {
             return false;
         }
         self.enqueued += 1;
-        let fail = self.b.fail_every > 0 && self.enqueued % self.b.fail_every == 0;
+        let fail = self.b.fail_every > 0 && self.enqueued.is_multiple_of(self.b.fail_every);
         if fail {
             dst.data_mut()[offset..].fill(0xEE);
         } else {
