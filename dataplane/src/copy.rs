@@ -163,44 +163,85 @@ impl Stream {
     }
 }
 
-/// The copy stage of one worker.
+/// One DMA channel of a worker with the copies outstanding on it.
+struct Lane<E> {
+    engine: E,
+    /// Per descriptor outstanding, in enqueue order: (stream << 32) | slot sequence number.
+    tags: Box<[u64]>,
+    mask: u32,
+    head: u32,
+    tail: u32,
+    /// Descriptors written since the last submit.
+    unsubmitted: u32,
+}
+
+impl<E> Lane<E> {
+    fn in_flight(&self) -> u32 {
+        self.tail.wrapping_sub(self.head)
+    }
+
+    fn pop_tag(&mut self) -> Option<u64> {
+        if self.head == self.tail {
+            return None;
+        }
+        let t = self.tags[(self.head & self.mask) as usize];
+        self.head = self.head.wrapping_add(1);
+        Some(t)
+    }
+}
+
+/// The copy stage of one worker. A worker may own several DMA channels (lanes); stream `s`
+/// uses lane `s % lanes`.
 pub struct CopyStage<E> {
     mode: CopyMode,
     /// Packets of at least this many bytes go to DMA (when there is an engine with room).
     copybreak: usize,
-    engine: Option<E>,
+    lanes: Vec<Lane<E>>,
     streams: Vec<Stream>,
-    /// Per DMA descriptor outstanding, in enqueue order: (stream << 32) | slot sequence number.
-    tags: Box<[u64]>,
-    tag_mask: u32,
-    tag_head: u32,
-    tag_tail: u32,
-    /// Descriptors written since the last submit.
-    unsubmitted: u32,
 }
 
 /// Slots per stream: bounds the packets a stream holds between receive and transmit.
 pub const STREAM_SLOTS: u32 = 1024;
 
 impl<E: DmaEngine> CopyStage<E> {
-    /// A stage for `mode` with `engine` (if any). Streams are added with [`Self::add_stream`].
+    /// A stage for `mode` with `engine` (if any). Streams are added with [`Self::add_stream`],
+    /// more engines with [`Self::add_engine`].
     pub fn new(mode: CopyMode, copybreak: usize, engine: Option<E>) -> Self {
-        CopyStage {
+        let mut stage = CopyStage {
             mode,
             copybreak,
-            engine,
+            lanes: Vec::new(),
             streams: Vec::new(),
-            tags: Box::new([]),
-            tag_mask: 0,
-            tag_head: 0,
-            tag_tail: 0,
-            unsubmitted: 0,
+        };
+        if let Some(e) = engine {
+            stage.add_engine(e);
         }
+        stage
+    }
+
+    /// Every slot of every stream may be in DMA flight on one lane: room for that many tags.
+    fn tag_capacity(&self) -> u32 {
+        (self.streams.len().max(1) as u32 * STREAM_SLOTS).next_power_of_two()
+    }
+
+    /// Adds a DMA channel (a lane). Only between bursts, with no copy in flight.
+    pub fn add_engine(&mut self, engine: E) {
+        debug_assert_eq!(self.in_dma(), 0);
+        let cap = self.tag_capacity();
+        self.lanes.push(Lane {
+            engine,
+            tags: vec![0u64; cap as usize].into_boxed_slice(),
+            mask: cap - 1,
+            head: 0,
+            tail: 0,
+            unsubmitted: 0,
+        });
     }
 
     /// Adds a stream (one RX port); returns its index. Packets of it get `dst_mac`/`src_mac`
-    /// written into their copies when `mac_updating`.
+    /// written into their copies when `mac_updating`. Only with no copy in flight.
     pub fn add_stream(&mut self, dst_mac: MacAddr, src_mac: MacAddr, mac_updating: bool) -> usize {
+        debug_assert_eq!(self.in_dma(), 0);
         self.streams.push(Stream {
             slots: (0..STREAM_SLOTS).map(|_| Slot::default()).collect(),
             mask: STREAM_SLOTS - 1,
@@ -210,10 +251,11 @@ impl<E: DmaEngine> CopyStage<E> {
             src_mac,
             mac_updating,
         });
-        // Every slot of every stream may be in DMA flight at once: size the tag FIFO for that.
-        let cap = (self.streams.len() as u32 * STREAM_SLOTS).next_power_of_two();
-        self.tags = vec![0u64; cap as usize].into_boxed_slice();
-        self.tag_mask = cap - 1;
+        let cap = self.tag_capacity();
+        for lane in &mut self.lanes {
+            lane.tags = vec![0u64; cap as usize].into_boxed_slice();
+            lane.mask = cap - 1;
+        }
         self.streams.len() - 1
     }
 
@@ -229,8 +271,9 @@ impl<E: DmaEngine> CopyStage<E> {
         self.copybreak = bytes;
     }
 
-    pub fn has_engine(&self) -> bool {
-        self.engine.is_some()
+    /// DMA channels the stage drives.
+    pub fn engines(&self) -> usize {
+        self.lanes.len()
     }
 
     /// Packets stream `s` can still take (receive no more than this: back-pressure, not drops).
@@ -246,7 +289,7 @@ impl<E: DmaEngine> CopyStage<E> {
 
     /// DMA descriptors outstanding.
     pub fn in_dma(&self) -> usize {
-        self.tag_tail.wrapping_sub(self.tag_head) as usize
+        self.lanes.iter().map(|l| l.in_flight() as usize).sum()
     }
 
     /// Takes a received burst into stream `s`: each packet is copied by the CPU or enqueued to
@@ -270,7 +313,12 @@ impl<E: DmaEngine> CopyStage<E> {
             }
         }
         let (mut cpu, mut dma, mut no_mbuf, mut runt) = (0u64, 0u64, 0u64, 0u64);
-        let dma_allowed = matches!(self.mode, CopyMode::Dma | CopyMode::Auto);
+        let lane_idx = match self.lanes.len() {
+            0 => usize::MAX,
+            n => s % n,
+        };
+        let dma_allowed =
+            matches!(self.mode, CopyMode::Dma | CopyMode::Auto) && lane_idx != usize::MAX;
         for (src, copy) in burst.drain().zip(copies.iter_mut()) {
             let len = src.len();
             if len < ETHER_HDR_LEN || src.nb_segs() != 1 {
@@ -291,7 +339,7 @@ impl<E: DmaEngine> CopyStage<E> {
             let to_dma = dma_allowed
                 && len >= self.copybreak
                 && len > HEADER_BYTES
-                && self.engine.as_ref().is_some_and(|e| e.capacity() > 0);
+                && self.lanes[lane_idx].engine.capacity() > 0;
             let slot = &mut stream.slots[(seq & stream.mask) as usize];
             slot.in_dma = false;
             if to_dma {
@@ -302,12 +350,12 @@ impl<E: DmaEngine> CopyStage<E> {
                 if stream.mac_updating {
                     rewrite_macs(d, &stream.dst_mac, &stream.src_mac);
                 }
-                let engine = self.engine.as_mut().expect("checked above");
-                if engine.enqueue(&src, &mut dst, HEADER_BYTES) {
-                    let t = self.tag_tail;
-                    self.tags[(t & self.tag_mask) as usize] = ((s as u64) << 32) | seq as u64;
-                    self.tag_tail = t.wrapping_add(1);
-                    self.unsubmitted += 1;
+                let lane = &mut self.lanes[lane_idx];
+                if lane.engine.enqueue(&src, &mut dst, HEADER_BYTES) {
+                    let t = lane.tail;
+                    lane.tags[(t & lane.mask) as usize] = ((s as u64) << 32) | seq as u64;
+                    lane.tail = t.wrapping_add(1);
+                    lane.unsubmitted += 1;
                     slot.in_dma = true;
                     slot.src = Some(src);
                     dma += 1;
@@ -336,48 +384,50 @@ impl<E: DmaEngine> CopyStage<E> {
         drops[DropReason::Runt as usize].add(runt);
     }
 
-    /// Rings the doorbell once for everything enqueued since the last call.
+    /// Rings each lane's doorbell once for everything enqueued on it since the last call.
     #[inline]
     pub fn submit(&mut self) {
-        if self.unsubmitted > 0 {
-            if let Some(e) = self.engine.as_mut() {
-                e.submit();
+        for lane in &mut self.lanes {
+            if lane.unsubmitted > 0 {
+                lane.engine.submit();
+                lane.unsubmitted = 0;
             }
-            self.unsubmitted = 0;
         }
     }
 
     /// Collects DMA completions: successful copies become ready and free their source; failed
     /// ones are re-copied by the CPU from the held source. Returns how many completed.
     pub fn poll(&mut self, stats: &LcoreStats) -> usize {
-        let Some(engine) = self.engine.as_mut() else {
-            return 0;
-        };
-        if self.tag_head == self.tag_tail {
-            return 0;
-        }
         let mut status = [0u32; MAX_BURST * 2];
-        let n = engine.poll(&mut status);
+        let mut total = 0;
         let mut errors = 0u64;
-        for &st in &status[..n] {
-            let h = self.tag_head;
-            debug_assert_ne!(h, self.tag_tail, "engine completed more than was enqueued");
-            let tag = self.tags[(h & self.tag_mask) as usize];
-            self.tag_head = h.wrapping_add(1);
-            let stream = &mut self.streams[(tag >> 32) as usize];
-            let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
-            slot.in_dma = false;
-            let src = slot.src.take().expect("a DMA slot holds its source");
-            if st != 0 {
-                errors += 1;
-                let dst = slot.dst.as_mut().expect("a DMA slot holds its copy");
-                dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
+        for lane in &mut self.lanes {
+            if lane.head == lane.tail {
+                continue;
+            }
+            let n = lane.engine.poll(&mut status);
+            total += n;
+            for &st in &status[..n] {
+                let tag = lane
+                    .pop_tag()
+                    .expect("an engine completes only what was enqueued on it");
+                let stream = &mut self.streams[(tag >> 32) as usize];
+                let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
+                slot.in_dma = false;
+                let src = slot.src.take().expect("a DMA slot holds its source");
+                if st != 0 {
+                    errors += 1;
+                    let dst = slot.dst.as_mut().expect("a DMA slot holds its copy");
+                    dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
+                }
             }
         }
-        let c = &stats.copies;
-        c.dma_errors.add(errors);
-        c.recopied.add(errors);
-        n
+        if errors > 0 {
+            let c = &stats.copies;
+            c.dma_errors.add(errors);
+            c.recopied.add(errors);
+        }
+        total
     }
 
     /// Moves stream `s`'s ready copies, oldest first, into `out` (up to its room); stops at the
@@ -402,7 +452,7 @@ impl<E: DmaEngine> CopyStage<E> {
         n
     }
 
-    /// Gives up on every outstanding DMA copy (the engine stopped completing): each is re-copied
+    /// Gives up on every outstanding DMA copy (the engines stopped completing): each is re-copied
     /// by the CPU from its held source into a fresh mbuf, and the abandoned destination buffers
     /// are returned, to be freed only once the device is stopped (a late DMA write must never
     /// land in a reused buffer). Packets with no fresh mbuf to copy into are dropped and
@@ -415,9 +465,15 @@ impl<E: DmaEngine> CopyStage<E> {
         quarantine: &mut Vec<Mbuf>,
     ) -> usize {
         let mut recopied = 0;
-        while self.tag_head != self.tag_tail {
-            let tag = self.tags[(self.tag_head & self.tag_mask) as usize];
-            self.tag_head = self.tag_head.wrapping_add(1);
+        let tags = self
+            .lanes
+            .iter_mut()
+            .flat_map(|l| {
+                l.unsubmitted = 0;
+                std::iter::from_fn(|| l.pop_tag())
+            })
+            .collect::<Vec<u64>>();
+        for tag in tags {
             let s = (tag >> 32) as usize;
             let stream = &mut self.streams[s];
             let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
@@ -443,23 +499,13 @@ impl<E: DmaEngine> CopyStage<E> {
             }
             quarantine.push(old);
         }
-        self.unsubmitted = 0;
         stats.copies.recopied.add(recopied as u64);
         recopied
     }
 
-    /// Takes the engine out (for hot-remove or shutdown); the stage must hold no DMA copies.
-    pub fn take_engine(&mut self) -> Option<E> {
+    /// Takes the engines out (for hot-remove or shutdown); the stage must hold no DMA copies.
+    pub fn take_engines(&mut self) -> Vec<E> {
         debug_assert_eq!(self.in_dma(), 0);
-        self.engine.take()
-    }
-
-    /// Installs an engine (hot-add).
-    pub fn set_engine(&mut self, engine: Option<E>) {
-        self.engine = engine;
-    }
-
-    pub fn engine(&self) -> Option<&E> {
-        self.engine.as_ref()
+        self.lanes.drain(..).map(|l| l.engine).collect()
     }
 }

@@ -141,9 +141,9 @@ pub struct CopyWorker<'p, 's, E> {
 
 /// What a copy worker hands back when it stops.
 pub struct CopyWorkerExit<E> {
-    /// The DMA engine, with nothing outstanding on it (or retired after a stall).
-    pub engine: Option<E>,
-    /// The engine stopped completing and was given up on.
+    /// The DMA engines, with nothing outstanding on them (or retired after a stall).
+    pub engines: Vec<E>,
+    /// The engines stopped completing and were given up on.
     pub stalled: bool,
     /// Destination buffers of copies abandoned on a stalled engine: free them only after the
     /// device is stopped.
@@ -159,7 +159,7 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
         let mut tsc_last = pmd::rdtsc();
         let mut last_progress = tsc_last;
         let mut quarantine = Vec::new();
-        let mut retired: Option<E> = None;
+        let mut retired: Vec<E> = Vec::new();
         // Relaxed: `quit` carries no data; the worker only needs to see it eventually.
         while !quit.load(Ordering::Relaxed) {
             let mut work = 0;
@@ -180,7 +180,7 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 if completed > 0 {
                     last_progress = now;
                 } else if now - last_progress > self.dma_timeout_cycles {
-                    retired = self.retire_engine(&mut quarantine);
+                    retired.extend(self.retire_engine(&mut quarantine));
                 }
             } else {
                 last_progress = pmd::rdtsc();
@@ -208,14 +208,14 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
     /// Gives up on the engine: its outstanding copies are re-done by the CPU into fresh
     /// buffers, the destinations it may still write are quarantined, and it gets no more work.
     #[cold]
-    fn retire_engine(&mut self, quarantine: &mut Vec<Mbuf>) -> Option<E> {
+    fn retire_engine(&mut self, quarantine: &mut Vec<Mbuf>) -> Vec<E> {
         let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
         self.stage
             .abandon_dma(self.pool, self.stats, |s| ports[s], quarantine);
-        self.stage.take_engine()
+        self.stage.take_engines()
     }
 
-    fn drain(mut self, mut quarantine: Vec<Mbuf>, mut retired: Option<E>) -> CopyWorkerExit<E> {
+    fn drain(mut self, mut quarantine: Vec<Mbuf>, mut retired: Vec<E>) -> CopyWorkerExit<E> {
         let mut tx = Burst::new();
         let mut last_progress = pmd::rdtsc();
         while self.stage.held() > 0 {
@@ -224,7 +224,7 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 last_progress = pmd::rdtsc();
             }
             if self.stage.in_dma() > 0 && pmd::rdtsc() - last_progress > self.dma_timeout_cycles {
-                retired = self.retire_engine(&mut quarantine);
+                retired.extend(self.retire_engine(&mut quarantine));
             }
             for (i, rule) in self.rules.iter_mut().enumerate() {
                 while self.stage.take_ready(i, &mut tx) > 0 {
@@ -232,9 +232,10 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 }
             }
         }
-        let stalled = retired.is_some();
+        let stalled = !retired.is_empty();
+        retired.extend(self.stage.take_engines());
         CopyWorkerExit {
-            engine: retired.or_else(|| self.stage.take_engine()),
+            engines: retired,
             stalled,
             quarantine,
         }

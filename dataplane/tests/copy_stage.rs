@@ -167,7 +167,7 @@ fn run_stage(
             stuck += 1;
             if abandon_after.is_some_and(|a| stuck > a) {
                 stage.abandon_dma(pool, &stats, |_| 0, &mut quarantine);
-                stage.set_engine(None);
+                stage.take_engines();
             }
             assert!(stuck < 1_000_000, "stage never made room");
         }

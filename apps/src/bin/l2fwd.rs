@@ -203,13 +203,6 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     };
     let plan = assign_to_workers(&pairs, forwarding_lcores.len());
     let mut dma_devs = open_dma_devices(eal, opts)?;
-    if dma_devs.len() > forwarding_lcores.len() {
-        println!(
-            "note: {} DMA devices for {} worker(s): the extra ones stay idle",
-            dma_devs.len(),
-            forwarding_lcores.len()
-        );
-    }
 
     let port_cfg = PortConfig::default();
     let nb_lcores = forwarding_lcores.len() as u32 + 1;
@@ -256,6 +249,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let quarantine: Mutex<Vec<Mbuf>> = Mutex::new(Vec::new());
     // Per worker: its DMA channel stopped completing and was retired.
     let stalled: Mutex<Vec<bool>> = Mutex::new(vec![false; forwarding_lcores.len()]);
+    let nb_workers = forwarding_lcores.len();
     let tsc_hz = pmd::tsc_hz();
     let mut jobs: Vec<WorkerJob> = Vec::new();
     for (i, rules) in plan.iter().enumerate() {
@@ -268,7 +262,12 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 tx_mac: txp.mac_addr()?,
             });
         }
-        let channel = dma_devs.get(i).map(|d| d.channel()).transpose()?;
+        // DMA devices are dealt to workers round-robin; each channel has one owner.
+        let mine: Vec<&DmaDev> = dma_devs.iter().skip(i).step_by(nb_workers).collect();
+        let channels = mine
+            .iter()
+            .map(|d| d.channel())
+            .collect::<pmd::Result<Vec<_>>>()?;
         println!(
             "Lcore {}: {}{}",
             forwarding_lcores[i],
@@ -277,10 +276,9 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 .map(|(rx, tx)| format!("RX port {rx} -> TX port {tx}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            match (&channel, dma_devs.get(i)) {
-                (Some(_), Some(d)) => format!(", DMA {}", d.name()),
-                _ => String::new(),
-            }
+            mine.iter()
+                .map(|d| format!(", DMA {}", d.name()))
+                .collect::<String>()
         );
         let lstats = &stats[i];
         if opts.copy == CopyMode::None {
@@ -292,7 +290,10 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
             jobs.push(Box::new(move |quit| w.run(quit)));
         } else {
             let mut stage: CopyStage<DmaChannel> =
-                CopyStage::new(opts.copy, opts.copybreak as usize, channel);
+                CopyStage::new(opts.copy, opts.copybreak as usize, None);
+            for c in channels {
+                stage.add_engine(c);
+            }
             for r in &fwd_rules {
                 stage.add_stream(Rule::dst_mac(r.tx.port()), r.tx_mac, opts.mac_updating);
             }
@@ -366,9 +367,9 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let stalled = stalled.into_inner().expect("workers are done");
     let dma_reports: Vec<DmaChannelReport> = dma_devs
         .iter()
-        .take(forwarding_lcores.len())
-        .zip(&stalled)
-        .map(|(d, &stalled)| {
+        .enumerate()
+        .map(|(j, d)| {
+            let stalled = stalled[j % nb_workers];
             let s = d.stats().unwrap_or_default();
             DmaChannelReport {
                 name: d.name().to_owned(),
