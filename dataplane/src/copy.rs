@@ -19,7 +19,7 @@
 //!
 //! ## Nothing is dropped for a copy reason
 //!
-//! A full DMA ring falls back to a CPU copy; an error completion (`rte_dma_completed_status`)
+//! A full DMA ring (or [`LANE_DEPTH`] copies already outstanding) falls back to a CPU copy; an error completion (`rte_dma_completed_status`)
 //! is re-copied by the CPU from the still-held source and counted as `recopied`. The only
 //! drops are an mbuf pool running dry (`no_mbuf`) and frames too short to carry an Ethernet
 //! header (`runt`).
@@ -203,6 +203,12 @@ pub struct CopyStage<E> {
 /// Slots per stream: bounds the packets a stream holds between receive and transmit.
 pub const STREAM_SLOTS: u32 = 1024;
 
+/// Most copies outstanding on one DMA channel. Enough to cover a hardware engine's latency at
+/// line rate many times over (IOAT/DSA complete a copy in a microsecond or two); beyond it the
+/// engine is saturated, and further packets are copied by the CPU instead of queueing behind
+/// it, so a slow engine adds to the lcore's copy rate instead of capping it.
+pub const LANE_DEPTH: u32 = 512;
+
 impl<E: DmaEngine> CopyStage<E> {
     /// A stage for `mode` with `engine` (if any). Streams are added with [`Self::add_stream`],
     /// more engines with [`Self::add_engine`].
@@ -339,6 +345,7 @@ impl<E: DmaEngine> CopyStage<E> {
             let to_dma = dma_allowed
                 && len >= self.copybreak
                 && len > HEADER_BYTES
+                && self.lanes[lane_idx].in_flight() < LANE_DEPTH
                 && self.lanes[lane_idx].engine.capacity() > 0;
             let slot = &mut stream.slots[(seq & stream.mask) as usize];
             slot.in_dma = false;
@@ -363,6 +370,9 @@ impl<E: DmaEngine> CopyStage<E> {
                     // Ring full after all: finish the copy on the CPU.
                     dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
                     cpu += 1;
+                    // The source is freed here, when `src` goes out of scope: freeing each one
+                    // at once measured faster than one bulk free per burst (it goes back to the
+                    // mempool cache while hot, for the next allocation).
                 }
             } else {
                 let d = dst.data_mut();
@@ -420,6 +430,7 @@ impl<E: DmaEngine> CopyStage<E> {
                     let dst = slot.dst.as_mut().expect("a DMA slot holds its copy");
                     dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
                 }
+                // The source is freed here: its copy is complete.
             }
         }
         if errors > 0 {

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Benchmark: our l2fwd's copy offload against DPDK's dmafwd example, side by side on the same
+# vdevs (a net_null pair with frames of SIZE bytes, two dma_skeleton devices whose copy threads
+# run on CPU 0) and the same forwarding lcore (CPU 1), alternating, ROUNDS rounds:
+#   ours --copy dma  vs  dmafwd -c hw
+#   ours --copy cpu  vs  dmafwd -c sw
+#   ours --copy auto vs  the better of the two dmafwd runs
+# Usage: apps/scripts/bench-dma.sh [ROUNDS] [SECONDS] [SIZES]   (default 3 6 "64 1500")
+# Rate = median of the per-second TX rates, first second skipped.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${1:-3}
+SECS=${2:-6}
+SIZES=${3:-"64 1500"}
+OUT=bench-out
+mkdir -p "$OUT"
+
+cargo build --release -q
+ours=./target/release/l2fwd
+peer_dir=target/dpdk-examples/dma
+if [ ! -x "$peer_dir/build/dmafwd" ]; then
+    [ -d /usr/share/dpdk/examples/dma ] || { echo "install dpdk-doc (apps/scripts/deps.sh)" >&2; exit 1; }
+    rm -rf "$peer_dir"; mkdir -p "$(dirname "$peer_dir")"
+    cp -r /usr/share/dpdk/examples/dma "$peer_dir"
+    make -s -C "$peer_dir" >/dev/null
+fi
+peer=$peer_dir/build/dmafwd
+
+eal() { echo "-l 0-1 --no-huge --no-pci -m 1024 --log-level=warning --vdev=net_null0,size=$1 --vdev=net_null1,size=$1 --vdev=dma_skeleton0,lcore=0 --vdev=dma_skeleton1,lcore=0"; }
+
+# Per-second rates in Mpps -> median, skipping the first.
+median_skip1() {
+    awk 'NR > 1 { v[n++] = $1 } END {
+        if (n == 0) { print "nan"; exit }
+        for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        printf "%.3f\n", (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2 }'
+}
+# ours: cumulative "Total packets sent:" every second -> differences.
+ours_rate() { grep -a "Total packets sent:" "$1" | awk '{ if (NR > 1) printf "%.6f\n", ($4 - p) / 1e6; p = $4 }' | median_skip1; }
+# dmafwd: "Total packets Tx: N [pkt/s]" every second.
+peer_rate() { grep -a "Total packets Tx:" "$1" | awk '{ printf "%.6f\n", $4 / 1e6 }' | median_skip1; }
+median() { sort -g | awk '{v[NR]=$1} END { printf "%.3f\n", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+run_ours() { # size mode tag
+    # shellcheck disable=SC2046
+    "$ours" $(eal "$1") --file-prefix=bench-ours -- -p 0x3 -T 1 --duration "$SECS" --copy "$2" \
+        > "$OUT/ours-$3.txt" 2>&1
+    ours_rate "$OUT/ours-$3.txt"
+}
+run_peer() { # size mode tag
+    # shellcheck disable=SC2046
+    timeout -s INT "$SECS" "$peer" $(eal "$1") --file-prefix=bench-peer -- -p 0x3 -q 1 -c "$2" -i 1 \
+        > "$OUT/peer-$3.txt" 2>&1 || true
+    peer_rate "$OUT/peer-$3.txt"
+}
+
+printf "%-5s %-6s %10s %10s %10s %10s %10s  %8s %8s %8s\n" size round "ours dma" "dmafwd hw" "ours cpu" "dmafwd sw" "ours auto" "dma/hw" "cpu/sw" "auto/best"
+for size in $SIZES; do
+    : > "$OUT/r-dma-$size"; : > "$OUT/r-cpu-$size"; : > "$OUT/r-auto-$size"
+    for r in $(seq 1 "$ROUNDS"); do
+        od=$(run_ours "$size" dma "dma-$size-$r")
+        ph=$(run_peer "$size" hw "hw-$size-$r")
+        oc=$(run_ours "$size" cpu "cpu-$size-$r")
+        ps=$(run_peer "$size" sw "sw-$size-$r")
+        oa=$(run_ours "$size" auto "auto-$size-$r")
+        best=$(awk -v a="$ph" -v b="$ps" 'BEGIN { print (a > b) ? a : b }')
+        rd=$(ratio "$od" "$ph"); rc=$(ratio "$oc" "$ps"); ra=$(ratio "$oa" "$best")
+        echo "$rd" >> "$OUT/r-dma-$size"; echo "$rc" >> "$OUT/r-cpu-$size"; echo "$ra" >> "$OUT/r-auto-$size"
+        printf "%-5s %-6s %10s %10s %10s %10s %10s  %8s %8s %8s\n" "$size" "$r" "$od" "$ph" "$oc" "$ps" "$oa" "$rd" "$rc" "$ra"
+    done
+    printf "%-5s %-6s %54s  %8s %8s %8s\n" "$size" median "" "$(median < "$OUT/r-dma-$size")" "$(median < "$OUT/r-cpu-$size")" "$(median < "$OUT/r-auto-$size")"
+done
