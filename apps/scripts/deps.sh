@@ -2,12 +2,13 @@
 # Installs the Debian packages the data plane needs (idempotent). Run as root (or with sudo).
 #   dpdk, libdpdk-dev : DPDK 22.11, the device layer (EAL, ethdev, dmadev, vdev drivers)
 #   dpdk-doc          : DPDK's example apps (l2fwd, dmafwd), the benchmark peers
+#   dpdk-dev          : dpdk-testpmd, the cross-check peer of pktgen's end-to-end test
 #   libclang-dev clang: bindgen, which generates dpdk-sys's bindings at build time
 #   pkg-config make   : finding DPDK; building the DPDK examples
 #   libpcap-dev       : net_pcap and the pcap examples
 #   tcpdump iproute2  : reading test captures; veth pairs for two-process runs
 set -euo pipefail
-pkgs=(dpdk libdpdk-dev dpdk-doc libclang-dev clang pkg-config make gcc libpcap-dev tcpdump iproute2 python3)
+pkgs=(dpdk libdpdk-dev dpdk-dev dpdk-doc libclang-dev clang pkg-config make gcc libpcap-dev tcpdump iproute2 python3)
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -6,11 +6,15 @@
 //! * [`fwd`]: the worker loops of the l2fwd forwarder (plain, and with a copy stage).
 //! * [`copy`]: the net_dma-style copy stage: CPU or DMA copy, in order, never dropped.
 //! * [`tuner`]: `--copy auto`'s run-time choice of the copybreak.
+//! * [`pktgen`]: pktgen's frames (Ethernet/IPv4/UDP with a test payload), sizes, rate limiter.
+//! * [`analyzer`]: pktgen's receive side: loss, duplicates, reordering, corruption, latency.
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
+pub mod analyzer;
 pub mod config;
 pub mod copy;
 pub mod fwd;
+pub mod pktgen;
 pub mod ports;
 pub mod report;
 pub mod stats;

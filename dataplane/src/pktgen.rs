@@ -1,0 +1,476 @@
+//! pktgen's transmit side: test frames, frame sizes and the rate limiter.
+//!
+//! ## The test frame
+//!
+//! ```text
+//! Ethernet (14) | IPv4 (20, checksummed) | UDP (8, checksummed) | test payload
+//! test payload: stream u16 | seq u32 | tx_tsc u64 | crc u32 | filler ...
+//! ```
+//!
+//! All fields big-endian. The stream id is the flow index; `seq` counts that stream's frames
+//! from 0; `tx_tsc` is the TSC when the frame was built; `crc` is CRC-32 over the stream, seq and
+//! tsc fields and the filler (everything in the payload but itself), so any corruption of the
+//! payload is detected even where the UDP checksum is not checked. The filler is a pattern
+//! derived from the seq. Flows vary the IPv4 source/destination addresses and UDP ports, so
+//! that RSS spreads them. Addresses come from 198.18.0.0/15, the range RFC 2544 reserves for
+//! benchmarking.
+//!
+//! Sizes are frame sizes on the wire, FCS included, as Pktgen-DPDK and RFC 2544 count them: a
+//! 64-byte frame is 60 bytes in the mbuf. The smallest is 64.
+
+use std::fmt;
+
+pub const ETH_LEN: usize = 14;
+pub const IPV4_LEN: usize = 20;
+pub const UDP_LEN: usize = 8;
+/// Offset of the test payload in the frame.
+pub const PAYLOAD_OFF: usize = ETH_LEN + IPV4_LEN + UDP_LEN;
+/// stream (2) + seq (4) + tsc (8) + crc (4).
+pub const TEST_HDR_LEN: usize = 18;
+/// The Ethernet FCS, counted in frame sizes but not carried in the mbuf.
+pub const FCS_LEN: usize = 4;
+/// Smallest frame size (FCS included).
+pub const MIN_FRAME: usize = 64;
+/// Largest frame size (FCS included) without jumbo frames.
+pub const MAX_FRAME: usize = 1518;
+/// UDP destination port of test frames (plus the flow index modulo 256).
+pub const UDP_DST_BASE: u16 = 0x5000;
+/// UDP source port base (plus the flow index).
+pub const UDP_SRC_BASE: u16 = 1024;
+
+/// Frame sizes to send (FCS included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SizeSpec {
+    Fixed(usize),
+    /// Uniform over `min..=max`, cycled deterministically.
+    Range(usize, usize),
+    /// 64/594/1518 bytes at 7:4:1, the simple IMIX.
+    Imix,
+}
+
+/// The simple IMIX pattern, 12 frames long, interleaved so that any 12 consecutive frames
+/// hold the exact 7:4:1 mix.
+const IMIX: [usize; 12] = [64, 594, 64, 64, 594, 64, 1518, 64, 594, 64, 64, 594];
+
+impl std::str::FromStr for SizeSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let num = |t: &str| -> Result<usize, String> {
+            let n: usize = t
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid size {s:?}: expected BYTES, MIN-MAX or imix"))?;
+            if !(MIN_FRAME..=MAX_FRAME).contains(&n) {
+                return Err(format!(
+                    "invalid size {n}: frames are {MIN_FRAME}..={MAX_FRAME} bytes (FCS included)"
+                ));
+            }
+            Ok(n)
+        };
+        if s.eq_ignore_ascii_case("imix") {
+            return Ok(SizeSpec::Imix);
+        }
+        match s.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("invalid size range {s:?}: min above max"));
+                }
+                Ok(SizeSpec::Range(a, b))
+            }
+            None => Ok(SizeSpec::Fixed(num(s)?)),
+        }
+    }
+}
+
+impl SizeSpec {
+    /// The size of the `n`-th frame (FCS included).
+    #[inline]
+    pub fn size_of(&self, n: u64) -> usize {
+        match *self {
+            SizeSpec::Fixed(s) => s,
+            SizeSpec::Range(a, b) => {
+                // A multiplicative hash of n spreads sizes over the range without a generator
+                // state, deterministically.
+                let span = (b - a + 1) as u64;
+                a + (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % span as usize
+            }
+            SizeSpec::Imix => IMIX[(n % IMIX.len() as u64) as usize],
+        }
+    }
+
+    /// Mean frame size, for converting bit rates to packet rates.
+    pub fn mean(&self) -> f64 {
+        match *self {
+            SizeSpec::Fixed(s) => s as f64,
+            SizeSpec::Range(a, b) => (a + b) as f64 / 2.0,
+            SizeSpec::Imix => IMIX.iter().sum::<usize>() as f64 / IMIX.len() as f64,
+        }
+    }
+}
+
+impl fmt::Display for SizeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SizeSpec::Fixed(s) => write!(f, "{s}"),
+            SizeSpec::Range(a, b) => write!(f, "{a}-{b}"),
+            SizeSpec::Imix => f.write_str("imix"),
+        }
+    }
+}
+
+/// Transmit rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    Max,
+    Pps(f64),
+    /// Bits per second on the wire (frame + FCS + preamble and gap, 20 bytes).
+    Bps(f64),
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid rate {s:?}: expected max, PPS (e.g. 50000 or 1.5M), or a bit rate (e.g. 100Mbps, 1Gbps)");
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("max") {
+            return Ok(Rate::Max);
+        }
+        let lower = t.to_ascii_lowercase();
+        let (num, bits) = match lower.strip_suffix("bps") {
+            Some(n) => (n, true),
+            None => (lower.strip_suffix("pps").unwrap_or(&lower), false),
+        };
+        let (num, mult) = match num.chars().last() {
+            Some('k') => (&num[..num.len() - 1], 1e3),
+            Some('m') => (&num[..num.len() - 1], 1e6),
+            Some('g') => (&num[..num.len() - 1], 1e9),
+            _ => (num, 1.0),
+        };
+        let v: f64 = num.trim().parse().map_err(|_| bad())?;
+        let v = v * mult;
+        if !v.is_finite() || v <= 0.0 {
+            return Err(bad());
+        }
+        Ok(if bits { Rate::Bps(v) } else { Rate::Pps(v) })
+    }
+}
+
+impl Rate {
+    /// Packets per second for frames of mean size `mean` (None = as fast as possible).
+    pub fn pps(&self, mean: f64) -> Option<f64> {
+        match *self {
+            Rate::Max => None,
+            Rate::Pps(p) => Some(p),
+            Rate::Bps(b) => Some(b / ((mean + 20.0) * 8.0)),
+        }
+    }
+}
+
+/// A token bucket on the TSC: `rate` tokens per second, at most `burst` saved up.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    /// Tokens per TSC cycle, scaled by 2^32 to stay in integers.
+    per_cycle_q32: u128,
+    tokens_q32: u128,
+    burst_q32: u128,
+    last: u64,
+}
+
+impl TokenBucket {
+    pub fn new(rate_per_s: f64, tsc_hz: u64, burst: u32, now: u64) -> Self {
+        TokenBucket {
+            per_cycle_q32: ((rate_per_s / tsc_hz as f64) * 4294967296.0) as u128,
+            tokens_q32: 0,
+            burst_q32: (burst as u128) << 32,
+            last: now,
+        }
+    }
+
+    /// Whole tokens available at `now` (at most `want`), which the caller then spends.
+    #[inline]
+    pub fn take(&mut self, now: u64, want: u32) -> u32 {
+        let dt = now.wrapping_sub(self.last) as u128;
+        self.last = now;
+        self.tokens_q32 = (self.tokens_q32 + dt * self.per_cycle_q32).min(self.burst_q32);
+        let n = ((self.tokens_q32 >> 32) as u32).min(want);
+        self.tokens_q32 -= (n as u128) << 32;
+        n
+    }
+
+    /// Gives back tokens the caller could not spend (the TX queue was full).
+    #[inline]
+    pub fn refund(&mut self, n: u32) {
+        self.tokens_q32 = (self.tokens_q32 + ((n as u128) << 32)).min(self.burst_q32);
+    }
+}
+
+/// Addresses of one flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    pub src_ip: [u8; 4],
+    pub dst_ip: [u8; 4],
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl Flow {
+    /// Flow `i`: addresses and ports vary with `i` so that RSS spreads flows.
+    pub fn nth(i: u16) -> Flow {
+        let [hi, lo] = i.to_be_bytes();
+        Flow {
+            src_ip: [198, 18, hi, lo],
+            dst_ip: [198, 19, hi, lo],
+            src_port: UDP_SRC_BASE.wrapping_add(i),
+            dst_port: UDP_DST_BASE + (i & 0xff),
+        }
+    }
+}
+
+/// The frame's Ethernet addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct EtherAddrs {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+}
+
+/// Internet checksum (RFC 1071) of `data`, folded, starting from `sum`.
+fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    if let [last] = chunks.remainder() {
+        sum += (*last as u32) << 8;
+    }
+    sum
+}
+
+fn csum_fold(mut sum: u32) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Frame length in the mbuf (FCS excluded) for a frame size (FCS included).
+pub fn buf_len(frame_size: usize) -> usize {
+    frame_size - FCS_LEN
+}
+
+/// Writes a complete test frame of `frame.len()` bytes (>= 60) into `frame`.
+pub fn build_frame(
+    frame: &mut [u8],
+    eth: &EtherAddrs,
+    flow: &Flow,
+    stream: u16,
+    seq: u32,
+    tsc: u64,
+) {
+    let len = frame.len();
+    debug_assert!(len >= PAYLOAD_OFF + TEST_HDR_LEN);
+    // Ethernet
+    frame[0..6].copy_from_slice(&eth.dst);
+    frame[6..12].copy_from_slice(&eth.src);
+    frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    // IPv4
+    let ip_total = (len - ETH_LEN) as u16;
+    let ip = &mut frame[ETH_LEN..ETH_LEN + IPV4_LEN];
+    ip[0] = 0x45;
+    ip[1] = 0;
+    ip[2..4].copy_from_slice(&ip_total.to_be_bytes());
+    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
+    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // don't fragment
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[10..12].fill(0);
+    ip[12..16].copy_from_slice(&flow.src_ip);
+    ip[16..20].copy_from_slice(&flow.dst_ip);
+    let ck = csum_fold(csum_add(0, ip));
+    ip[10..12].copy_from_slice(&ck.to_be_bytes());
+    // Test payload
+    let p = &mut frame[PAYLOAD_OFF..];
+    p[0..2].copy_from_slice(&stream.to_be_bytes());
+    p[2..6].copy_from_slice(&seq.to_be_bytes());
+    p[6..14].copy_from_slice(&tsc.to_be_bytes());
+    for (i, b) in p[TEST_HDR_LEN..].iter_mut().enumerate() {
+        *b = (seq as usize).wrapping_add(i) as u8;
+    }
+    let crc = payload_crc(p);
+    p[14..18].copy_from_slice(&crc.to_be_bytes());
+    // UDP, checksum over the pseudo-header and the whole datagram
+    let udp_len = (len - ETH_LEN - IPV4_LEN) as u16;
+    let u = &mut frame[ETH_LEN + IPV4_LEN..ETH_LEN + IPV4_LEN + UDP_LEN];
+    u[0..2].copy_from_slice(&flow.src_port.to_be_bytes());
+    u[2..4].copy_from_slice(&flow.dst_port.to_be_bytes());
+    u[4..6].copy_from_slice(&udp_len.to_be_bytes());
+    u[6..8].fill(0);
+    let ck = udp_checksum(frame);
+    let ck = if ck == 0 { 0xffff } else { ck };
+    frame[ETH_LEN + IPV4_LEN + 6..ETH_LEN + IPV4_LEN + 8].copy_from_slice(&ck.to_be_bytes());
+}
+
+/// CRC-32 of a test payload, skipping its own crc field.
+pub fn payload_crc(p: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&p[..14]);
+    h.update(&p[TEST_HDR_LEN..]);
+    h.finalize()
+}
+
+/// UDP checksum of an Ethernet/IPv4/UDP frame, computed with the checksum field as it is (0
+/// when building; verifying a frame gives 0 when it is right).
+fn udp_checksum(frame: &[u8]) -> u16 {
+    let ip = &frame[ETH_LEN..ETH_LEN + IPV4_LEN];
+    let udp = &frame[ETH_LEN + IPV4_LEN..];
+    let mut sum = csum_add(0, &ip[12..20]);
+    sum += 17;
+    sum += udp.len() as u32;
+    csum_fold(csum_add(sum, udp))
+}
+
+/// What a received frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// One of ours, intact.
+    Test { stream: u16, seq: u32, tsc: u64 },
+    /// One of ours (IPv4/UDP to our port range, long enough) whose payload fails its CRC, or
+    /// whose IP or UDP checksum is wrong. The stream id, when in range, is a hint only.
+    Corrupted { stream: u16 },
+    /// Anything else: not ours.
+    Foreign,
+}
+
+/// Classifies a received frame.
+pub fn parse_frame(f: &[u8]) -> Parsed {
+    if f.len() < PAYLOAD_OFF + TEST_HDR_LEN
+        || f[12..14] != [0x08, 0x00]
+        || f[ETH_LEN] != 0x45
+        || f[ETH_LEN + 9] != 17
+    {
+        return Parsed::Foreign;
+    }
+    let dport = u16::from_be_bytes([f[ETH_LEN + IPV4_LEN + 2], f[ETH_LEN + IPV4_LEN + 3]]);
+    if dport & 0xff00 != UDP_DST_BASE {
+        return Parsed::Foreign;
+    }
+    let p = &f[PAYLOAD_OFF..];
+    let stream = u16::from_be_bytes([p[0], p[1]]);
+    let ip_total = u16::from_be_bytes([f[ETH_LEN + 2], f[ETH_LEN + 3]]) as usize;
+    let crc = u32::from_be_bytes([p[14], p[15], p[16], p[17]]);
+    let ip_ok = csum_fold(csum_add(0, &f[ETH_LEN..ETH_LEN + IPV4_LEN])) == 0;
+    if ip_total != f.len() - ETH_LEN || !ip_ok || payload_crc(p) != crc || udp_checksum(f) != 0 {
+        return Parsed::Corrupted { stream };
+    }
+    Parsed::Test {
+        stream,
+        seq: u32::from_be_bytes([p[2], p[3], p[4], p[5]]),
+        tsc: u64::from_be_bytes(p[6..14].try_into().expect("8 bytes")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ETH: EtherAddrs = EtherAddrs {
+        dst: [2, 0, 0, 0, 0, 1],
+        src: [2, 0, 0, 0, 0, 2],
+    };
+
+    fn frame(size: usize, stream: u16, seq: u32) -> Vec<u8> {
+        let mut f = vec![0u8; buf_len(size)];
+        build_frame(&mut f, &ETH, &Flow::nth(stream), stream, seq, 0xdead_beef_0000 + seq as u64);
+        f
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        for size in [64, 65, 128, 594, 1500, 1518] {
+            for (stream, seq) in [(0u16, 0u32), (7, 12345), (65535, u32::MAX)] {
+                let f = frame(size, stream, seq);
+                assert_eq!(f.len(), size - 4);
+                assert_eq!(
+                    parse_frame(&f),
+                    Parsed::Test {
+                        stream,
+                        seq,
+                        tsc: 0xdead_beef_0000 + seq as u64
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn any_flipped_byte_after_the_macs_is_corruption_or_foreign() {
+        let f = frame(128, 3, 99);
+        for i in 12..f.len() {
+            let mut g = f.clone();
+            g[i] ^= 0x40;
+            assert!(
+                !matches!(parse_frame(&g), Parsed::Test { .. }),
+                "flip at byte {i} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_frames() {
+        assert_eq!(parse_frame(&[0u8; 60]), Parsed::Foreign);
+        let mut arp = frame(64, 0, 0);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(parse_frame(&arp), Parsed::Foreign);
+        let mut other_port = frame(64, 0, 0);
+        other_port[ETH_LEN + IPV4_LEN + 2] = 0x00;
+        assert_eq!(parse_frame(&other_port), Parsed::Foreign);
+        assert_eq!(parse_frame(&frame(64, 0, 0)[..40]), Parsed::Foreign);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!("64".parse::<SizeSpec>().unwrap(), SizeSpec::Fixed(64));
+        assert_eq!("64-1518".parse::<SizeSpec>().unwrap(), SizeSpec::Range(64, 1518));
+        assert_eq!("IMIX".parse::<SizeSpec>().unwrap(), SizeSpec::Imix);
+        for bad in ["63", "1519", "x", "100-90", "-5", ""] {
+            assert!(bad.parse::<SizeSpec>().is_err(), "{bad}");
+        }
+        let r = SizeSpec::Range(100, 110);
+        let seen: std::collections::BTreeSet<usize> = (0..1000).map(|n| r.size_of(n)).collect();
+        assert_eq!(seen.len(), 11, "{seen:?}");
+        let imix: Vec<usize> = (0..1200).map(|n| SizeSpec::Imix.size_of(n)).collect();
+        let count = |s| imix.iter().filter(|&&x| x == s).count();
+        assert_eq!((count(64), count(594), count(1518)), (700, 400, 100));
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!("max".parse::<Rate>().unwrap(), Rate::Max);
+        assert_eq!("50000".parse::<Rate>().unwrap(), Rate::Pps(50000.0));
+        assert_eq!("1.5M".parse::<Rate>().unwrap(), Rate::Pps(1.5e6));
+        assert_eq!("10kpps".parse::<Rate>().unwrap(), Rate::Pps(1e4));
+        assert_eq!("1Gbps".parse::<Rate>().unwrap(), Rate::Bps(1e9));
+        // 10 Gbit/s of 64-byte frames is the classic 14.88 Mpps.
+        let pps = "10Gbps".parse::<Rate>().unwrap().pps(64.0).unwrap();
+        assert!((pps - 14_880_952.0).abs() < 1.0, "{pps}");
+        for bad in ["", "fast", "-5", "0", "1xbps"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_bucket_holds_the_rate() {
+        let hz = 2_000_000_000u64;
+        let mut b = TokenBucket::new(1_000_000.0, hz, 64, 0);
+        let mut sent = 0u64;
+        let mut now = 0u64;
+        // One simulated second, polled every 1000 cycles, as much as allowed taken each time.
+        while now < hz {
+            now += 1000;
+            sent += b.take(now, 32) as u64;
+        }
+        assert!((999_000..=1_000_000).contains(&sent), "{sent}");
+        // A long pause saves up at most the burst.
+        assert_eq!(b.take(now + hz, 1000), 64);
+    }
+}
