@@ -133,8 +133,8 @@ impl Analyzer {
                 Some(s) => {
                     s.record(seq);
                     if rx_tsc >= tsc {
-                        let ns = ((rx_tsc - tsc) as u128 * 1_000_000_000 / self.tsc_hz as u128)
-                            as u64;
+                        let ns =
+                            ((rx_tsc - tsc) as u128 * 1_000_000_000 / self.tsc_hz as u128) as u64;
                         self.latency.saturating_record(ns.max(1));
                     }
                 }
@@ -288,7 +288,10 @@ mod tests {
         let (_, t) = a.counts(&[3]);
         assert_eq!(t.corrupted, 1);
         assert_eq!(t.received, 2);
-        assert_eq!(t.lost, 1, "a corrupted frame did not arrive intact: it is lost");
+        assert_eq!(
+            t.lost, 1,
+            "a corrupted frame did not arrive intact: it is lost"
+        );
     }
 
     #[test]

@@ -131,7 +131,9 @@ pub enum Rate {
 impl std::str::FromStr for Rate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid rate {s:?}: expected max, PPS (e.g. 50000 or 1.5M), or a bit rate (e.g. 100Mbps, 1Gbps)");
+        let bad = || {
+            format!("invalid rate {s:?}: expected max, PPS (e.g. 50000 or 1.5M), or a bit rate (e.g. 100Mbps, 1Gbps)")
+        };
         let t = s.trim();
         if t.eq_ignore_ascii_case("max") {
             return Ok(Rate::Max);
@@ -380,7 +382,14 @@ mod tests {
 
     fn frame(size: usize, stream: u16, seq: u32) -> Vec<u8> {
         let mut f = vec![0u8; buf_len(size)];
-        build_frame(&mut f, &ETH, &Flow::nth(stream), stream, seq, 0xdead_beef_0000 + seq as u64);
+        build_frame(
+            &mut f,
+            &ETH,
+            &Flow::nth(stream),
+            stream,
+            seq,
+            0xdead_beef_0000 + seq as u64,
+        );
         f
     }
 
@@ -430,7 +439,10 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!("64".parse::<SizeSpec>().unwrap(), SizeSpec::Fixed(64));
-        assert_eq!("64-1518".parse::<SizeSpec>().unwrap(), SizeSpec::Range(64, 1518));
+        assert_eq!(
+            "64-1518".parse::<SizeSpec>().unwrap(),
+            SizeSpec::Range(64, 1518)
+        );
         assert_eq!("IMIX".parse::<SizeSpec>().unwrap(), SizeSpec::Imix);
         for bad in ["63", "1519", "x", "100-90", "-5", ""] {
             assert!(bad.parse::<SizeSpec>().is_err(), "{bad}");

@@ -1,0 +1,662 @@
+//! pktgen: a load generator and analyzer that proves what came back.
+//!
+//! `pktgen [EAL options] -- [--tx-port P] [--rx-port P] [--rate max|PPS|BITS] [--size N|MIN-MAX|imix]
+//!  [--flows N] [--count N] [--duration S] [--drain-ms MS] [--dst-mac MAC] [-T STATS_S]
+//!  [--report FILE.json] [--config FILE.toml]`
+//!
+//! Transmits test frames (Ethernet/IPv4/UDP, checksummed, with a stream id, sequence number,
+//! TSC timestamp and CRC in the payload) on the TX port at a rate held by a TSC token bucket,
+//! and analyzes what the RX port receives: per stream, received, lost (decided after the drain
+//! wait), duplicated, reordered, corrupted, and one-way latency percentiles. Frames that are
+//! not ours are counted apart.
+//!
+//! Lcores: with two or more worker lcores, TX runs on the first and RX on the second; with one,
+//! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use dataplane::analyzer::{Analyzer, Counts, Latency};
+use dataplane::config::{ConfigFile, PktgenSection};
+use dataplane::pktgen::{buf_len, build_frame, EtherAddrs, Flow, Rate, SizeSpec, TokenBucket};
+use dataplane::stats::OwnedCounter;
+use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pktgen",
+    about = "Load generator and analyzer on DPDK ports: pktgen [EAL options] -- [options]"
+)]
+struct Cli {
+    /// Port to transmit on.
+    #[arg(long = "tx-port")]
+    tx_port: Option<u16>,
+    /// Port whose received frames are analyzed (default: the TX port).
+    #[arg(long = "rx-port")]
+    rx_port: Option<u16>,
+    /// max, packets/s (50000, 1.5M, 10kpps) or bits/s on the wire (100Mbps, 1Gbps).
+    #[arg(long)]
+    rate: Option<String>,
+    /// Frame size with FCS: BYTES (64..1518), MIN-MAX, or imix (64/594/1518 at 7:4:1).
+    #[arg(long)]
+    size: Option<String>,
+    /// Number of flows (streams), varying IPv4 addresses and UDP ports.
+    #[arg(long)]
+    flows: Option<u16>,
+    /// Frames to send in total.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds to send for.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Milliseconds to keep receiving after the last frame is sent before counting the rest lost.
+    #[arg(long = "drain-ms")]
+    drain_ms: Option<u64>,
+    /// Destination MAC of the frames (default: the RX port's MAC).
+    #[arg(long = "dst-mac")]
+    dst_mac: Option<String>,
+    /// Seconds between stats lines (0 = quiet).
+    #[arg(short = 'T', long = "stats-period")]
+    stats_period: Option<u64>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// TOML config ([pktgen] table, `eal` list); command-line options override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct Options {
+    tx_port: u16,
+    rx_port: u16,
+    rate: Rate,
+    size: SizeSpec,
+    flows: u16,
+    count: Option<u64>,
+    duration: Option<Duration>,
+    drain: Duration,
+    dst_mac: Option<MacAddr>,
+    stats_period: u64,
+    report: Option<PathBuf>,
+}
+
+fn parse_mac(s: &str) -> Result<MacAddr> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let bytes: Option<Vec<u8>> = parts
+        .iter()
+        .map(|p| {
+            (p.len() == 2)
+                .then(|| u8::from_str_radix(p, 16).ok())
+                .flatten()
+        })
+        .collect();
+    match bytes {
+        Some(b) if b.len() == 6 => Ok(MacAddr(b.try_into().expect("6 bytes"))),
+        _ => bail!("invalid MAC address {s:?}: expected aa:bb:cc:dd:ee:ff"),
+    }
+}
+
+fn merge(cli: Cli, f: PktgenSection) -> Result<Options> {
+    let tx_port = cli.tx_port.or(f.tx_port).unwrap_or(0);
+    let rate: Rate = cli
+        .rate
+        .or(f.rate)
+        .unwrap_or_else(|| "max".into())
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let size: SizeSpec = cli
+        .size
+        .or(f.size)
+        .unwrap_or_else(|| "64".into())
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let flows = cli.flows.or(f.flows).unwrap_or(1);
+    if flows == 0 {
+        bail!("invalid flows 0: give at least 1");
+    }
+    let duration = match cli.duration.or(f.duration) {
+        None => None,
+        Some(d) if d.is_finite() && d > 0.0 && d < 1e9 => Some(Duration::from_secs_f64(d)),
+        Some(d) => bail!("invalid duration {d}: give a positive number of seconds"),
+    };
+    let count = cli.count.or(f.count);
+    if count == Some(0) {
+        bail!("invalid count 0: give at least 1");
+    }
+    if count.is_none() && duration.is_none() {
+        bail!(
+            "give --count N or --duration S (or both): pktgen needs to know when to stop sending"
+        );
+    }
+    Ok(Options {
+        tx_port,
+        rx_port: cli.rx_port.or(f.rx_port).unwrap_or(tx_port),
+        rate,
+        size,
+        flows,
+        count,
+        duration,
+        drain: Duration::from_millis(cli.drain_ms.or(f.drain_ms).unwrap_or(500)),
+        dst_mac: cli
+            .dst_mac
+            .or(f.dst_mac)
+            .map(|m| parse_mac(&m))
+            .transpose()?,
+        stats_period: cli.stats_period.or(f.stats_period).unwrap_or(1),
+        report: cli.report.or(f.report),
+    })
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pktgen: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let (eal_cmdline, app_args) = apps::split_args(std::env::args_os());
+    let cli = match Cli::try_parse_from(app_args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let file = match &cli.config {
+        Some(p) => ConfigFile::load(p)?,
+        None => ConfigFile::default(),
+    };
+    let section: PktgenSection = file.section("pktgen")?;
+    let opts = merge(cli, section)?;
+    let eal = Eal::init(&apps::eal_args(eal_cmdline, &file.eal))?;
+    generate(&eal, &opts)
+}
+
+/// State both sides share: stop flags and owner-written progress counters.
+struct Shared {
+    /// Set by the main lcore (duration, signal): stop transmitting.
+    stop_tx: AtomicBool,
+    /// Set by the TX side once it has sent its last frame (after storing `tx_total`).
+    tx_done: AtomicBool,
+    /// Frames sent; written by the TX side only.
+    tx_total: OwnedCounter,
+    /// Frames received (ours or not); written by the RX side only.
+    rx_frames: OwnedCounter,
+    /// The RX side's latest analysis, refreshed a few times a second for the stats line.
+    snapshot: Mutex<Snapshot>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Snapshot {
+    received: u64,
+    distinct: u64,
+    latency: Latency,
+}
+
+/// The transmit side.
+struct Tx<'a> {
+    txq: TxQueue<'a>,
+    pool: &'a Mempool<'a>,
+    eth: EtherAddrs,
+    flows: Vec<Flow>,
+    size: SizeSpec,
+    count: u64,
+    bucket: Option<TokenBucket>,
+    /// Next sequence number (= frames sent) per stream.
+    seq: Vec<u64>,
+    sent: u64,
+    /// Frames built but not yet taken by the TX queue: sent first next time, in order.
+    pending: Burst,
+}
+
+impl Tx<'_> {
+    /// One iteration; returns false once done.
+    fn step(&mut self, shared: &Shared) -> bool {
+        let now = pmd::rdtsc();
+        if self.pending.is_empty() {
+            // Relaxed: a stop request carries no data.
+            if self.sent >= self.count || shared.stop_tx.load(Ordering::Relaxed) {
+                return false;
+            }
+            let want = (MAX_BURST as u64).min(self.count - self.sent) as u32;
+            let n = match self.bucket.as_mut() {
+                Some(b) => b.take(now, want),
+                None => want,
+            };
+            if n == 0 {
+                return true;
+            }
+            let mut bufs: [Option<pmd::Mbuf>; MAX_BURST] = Default::default();
+            if !self.pool.alloc_bulk(&mut bufs[..n as usize]) {
+                if let Some(b) = self.bucket.as_mut() {
+                    b.refund(n);
+                }
+                return true;
+            }
+            let nf = self.flows.len() as u64;
+            for (k, slot) in bufs[..n as usize].iter_mut().enumerate() {
+                let idx = self.sent + k as u64;
+                let stream = (idx % nf) as usize;
+                let mut m = slot.take().expect("allocated above");
+                let len = buf_len(self.size.size_of(idx));
+                // Cannot fail: every size fits a 2048-byte mbuf.
+                let _ = m.set_len(len);
+                build_frame(
+                    m.data_mut(),
+                    &self.eth,
+                    &self.flows[stream],
+                    stream as u16,
+                    self.seq[stream] as u32,
+                    now,
+                );
+                self.seq[stream] += 1;
+                let _ = self.pending.push(m);
+            }
+            self.sent += n as u64;
+        }
+        let before = self.pending.len();
+        let sent = self.txq.tx_burst(&mut self.pending);
+        shared.tx_total.add(sent as u64);
+        if sent < before {
+            // Queue full: the rest go first next time, keeping each stream's order.
+            std::hint::spin_loop();
+        }
+        true
+    }
+
+    fn finish(&mut self, shared: &Shared) {
+        // Frames still pending were never sent: take back their sequence numbers is not
+        // possible (later ones exist only if they were sent), so flush them with retries.
+        for _ in 0..1000 {
+            if self.pending.is_empty() {
+                break;
+            }
+            let sent = self.txq.tx_burst(&mut self.pending);
+            shared.tx_total.add(sent as u64);
+        }
+        let unsent = self.pending.len() as u64;
+        if unsent > 0 {
+            // Give the frames back and count them as not sent: they were the newest of their
+            // streams, so the per-stream counts stay exact.
+            let nf = self.flows.len() as u64;
+            for k in 0..unsent {
+                let idx = self.sent - 1 - k;
+                self.seq[(idx % nf) as usize] -= 1;
+            }
+            self.pending.free_all();
+        }
+        // Release: tx_total (and the per-stream counts, handed over by the join) are complete
+        // before the RX side, reading tx_done with Acquire, trusts them.
+        shared.tx_done.store(true, Ordering::Release);
+    }
+}
+
+/// The receive side.
+struct Rx<'a> {
+    rxq: RxQueue<'a>,
+    analyzer: Analyzer,
+    burst: Burst,
+    next_snapshot: u64,
+    snapshot_every: u64,
+    /// TSC when the TX side was first seen done.
+    tx_done_at: Option<u64>,
+    drain_cycles: u64,
+}
+
+impl Rx<'_> {
+    /// One iteration; returns false once the drain is over.
+    fn step(&mut self, shared: &Shared) -> bool {
+        let now = pmd::rdtsc();
+        let n = self.rxq.rx_burst(&mut self.burst);
+        if n > 0 {
+            for m in self.burst.drain() {
+                self.analyzer.record(m.data(), now);
+            }
+            shared.rx_frames.add(n as u64);
+        }
+        if now >= self.next_snapshot {
+            self.publish(shared);
+            self.next_snapshot = now + self.snapshot_every;
+        }
+        // Acquire: pairs with the Release in Tx::finish, so tx_total is final when seen.
+        if self.tx_done_at.is_none() && shared.tx_done.load(Ordering::Acquire) {
+            self.tx_done_at = Some(now);
+        }
+        match self.tx_done_at {
+            None => true,
+            Some(t) => {
+                let all_back = self.analyzer.distinct() >= shared.tx_total.get();
+                !all_back && now - t < self.drain_cycles
+            }
+        }
+    }
+
+    fn publish(&self, shared: &Shared) {
+        let s = Snapshot {
+            received: self.analyzer.received(),
+            distinct: self.analyzer.distinct(),
+            latency: self.analyzer.latency(),
+        };
+        // A few times a second, off the per-packet path.
+        *shared.snapshot.lock().expect("not poisoned") = s;
+    }
+}
+
+#[derive(Serialize)]
+struct StreamReport {
+    stream: u16,
+    src_ip: String,
+    dst_ip: String,
+    src_port: u16,
+    dst_port: u16,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+#[derive(Serialize)]
+struct Report {
+    sent: u64,
+    received: u64,
+    lost: u64,
+    duplicated: u64,
+    reordered: u64,
+    corrupted: u64,
+    foreign: u64,
+    elapsed_s: f64,
+    tx_pps: f64,
+    rx_pps: f64,
+    latency_ns: Latency,
+    rate: String,
+    size: String,
+    flows: u16,
+    streams: Vec<StreamReport>,
+}
+
+fn generate(eal: &Eal, opts: &Options) -> Result<()> {
+    let nb_ports = Port::count(eal);
+    for (what, p) in [("--tx-port", opts.tx_port), ("--rx-port", opts.rx_port)] {
+        if p >= nb_ports {
+            bail!("{what} {p} does not exist: {nb_ports} port(s) available (add --vdev=... or -a PCI to the EAL options)");
+        }
+    }
+    let pool = Mempool::create(eal, "pktgen_pool", 16384, 256, 2048 + 128, eal.socket_id())
+        .context("cannot create the mbuf pool")?;
+    let cfg = PortConfig::default();
+    let mut tx_port = Port::configure(eal, opts.tx_port, &cfg, &pool)
+        .with_context(|| format!("cannot configure port {}", opts.tx_port))?;
+    tx_port.start()?;
+    let mut rx_port_own = if opts.rx_port != opts.tx_port {
+        let mut p = Port::configure(eal, opts.rx_port, &cfg, &pool)
+            .with_context(|| format!("cannot configure port {}", opts.rx_port))?;
+        p.start()?;
+        Some(p)
+    } else {
+        None
+    };
+    let rx_port = rx_port_own.as_ref().unwrap_or(&tx_port);
+    let src = tx_port.mac_addr()?;
+    let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
+    println!(
+        "pktgen: TX port {} ({}) -> RX port {} ({}), rate {:?}, size {}, {} flow(s), dst {dst}",
+        tx_port.id(),
+        tx_port.name(),
+        rx_port.id(),
+        rx_port.name(),
+        opts.rate,
+        opts.size,
+        opts.flows
+    );
+
+    let hz = pmd::tsc_hz();
+    let now = pmd::rdtsc();
+    let bucket = opts
+        .rate
+        .pps(opts.size.mean())
+        .map(|pps| TokenBucket::new(pps, hz, MAX_BURST as u32, now));
+    let mut tx = Tx {
+        txq: tx_port.tx_queue(0)?,
+        pool: &pool,
+        eth: EtherAddrs {
+            dst: dst.0,
+            src: src.0,
+        },
+        flows: (0..opts.flows).map(Flow::nth).collect(),
+        size: opts.size.clone(),
+        count: opts.count.unwrap_or(u64::MAX),
+        bucket,
+        seq: vec![0; opts.flows as usize],
+        sent: 0,
+        pending: Burst::new(),
+    };
+    let mut rx = Rx {
+        rxq: rx_port.rx_queue(0)?,
+        analyzer: Analyzer::new(opts.flows as usize, hz),
+        burst: Burst::new(),
+        next_snapshot: now,
+        snapshot_every: hz / 5,
+        tx_done_at: None,
+        drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
+    };
+    let shared = Shared {
+        stop_tx: AtomicBool::new(false),
+        tx_done: AtomicBool::new(false),
+        tx_total: OwnedCounter::default(),
+        rx_frames: OwnedCounter::default(),
+        snapshot: Mutex::new(Snapshot::default()),
+    };
+    let quit = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&quit))
+            .context("cannot install signal handler")?;
+    }
+
+    let started = Instant::now();
+    let workers = eal.worker_lcores();
+    let rx_done = AtomicBool::new(false);
+    let monitor = || monitor(opts, &shared, &quit, &rx_done, started);
+    let (tx_result, rx_result) = if workers.len() >= 2 {
+        let tx_slot = Mutex::new(None);
+        let rx_slot = Mutex::new(None);
+        {
+            let (shared, tx_slot, rx_slot, rx_done) = (&shared, &tx_slot, &rx_slot, &rx_done);
+            let tx_job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
+                while tx.step(shared) {}
+                tx.finish(shared);
+                *tx_slot.lock().expect("not poisoned") = Some(tx);
+                0
+            });
+            let rx_job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
+                while rx.step(shared) {}
+                rx.publish(shared);
+                // Relaxed: only ends the monitor's loop; the result goes through the mutex.
+                rx_done.store(true, Ordering::Relaxed);
+                *rx_slot.lock().expect("not poisoned") = Some(rx);
+                0
+            });
+            eal.run_on_lcores(vec![(workers[0], tx_job), (workers[1], rx_job)], monitor)?;
+        }
+        (
+            tx_slot.into_inner().expect("not poisoned"),
+            rx_slot.into_inner().expect("not poisoned"),
+        )
+    } else {
+        let both = |tx, rx| run_both(tx, rx, &shared, &rx_done);
+        let (t, r) = if workers.is_empty() {
+            std::thread::scope(|s| {
+                s.spawn(monitor);
+                both(tx, rx)
+            })
+        } else {
+            let slot = Mutex::new(None);
+            {
+                let slot = &slot;
+                let job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
+                    *slot.lock().expect("not poisoned") = Some(both(tx, rx));
+                    0
+                });
+                eal.run_on_lcores(vec![(workers[0], job)], monitor)?;
+            }
+            slot.into_inner()
+                .expect("not poisoned")
+                .context("the pktgen lcore failed")?
+        };
+        (Some(t), Some(r))
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let (tx, rx) = match (tx_result, rx_result) {
+        (Some(t), Some(r)) => (t, r),
+        _ => bail!("a pktgen lcore failed"),
+    };
+    let (per, total) = rx.analyzer.counts(&tx.seq);
+    let latency = rx.analyzer.latency();
+    let foreign = rx.analyzer.foreign();
+    drop(tx);
+    drop(rx);
+    tx_port.stop()?;
+    if let Some(p) = rx_port_own.as_mut() {
+        p.stop()?;
+    }
+    let report = Report {
+        sent: total.sent,
+        received: total.received,
+        lost: total.lost,
+        duplicated: total.duplicated,
+        reordered: total.reordered,
+        corrupted: total.corrupted,
+        foreign,
+        elapsed_s: elapsed,
+        tx_pps: total.sent as f64 / elapsed,
+        rx_pps: total.received as f64 / elapsed,
+        latency_ns: latency,
+        rate: format!("{:?}", opts.rate),
+        size: opts.size.to_string(),
+        flows: opts.flows,
+        streams: per
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let f = Flow::nth(i as u16);
+                let ip = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+                StreamReport {
+                    stream: i as u16,
+                    src_ip: ip(f.src_ip),
+                    dst_ip: ip(f.dst_ip),
+                    src_port: f.src_port,
+                    dst_port: f.dst_port,
+                    counts: *c,
+                }
+            })
+            .collect(),
+    };
+    print_table(&report);
+    if let Some(path) = &opts.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write report {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// TX and RX in one loop, on one lcore.
+fn run_both<'a>(
+    mut tx: Tx<'a>,
+    mut rx: Rx<'a>,
+    shared: &Shared,
+    rx_done: &AtomicBool,
+) -> (Tx<'a>, Rx<'a>) {
+    let mut sending = true;
+    loop {
+        if sending && !tx.step(shared) {
+            tx.finish(shared);
+            sending = false;
+        }
+        if !rx.step(shared) && !sending {
+            break;
+        }
+    }
+    rx.publish(shared);
+    // Relaxed: only ends the monitor's loop; the results are handed over by the join.
+    rx_done.store(true, Ordering::Relaxed);
+    (tx, rx)
+}
+
+/// The main lcore: duration, signals, periodic stats.
+fn monitor(
+    opts: &Options,
+    shared: &Shared,
+    quit: &AtomicBool,
+    rx_done: &AtomicBool,
+    started: Instant,
+) {
+    let period = Duration::from_secs(opts.stats_period);
+    let mut next = started + period;
+    let (mut last_tx, mut last_rx, mut last_t) = (0u64, 0u64, started);
+    // Relaxed loads/stores: these flags carry no data (see Shared).
+    while !rx_done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = Instant::now();
+        if quit.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| now - started >= d) {
+            shared.stop_tx.store(true, Ordering::Relaxed);
+        }
+        if opts.stats_period > 0 && now >= next {
+            let s = *shared.snapshot.lock().expect("not poisoned");
+            let tx = shared.tx_total.get();
+            let dt = (now - last_t).as_secs_f64();
+            println!(
+                "[{:>6.1}s] tx {:>12} ({:>9.3} kpps)  rx {:>12} ({:>9.3} kpps)  missing so far {:>10}  p99 {:>9.1} us",
+                (now - started).as_secs_f64(),
+                tx,
+                (tx - last_tx) as f64 / dt / 1e3,
+                s.received,
+                (s.received.saturating_sub(last_rx)) as f64 / dt / 1e3,
+                tx.saturating_sub(s.distinct),
+                s.latency.p99 as f64 / 1e3
+            );
+            (last_tx, last_rx, last_t) = (tx, s.received, now);
+            next += period;
+        }
+    }
+}
+
+fn print_table(r: &Report) {
+    println!("\npktgen results ====================================================");
+    println!(
+        "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "stream", "sent", "received", "lost", "dup", "reordered", "corrupted"
+    );
+    for s in &r.streams {
+        let c = &s.counts;
+        println!(
+            "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
+            s.stream, c.sent, c.received, c.lost, c.duplicated, c.reordered, c.corrupted
+        );
+    }
+    println!(
+        "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "total", r.sent, r.received, r.lost, r.duplicated, r.reordered, r.corrupted
+    );
+    println!("foreign frames (not ours): {}", r.foreign);
+    println!(
+        "rate: tx {:.1} pps, rx {:.1} pps over {:.2} s",
+        r.tx_pps, r.rx_pps, r.elapsed_s
+    );
+    let l = &r.latency_ns;
+    println!(
+        "latency (us): min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} samples)",
+        l.min as f64 / 1e3,
+        l.p50 as f64 / 1e3,
+        l.p90 as f64 / 1e3,
+        l.p99 as f64 / 1e3,
+        l.p999 as f64 / 1e3,
+        l.max as f64 / 1e3,
+        l.samples
+    );
+    println!("===================================================================");
+}
