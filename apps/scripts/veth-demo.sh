@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Try pktgen against a forwarder on one box: a private network namespace with a veth pair,
+# the device under test (our l2fwd, or DPDK's dpdk-testpmd in io mode) on one end and pktgen on
+# the other, both on net_af_packet. Everything is torn down on exit, failure or Ctrl-C.
+#
+#   apps/scripts/veth-demo.sh [--dut l2fwd|testpmd] [--count N] [--rate PPS] [--size S]
+#                             [--flows N] [--report FILE.json] [--dut-args "ARGS"]
+#
+# Needs root (network namespaces, raw sockets). Binaries: $L2FWD and $PKTGEN, by default
+# target/release/{l2fwd,pktgen} (built by `cargo build --release`). Exit status is pktgen's.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" dut_args=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dut) dut=$2; shift 2 ;;
+        --count) count=$2; shift 2 ;;
+        --rate) rate=$2; shift 2 ;;
+        --size) size=$2; shift 2 ;;
+        --flows) flows=$2; shift 2 ;;
+        --report) report=$2; shift 2 ;;
+        --dut-args) dut_args=$2; shift 2 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        *) echo "veth-demo: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+L2FWD=${L2FWD:-target/release/l2fwd}
+PKTGEN=${PKTGEN:-target/release/pktgen}
+for b in "$PKTGEN" $( [ "$dut" = l2fwd ] && echo "$L2FWD" ); do
+    [ -x "$b" ] || { echo "veth-demo: $b not found: run cargo build --release" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "veth-demo: needs root (network namespace, raw sockets)" >&2; exit 1; }
+
+ns="dpveth$$"
+work=$(mktemp -d)
+dut_pid=""
+cleanup() {
+    if [ -n "$dut_pid" ] && kill -0 "$dut_pid" 2>/dev/null; then
+        kill -INT "$dut_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$dut_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$dut_pid" 2>/dev/null || true
+    fi
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$ns"
+ip netns exec "$ns" ip link add pg0 type veth peer name dut0
+for i in lo pg0 dut0; do ip netns exec "$ns" ip link set "$i" up; done
+# No IPv6 autoconfiguration chatter on the link (pktgen would count it as foreign frames).
+ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 || true
+
+eal_common=(--no-huge --no-pci -m 512 --log-level=warning)
+case "$dut" in
+    l2fwd)
+        # Worker on CPU 1; port 0 alone forwards to itself (l2fwd's odd-port rule).
+        # shellcheck disable=SC2086
+        ip netns exec "$ns" "$L2FWD" -l 0-1 "${eal_common[@]}" --file-prefix="$ns-dut" \
+            --vdev=net_af_packet0,iface=dut0,framecnt=4096 -- -p 0x1 -T 0 $dut_args > "$work/dut.log" 2>&1 &
+        ready="Lcore "
+        ;;
+    testpmd)
+        command -v dpdk-testpmd >/dev/null || { echo "veth-demo: dpdk-testpmd not found (apt-get install dpdk-dev)" >&2; exit 1; }
+        # shellcheck disable=SC2086
+        ip netns exec "$ns" dpdk-testpmd -l 0-1 "${eal_common[@]}" --file-prefix="$ns-dut" \
+            --vdev=net_af_packet0,iface=dut0,framecnt=4096 -- --forward-mode=io --port-topology=loop \
+            --auto-start --stats-period 5 --total-num-mbufs=8192 $dut_args < /dev/null > "$work/dut.log" 2>&1 &
+        ready="forwards packets on"
+        ;;
+    *) echo "veth-demo: --dut is l2fwd or testpmd" >&2; exit 2 ;;
+esac
+dut_pid=$!
+for _ in $(seq 100); do
+    grep -q "$ready" "$work/dut.log" 2>/dev/null && break
+    kill -0 "$dut_pid" 2>/dev/null || { echo "veth-demo: the $dut failed to start:" >&2; cat "$work/dut.log" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q "$ready" "$work/dut.log" || { echo "veth-demo: the $dut did not come up:" >&2; cat "$work/dut.log" >&2; exit 1; }
+echo "veth-demo: $dut forwarding on dut0; pktgen on pg0 in namespace $ns"
+
+# pktgen's worker on CPU 0, away from the DUT's.
+pg_args=(--count "$count" --rate "$rate" --size "$size" --flows "$flows")
+[ -n "$report" ] && pg_args+=(--report "$report")
+set +e
+ip netns exec "$ns" "$PKTGEN" -l 0-1 --main-lcore 1 "${eal_common[@]}" --file-prefix="$ns-pg" \
+    --vdev=net_af_packet0,iface=pg0,framecnt=4096 -- "${pg_args[@]}"
+status=$?
+set -e
+
+kill -INT "$dut_pid" 2>/dev/null || true
+wait "$dut_pid" 2>/dev/null || true
+dut_pid=""
+echo "--- $dut's last lines:"
+tail -n 8 "$work/dut.log"
+exit "$status"

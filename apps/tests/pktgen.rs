@@ -1,0 +1,256 @@
+//! pktgen: what it writes (read back from net_pcap and checked independently), what it
+//! rejects, and end to end through a forwarder in another process over a veth pair: our l2fwd,
+//! and DPDK's own dpdk-testpmd as a cross-check.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Mutex;
+
+const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
+const L2FWD: &str = env!("CARGO_BIN_EXE_l2fwd");
+
+/// Runs pktgen on a net_pcap port (no input) and returns the frames it wrote and its report.
+fn generate(name: &str, args: &[&str]) -> (Vec<Vec<u8>>, Value) {
+    let dir = scratch(name);
+    let empty = dir.join("empty.pcap");
+    write_pcap(&empty, &[]);
+    let out = dir.join("out.pcap");
+    let report = dir.join("report.json");
+    let mut eal = eal_base();
+    eal.push(format!(
+        "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
+        empty.display(),
+        out.display()
+    ));
+    let mut app = vec![
+        "--drain-ms",
+        "0",
+        "-T",
+        "0",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    app.extend_from_slice(args);
+    let o = run_app(PKTGEN, &eal, &app);
+    assert_success("pktgen", &o);
+    let frames = read_pcap(&out);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    if std::process::Command::new("tcpdump")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        // tcpdump checks the IPv4 and UDP checksums itself with -vv.
+        let t = Command::new("tcpdump")
+            .args(["-nn", "-vv", "-r", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&t.stdout);
+        let ok = text.lines().filter(|l| l.contains("[udp sum ok]")).count();
+        assert_eq!(
+            ok,
+            frames.len(),
+            "tcpdump verified every UDP checksum:\n{text}"
+        );
+        assert!(
+            !text.contains("bad"),
+            "tcpdump found bad checksums:\n{text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    (frames, report)
+}
+
+/// RFC 1071 checksum, written independently of the generator's.
+fn inet_sum(parts: &[&[u8]]) -> u16 {
+    let mut sum = 0u32;
+    for p in parts {
+        for c in p.chunks(2) {
+            sum += (c[0] as u32) << 8 | *c.get(1).unwrap_or(&0) as u32;
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Checks one frame's headers and checksums; returns its flow (src ip, dst ip, sport, dport).
+fn check_frame(f: &[u8]) -> ([u8; 4], [u8; 4], u16, u16) {
+    assert_eq!(&f[12..14], &[0x08, 0x00], "IPv4 EtherType");
+    let ip = &f[14..34];
+    assert_eq!(ip[0], 0x45);
+    assert_eq!(ip[9], 17, "UDP");
+    assert_eq!(
+        u16::from_be_bytes([ip[2], ip[3]]) as usize,
+        f.len() - 14,
+        "IP total length"
+    );
+    assert_eq!(inet_sum(&[ip]), 0, "IPv4 header checksum");
+    let udp = &f[34..];
+    assert_eq!(
+        u16::from_be_bytes([udp[4], udp[5]]) as usize,
+        udp.len(),
+        "UDP length"
+    );
+    let pseudo = [&ip[12..20], &[0, 17], &(udp.len() as u16).to_be_bytes()[..]].concat();
+    assert_eq!(inet_sum(&[&pseudo, udp]), 0, "UDP checksum");
+    (
+        ip[12..16].try_into().unwrap(),
+        ip[16..20].try_into().unwrap(),
+        u16::from_be_bytes([udp[0], udp[1]]),
+        u16::from_be_bytes([udp[2], udp[3]]),
+    )
+}
+
+#[test]
+fn imix_frames_flows_and_checksums() {
+    let (frames, report) = generate(
+        "imix",
+        &["--count", "1200", "--size", "imix", "--flows", "4"],
+    );
+    assert_eq!(frames.len(), 1200);
+    assert_eq!(report["sent"], 1200);
+    let mut sizes = BTreeMap::new();
+    let mut flows = BTreeMap::new();
+    for f in &frames {
+        *sizes.entry(f.len() + 4).or_insert(0) += 1;
+        *flows.entry(check_frame(f)).or_insert(0) += 1;
+    }
+    assert_eq!(sizes, BTreeMap::from([(64, 700), (594, 400), (1518, 100)]));
+    assert_eq!(flows.len(), 4, "{flows:?}");
+    assert!(flows.values().all(|&n| n == 300), "{flows:?}");
+    // Every flow differs in both addresses and both ports, so that RSS spreads them.
+    let keys: Vec<_> = flows.keys().collect();
+    for (i, a) in keys.iter().enumerate() {
+        for b in &keys[i + 1..] {
+            assert!(
+                a.0 != b.0 && a.1 != b.1 && a.2 != b.2 && a.3 != b.3,
+                "{a:?} {b:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fixed_and_range_sizes() {
+    let (frames, _) = generate("fixed", &["--count", "500", "--size", "1518"]);
+    assert_eq!(frames.len(), 500);
+    assert!(frames.iter().all(|f| f.len() == 1514));
+    let (frames, _) = generate(
+        "range",
+        &["--count", "2000", "--size", "100-200", "--flows", "3"],
+    );
+    assert_eq!(frames.len(), 2000);
+    let lens: std::collections::BTreeSet<usize> = frames.iter().map(|f| f.len() + 4).collect();
+    assert_eq!(*lens.first().unwrap(), 100);
+    assert_eq!(*lens.last().unwrap(), 200);
+    assert!(
+        lens.len() > 90,
+        "sizes spread over the range: {}",
+        lens.len()
+    );
+    for f in &frames {
+        check_frame(f);
+    }
+}
+
+#[test]
+fn nothing_came_back_is_all_lost() {
+    let (_, r) = generate("lost", &["--count", "300", "--flows", "3"]);
+    assert_eq!(r["sent"], 300);
+    assert_eq!(r["received"], 0);
+    assert_eq!(r["lost"], 300);
+    assert_eq!(r["streams"].as_array().unwrap().len(), 3);
+    assert_eq!(r["streams"][1]["lost"], 100);
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let mut eal = eal_base();
+    eal.push("--vdev=net_null0".into());
+    for (args, needle) in [
+        (&["--count", "1", "--size", "10"][..], "invalid size 10"),
+        (
+            &["--count", "1", "--rate", "fast"][..],
+            "invalid rate \"fast\"",
+        ),
+        (&["--rate", "1000"][..], "give --count N or --duration S"),
+        (
+            &["--count", "1", "--tx-port", "3"][..],
+            "--tx-port 3 does not exist",
+        ),
+        (&["--count", "1", "--flows", "0"][..], "invalid flows 0"),
+        (
+            &["--count", "1", "--dst-mac", "zz"][..],
+            "invalid MAC address",
+        ),
+    ] {
+        let o = run_app(PKTGEN, &eal, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in:\n{err}"
+        );
+    }
+}
+
+/// The veth tests each use both CPUs: run them one at a time.
+static VETH: Mutex<()> = Mutex::new(());
+
+fn veth_run(dut: &str) -> Value {
+    let _one = VETH.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch(&format!("veth-{dut}"));
+    let report = dir.join("report.json");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new("bash")
+        .arg(format!("{root}/apps/scripts/veth-demo.sh"))
+        .args([
+            "--dut", dut, "--count", "20000", "--rate", "20000", "--flows", "4",
+        ])
+        .args(["--size", "64-1518", "--report", report.to_str().unwrap()])
+        .env("L2FWD", L2FWD)
+        .env("PKTGEN", PKTGEN)
+        .output()
+        .unwrap();
+    assert_success(&format!("veth-demo.sh --dut {dut}"), &out);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+fn check_clean(r: &Value) {
+    assert_eq!(r["sent"], 20000, "{r:#}");
+    assert_eq!(r["received"], 20000, "{r:#}");
+    for k in ["lost", "duplicated", "reordered", "corrupted"] {
+        assert_eq!(r[k], 0, "{k}: {r:#}");
+    }
+    let l = &r["latency_ns"];
+    assert_eq!(l["samples"], 20000);
+    let (p50, p99, max) = (
+        l["p50"].as_u64().unwrap(),
+        l["p99"].as_u64().unwrap(),
+        l["max"].as_u64().unwrap(),
+    );
+    assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{l}");
+    for s in r["streams"].as_array().unwrap() {
+        assert_eq!(s["sent"], 5000);
+        assert_eq!(s["received"], 5000);
+    }
+}
+
+#[test]
+fn end_to_end_through_our_l2fwd_over_veth() {
+    check_clean(&veth_run("l2fwd"));
+}
+
+#[test]
+fn end_to_end_through_dpdk_testpmd_over_veth() {
+    check_clean(&veth_run("testpmd"));
+}
