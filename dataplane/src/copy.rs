@@ -122,7 +122,8 @@ impl DmaEngine for DmaChannel<'_> {
         let c = self.completed(max);
         let ok = c.count as usize;
         status[..ok].fill(0);
-        if !c.has_error {
+        if !c.has_error || ok == status.len() {
+            // No failure, or no room left to collect it: the next poll will.
             return ok;
         }
         // The descriptor after the `ok` good ones failed: collect statuses from there on.
@@ -173,6 +174,8 @@ struct Lane<E> {
     tail: u32,
     /// Descriptors written since the last submit.
     unsubmitted: u32,
+    /// TSC of the lane's last completion, or of the last poll that found it idle.
+    last_progress: u64,
 }
 
 impl<E> Lane<E> {
@@ -241,6 +244,7 @@ impl<E: DmaEngine> CopyStage<E> {
             head: 0,
             tail: 0,
             unsubmitted: 0,
+            last_progress: 0,
         });
     }
 
@@ -406,16 +410,21 @@ impl<E: DmaEngine> CopyStage<E> {
     }
 
     /// Collects DMA completions: successful copies become ready and free their source; failed
-    /// ones are re-copied by the CPU from the held source. Returns how many completed.
-    pub fn poll(&mut self, stats: &LcoreStats) -> usize {
+    /// ones are re-copied by the CPU from the held source. `now` is the TSC, for the per-lane
+    /// stall detection of [`Self::retire_stalled`]. Returns how many completed.
+    pub fn poll(&mut self, stats: &LcoreStats, now: u64) -> usize {
         let mut status = [0u32; MAX_BURST * 2];
         let mut total = 0;
         let mut errors = 0u64;
         for lane in &mut self.lanes {
             if lane.head == lane.tail {
+                lane.last_progress = now;
                 continue;
             }
             let n = lane.engine.poll(&mut status);
+            if n > 0 {
+                lane.last_progress = now;
+            }
             total += n;
             for &st in &status[..n] {
                 let tag = lane
@@ -463,11 +472,7 @@ impl<E: DmaEngine> CopyStage<E> {
         n
     }
 
-    /// Gives up on every outstanding DMA copy (the engines stopped completing): each is re-copied
-    /// by the CPU from its held source into a fresh mbuf, and the abandoned destination buffers
-    /// are returned, to be freed only once the device is stopped (a late DMA write must never
-    /// land in a reused buffer). Packets with no fresh mbuf to copy into are dropped and
-    /// counted as `no_mbuf` against `rx_port_of(stream)`.
+    /// Gives up on every outstanding DMA copy of every lane; see [`Self::abandon_lane`].
     pub fn abandon_dma(
         &mut self,
         pool: &Mempool<'_>,
@@ -475,16 +480,28 @@ impl<E: DmaEngine> CopyStage<E> {
         rx_port_of: impl Fn(usize) -> u16,
         quarantine: &mut Vec<Mbuf>,
     ) -> usize {
+        (0..self.lanes.len())
+            .map(|l| self.abandon_lane(l, pool, stats, &rx_port_of, quarantine))
+            .sum()
+    }
+
+    /// Gives up on lane `l`'s outstanding copies (its engine stopped completing): each is
+    /// re-copied by the CPU from its held source into a fresh mbuf, and the abandoned
+    /// destination buffers are pushed to `quarantine`, to be freed only once the device is
+    /// stopped (a late DMA write must never land in a reused buffer). Packets with no fresh
+    /// mbuf to copy into are dropped and counted as `no_mbuf` against `rx_port_of(stream)`.
+    pub fn abandon_lane(
+        &mut self,
+        l: usize,
+        pool: &Mempool<'_>,
+        stats: &LcoreStats,
+        rx_port_of: &impl Fn(usize) -> u16,
+        quarantine: &mut Vec<Mbuf>,
+    ) -> usize {
         let mut recopied = 0;
-        let tags = self
-            .lanes
-            .iter_mut()
-            .flat_map(|l| {
-                l.unsubmitted = 0;
-                std::iter::from_fn(|| l.pop_tag())
-            })
-            .collect::<Vec<u64>>();
-        for tag in tags {
+        let lane = &mut self.lanes[l];
+        lane.unsubmitted = 0;
+        while let Some(tag) = lane.pop_tag() {
             let s = (tag >> 32) as usize;
             let stream = &mut self.streams[s];
             let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
@@ -514,9 +531,54 @@ impl<E: DmaEngine> CopyStage<E> {
         recopied
     }
 
+    /// Retires every lane that has held copies without completing any for `timeout` cycles
+    /// (surprise removal, hung engine): its copies are re-done by the CPU
+    /// ([`Self::abandon_lane`]) and its engine is returned, to be stopped before the
+    /// quarantined buffers are freed. The other lanes keep working.
+    pub fn retire_stalled(
+        &mut self,
+        now: u64,
+        timeout: u64,
+        pool: &Mempool<'_>,
+        stats: &LcoreStats,
+        rx_port_of: &impl Fn(usize) -> u16,
+        quarantine: &mut Vec<Mbuf>,
+    ) -> Vec<E> {
+        let mut retired = Vec::new();
+        let mut l = 0;
+        while l < self.lanes.len() {
+            let lane = &self.lanes[l];
+            if lane.in_flight() > 0 && now.wrapping_sub(lane.last_progress) > timeout {
+                self.abandon_lane(l, pool, stats, rx_port_of, quarantine);
+                retired.push(self.lanes.remove(l).engine);
+            } else {
+                l += 1;
+            }
+        }
+        retired
+    }
+
     /// Takes the engines out (for hot-remove or shutdown); the stage must hold no DMA copies.
     pub fn take_engines(&mut self) -> Vec<E> {
         debug_assert_eq!(self.in_dma(), 0);
         self.lanes.drain(..).map(|l| l.engine).collect()
+    }
+}
+
+impl<E> Drop for CopyStage<E> {
+    fn drop(&mut self) {
+        // A stage dropped with copies still in DMA flight (a worker that panicked): the engine
+        // may still write their destinations and read their sources, so leak both rather than
+        // return them to the pool.
+        for stream in &mut self.streams {
+            for slot in stream.slots.iter_mut().filter(|s| s.in_dma) {
+                if let Some(m) = slot.dst.take() {
+                    let _ = m.into_raw();
+                }
+                if let Some(m) = slot.src.take() {
+                    let _ = m.into_raw();
+                }
+            }
+        }
     }
 }

@@ -141,10 +141,10 @@ pub struct CopyWorker<'p, 's, E> {
 
 /// What a copy worker hands back when it stops.
 pub struct CopyWorkerExit<E> {
-    /// The DMA engines, with nothing outstanding on them (or retired after a stall).
+    /// The DMA engines still healthy, with nothing outstanding on them.
     pub engines: Vec<E>,
-    /// The engines stopped completing and were given up on.
-    pub stalled: bool,
+    /// The engines that stopped completing and were retired.
+    pub stalled: Vec<E>,
     /// Destination buffers of copies abandoned on a stalled engine: free them only after the
     /// device is stopped.
     pub quarantine: Vec<Mbuf>,
@@ -157,7 +157,6 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
         let mut rx = Burst::new();
         let mut tx = Burst::new();
         let mut tsc_last = pmd::rdtsc();
-        let mut last_progress = tsc_last;
         let mut quarantine = Vec::new();
         let mut retired: Vec<E> = Vec::new();
         // Relaxed: `quit` carries no data; the worker only needs to see it eventually.
@@ -174,16 +173,12 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 }
             }
             self.stage.submit();
-            let completed = self.stage.poll(self.stats);
-            if self.stage.in_dma() > 0 {
+            if self.stage.engines() > 0 {
                 let now = pmd::rdtsc();
-                if completed > 0 {
-                    last_progress = now;
-                } else if now - last_progress > self.dma_timeout_cycles {
-                    retired.extend(self.retire_engine(&mut quarantine));
+                let completed = self.stage.poll(self.stats, now);
+                if completed == 0 && self.stage.in_dma() > 0 {
+                    retired.extend(self.retire_stalled(now, &mut quarantine));
                 }
-            } else {
-                last_progress = pmd::rdtsc();
             }
             let mut sent = 0;
             for (i, rule) in self.rules.iter_mut().enumerate() {
@@ -205,26 +200,27 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
         self.drain(quarantine, retired)
     }
 
-    /// Gives up on the engine: its outstanding copies are re-done by the CPU into fresh
-    /// buffers, the destinations it may still write are quarantined, and it gets no more work.
+    /// Retires the lanes whose engines stopped completing (see `CopyStage::retire_stalled`).
     #[cold]
-    fn retire_engine(&mut self, quarantine: &mut Vec<Mbuf>) -> Vec<E> {
+    fn retire_stalled(&mut self, now: u64, quarantine: &mut Vec<Mbuf>) -> Vec<E> {
         let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
-        self.stage
-            .abandon_dma(self.pool, self.stats, |s| ports[s], quarantine);
-        self.stage.take_engines()
+        self.stage.retire_stalled(
+            now,
+            self.dma_timeout_cycles,
+            self.pool,
+            self.stats,
+            &|s| ports[s],
+            quarantine,
+        )
     }
 
     fn drain(mut self, mut quarantine: Vec<Mbuf>, mut retired: Vec<E>) -> CopyWorkerExit<E> {
         let mut tx = Burst::new();
-        let mut last_progress = pmd::rdtsc();
         while self.stage.held() > 0 {
             self.stage.submit();
-            if self.stage.poll(self.stats) > 0 {
-                last_progress = pmd::rdtsc();
-            }
-            if self.stage.in_dma() > 0 && pmd::rdtsc() - last_progress > self.dma_timeout_cycles {
-                retired.extend(self.retire_engine(&mut quarantine));
+            let now = pmd::rdtsc();
+            if self.stage.poll(self.stats, now) == 0 && self.stage.in_dma() > 0 {
+                retired.extend(self.retire_stalled(now, &mut quarantine));
             }
             for (i, rule) in self.rules.iter_mut().enumerate() {
                 while self.stage.take_ready(i, &mut tx) > 0 {
@@ -232,11 +228,9 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 }
             }
         }
-        let stalled = !retired.is_empty();
-        retired.extend(self.stage.take_engines());
         CopyWorkerExit {
-            engines: retired,
-            stalled,
+            engines: self.stage.take_engines(),
+            stalled: retired,
             quarantine,
         }
     }

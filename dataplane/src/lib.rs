@@ -8,6 +8,7 @@
 //! * [`tuner`]: `--copy auto`'s run-time choice of the copybreak.
 //! * [`pktgen`]: pktgen's frames (Ethernet/IPv4/UDP with a test payload), sizes, rate limiter.
 //! * [`analyzer`]: pktgen's receive side: loss, duplicates, reordering, corruption, latency.
+//! * [`qsbr`]: quiescent-state-based reclamation of DMA channels for hot-remove.
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
 pub mod analyzer;
@@ -16,6 +17,7 @@ pub mod copy;
 pub mod fwd;
 pub mod pktgen;
 pub mod ports;
+pub mod qsbr;
 pub mod report;
 pub mod stats;
 pub mod tuner;

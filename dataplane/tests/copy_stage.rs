@@ -188,13 +188,13 @@ fn run_stage(
         stats.ports[0].rx.add(n as u64);
         stage.accept(s, &mut burst, pool, &stats, 0);
         stage.submit();
-        stage.poll(&stats);
+        stage.poll(&stats, 0);
         collect(&mut stage, &mut got);
     }
     let mut polls = 0;
     while stage.held() > 0 {
         stage.submit();
-        stage.poll(&stats);
+        stage.poll(&stats, 0);
         polls += 1;
         if abandon_after.is_some_and(|a| polls > a) && stage.in_dma() > 0 {
             stage.abandon_dma(pool, &stats, |_| 0, &mut quarantine);
@@ -396,4 +396,84 @@ fn header_is_copied_by_cpu_payload_by_dma() {
 #[test]
 fn rule_dst_mac_matches_l2fwd() {
     assert_eq!(Rule::dst_mac(1), DST);
+}
+
+#[test]
+fn only_the_stalled_lane_is_retired() {
+    let pool = pool();
+    let stats = LcoreStats::default();
+    let healthy = Behaviour {
+        ring: 4096,
+        fail_every: 0,
+        max_per_poll: 64,
+        ragged: false,
+    };
+    let stalled = Behaviour {
+        max_per_poll: 0,
+        ..healthy
+    };
+    let mut stage = CopyStage::new(CopyMode::Dma, 64, Some(Double::new(healthy)));
+    stage.add_engine(Double::new(stalled));
+    // Stream 0 uses lane 0 (healthy), stream 1 lane 1 (stalled).
+    let streams = [
+        stage.add_stream(DST, SRC, true),
+        stage.add_stream(DST, SRC, true),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut sent: [Vec<Vec<u8>>; 2] = Default::default();
+    let mut got: [Vec<Vec<u8>>; 2] = Default::default();
+    let mut quarantine = Vec::new();
+    let mut retired = Vec::new();
+    let mut out = Burst::new();
+    let mut now = 0u64;
+    for round in 0..40 {
+        for &s in &streams {
+            let mut burst = Burst::new();
+            for _ in 0..16.min(stage.room(s)) {
+                let len = rng.gen_range(100..1514);
+                let f = frame(&mut rng, sent[s].len() as u32, len);
+                let mut m = pool.alloc().unwrap();
+                m.set_len(len).unwrap();
+                m.data_mut().copy_from_slice(&f);
+                burst.push(m).map_err(|_| ()).unwrap();
+                sent[s].push(f);
+            }
+            stage.accept(s, &mut burst, pool, &stats, s as u16);
+        }
+        stage.submit();
+        now += 10;
+        stage.poll(&stats, now);
+        if round == 20 {
+            retired = stage.retire_stalled(now, 100, pool, &stats, &|s| s as u16, &mut quarantine);
+        }
+        for &s in &streams {
+            while stage.take_ready(s, &mut out) > 0 {
+                got[s].extend(out.drain().map(|m| m.data().to_vec()));
+            }
+        }
+    }
+    assert_eq!(retired.len(), 1, "the stalled lane was retired");
+    assert_eq!(stage.engines(), 1, "the healthy lane keeps working");
+    assert!(!quarantine.is_empty());
+    while stage.held() > 0 {
+        now += 10;
+        stage.poll(&stats, now);
+        for &s in &streams {
+            while stage.take_ready(s, &mut out) > 0 {
+                got[s].extend(out.drain().map(|m| m.data().to_vec()));
+            }
+        }
+    }
+    for s in streams {
+        assert_eq!(
+            got[s].len(),
+            sent[s].len(),
+            "stream {s}: every packet out once"
+        );
+        for (i, (a, b)) in sent[s].iter().zip(&got[s]).enumerate() {
+            assert_eq!(b, &expected(a), "stream {s} packet {i}");
+        }
+    }
+    assert!(stats.copies.recopied.get() > 0);
+    drop(quarantine);
 }

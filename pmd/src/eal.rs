@@ -91,6 +91,11 @@ impl Eal {
     /// this function does not return (or unwind) before all of them have finished.
     ///
     /// Returns `main`'s value and each job's exit code (a job that panicked returns -1).
+    ///
+    /// Jobs that run until told to stop must be told by `main` (or by something `main`
+    /// started): if `main` panics, or a later launch fails, this still waits for the jobs
+    /// already running, so they need another way to be stopped (a signal handler, a duration)
+    /// or the process hangs instead of failing.
     pub fn run_on_lcores<'env, T>(
         &self,
         jobs: Vec<(u32, Box<dyn FnOnce() -> i32 + Send + 'env>)>,

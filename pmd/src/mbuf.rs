@@ -55,7 +55,7 @@ impl<'eal> Mempool<'eal> {
 
     /// Bytes of packet data one buffer holds after the headroom.
     pub fn data_room(&self) -> u16 {
-        self.data_room - PKTMBUF_HEADROOM
+        self.data_room.saturating_sub(PKTMBUF_HEADROOM)
     }
 
     /// Buffers currently out of the pool (in rings, in flight, held by the application).
@@ -72,12 +72,15 @@ impl<'eal> Mempool<'eal> {
         NonNull::new(unsafe { dpdk_sys::shim_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf)
     }
 
-    /// Allocates `out.len()` mbufs at once (all or nothing). Returns false when the pool
-    /// cannot supply them all.
+    /// Allocates `out.len()` (at most [`crate::MAX_BURST`]) mbufs at once, all or nothing.
+    /// Returns false when the pool cannot supply them all, or more than a burst is asked for.
     #[inline]
     pub fn alloc_bulk(&self, out: &mut [Option<Mbuf>]) -> bool {
         let mut raw = [std::ptr::null_mut::<rte_mbuf>(); crate::MAX_BURST];
-        let n = out.len().min(raw.len());
+        let n = out.len();
+        if n > raw.len() {
+            return false;
+        }
         // SAFETY: raw has room for n pointers; on success DPDK fills all n with owned mbufs.
         let ret = unsafe {
             dpdk_sys::shim_pktmbuf_alloc_bulk(self.raw.as_ptr(), raw.as_mut_ptr(), n as u32)

@@ -202,6 +202,9 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         worker_lcores.clone()
     };
     let plan = assign_to_workers(&pairs, forwarding_lcores.len());
+    // Declared before the devices so that it is dropped after them: on every exit path the
+    // devices are stopped (by their drop) before quarantined buffers return to the pool.
+    let quarantine: Mutex<Vec<Mbuf>> = Mutex::new(Vec::new());
     let mut dma_devs = open_dma_devices(eal, opts)?;
 
     let port_cfg = PortConfig::default();
@@ -246,9 +249,8 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         .iter()
         .map(|_| LcoreStats::default())
         .collect();
-    let quarantine: Mutex<Vec<Mbuf>> = Mutex::new(Vec::new());
-    // Per worker: its DMA channel stopped completing and was retired.
-    let stalled: Mutex<Vec<bool>> = Mutex::new(vec![false; forwarding_lcores.len()]);
+    // Device ids of DMA channels that stopped completing and were retired by their worker.
+    let stalled: Mutex<Vec<i16>> = Mutex::new(Vec::new());
     let nb_workers = forwarding_lcores.len();
     let tsc_hz = pmd::tsc_hz();
     let mut jobs: Vec<WorkerJob> = Vec::new();
@@ -310,13 +312,18 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 dma_timeout_cycles: (opts.dma_timeout.as_secs_f64() * tsc_hz as f64) as u64,
                 tuner,
             };
-            let quarantine = &quarantine;
+            let (quarantine, stalled) = (&quarantine, &stalled);
             jobs.push(Box::new(move |quit| {
                 let exit = w.run(quit);
+                // Control path, once at exit: a lock is fine here.
                 quarantine
                     .lock()
-                    .expect("no worker panics while holding it")
+                    .expect("not poisoned")
                     .extend(exit.quarantine);
+                stalled
+                    .lock()
+                    .expect("not poisoned")
+                    .extend(exit.stalled.iter().map(|c| c.dev_id()));
             }));
         }
     }
@@ -367,9 +374,8 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let stalled = stalled.into_inner().expect("workers are done");
     let dma_reports: Vec<DmaChannelReport> = dma_devs
         .iter()
-        .enumerate()
-        .map(|(j, d)| {
-            let stalled = stalled[j % nb_workers];
+        .map(|d| {
+            let stalled = stalled.contains(&d.id());
             let s = d.stats().unwrap_or_default();
             DmaChannelReport {
                 name: d.name().to_owned(),

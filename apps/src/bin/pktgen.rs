@@ -221,9 +221,14 @@ impl Tx<'_> {
     /// One iteration; returns false once done.
     fn step(&mut self, shared: &Shared) -> bool {
         let now = pmd::rdtsc();
+        // Relaxed: a stop request carries no data. Checked even with frames pending, so that a
+        // TX queue that never drains (link down) cannot keep pktgen from stopping: `finish`
+        // retries the pending frames a bounded number of times.
+        if shared.stop_tx.load(Ordering::Relaxed) {
+            return false;
+        }
         if self.pending.is_empty() {
-            // Relaxed: a stop request carries no data.
-            if self.sent >= self.count || shared.stop_tx.load(Ordering::Relaxed) {
+            if self.sent >= self.count {
                 return false;
             }
             let want = (MAX_BURST as u64).min(self.count - self.sent) as u32;
