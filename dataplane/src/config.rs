@@ -113,6 +113,8 @@ pub struct L2fwdSection {
     pub dma: Option<Vec<String>>,
     pub dma_timeout_ms: Option<u64>,
     pub control: Option<PathBuf>,
+    pub allow_fault_injection: Option<bool>,
+    pub grace_ms: Option<u64>,
 }
 
 /// The `[pktgen]` table: each key is the command-line option of the same name.

@@ -176,6 +176,24 @@ struct Lane<E> {
     unsubmitted: u32,
     /// TSC of the lane's last completion, or of the last poll that found it idle.
     last_progress: u64,
+    /// The channel this lane drives, as the control thread names it.
+    id: u32,
+    /// Takes no new copies; leaves once its outstanding ones completed (hot-remove).
+    draining: bool,
+    /// Copies completed while draining.
+    drained: u64,
+}
+
+/// A lane that left the stage: its engine and what happened to its copies.
+pub struct RetiredLane<E> {
+    pub engine: E,
+    pub id: u32,
+    /// Copies that completed after the lane started draining.
+    pub drained: u64,
+    /// Copies given up on and re-done by the CPU (a stalled engine).
+    pub recopied: u64,
+    /// The engine stopped completing (surprise removal), as opposed to a clean drain.
+    pub stalled: bool,
 }
 
 impl<E> Lane<E> {
@@ -200,6 +218,9 @@ pub struct CopyStage<E> {
     /// Packets of at least this many bytes go to DMA (when there is an engine with room).
     copybreak: usize,
     lanes: Vec<Lane<E>>,
+    /// Indices of the lanes that take new copies (not draining); stream `s` uses
+    /// `active[s % active.len()]`.
+    active: Vec<usize>,
     streams: Vec<Stream>,
 }
 
@@ -220,6 +241,7 @@ impl<E: DmaEngine> CopyStage<E> {
             mode,
             copybreak,
             lanes: Vec::new(),
+            active: Vec::new(),
             streams: Vec::new(),
         };
         if let Some(e) = engine {
@@ -233,9 +255,13 @@ impl<E: DmaEngine> CopyStage<E> {
         (self.streams.len().max(1) as u32 * STREAM_SLOTS).next_power_of_two()
     }
 
-    /// Adds a DMA channel (a lane). Only between bursts, with no copy in flight.
+    /// Adds a DMA channel (a lane). Between bursts.
     pub fn add_engine(&mut self, engine: E) {
-        debug_assert_eq!(self.in_dma(), 0);
+        self.add_lane(engine, u32::MAX);
+    }
+
+    /// Adds a DMA channel known to the control thread as `id`. Between bursts.
+    pub fn add_lane(&mut self, engine: E, id: u32) {
         let cap = self.tag_capacity();
         self.lanes.push(Lane {
             engine,
@@ -245,7 +271,63 @@ impl<E: DmaEngine> CopyStage<E> {
             tail: 0,
             unsubmitted: 0,
             last_progress: 0,
+            id,
+            draining: false,
+            drained: 0,
         });
+        self.rebuild_active();
+    }
+
+    fn rebuild_active(&mut self) {
+        self.active.clear();
+        self.active
+            .extend((0..self.lanes.len()).filter(|&l| !self.lanes[l].draining));
+    }
+
+    /// The ids of the lanes, draining ones included.
+    pub fn lane_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.lanes.iter().map(|l| l.id)
+    }
+
+    /// Lanes still draining.
+    pub fn draining(&self) -> usize {
+        self.lanes.iter().filter(|l| l.draining).count()
+    }
+
+    /// Starts draining every lane whose id `keep` rejects: it takes no new copies, its
+    /// outstanding ones still complete (or are re-done if it stalls), and
+    /// [`Self::take_drained`] hands it back once empty.
+    pub fn drain_lanes(&mut self, keep: impl Fn(u32) -> bool) {
+        for lane in &mut self.lanes {
+            if !keep(lane.id) {
+                lane.draining = true;
+            }
+        }
+        self.rebuild_active();
+    }
+
+    /// Removes and returns the draining lanes with nothing outstanding.
+    pub fn take_drained(&mut self) -> Vec<RetiredLane<E>> {
+        let mut out = Vec::new();
+        let mut l = 0;
+        while l < self.lanes.len() {
+            if self.lanes[l].draining && self.lanes[l].in_flight() == 0 {
+                let lane = self.lanes.remove(l);
+                out.push(RetiredLane {
+                    engine: lane.engine,
+                    id: lane.id,
+                    drained: lane.drained,
+                    recopied: 0,
+                    stalled: false,
+                });
+            } else {
+                l += 1;
+            }
+        }
+        if !out.is_empty() {
+            self.rebuild_active();
+        }
+        out
     }
 
     /// Adds a stream (one RX port); returns its index. Packets of it get `dst_mac`/`src_mac`
@@ -286,6 +368,11 @@ impl<E: DmaEngine> CopyStage<E> {
         self.lanes.len()
     }
 
+    /// Lanes taking new copies.
+    pub fn active_engines(&self) -> usize {
+        self.active.len()
+    }
+
     /// Packets stream `s` can still take (receive no more than this: back-pressure, not drops).
     #[inline]
     pub fn room(&self, s: usize) -> usize {
@@ -323,9 +410,9 @@ impl<E: DmaEngine> CopyStage<E> {
             }
         }
         let (mut cpu, mut dma, mut no_mbuf, mut runt) = (0u64, 0u64, 0u64, 0u64);
-        let lane_idx = match self.lanes.len() {
+        let lane_idx = match self.active.len() {
             0 => usize::MAX,
-            n => s % n,
+            n => self.active[s % n],
         };
         let dma_allowed =
             matches!(self.mode, CopyMode::Dma | CopyMode::Auto) && lane_idx != usize::MAX;
@@ -417,13 +504,19 @@ impl<E: DmaEngine> CopyStage<E> {
         let mut total = 0;
         let mut errors = 0u64;
         for lane in &mut self.lanes {
-            if lane.head == lane.tail {
+            // An idle lane, or one polled for the first time, starts its stall clock now.
+            if lane.head == lane.tail || lane.last_progress == 0 {
                 lane.last_progress = now;
+            }
+            if lane.head == lane.tail {
                 continue;
             }
             let n = lane.engine.poll(&mut status);
             if n > 0 {
                 lane.last_progress = now;
+                if lane.draining {
+                    lane.drained += n as u64;
+                }
             }
             total += n;
             for &st in &status[..n] {
@@ -543,17 +636,27 @@ impl<E: DmaEngine> CopyStage<E> {
         stats: &LcoreStats,
         rx_port_of: &impl Fn(usize) -> u16,
         quarantine: &mut Vec<Mbuf>,
-    ) -> Vec<E> {
+    ) -> Vec<RetiredLane<E>> {
         let mut retired = Vec::new();
         let mut l = 0;
         while l < self.lanes.len() {
             let lane = &self.lanes[l];
             if lane.in_flight() > 0 && now.wrapping_sub(lane.last_progress) > timeout {
-                self.abandon_lane(l, pool, stats, rx_port_of, quarantine);
-                retired.push(self.lanes.remove(l).engine);
+                let recopied = self.abandon_lane(l, pool, stats, rx_port_of, quarantine);
+                let lane = self.lanes.remove(l);
+                retired.push(RetiredLane {
+                    engine: lane.engine,
+                    id: lane.id,
+                    drained: lane.drained,
+                    recopied: recopied as u64,
+                    stalled: true,
+                });
             } else {
                 l += 1;
             }
+        }
+        if !retired.is_empty() {
+            self.rebuild_active();
         }
         retired
     }
@@ -561,6 +664,7 @@ impl<E: DmaEngine> CopyStage<E> {
     /// Takes the engines out (for hot-remove or shutdown); the stage must hold no DMA copies.
     pub fn take_engines(&mut self) -> Vec<E> {
         debug_assert_eq!(self.in_dma(), 0);
+        self.active.clear();
         self.lanes.drain(..).map(|l| l.engine).collect()
     }
 }

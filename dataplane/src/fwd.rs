@@ -6,9 +6,13 @@
 //! allocates, locks, makes a system call, or writes a cache line another lcore writes.
 
 use crate::copy::{CopyStage, DmaEngine};
+use crate::qsbr::{channel_parts, Assignment, ChannelId, Reader};
 use crate::stats::{DropReason, LcoreStats};
 use crate::tuner::AutoTuner;
+use crossbeam_queue::SegQueue;
+use pmd::DmaChannel;
 use pmd::{Burst, MacAddr, Mbuf, Mempool, RxQueue, TxQueue};
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::copy::ETHER_HDR_LEN;
@@ -124,43 +128,120 @@ pub fn transmit(tx: &mut TxQueue<'_>, burst: &mut Burst, stats: &LcoreStats) {
     }
 }
 
+/// A retired DMA lane, handed from a worker to the control thread (cold path: hot-remove and
+/// stalls only).
+pub struct Retired {
+    pub channel: ChannelId,
+    /// Copies that completed while the lane drained.
+    pub drained: u64,
+    /// Copies given up on and re-done by the CPU.
+    pub recopied: u64,
+    /// The engine stopped completing (surprise removal or fault), rather than drained cleanly.
+    pub stalled: bool,
+    /// Destination buffers the engine may still write: free them only after the device is
+    /// stopped.
+    pub quarantine: Vec<Mbuf>,
+}
+
+/// A DMA channel as a QSBR worker drives it: the dmadev fast path, plus a fault switch the
+/// control thread can flip for drills (a stalled engine whose completions never come).
+pub struct AttachedChannel<'q> {
+    chan: DmaChannel<'static>,
+    fault: &'q AtomicBool,
+}
+
+impl<'q> AttachedChannel<'q> {
+    /// Attaches to `id` as published in this worker's QSBR slot.
+    fn attach(id: ChannelId, faults: &'q [AtomicBool]) -> Self {
+        let (dev, vchan) = channel_parts(id);
+        AttachedChannel {
+            // SAFETY: `id` was read from this worker's slot, where the control thread publishes
+            // only channels of configured, started devices, each to one worker. The control
+            // thread stops or closes the device only after the grace period in which this
+            // worker drops the handle (drain, then adopt): see `qsbr`.
+            chan: unsafe { DmaChannel::attach(dev, vchan) },
+            fault: &faults[dev as usize % faults.len()],
+        }
+    }
+}
+
+impl DmaEngine for AttachedChannel<'_> {
+    #[inline]
+    fn capacity(&self) -> u16 {
+        self.chan.capacity()
+    }
+    #[inline]
+    fn enqueue(&mut self, src: &Mbuf, dst: &mut Mbuf, offset: usize) -> bool {
+        self.chan.enqueue(src, dst, offset)
+    }
+    #[inline]
+    fn submit(&mut self) {
+        DmaEngine::submit(&mut self.chan)
+    }
+    #[inline]
+    fn poll(&mut self, status: &mut [u32]) -> usize {
+        // Relaxed: a drill switch, read once per poll; no data depends on it.
+        if self.fault.load(Ordering::Relaxed) {
+            return 0;
+        }
+        DmaEngine::poll(&mut self.chan, status)
+    }
+}
+
+/// A worker's link to the control thread.
+pub struct WorkerControl<'q> {
+    /// Its QSBR slot: the channels it may use.
+    pub reader: Reader<'q>,
+    /// Where it hands retired lanes to the control thread.
+    pub retired: &'q SegQueue<Retired>,
+    /// Fault switches, by device id.
+    pub faults: &'q [AtomicBool],
+    /// A copybreak set by the control thread (`dpctl copybreak`), 0 = none.
+    pub copybreak: &'q AtomicU32,
+}
+
 /// A worker with a copy stage (`--copy cpu|dma|auto`): every packet is copied into a fresh
-/// mbuf, and the copy is transmitted, in receive order per stream.
-pub struct CopyWorker<'p, 's, E> {
+/// mbuf, and the copy is transmitted, in receive order per stream. Its DMA channels come and go
+/// under the QSBR protocol (see [`crate::qsbr`]).
+pub struct CopyWorker<'p, 's> {
     pub rules: Vec<Rule<'p>>,
-    pub stage: CopyStage<E>,
+    pub stage: CopyStage<AttachedChannel<'s>>,
     pub pool: &'s Mempool<'s>,
     pub stats: &'s LcoreStats,
     /// TSC cycles a DMA channel may hold copies without completing any before the worker gives
     /// up on it (surprise removal, hung engine): the copies are re-done by the CPU from their
-    /// held sources and the engine is retired.
+    /// held sources and the lane is retired.
     pub dma_timeout_cycles: u64,
     /// Chooses the copybreak in `--copy auto`.
     pub tuner: Option<AutoTuner>,
+    pub control: WorkerControl<'s>,
 }
 
-/// What a copy worker hands back when it stops.
-pub struct CopyWorkerExit<E> {
-    /// The DMA engines still healthy, with nothing outstanding on them.
-    pub engines: Vec<E>,
-    /// The engines that stopped completing and were retired.
-    pub stalled: Vec<E>,
-    /// Destination buffers of copies abandoned on a stalled engine: free them only after the
-    /// device is stopped.
-    pub quarantine: Vec<Mbuf>,
-}
-
-impl<E: DmaEngine> CopyWorker<'_, '_, E> {
+impl CopyWorker<'_, '_> {
     /// Forwards until `quit` is set, then drains: every packet received is transmitted or
-    /// counted as dropped before this returns.
-    pub fn run(mut self, quit: &AtomicBool) -> CopyWorkerExit<E> {
+    /// counted as dropped before this returns, and every lane is handed back.
+    #[inline(never)]
+    pub fn run(mut self, quit: &AtomicBool) {
         let mut rx = Burst::new();
         let mut tx = Burst::new();
         let mut tsc_last = pmd::rdtsc();
-        let mut quarantine = Vec::new();
-        let mut retired: Vec<E> = Vec::new();
+        // Generation to adopt once the lanes it removed have drained.
+        let mut to_adopt: Option<u16> = None;
+        // Channels this worker retired as stalled: not re-attached while still assigned.
+        let mut dead: Vec<ChannelId> = Vec::new();
+        let mut copybreak_cmd = 0u32;
+        self.adopt_assignment(&mut to_adopt, &mut dead, true);
         // Relaxed: `quit` carries no data; the worker only needs to see it eventually.
         while !quit.load(Ordering::Relaxed) {
+            // Top of the loop: one acquire load of the slot (see `qsbr`).
+            self.adopt_assignment(&mut to_adopt, &mut dead, false);
+            // Relaxed: a setting, no data depends on it.
+            let cb = self.control.copybreak.load(Ordering::Relaxed);
+            if cb != copybreak_cmd {
+                copybreak_cmd = cb;
+                self.stage.set_copybreak(cb as usize);
+                self.tuner = None; // a copybreak set by hand overrides auto
+            }
             let mut work = 0;
             for (i, rule) in self.rules.iter_mut().enumerate() {
                 let room = self.stage.room(i);
@@ -177,8 +258,17 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 let now = pmd::rdtsc();
                 let completed = self.stage.poll(self.stats, now);
                 if completed == 0 && self.stage.in_dma() > 0 {
-                    retired.extend(self.retire_stalled(now, &mut quarantine));
+                    self.retire_stalled(now, &mut dead);
                 }
+                if let Some(g) = to_adopt {
+                    self.hand_back_drained();
+                    if self.stage.draining() == 0 {
+                        self.control.reader.adopt(g);
+                        to_adopt = None;
+                    }
+                }
+            } else if let Some(g) = to_adopt.take() {
+                self.control.reader.adopt(g);
             }
             let mut sent = 0;
             for (i, rule) in self.rules.iter_mut().enumerate() {
@@ -197,30 +287,88 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 tsc_last = now;
             }
         }
-        self.drain(quarantine, retired)
+        self.drain(&mut dead);
     }
 
-    /// Retires the lanes whose engines stopped completing (see `CopyStage::retire_stalled`).
+    /// Follows a new assignment: lanes no longer assigned start draining, newly assigned
+    /// channels get a lane. Adoption waits until the draining lanes are empty.
+    #[inline]
+    fn adopt_assignment(
+        &mut self,
+        to_adopt: &mut Option<u16>,
+        dead: &mut Vec<ChannelId>,
+        first: bool,
+    ) {
+        let (a, changed) = self.control.reader.poll();
+        if !changed && !first {
+            return;
+        }
+        self.reassign(a, dead);
+        *to_adopt = Some(a.generation);
+    }
+
     #[cold]
-    fn retire_stalled(&mut self, now: u64, quarantine: &mut Vec<Mbuf>) -> Vec<E> {
+    fn reassign(&mut self, a: Assignment, dead: &mut Vec<ChannelId>) {
+        dead.retain(|&d| a.has(d));
+        self.stage.drain_lanes(|id| a.has(id as ChannelId));
+        let have: Vec<u32> = self.stage.lane_ids().collect();
+        for id in a.channels() {
+            if !have.contains(&(id as u32)) && !dead.contains(&id) {
+                let e = AttachedChannel::attach(id, self.control.faults);
+                self.stage.add_lane(e, id as u32);
+            }
+        }
+    }
+
+    /// Hands drained lanes to the control thread.
+    #[cold]
+    fn hand_back_drained(&mut self) {
+        for lane in self.stage.take_drained() {
+            self.control.retired.push(Retired {
+                channel: lane.id as ChannelId,
+                drained: lane.drained,
+                recopied: lane.recopied,
+                stalled: false,
+                quarantine: Vec::new(),
+            });
+        }
+    }
+
+    /// Retires the lanes whose engines stopped completing (see `CopyStage::retire_stalled`)
+    /// and reports them to the control thread, which removes their devices.
+    #[cold]
+    fn retire_stalled(&mut self, now: u64, dead: &mut Vec<ChannelId>) {
         let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
-        self.stage.retire_stalled(
+        let mut quarantine = Vec::new();
+        let lanes = self.stage.retire_stalled(
             now,
             self.dma_timeout_cycles,
             self.pool,
             self.stats,
             &|s| ports[s],
-            quarantine,
-        )
+            &mut quarantine,
+        );
+        for lane in lanes {
+            dead.push(lane.id as ChannelId);
+            self.control.retired.push(Retired {
+                channel: lane.id as ChannelId,
+                drained: lane.drained,
+                recopied: lane.recopied,
+                stalled: true,
+                // All of this stall's abandoned buffers travel with its first lane.
+                quarantine: std::mem::take(&mut quarantine),
+            });
+        }
     }
 
-    fn drain(mut self, mut quarantine: Vec<Mbuf>, mut retired: Vec<E>) -> CopyWorkerExit<E> {
+    /// After `quit`: finishes every packet held, then hands every lane back and goes offline.
+    fn drain(mut self, dead: &mut Vec<ChannelId>) {
         let mut tx = Burst::new();
         while self.stage.held() > 0 {
             self.stage.submit();
             let now = pmd::rdtsc();
             if self.stage.poll(self.stats, now) == 0 && self.stage.in_dma() > 0 {
-                retired.extend(self.retire_stalled(now, &mut quarantine));
+                self.retire_stalled(now, dead);
             }
             for (i, rule) in self.rules.iter_mut().enumerate() {
                 while self.stage.take_ready(i, &mut tx) > 0 {
@@ -228,11 +376,10 @@ impl<E: DmaEngine> CopyWorker<'_, '_, E> {
                 }
             }
         }
-        CopyWorkerExit {
-            engines: self.stage.take_engines(),
-            stalled: retired,
-            quarantine,
-        }
+        self.stage.drain_lanes(|_| false);
+        self.hand_back_drained();
+        // Offline: quiescent for good; the control thread may now stop every device.
+        self.control.reader.offline();
     }
 }
 

@@ -9,11 +9,15 @@
 //! * [`pktgen`]: pktgen's frames (Ethernet/IPv4/UDP with a test payload), sizes, rate limiter.
 //! * [`analyzer`]: pktgen's receive side: loss, duplicates, reordering, corruption, latency.
 //! * [`qsbr`]: quiescent-state-based reclamation of DMA channels for hot-remove.
+//! * [`control`]: the control thread: DMA channel registry, hot-remove and hot-add.
+//! * [`ctlsock`]: the control socket (one JSON request and response per line).
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
 pub mod analyzer;
 pub mod config;
+pub mod control;
 pub mod copy;
+pub mod ctlsock;
 pub mod fwd;
 pub mod pktgen;
 pub mod ports;

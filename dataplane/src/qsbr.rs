@@ -51,28 +51,75 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 use std::time::{Duration, Instant};
 
-/// A channel id in the control thread's registry.
-pub type ChannelId = u32;
+/// A DMA channel as a slot names it: the dmadev id in the high byte, the vchan in the low one.
+pub type ChannelId = u16;
 
-/// "No channel" in a slot.
-const NONE: u32 = u32::MAX;
-
-/// What control assigned to a worker, and when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Assignment {
-    pub generation: u32,
-    pub channel: Option<ChannelId>,
+/// The channel id of `vchan` of DMA device `dev_id`.
+pub fn channel_id(dev_id: i16, vchan: u16) -> ChannelId {
+    ((dev_id as u16 & 0xff) << 8) | (vchan & 0xff)
 }
 
+/// The (device id, vchan) of a channel id.
+pub fn channel_parts(id: ChannelId) -> (i16, u16) {
+    ((id >> 8) as i16, id & 0xff)
+}
+
+/// Most channels one worker is assigned at once.
+pub const MAX_CHANNELS: usize = 3;
+
+/// "No channel" in a slot position.
+const NONE: u16 = u16::MAX;
+
+/// What control assigned to a worker, and when: up to [`MAX_CHANNELS`] channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment {
+    pub generation: u16,
+    channels: [u16; MAX_CHANNELS],
+}
+
+impl Assignment {
+    /// An assignment of `channels` (at most [`MAX_CHANNELS`]) under `generation`.
+    pub fn new(generation: u16, channels: &[ChannelId]) -> Self {
+        assert!(
+            channels.len() <= MAX_CHANNELS,
+            "at most {MAX_CHANNELS} channels a worker"
+        );
+        let mut c = [NONE; MAX_CHANNELS];
+        c[..channels.len()].copy_from_slice(channels);
+        Assignment {
+            generation,
+            channels: c,
+        }
+    }
+
+    /// The assigned channels.
+    pub fn channels(&self) -> impl Iterator<Item = ChannelId> + '_ {
+        self.channels.iter().copied().filter(|&c| c != NONE)
+    }
+
+    pub fn has(&self, id: ChannelId) -> bool {
+        self.channels().any(|c| c == id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.channels().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Generation and channels in one word, so that a worker can never see them torn.
 fn pack(a: Assignment) -> u64 {
-    (a.generation as u64) << 32 | a.channel.unwrap_or(NONE) as u64
+    let [c0, c1, c2] = a.channels;
+    (a.generation as u64) << 48 | (c0 as u64) << 32 | (c1 as u64) << 16 | c2 as u64
 }
 
 fn unpack(w: u64) -> Assignment {
-    let ch = w as u32;
     Assignment {
-        generation: (w >> 32) as u32,
-        channel: (ch != NONE).then_some(ch),
+        generation: (w >> 48) as u16,
+        channels: [(w >> 32) as u16, (w >> 16) as u16, w as u16],
     }
 }
 
@@ -95,7 +142,7 @@ struct WorkerState {
 pub struct GraceTimeout {
     pub worker: usize,
     pub lcore: u32,
-    pub generation: u32,
+    pub generation: u16,
     pub waited_ms: u64,
 }
 
@@ -108,17 +155,14 @@ pub struct Qsbr {
 
 impl Qsbr {
     /// A domain for workers running on `lcores` (index = worker number), each starting with
-    /// `initial[i]` at generation 0, online.
-    pub fn new(lcores: &[u32], initial: &[Option<ChannelId>]) -> Self {
+    /// the channels `initial[i]` at generation 0, online.
+    pub fn new(lcores: &[u32], initial: &[Vec<ChannelId>]) -> Self {
         assert_eq!(lcores.len(), initial.len());
         Qsbr {
             slots: initial
                 .iter()
-                .map(|&c| Slot {
-                    assignment: AtomicU64::new(pack(Assignment {
-                        generation: 0,
-                        channel: c,
-                    })),
+                .map(|c| Slot {
+                    assignment: AtomicU64::new(pack(Assignment::new(0, c))),
                 })
                 .collect(),
             states: lcores
@@ -142,20 +186,17 @@ impl Qsbr {
         unpack(self.slots[worker].assignment.load(Ordering::Relaxed))
     }
 
-    /// Control: assigns `channel` to `worker` under a new generation, which it returns.
+    /// Control: assigns `channels` to `worker` under a new generation, which it returns.
     /// Only the control thread calls this (one writer per slot).
-    pub fn publish(&self, worker: usize, channel: Option<ChannelId>) -> u32 {
+    pub fn publish(&self, worker: usize, channels: &[ChannelId]) -> u16 {
         let slot = &self.slots[worker].assignment;
         // Relaxed load: control reads its own last store.
         let generation = unpack(slot.load(Ordering::Relaxed))
             .generation
             .wrapping_add(1);
-        // Release: the channel's set-up (device started) happens-before the worker's use.
+        // Release: the channels' set-up (devices started) happens-before the worker's use.
         slot.store(
-            pack(Assignment {
-                generation,
-                channel,
-            }),
+            pack(Assignment::new(generation, channels)),
             Ordering::Release,
         );
         generation
@@ -163,16 +204,16 @@ impl Qsbr {
 
     /// Control: whether `worker` has passed a quiescent state since `generation` was published:
     /// it adopted it (or a later one), or it is offline.
-    pub fn quiescent(&self, worker: usize, generation: u32) -> bool {
+    pub fn quiescent(&self, worker: usize, generation: u16) -> bool {
         let st = &self.states[worker];
         // SeqCst fence: orders control's publish (a store) before its read of `online` below (a
         // load), the other half of the pairing described in `Reader::online`. Control path only.
         fence(Ordering::SeqCst);
         // Acquire: pairs with the worker's release in `adopt`/`offline`, so everything it did
         // with the old channel happens-before what control does next.
-        let adopted = st.adopted.load(Ordering::Acquire) as u32;
+        let adopted = st.adopted.load(Ordering::Acquire) as u16;
         // Generations are compared on the circle: adopted is at or past `generation`.
-        adopted.wrapping_sub(generation) < (1 << 31) || !st.online.load(Ordering::Acquire)
+        adopted.wrapping_sub(generation) < (1 << 15) || !st.online.load(Ordering::Acquire)
     }
 
     /// Control: waits until `worker` is quiescent for `generation`, polling every `poll`, for
@@ -180,7 +221,7 @@ impl Qsbr {
     pub fn wait_grace(
         &self,
         worker: usize,
-        generation: u32,
+        generation: u16,
         timeout: Duration,
         poll: Duration,
     ) -> Result<Duration, GraceTimeout> {
@@ -222,7 +263,7 @@ pub struct Reader<'q> {
     slot: &'q Slot,
     state: &'q WorkerState,
     /// The generation this worker last saw (not necessarily adopted yet).
-    seen: u32,
+    seen: u16,
 }
 
 impl Reader<'_> {
@@ -240,7 +281,7 @@ impl Reader<'_> {
     /// Declares that this worker no longer touches any channel it held before `generation`.
     /// One release store to the worker's own line.
     #[inline]
-    pub fn adopt(&self, generation: u32) {
+    pub fn adopt(&self, generation: u16) {
         // Release: every earlier access to the old channel happens-before control's acquire
         // load of this value in `quiescent`.
         self.state
@@ -272,19 +313,10 @@ mod tests {
 
     #[test]
     fn publish_poll_adopt_wait() {
-        let q = Qsbr::new(&[1, 2], &[Some(7), None]);
+        let q = Qsbr::new(&[1, 2], &[vec![7], vec![]]);
         let mut r0 = q.reader(0);
-        assert_eq!(
-            r0.poll(),
-            (
-                Assignment {
-                    generation: 0,
-                    channel: Some(7)
-                },
-                false
-            )
-        );
-        let g = q.publish(0, None);
+        assert_eq!(r0.poll(), (Assignment::new(0, &[7]), false));
+        let g = q.publish(0, &[]);
         assert_eq!(g, 1);
         assert!(!q.quiescent(0, g));
         let e = q
@@ -292,35 +324,32 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.lcore, 1);
         assert!(e.to_string().contains("worker 0 (lcore 1)"), "{e}");
-        assert_eq!(
-            r0.poll(),
-            (
-                Assignment {
-                    generation: 1,
-                    channel: None
-                },
-                true
-            )
-        );
+        let (a, changed) = r0.poll();
+        assert!(changed && a.is_empty() && a.generation == 1);
         assert!(!r0.poll().1, "a generation is new once");
         r0.adopt(g);
         assert!(q.quiescent(0, g));
         assert!(q.wait_grace(0, g, Duration::ZERO, Duration::ZERO).is_ok());
         // Worker 1 is untouched.
-        assert_eq!(
-            q.assignment(1),
-            Assignment {
-                generation: 0,
-                channel: None
-            }
-        );
+        assert_eq!(q.assignment(1), Assignment::new(0, &[]));
+    }
+
+    #[test]
+    fn several_channels_in_one_word() {
+        let a = Assignment::new(9, &[channel_id(3, 0), channel_id(63, 1)]);
+        assert_eq!(unpack(pack(a)), a);
+        assert_eq!(a.len(), 2);
+        assert!(a.has(channel_id(63, 1)) && !a.has(channel_id(3, 1)));
+        assert_eq!(channel_parts(channel_id(63, 1)), (63, 1));
+        let full = Assignment::new(u16::MAX, &[1, 2, 3]);
+        assert_eq!(unpack(pack(full)), full);
     }
 
     #[test]
     fn offline_workers_are_quiescent() {
-        let q = Qsbr::new(&[3], &[Some(1)]);
+        let q = Qsbr::new(&[3], &[vec![1]]);
         let r = q.reader(0);
-        let g = q.publish(0, Some(2));
+        let g = q.publish(0, &[2]);
         assert!(!q.quiescent(0, g));
         r.offline();
         assert!(q.quiescent(0, g));
@@ -330,19 +359,15 @@ mod tests {
 
     #[test]
     fn generations_wrap() {
-        let q = Qsbr::new(&[0], &[None]);
+        let q = Qsbr::new(&[0], &[vec![]]);
         let r = q.reader(0);
-        q.slots[0].assignment.store(
-            pack(Assignment {
-                generation: u32::MAX,
-                channel: None,
-            }),
-            Ordering::Relaxed,
-        );
-        r.adopt(u32::MAX);
-        let g = q.publish(0, Some(4));
+        q.slots[0]
+            .assignment
+            .store(pack(Assignment::new(u16::MAX, &[])), Ordering::Relaxed);
+        r.adopt(u16::MAX);
+        let g = q.publish(0, &[4]);
         assert_eq!(g, 0);
-        assert!(!q.quiescent(0, g), "u32::MAX is before 0 on the circle");
+        assert!(!q.quiescent(0, g), "u16::MAX is before 0 on the circle");
         r.adopt(g);
         assert!(q.quiescent(0, g));
     }

@@ -453,6 +453,7 @@ fn only_the_stalled_lane_is_retired() {
         }
     }
     assert_eq!(retired.len(), 1, "the stalled lane was retired");
+    assert!(retired[0].stalled && retired[0].recopied > 0);
     assert_eq!(stage.engines(), 1, "the healthy lane keeps working");
     assert!(!quarantine.is_empty());
     while stage.held() > 0 {

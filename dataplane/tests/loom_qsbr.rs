@@ -35,7 +35,7 @@ struct Device {
 
 fn model(device_completes: bool) {
     loom::model(move || {
-        let q = Arc::new(Qsbr::new(&[1], &[Some(0)]));
+        let q = Arc::new(Qsbr::new(&[1], &[vec![0]]));
         let dev = Arc::new(Device::default());
 
         // The engine: completes in order what was submitted, a couple of times.
@@ -64,7 +64,7 @@ fn model(device_completes: bool) {
                 let mut r = q.reader(0);
                 let (mut received, mut delivered) = (0usize, 0usize);
                 let (mut in_flight, mut seen_completed) = (0usize, 0usize);
-                let mut to_adopt: Option<u32> = None;
+                let mut to_adopt: Option<u16> = None;
                 for _ in 0..3 {
                     let (a, changed) = r.poll();
                     if changed {
@@ -72,7 +72,7 @@ fn model(device_completes: bool) {
                     }
                     if received < PACKETS {
                         received += 1;
-                        if a.channel.is_some() {
+                        if a.has(0) {
                             assert!(!d.closed.load(Relaxed), "enqueue on a closed channel");
                             d.submitted.store(d.submitted.load(Relaxed) + 1, Release);
                             in_flight += 1;
@@ -110,7 +110,7 @@ fn model(device_completes: bool) {
         };
 
         // Control: hot-remove the channel.
-        let g = q.publish(0, None);
+        let g = q.publish(0, &[]);
         while !q.quiescent(0, g) {
             thread::yield_now();
         }

@@ -173,6 +173,21 @@ impl<'eal> DmaDev<'eal> {
         })
     }
 
+    /// Removes the device from its bus (`rte_eal_hotplug_remove`): the driver's remove
+    /// releases the dmadev, closing it. Stops it first if it is not stopped. If the bus refuses
+    /// (the device is already gone from it), the device is still closed.
+    pub fn unplug(mut self, eal: &Eal, bus: &str, dev_name: &str) -> Result<()> {
+        self.stop()?;
+        match crate::eal::hotplug_remove(eal, bus, dev_name) {
+            Ok(()) => {
+                // The driver released (and closed) the dmadev: nothing left for Drop to do.
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(e) => Err(e), // dropped here: rte_dma_close
+        }
+    }
+
     /// Stops the device. Needs `&mut self`: no channel handle can still be in use.
     pub fn stop(&mut self) -> Result<()> {
         if self.started {
@@ -227,9 +242,31 @@ pub struct DmaChannel<'d> {
     _dev: PhantomData<&'d ()>,
 }
 
+impl DmaChannel<'static> {
+    /// A fast-path handle to vchan `vchan` of device `dev_id`, not tied to a [`DmaDev`]
+    /// borrow: for a worker that learns its channel from a control thread at run time.
+    ///
+    /// # Safety
+    /// Until the handle is dropped, the device must stay configured and started, and no other
+    /// handle may use the same vchan. The data plane guarantees both with its QSBR protocol:
+    /// the control thread publishes a channel to exactly one worker and stops or closes the
+    /// device only after that worker has declared it will not touch it again.
+    pub unsafe fn attach(dev_id: i16, vchan: u16) -> Self {
+        DmaChannel {
+            dev: dev_id,
+            vchan,
+            _dev: PhantomData,
+        }
+    }
+}
+
 impl DmaChannel<'_> {
     pub fn dev_id(&self) -> i16 {
         self.dev
+    }
+
+    pub fn vchan(&self) -> u16 {
+        self.vchan
     }
 
     /// Writes a copy descriptor (not yet submitted). Returns its ring index, or `None` when the

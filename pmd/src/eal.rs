@@ -80,6 +80,14 @@ impl Eal {
         out
     }
 
+    /// The EAL's runtime directory (`/var/run/dpdk/<file-prefix>` for root), where DPDK
+    /// keeps its sockets: the natural home of an application's control socket.
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        // SAFETY: returns a pointer to a NUL-terminated path owned by the EAL for its lifetime.
+        let p = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_eal_get_runtime_dir()) };
+        std::path::PathBuf::from(p.to_string_lossy().into_owned())
+    }
+
     /// NUMA socket of the calling lcore.
     pub fn socket_id(&self) -> i32 {
         // SAFETY: no preconditions after init.

@@ -18,6 +18,7 @@
 //! All `unsafe` of the workspace's device access lives here; each block says why it holds.
 
 mod burst;
+mod devevent;
 mod dmadev;
 mod eal;
 mod error;
@@ -25,6 +26,7 @@ mod ethdev;
 mod mbuf;
 
 pub use burst::{Burst, MAX_BURST};
+pub use devevent::{DevEvent, DevEventMonitor};
 pub use dmadev::{DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats};
 pub use eal::{hotplug_add, hotplug_remove, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};

@@ -12,18 +12,22 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use crossbeam_queue::SegQueue;
 use dataplane::config::{ConfigFile, L2fwdSection};
+use dataplane::control::{Control, MAX_DMA_DEVS};
 use dataplane::copy::{CopyMode, CopyStage, STREAM_SLOTS};
-use dataplane::fwd::{CopyWorker, Rule, Worker};
+use dataplane::ctlsock::{CtlServer, Envelope};
+use dataplane::fwd::{AttachedChannel, CopyWorker, Retired, Rule, Worker, WorkerControl};
 use dataplane::ports::{assign_to_workers, enabled_ports, pair_ports, parse_portmask};
+use dataplane::qsbr::{channel_parts, Qsbr};
 use dataplane::report::{DmaChannelReport, L2fwdReport, PortReport};
 use dataplane::stats::{port_totals, DropReason, LcoreStats, PortTotals};
 use dataplane::tuner::AutoTuner;
-use pmd::{DmaChannel, DmaDev, Eal, Mbuf, Mempool, Port, PortConfig, MAX_BURST};
+use pmd::{DevEvent, DevEventMonitor, DmaDev, Eal, Mempool, Port, PortConfig, MAX_BURST};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
@@ -65,10 +69,22 @@ struct Cli {
     /// Write the JSON report here at exit.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Control socket for dpctl (default: l2fwd.sock in DPDK's runtime directory).
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// Accept `dma fault NAME stall` on the control socket (surprise-removal drills).
+    #[arg(long = "allow-fault-injection")]
+    allow_fault_injection: bool,
+    /// Milliseconds a hot-remove waits for a worker to release the channel before failing.
+    #[arg(long = "grace-ms")]
+    grace_ms: Option<u64>,
     /// TOML config; command-line options override it.
     #[arg(long)]
     config: Option<PathBuf>,
 }
+
+/// Descriptors per DMA channel ring.
+const DMA_RING: u16 = 4096;
 
 /// Default copybreak: below this a CPU copy is cheaper than a descriptor on any engine.
 const DEFAULT_COPYBREAK: u32 = 256;
@@ -85,6 +101,9 @@ struct Options {
     dma: Vec<String>,
     dma_timeout: Duration,
     report: Option<PathBuf>,
+    control: Option<PathBuf>,
+    allow_faults: bool,
+    grace_timeout: Duration,
 }
 
 fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
@@ -111,9 +130,6 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
         None => CopyMode::None,
         Some(s) => s.parse().map_err(anyhow::Error::msg)?,
     };
-    if file.control.is_some() {
-        bail!("[l2fwd] control is not supported by this build");
-    }
     let dma = if cli.dma.is_empty() {
         file.dma.unwrap_or_default()
     } else {
@@ -134,6 +150,9 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
             cli.dma_timeout_ms.or(file.dma_timeout_ms).unwrap_or(10),
         ),
         report: cli.report.or(file.report),
+        control: cli.control.or(file.control),
+        allow_faults: cli.allow_fault_injection || file.allow_fault_injection.unwrap_or(false),
+        grace_timeout: Duration::from_millis(cli.grace_ms.or(file.grace_ms).unwrap_or(2000)),
     })
 }
 
@@ -185,7 +204,9 @@ fn open_dma_devices<'e>(eal: &'e Eal, opts: &Options) -> Result<Vec<DmaDev<'e>>>
     }
     names
         .iter()
-        .map(|n| DmaDev::open(eal, n, 4096).with_context(|| format!("cannot start DMA device {n}")))
+        .map(|n| {
+            DmaDev::open(eal, n, DMA_RING).with_context(|| format!("cannot start DMA device {n}"))
+        })
         .collect()
 }
 
@@ -195,20 +216,18 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let pairs = pair_ports(&enabled);
 
     let worker_lcores = eal.worker_lcores();
-    // With only the main lcore, it forwards itself and a plain thread prints the stats.
+    // With only the main lcore, it forwards itself and a plain thread runs the control loop.
     let forwarding_lcores = if worker_lcores.is_empty() {
         vec![eal.main_lcore()]
     } else {
         worker_lcores.clone()
     };
-    let plan = assign_to_workers(&pairs, forwarding_lcores.len());
-    // Declared before the devices so that it is dropped after them: on every exit path the
-    // devices are stopped (by their drop) before quarantined buffers return to the pool.
-    let quarantine: Mutex<Vec<Mbuf>> = Mutex::new(Vec::new());
-    let mut dma_devs = open_dma_devices(eal, opts)?;
+    let nb_workers = forwarding_lcores.len();
+    let plan = assign_to_workers(&pairs, nb_workers);
+    let dma_devs = open_dma_devices(eal, opts)?;
 
     let port_cfg = PortConfig::default();
-    let nb_lcores = forwarding_lcores.len() as u32 + 1;
+    let nb_lcores = nb_workers as u32 + 1;
     let per_port = port_cfg.rx_desc as u32 + port_cfg.tx_desc as u32 + MAX_BURST as u32;
     // With a copy stage each stream may hold a source and a copy per slot.
     let copy_bufs = if opts.copy == CopyMode::None {
@@ -245,13 +264,28 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     }
     let port_by_id = |id: u16| ports.iter().find(|p| p.id() == id).expect("enabled port");
 
+    // The control plane: DMA channels dealt to workers through their QSBR slots.
+    let (devs, initial) = Control::deal(dma_devs, nb_workers);
+    let qsbr = Qsbr::new(&forwarding_lcores, &initial);
+    let retired: Vec<SegQueue<Retired>> = (0..nb_workers).map(|_| SegQueue::new()).collect();
+    let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
+    let copybreak: Vec<AtomicU32> = (0..nb_workers).map(|_| AtomicU32::new(0)).collect();
+    let control = Control::new(
+        eal,
+        &qsbr,
+        &retired,
+        &faults,
+        &copybreak,
+        devs,
+        opts.allow_faults,
+        opts.grace_timeout,
+        DMA_RING,
+    );
+
     let stats: Vec<LcoreStats> = forwarding_lcores
         .iter()
         .map(|_| LcoreStats::default())
         .collect();
-    // Device ids of DMA channels that stopped completing and were retired by their worker.
-    let stalled: Mutex<Vec<i16>> = Mutex::new(Vec::new());
-    let nb_workers = forwarding_lcores.len();
     let tsc_hz = pmd::tsc_hz();
     let mut jobs: Vec<WorkerJob> = Vec::new();
     for (i, rules) in plan.iter().enumerate() {
@@ -264,12 +298,6 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 tx_mac: txp.mac_addr()?,
             });
         }
-        // DMA devices are dealt to workers round-robin; each channel has one owner.
-        let mine: Vec<&DmaDev> = dma_devs.iter().skip(i).step_by(nb_workers).collect();
-        let channels = mine
-            .iter()
-            .map(|d| d.channel())
-            .collect::<pmd::Result<Vec<_>>>()?;
         println!(
             "Lcore {}: {}{}",
             forwarding_lcores[i],
@@ -278,8 +306,12 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 .map(|(rx, tx)| format!("RX port {rx} -> TX port {tx}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            mine.iter()
-                .map(|d| format!(", DMA {}", d.name()))
+            initial[i]
+                .iter()
+                .map(|&id| {
+                    let (dev, _) = channel_parts(id);
+                    format!(", DMA dev {dev}")
+                })
                 .collect::<String>()
         );
         let lstats = &stats[i];
@@ -289,13 +321,14 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 mac_updating: opts.mac_updating,
                 stats: lstats,
             };
-            jobs.push(Box::new(move |quit| w.run(quit)));
+            let reader = qsbr.reader(i);
+            jobs.push(Box::new(move |quit| {
+                w.run(quit);
+                reader.offline();
+            }));
         } else {
-            let mut stage: CopyStage<DmaChannel> =
+            let mut stage: CopyStage<AttachedChannel> =
                 CopyStage::new(opts.copy, opts.copybreak as usize, None);
-            for c in channels {
-                stage.add_engine(c);
-            }
             for r in &fwd_rules {
                 stage.add_stream(Rule::dst_mac(r.tx.port()), r.tx_mac, opts.mac_updating);
             }
@@ -311,20 +344,14 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 stats: lstats,
                 dma_timeout_cycles: (opts.dma_timeout.as_secs_f64() * tsc_hz as f64) as u64,
                 tuner,
+                control: WorkerControl {
+                    reader: qsbr.reader(i),
+                    retired: &retired[i],
+                    faults: &faults,
+                    copybreak: &copybreak[i],
+                },
             };
-            let (quarantine, stalled) = (&quarantine, &stalled);
-            jobs.push(Box::new(move |quit| {
-                let exit = w.run(quit);
-                // Control path, once at exit: a lock is fine here.
-                quarantine
-                    .lock()
-                    .expect("not poisoned")
-                    .extend(exit.quarantine);
-                stalled
-                    .lock()
-                    .expect("not poisoned")
-                    .extend(exit.stalled.iter().map(|c| c.dev_id()));
-            }));
+            jobs.push(Box::new(move |quit| w.run(quit)));
         }
     }
 
@@ -334,14 +361,49 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
             .context("cannot install signal handler")?;
     }
 
+    // Requests reach the control loop from the control socket and from device events.
+    let (req_tx, req_rx) = mpsc::channel::<Envelope>();
+    let sock_path = opts
+        .control
+        .clone()
+        .unwrap_or_else(|| eal.runtime_dir().join("l2fwd.sock"));
+    let server = CtlServer::start(&sock_path, req_tx.clone())
+        .with_context(|| format!("cannot open the control socket {}", sock_path.display()))?;
+    println!("Control socket: {}", server.path().display());
+    let (ev_tx, ev_rx) = mpsc::channel::<String>();
+    let _events = if control.channel_reports().is_empty() {
+        None
+    } else {
+        match DevEventMonitor::start(eal, move |name, ev| {
+            // DPDK's interrupt thread: hand the event on and return.
+            if ev == DevEvent::Remove {
+                let _ = ev_tx.send(name.to_owned());
+            }
+        }) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                println!("note: no device-event monitor ({e}); hot-remove by dpctl only");
+                None
+            }
+        }
+    };
+
     let started = Instant::now();
-    let monitor = || monitor(opts, &ports, &dma_devs, &stats, &quit, started);
-    if worker_lcores.is_empty() {
+    let ctx = MonitorCtx {
+        opts,
+        ports: &ports,
+        stats: &stats,
+        quit: &quit,
+        started,
+    };
+    let monitor = move || monitor(&ctx, control, &req_rx, &ev_rx);
+    let control = if worker_lcores.is_empty() {
         let job = jobs.into_iter().next().expect("one forwarding lcore");
         std::thread::scope(|s| {
-            s.spawn(monitor);
+            let h = s.spawn(monitor);
             job(&quit);
-        });
+            h.join().expect("the control loop does not panic")
+        })
     } else {
         let quit = &quit;
         let launch = worker_lcores
@@ -355,11 +417,13 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 (lcore, f)
             })
             .collect();
-        let (_, codes) = eal.run_on_lcores(launch, monitor)?;
+        let (control, codes) = eal.run_on_lcores(launch, monitor)?;
         if let Some(c) = codes.iter().find(|&&c| c != 0) {
             bail!("a worker lcore failed (exit code {c})");
         }
-    }
+        control
+    };
+    drop(server);
     let elapsed = started.elapsed().as_secs_f64();
 
     let totals: Vec<PortSummary> = ports
@@ -371,37 +435,19 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
             totals: port_totals(&stats, p.id()),
         })
         .collect();
-    let stalled = stalled.into_inner().expect("workers are done");
-    let dma_reports: Vec<DmaChannelReport> = dma_devs
-        .iter()
-        .map(|d| {
-            let stalled = stalled.contains(&d.id());
-            let s = d.stats().unwrap_or_default();
-            DmaChannelReport {
-                name: d.name().to_owned(),
-                state: if stalled { "stalled" } else { "active" }.into(),
-                submitted: s.submitted,
-                completed: s.completed,
-                failed: s.errors,
-            }
-        })
-        .collect();
     println!("\nStopping: forwarded for {elapsed:.2} s");
     for mut p in ports.drain(..) {
         p.stop()
             .with_context(|| format!("cannot stop port {}", p.id()))?;
         // Dropping closes the port (net_pcap flushes its output here).
     }
-    // A stalled engine may still write into the copies abandoned on it: stop the devices
-    // before those buffers go back to the pool.
-    for d in dma_devs.iter_mut() {
-        d.stop()
-            .with_context(|| format!("cannot stop DMA device {}", d.name()))?;
-    }
-    drop(quarantine.into_inner().expect("workers are done"));
-    drop(dma_devs);
+    let hot_removes = control.hot_removes.clone();
+    // Every worker is offline: stop every device, then free what stalled engines might have
+    // written, then close them.
+    let dma_reports = control.shutdown();
     let mut report = build_report(&totals, &stats, pool.in_use() as u64, elapsed);
     report.dma_channels = dma_reports;
+    report.hot_removes = hot_removes;
     print_final(&totals, &report);
     if let Some(path) = &opts.report {
         let text = serde_json::to_string_pretty(&report)?;
@@ -430,26 +476,74 @@ struct PortSummary {
     totals: PortTotals,
 }
 
-/// The main lcore's loop: periodic stats, `--duration`, and signals.
-fn monitor(
-    opts: &Options,
-    ports: &[Port],
-    dma: &[DmaDev],
-    stats: &[LcoreStats],
-    quit: &AtomicBool,
+/// What the control loop reads.
+struct MonitorCtx<'a> {
+    opts: &'a Options,
+    ports: &'a [Port<'a>],
+    stats: &'a [LcoreStats],
+    quit: &'a AtomicBool,
     started: Instant,
-) {
+}
+
+/// The main lcore's loop, the control thread: requests from the control socket, device
+/// events, stalled channels, periodic stats, `--duration` and signals. Returns the control
+/// state for the report once the workers are told to stop.
+fn monitor<'e, 'q>(
+    ctx: &MonitorCtx,
+    mut control: Control<'e, 'q>,
+    requests: &mpsc::Receiver<Envelope>,
+    events: &mpsc::Receiver<String>,
+) -> Control<'e, 'q> {
+    let opts = ctx.opts;
     let period = Duration::from_secs(opts.stats_period);
-    let mut next_print = started + period;
-    let mut last: Vec<PortTotals> = ports.iter().map(|_| PortTotals::default()).collect();
-    let mut last_t = started;
+    let mut next_print = ctx.started + period;
+    let mut last: Vec<PortTotals> = ctx.ports.iter().map(|_| PortTotals::default()).collect();
+    let mut last_t = ctx.started;
+    let stats_json = |c: &Control| -> serde_json::Value {
+        let totals: Vec<PortSummary> = ctx
+            .ports
+            .iter()
+            .map(|p| PortSummary {
+                id: p.id(),
+                name: p.name().to_owned(),
+                mac: p.mac_addr().map(|m| m.to_string()).unwrap_or_default(),
+                totals: port_totals(ctx.stats, p.id()),
+            })
+            .collect();
+        let mut r = build_report(&totals, ctx.stats, 0, ctx.started.elapsed().as_secs_f64());
+        r.dma_channels = c.channel_reports();
+        r.hot_removes = c.hot_removes.clone();
+        serde_json::to_value(r).expect("serialisable")
+    };
     // Relaxed: the flag carries no data (see the worker loop).
-    while !quit.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(20));
+    while !ctx.quit.load(Ordering::Relaxed) {
+        if let Ok(env) = requests.recv_timeout(Duration::from_millis(10)) {
+            let answer = control.handle(env.req, &stats_json);
+            let _ = env.reply.send(answer);
+        }
+        while let Ok(name) = events.try_recv() {
+            let known: Vec<String> = control
+                .channel_reports()
+                .into_iter()
+                .filter(|c| !c.state.starts_with("removed"))
+                .map(|c| c.name)
+                .filter(|n| n == &name || n.starts_with(&format!("{name}-")))
+                .collect();
+            for n in known {
+                match control.remove(&n) {
+                    Ok(r) => println!(
+                        "device event: {name} removed; DMA channel {n} released in {:.0} us",
+                        r.latency_us
+                    ),
+                    Err(e) => eprintln!("device event: {name} removed; releasing {n} failed: {e}"),
+                }
+            }
+        }
+        control.tick();
         let now = Instant::now();
         if let Some(d) = opts.duration {
-            if now.duration_since(started) >= d {
-                quit.store(true, Ordering::Relaxed);
+            if now.duration_since(ctx.started) >= d {
+                ctx.quit.store(true, Ordering::Relaxed);
                 break;
             }
         }
@@ -457,23 +551,24 @@ fn monitor(
             let dt = now.duration_since(last_t).as_secs_f64();
             print_periodic(
                 opts,
-                ports,
-                dma,
-                stats,
+                ctx.ports,
+                &control.channel_reports(),
+                ctx.stats,
                 &mut last,
                 dt,
-                now.duration_since(started),
+                now.duration_since(ctx.started),
             );
             last_t = now;
             next_print += period;
         }
     }
+    control
 }
 
 fn print_periodic(
     opts: &Options,
     ports: &[Port],
-    dma: &[DmaDev],
+    dma: &[DmaChannelReport],
     stats: &[LcoreStats],
     last: &mut [PortTotals],
     dt: f64,
@@ -517,13 +612,9 @@ fn print_periodic(
             ));
         }
         for d in dma {
-            let s = d.stats().unwrap_or_default();
             out.push_str(&format!(
-                "DMA {:<20} submitted {:>14}  completed {:>14}  failed {:>8}\n",
-                d.name(),
-                s.submitted,
-                s.completed,
-                s.errors
+                "DMA {:<20} {:<20} submitted {:>14}  completed {:>14}  failed {:>8}\n",
+                d.name, d.state, d.submitted, d.completed, d.failed
             ));
         }
     }

@@ -1,0 +1,113 @@
+//! dpctl: talks to a running l2fwd over its control socket.
+//!
+//! ```text
+//! dpctl --socket PATH stats
+//! dpctl --socket PATH dma list
+//! dpctl --socket PATH dma remove NAME
+//! dpctl --socket PATH dma add DEVARGS          (for example dma_skeleton1,lcore=0)
+//! dpctl --socket PATH dma fault NAME stall|none (l2fwd --allow-fault-injection only)
+//! dpctl --socket PATH copybreak BYTES
+//! ```
+//!
+//! Prints the JSON result; on error prints the reason and exits 1.
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "dpctl",
+    about = "Control a running data plane through its control socket"
+)]
+struct Cli {
+    /// The data plane's control socket (l2fwd --control PATH).
+    #[arg(long)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Forwarding, copy and DMA statistics.
+    Stats,
+    /// DMA channels.
+    Dma {
+        #[command(subcommand)]
+        cmd: DmaCmd,
+    },
+    /// Set the copybreak of every worker (bytes; packets at least this long go to DMA).
+    Copybreak { bytes: u32 },
+}
+
+#[derive(Subcommand)]
+enum DmaCmd {
+    /// List the DMA channels and their state.
+    List,
+    /// Hot-remove a DMA channel: drain it, stop, close and unplug the device.
+    Remove { name: String },
+    /// Hot-add a DMA device: probe, configure, start, give it to a worker.
+    Add { devargs: String },
+    /// Inject a fault into a channel (stall: completions stop coming; none: clear).
+    Fault { name: String, fault: String },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dpctl: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<Value> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let req = match cli.cmd {
+        Cmd::Stats => json!({"cmd": "stats"}),
+        Cmd::Copybreak { bytes } => json!({"cmd": "copybreak", "bytes": bytes}),
+        Cmd::Dma { cmd } => match cmd {
+            DmaCmd::List => json!({"cmd": "dma list"}),
+            DmaCmd::Remove { name } => json!({"cmd": "dma remove", "name": name}),
+            DmaCmd::Add { devargs } => json!({"cmd": "dma add", "devargs": devargs}),
+            DmaCmd::Fault { name, fault } => {
+                json!({"cmd": "dma fault", "name": name, "fault": fault})
+            }
+        },
+    };
+    let mut conn = UnixStream::connect(&cli.socket).with_context(|| {
+        format!(
+            "cannot connect to {} (is l2fwd running with --control?)",
+            cli.socket.display()
+        )
+    })?;
+    conn.set_read_timeout(Some(Duration::from_secs(90)))?;
+    conn.write_all(format!("{req}\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(&conn)
+        .read_line(&mut line)
+        .context("no answer from the data plane")?;
+    if line.is_empty() {
+        bail!("the data plane closed the connection without answering");
+    }
+    let resp: Value = serde_json::from_str(&line).context("malformed answer")?;
+    if resp["ok"] == json!(true) {
+        Ok(resp["result"].clone())
+    } else {
+        bail!("{}", resp["error"].as_str().unwrap_or("unknown error"))
+    }
+}

@@ -1,0 +1,466 @@
+//! The control thread's side of DMA hot-plug: the channel registry, hot-remove and hot-add
+//! under the QSBR protocol, fault injection for drills, and the requests of the control socket.
+//!
+//! Removal (`dpctl dma remove NAME`, or a device event, or a worker reporting a stalled
+//! engine):
+//! 1. unpublish the channel from its worker (a new generation without it);
+//! 2. wait for the grace period: the worker drained the channel (or re-copied what it held, if
+//!    the engine stalled) and adopted the generation; a bounded wait that fails naming the
+//!    stuck lcore;
+//! 3. `rte_dma_stop`; only now free the buffers the worker quarantined (a stopped engine
+//!    writes nothing more);
+//! 4. `rte_dma_close`, then remove the device from its bus (`rte_eal_hotplug_remove`), and
+//!    record the removal latency.
+//!
+//! Addition (`dpctl dma add DEVARGS`): probe the device on its bus, configure and start it,
+//! publish it to the worker with the fewest channels.
+
+use crate::fwd::Retired;
+use crate::qsbr::{channel_id, ChannelId, Qsbr, MAX_CHANNELS};
+use crate::report::{DmaChannelReport, HotRemoveReport};
+use crossbeam_queue::SegQueue;
+use pmd::{DmaDev, DmaStats, Eal, Mbuf};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Fault switches, one per possible dmadev id (DPDK's default RTE_DMADEV_DEFAULT_MAX).
+pub const MAX_DMA_DEVS: usize = 64;
+
+/// A request to the control thread, as the control socket carries it (one JSON object).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "cmd", deny_unknown_fields)]
+pub enum Request {
+    #[serde(rename = "stats")]
+    Stats,
+    #[serde(rename = "dma list")]
+    DmaList,
+    #[serde(rename = "dma remove")]
+    DmaRemove { name: String },
+    #[serde(rename = "dma add")]
+    DmaAdd { devargs: String },
+    #[serde(rename = "dma fault")]
+    DmaFault { name: String, fault: String },
+    #[serde(rename = "copybreak")]
+    Copybreak { bytes: u32 },
+}
+
+/// Where a channel stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelState {
+    /// Published to a worker.
+    Active(usize),
+    /// Started but no worker had room for it.
+    Standby,
+    /// Removed (by request, device event, or after a stall).
+    Removed,
+}
+
+struct Channel<'e> {
+    name: String,
+    id: ChannelId,
+    dev: Option<DmaDev<'e>>,
+    state: ChannelState,
+    /// The device's counters when it was removed.
+    last_stats: DmaStats,
+    stalled: bool,
+}
+
+/// The control thread's state.
+pub struct Control<'e, 'q> {
+    eal: &'e Eal,
+    qsbr: &'q Qsbr,
+    retired: &'q [SegQueue<Retired>],
+    faults: &'q [AtomicBool],
+    copybreak: &'q [AtomicU32],
+    allow_faults: bool,
+    grace_timeout: Duration,
+    nb_desc: u16,
+    channels: Vec<Channel<'e>>,
+    /// Retired lanes reported by workers and not yet settled.
+    pending: Vec<(usize, Retired)>,
+    /// Buffers to free once every device is stopped (at shutdown).
+    leftover: Vec<Mbuf>,
+    pub hot_removes: Vec<HotRemoveReport>,
+}
+
+impl<'e, 'q> Control<'e, 'q> {
+    /// Takes `devs` (already started) and deals them to the workers, at most
+    /// [`MAX_CHANNELS`] each, round-robin; the rest are on standby. Returns the control state
+    /// and the initial channels of each worker, for [`Qsbr::new`].
+    pub fn deal(
+        devs: Vec<DmaDev<'e>>,
+        workers: usize,
+    ) -> (Vec<(DmaDev<'e>, ChannelState)>, Vec<Vec<ChannelId>>) {
+        let mut per: Vec<Vec<ChannelId>> = vec![Vec::new(); workers];
+        let mut out = Vec::new();
+        for (i, d) in devs.into_iter().enumerate() {
+            let w = if workers == 0 { 0 } else { i % workers };
+            if workers > 0 && per[w].len() < MAX_CHANNELS {
+                per[w].push(channel_id(d.id(), 0));
+                out.push((d, ChannelState::Active(w)));
+            } else {
+                out.push((d, ChannelState::Standby));
+            }
+        }
+        (out, per)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        eal: &'e Eal,
+        qsbr: &'q Qsbr,
+        retired: &'q [SegQueue<Retired>],
+        faults: &'q [AtomicBool],
+        copybreak: &'q [AtomicU32],
+        devs: Vec<(DmaDev<'e>, ChannelState)>,
+        allow_faults: bool,
+        grace_timeout: Duration,
+        nb_desc: u16,
+    ) -> Self {
+        Control {
+            eal,
+            qsbr,
+            retired,
+            faults,
+            copybreak,
+            allow_faults,
+            grace_timeout,
+            nb_desc,
+            channels: devs
+                .into_iter()
+                .map(|(d, state)| Channel {
+                    name: d.name().to_owned(),
+                    id: channel_id(d.id(), 0),
+                    dev: Some(d),
+                    state,
+                    last_stats: DmaStats::default(),
+                    stalled: false,
+                })
+                .collect(),
+            pending: Vec::new(),
+            leftover: Vec::new(),
+            hot_removes: Vec::new(),
+        }
+    }
+
+    /// Handles one request; `stats` renders the data plane's statistics for `stats`.
+    pub fn handle(
+        &mut self,
+        req: Request,
+        stats: &dyn Fn(&Self) -> Value,
+    ) -> Result<Value, String> {
+        match req {
+            Request::Stats => Ok(stats(self)),
+            Request::DmaList => Ok(json!({ "channels": self.channel_reports() })),
+            Request::DmaRemove { name } => {
+                let r = self.remove(&name)?;
+                Ok(serde_json::to_value(r).expect("serialisable"))
+            }
+            Request::DmaAdd { devargs } => self.add(&devargs),
+            Request::DmaFault { name, fault } => self.fault(&name, &fault),
+            Request::Copybreak { bytes } => {
+                if bytes == 0 || bytes > 65535 {
+                    return Err(format!("invalid copybreak {bytes}: give 1..=65535 bytes"));
+                }
+                for c in self.copybreak {
+                    // Relaxed: a setting each worker picks up at the top of its loop.
+                    c.store(bytes, Ordering::Relaxed);
+                }
+                Ok(json!({ "copybreak": bytes }))
+            }
+        }
+    }
+
+    /// The channel registry as reported (`dma list`, the report's `dma_channels`).
+    pub fn channel_reports(&self) -> Vec<DmaChannelReport> {
+        self.channels
+            .iter()
+            .map(|c| {
+                let s = c
+                    .dev
+                    .as_ref()
+                    .and_then(|d| d.stats().ok())
+                    .unwrap_or(c.last_stats);
+                let state = match (c.state, c.stalled) {
+                    (ChannelState::Removed, true) => "removed (stalled)".to_owned(),
+                    (ChannelState::Removed, false) => "removed".to_owned(),
+                    (ChannelState::Active(w), _) => format!("active (worker {w})"),
+                    (ChannelState::Standby, _) => "standby".to_owned(),
+                };
+                DmaChannelReport {
+                    name: c.name.clone(),
+                    state,
+                    submitted: s.submitted,
+                    completed: s.completed,
+                    failed: s.errors,
+                }
+            })
+            .collect()
+    }
+
+    fn find(&self, name: &str) -> Result<usize, String> {
+        self.channels
+            .iter()
+            .position(|c| c.name == name && c.state != ChannelState::Removed)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .channels
+                    .iter()
+                    .filter(|c| c.state != ChannelState::Removed)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                format!(
+                    "no DMA channel named {name:?} (channels: {})",
+                    known.join(", ")
+                )
+            })
+    }
+
+    /// Collects the workers' retired-lane reports.
+    fn collect(&mut self) {
+        for (w, q) in self.retired.iter().enumerate() {
+            while let Some(r) = q.pop() {
+                self.pending.push((w, r));
+            }
+        }
+    }
+
+    /// Periodic work: a worker that retired a stalled channel gets it removed.
+    pub fn tick(&mut self) {
+        self.collect();
+        let stalled: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, r)| r.stalled)
+            .filter_map(|(_, r)| {
+                self.channels
+                    .iter()
+                    .find(|c| c.id == r.channel && c.state != ChannelState::Removed)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        for name in stalled {
+            if let Err(e) = self.remove(&name) {
+                eprintln!("control: removing stalled DMA channel {name}: {e}");
+            }
+        }
+    }
+
+    /// Hot-removes channel `name` (see the module docs).
+    pub fn remove(&mut self, name: &str) -> Result<HotRemoveReport, String> {
+        let t0 = Instant::now();
+        let i = self.find(name)?;
+        let id = self.channels[i].id;
+        if let ChannelState::Active(w) = self.channels[i].state {
+            let keep: Vec<ChannelId> = self
+                .qsbr
+                .assignment(w)
+                .channels()
+                .filter(|&c| c != id)
+                .collect();
+            let g = self.qsbr.publish(w, &keep);
+            self.qsbr
+                .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
+                .map_err(|e| e.to_string())?;
+        }
+        // Quiescent: the worker handed the lane back before adopting.
+        self.collect();
+        let (mut drained, mut recopied, mut stalled) = (0, 0, false);
+        let mut quarantine = Vec::new();
+        self.pending.retain_mut(|(_, r)| {
+            if r.channel != id {
+                return true;
+            }
+            drained += r.drained;
+            recopied += r.recopied;
+            stalled |= r.stalled;
+            quarantine.append(&mut r.quarantine);
+            false
+        });
+        let c = &mut self.channels[i];
+        let mut dev = c.dev.take().expect("a channel not removed has its device");
+        c.last_stats = dev.stats().unwrap_or_default();
+        dev.stop()
+            .map_err(|e| format!("rte_dma_stop on {name}: {e}"))?;
+        // The engine is stopped: nothing can write the quarantined buffers any more.
+        drop(quarantine);
+        let (bus, dev_name) = bus_of(name);
+        // rte_dma_close and rte_dev_remove: the driver's remove releases the dmadev. A device
+        // already gone from its bus (a device event) is still closed.
+        let unplug = dev.unplug(self.eal, bus, dev_name);
+        c.state = ChannelState::Removed;
+        c.stalled = stalled;
+        // Relaxed: the switch belongs to a device id that may be reused by a later add.
+        self.faults[(id >> 8) as usize % self.faults.len()].store(false, Ordering::Relaxed);
+        let r = HotRemoveReport {
+            channel: name.to_owned(),
+            latency_us: t0.elapsed().as_secs_f64() * 1e6,
+            drained,
+            recopied,
+        };
+        self.hot_removes.push(r.clone());
+        if let Err(e) = unplug {
+            eprintln!("control: {name} closed but not unplugged from bus {bus}: {e}");
+        }
+        Ok(r)
+    }
+
+    /// Hot-adds a DMA device: `NAME[,ARGS]`, for example `dma_skeleton1,lcore=0` (a vdev) or
+    /// `0000:00:04.1` (a PCI device bound to vfio-pci).
+    pub fn add(&mut self, devargs: &str) -> Result<Value, String> {
+        let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("invalid devargs {devargs:?}: expected NAME[,ARGS]"));
+        }
+        if self
+            .channels
+            .iter()
+            .any(|c| c.name == name && c.state != ChannelState::Removed)
+        {
+            return Err(format!("DMA channel {name} is already in use"));
+        }
+        let (bus, dev_name) = bus_of(name);
+        pmd::hotplug_add(self.eal, bus, dev_name, args)
+            .map_err(|e| format!("cannot probe {devargs:?} on bus {bus}: {e}"))?;
+        let dev = match DmaDev::open(self.eal, name, self.nb_desc) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = pmd::hotplug_remove(self.eal, bus, dev_name);
+                return Err(format!("{name} is not a usable DMA device: {e}"));
+            }
+        };
+        let id = channel_id(dev.id(), 0);
+        // Relaxed: the fault switch of a fresh device starts off.
+        self.faults[dev.id() as usize % self.faults.len()].store(false, Ordering::Relaxed);
+        let target = (0..self.qsbr.workers())
+            .map(|w| (self.qsbr.assignment(w).len(), w))
+            .filter(|&(n, _)| n < MAX_CHANNELS)
+            .min();
+        let state = match target {
+            Some((_, w)) => {
+                let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
+                chans.push(id);
+                let g = self.qsbr.publish(w, &chans);
+                self.qsbr
+                    .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
+                    .map_err(|e| e.to_string())?;
+                ChannelState::Active(w)
+            }
+            None => ChannelState::Standby,
+        };
+        self.channels.push(Channel {
+            name: name.to_owned(),
+            id,
+            dev: Some(dev),
+            state,
+            last_stats: DmaStats::default(),
+            stalled: false,
+        });
+        Ok(json!({ "added": name, "state": match state {
+            ChannelState::Active(w) => format!("active (worker {w})"),
+            _ => "standby".into(),
+        }}))
+    }
+
+    /// `dma fault NAME stall|none`: makes a channel's completions stop arriving (or resume),
+    /// for surprise-removal drills. Only with fault injection enabled.
+    pub fn fault(&mut self, name: &str, fault: &str) -> Result<Value, String> {
+        if !self.allow_faults {
+            return Err(
+                "fault injection is disabled: start l2fwd with --allow-fault-injection".into(),
+            );
+        }
+        let i = self.find(name)?;
+        let on = match fault {
+            "stall" => true,
+            "none" => false,
+            _ => return Err(format!("unknown fault {fault:?}: expected stall or none")),
+        };
+        let dev = (self.channels[i].id >> 8) as usize;
+        // Relaxed: a drill switch the worker reads once per completion poll.
+        self.faults[dev % self.faults.len()].store(on, Ordering::Relaxed);
+        Ok(json!({ "channel": name, "fault": fault }))
+    }
+
+    /// At shutdown, after every worker stopped (offline): stop every device, then free what
+    /// was quarantined, then close them. Returns the channel reports.
+    pub fn shutdown(mut self) -> Vec<DmaChannelReport> {
+        self.collect();
+        for c in &mut self.channels {
+            if let Some(d) = c.dev.as_mut() {
+                c.last_stats = d.stats().unwrap_or_default();
+                let _ = d.stop();
+            }
+        }
+        for (_, r) in self.pending.drain(..) {
+            self.leftover.extend(r.quarantine);
+        }
+        // Every engine is stopped: the quarantined buffers can go back to the pool.
+        self.leftover.clear();
+        let reports = self.channel_reports();
+        for c in &mut self.channels {
+            drop(c.dev.take()); // rte_dma_close
+        }
+        reports
+    }
+}
+
+/// The bus and device name of a DMA device name: PCI addresses (`0000:00:04.0`, with an
+/// optional `-qN` queue suffix as idxd names its queues) live on the `pci` bus, the rest are
+/// vdevs.
+fn bus_of(name: &str) -> (&'static str, &str) {
+    let base = name.split('-').next().unwrap_or(name);
+    let is_pci = base.len() >= 7
+        && base
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        && base.contains(':')
+        && base.contains('.');
+    if is_pci {
+        ("pci", base)
+    } else {
+        ("vdev", name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse() {
+        let p = |s: &str| serde_json::from_str::<Request>(s);
+        assert_eq!(p(r#"{"cmd":"stats"}"#).unwrap(), Request::Stats);
+        assert_eq!(p(r#"{"cmd":"dma list"}"#).unwrap(), Request::DmaList);
+        assert_eq!(
+            p(r#"{"cmd":"dma remove","name":"dma_skeleton0"}"#).unwrap(),
+            Request::DmaRemove {
+                name: "dma_skeleton0".into()
+            }
+        );
+        assert_eq!(
+            p(r#"{"cmd":"copybreak","bytes":512}"#).unwrap(),
+            Request::Copybreak { bytes: 512 }
+        );
+        for bad in [
+            r#"{"cmd":"reboot"}"#,
+            r#"{"cmd":"dma remove"}"#,
+            r#"{"cmd":"copybreak","bytes":-1}"#,
+            r#"{"cmd":"stats","extra":1}"#,
+            r#"not json"#,
+            r#"[]"#,
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn buses() {
+        assert_eq!(bus_of("dma_skeleton1"), ("vdev", "dma_skeleton1"));
+        assert_eq!(bus_of("0000:00:04.0"), ("pci", "0000:00:04.0"));
+        assert_eq!(bus_of("0000:6a:01.0-q1"), ("pci", "0000:6a:01.0"));
+    }
+}
