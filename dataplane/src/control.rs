@@ -183,15 +183,16 @@ impl<'e, 'q> Control<'e, 'q> {
                     .as_ref()
                     .and_then(|d| d.stats().ok())
                     .unwrap_or(c.last_stats);
-                let state = match (c.state, c.stalled) {
-                    (ChannelState::Removed, true) => "removed (stalled)".to_owned(),
-                    (ChannelState::Removed, false) => "removed".to_owned(),
-                    (ChannelState::Active(w), _) => format!("active (worker {w})"),
-                    (ChannelState::Standby, _) => "standby".to_owned(),
+                let (state, worker) = match c.state {
+                    ChannelState::Removed => ("removed", None),
+                    ChannelState::Active(w) => ("active", Some(w)),
+                    ChannelState::Standby => ("standby", None),
                 };
                 DmaChannelReport {
                     name: c.name.clone(),
-                    state,
+                    state: state.to_owned(),
+                    worker,
+                    stalled: c.stalled,
                     submitted: s.submitted,
                     completed: s.completed,
                     failed: s.errors,
@@ -359,10 +360,10 @@ impl<'e, 'q> Control<'e, 'q> {
             last_stats: DmaStats::default(),
             stalled: false,
         });
-        Ok(json!({ "added": name, "state": match state {
-            ChannelState::Active(w) => format!("active (worker {w})"),
-            _ => "standby".into(),
-        }}))
+        Ok(match state {
+            ChannelState::Active(w) => json!({ "added": name, "state": "active", "worker": w }),
+            _ => json!({ "added": name, "state": "standby" }),
+        })
     }
 
     /// `dma fault NAME stall|none`: makes a channel's completions stop arriving (or resume),

@@ -16,7 +16,14 @@ pub struct CopyReport {
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DmaChannelReport {
     pub name: String,
+    /// `active` (a worker uses it), `standby` (no worker had room) or `removed`.
     pub state: String,
+    /// The worker using it, when active.
+    #[serde(default)]
+    pub worker: Option<usize>,
+    /// Its engine stopped completing and the worker gave up on it (surprise removal).
+    #[serde(default)]
+    pub stalled: bool,
     pub submitted: u64,
     pub completed: u64,
     pub failed: u64,

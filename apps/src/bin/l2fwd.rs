@@ -525,7 +525,7 @@ fn monitor<'e, 'q>(
             let known: Vec<String> = control
                 .channel_reports()
                 .into_iter()
-                .filter(|c| !c.state.starts_with("removed"))
+                .filter(|c| c.state != "removed")
                 .map(|c| c.name)
                 .filter(|n| n == &name || n.starts_with(&format!("{name}-")))
                 .collect();
@@ -613,8 +613,13 @@ fn print_periodic(
         }
         for d in dma {
             out.push_str(&format!(
-                "DMA {:<20} {:<20} submitted {:>14}  completed {:>14}  failed {:>8}\n",
-                d.name, d.state, d.submitted, d.completed, d.failed
+                "DMA {:<20} {:<8}{:<8} submitted {:>14}  completed {:>14}  failed {:>8}\n",
+                d.name,
+                d.state,
+                if d.stalled { "stalled" } else { "" },
+                d.submitted,
+                d.completed,
+                d.failed
             ));
         }
     }
