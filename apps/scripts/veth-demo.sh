@@ -5,13 +5,19 @@
 #
 #   apps/scripts/veth-demo.sh [--dut l2fwd|testpmd] [--count N] [--rate PPS] [--size S]
 #                             [--flows N] [--report FILE.json] [--dut-args "ARGS"]
+#                             [--dut-eal "EAL ARGS"] [--dut-report FILE.json]
+#                             [--control SOCKET] [--drill "SHELL SNIPPET"]
 #
-# Needs root (network namespaces, raw sockets). Binaries: $L2FWD and $PKTGEN, by default
-# target/release/{l2fwd,pktgen} (built by `cargo build --release`). Exit status is pktgen's.
+# A drill runs in the background while pktgen sends, with $DPCTL set to dpctl on the l2fwd's
+# control socket, for example: --drill 'sleep 1; $DPCTL dma remove dma_skeleton0'. A failing
+# drill fails the script.
+#
+# Needs root (network namespaces, raw sockets). Binaries: $L2FWD, $PKTGEN and $DPCTL_BIN, by
+# default target/release/{l2fwd,pktgen,dpctl}. Exit status is pktgen's (or the drill's).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" dut_args=""
+dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" dut_args="" dut_eal="" dut_report="" control="" drill=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --dut) dut=$2; shift 2 ;;
@@ -21,12 +27,17 @@ while [ $# -gt 0 ]; do
         --flows) flows=$2; shift 2 ;;
         --report) report=$2; shift 2 ;;
         --dut-args) dut_args=$2; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --dut-eal) dut_eal=$2; shift 2 ;;
+        --dut-report) dut_report=$2; shift 2 ;;
+        --control) control=$2; shift 2 ;;
+        --drill) drill=$2; shift 2 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "veth-demo: unknown option $1" >&2; exit 2 ;;
     esac
 done
 L2FWD=${L2FWD:-target/release/l2fwd}
 PKTGEN=${PKTGEN:-target/release/pktgen}
+DPCTL_BIN=${DPCTL_BIN:-target/release/dpctl}
 for b in "$PKTGEN" $( [ "$dut" = l2fwd ] && echo "$L2FWD" ); do
     [ -x "$b" ] || { echo "veth-demo: $b not found: run cargo build --release" >&2; exit 1; }
 done
@@ -34,8 +45,10 @@ done
 
 ns="dpveth$$"
 work=$(mktemp -d)
-dut_pid=""
+dut_pid="" drill_pid=""
+[ -n "$control" ] || control="$work/l2fwd.sock"
 cleanup() {
+    [ -n "$drill_pid" ] && kill "$drill_pid" 2>/dev/null
     if [ -n "$dut_pid" ] && kill -0 "$dut_pid" 2>/dev/null; then
         kill -INT "$dut_pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$dut_pid" 2>/dev/null || break; sleep 0.1; done
@@ -58,8 +71,12 @@ case "$dut" in
     l2fwd)
         # Worker on CPU 1; port 0 alone forwards to itself (l2fwd's odd-port rule).
         # shellcheck disable=SC2086
+        extra=(--control "$control")
+        [ -n "$dut_report" ] && extra+=(--report "$dut_report")
+        # shellcheck disable=SC2086
         ip netns exec "$ns" "$L2FWD" -l 0-1 "${eal_common[@]}" --file-prefix="$ns-dut" \
-            --vdev=net_af_packet0,iface=dut0,framecnt=4096 -- -p 0x1 -T 0 $dut_args > "$work/dut.log" 2>&1 &
+            --vdev=net_af_packet0,iface=dut0,framecnt=4096 $dut_eal -- -p 0x1 -T 0 "${extra[@]}" $dut_args \
+            > "$work/dut.log" 2>&1 &
         ready="Lcore "
         ;;
     testpmd)
@@ -81,6 +98,13 @@ done
 grep -q "$ready" "$work/dut.log" || { echo "veth-demo: the $dut did not come up:" >&2; cat "$work/dut.log" >&2; exit 1; }
 echo "veth-demo: $dut forwarding on dut0; pktgen on pg0 in namespace $ns"
 
+if [ -n "$drill" ]; then
+    DPCTL="$DPCTL_BIN --socket $control"
+    export DPCTL
+    bash -c "set -e; $drill" > "$work/drill.log" 2>&1 &
+    drill_pid=$!
+fi
+
 # pktgen's worker on CPU 0, away from the DUT's.
 pg_args=(--count "$count" --rate "$rate" --size "$size" --flows "$flows")
 [ -n "$report" ] && pg_args+=(--report "$report")
@@ -88,6 +112,15 @@ set +e
 ip netns exec "$ns" "$PKTGEN" -l 0-1 --main-lcore 1 "${eal_common[@]}" --file-prefix="$ns-pg" \
     --vdev=net_af_packet0,iface=pg0,framecnt=4096 -- "${pg_args[@]}"
 status=$?
+if [ -n "$drill_pid" ]; then
+    wait "$drill_pid"; drill_status=$?
+    drill_pid=""
+    echo "--- drill output:"; cat "$work/drill.log"
+    if [ "$drill_status" != 0 ]; then
+        echo "veth-demo: the drill failed ($drill_status)" >&2
+        [ "$status" = 0 ] && status=$drill_status
+    fi
+fi
 set -e
 
 kill -INT "$dut_pid" 2>/dev/null || true
