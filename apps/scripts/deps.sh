@@ -7,8 +7,9 @@
 #   pkg-config make   : finding DPDK; building the DPDK examples
 #   libpcap-dev       : net_pcap and the pcap examples
 #   tcpdump iproute2  : reading test captures; veth pairs for two-process runs
+#   binutils          : objdump, for the test that inspects the compiled worker loop
 set -euo pipefail
-pkgs=(dpdk libdpdk-dev dpdk-dev dpdk-doc libclang-dev clang pkg-config make gcc libpcap-dev tcpdump iproute2 python3)
+pkgs=(dpdk libdpdk-dev dpdk-dev dpdk-doc libclang-dev clang pkg-config make gcc binutils libpcap-dev tcpdump iproute2 python3)
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -52,7 +52,9 @@ pub struct Worker<'p, 's> {
 
 impl Worker<'_, '_> {
     /// Forwards until `quit` is set. Every packet received is transmitted or counted as dropped
-    /// before this returns: no packet is left in flight.
+    /// before this returns: no packet is left in flight. Never inlined, so that the compiled
+    /// loop can be inspected (`apps/tests/fastpath_asm.rs`).
+    #[inline(never)]
     pub fn run(&mut self, quit: &AtomicBool) {
         let mut burst = Burst::new();
         let dst_macs: Vec<MacAddr> = self
@@ -219,7 +221,8 @@ pub struct CopyWorker<'p, 's> {
 
 impl CopyWorker<'_, '_> {
     /// Forwards until `quit` is set, then drains: every packet received is transmitted or
-    /// counted as dropped before this returns, and every lane is handed back.
+    /// counted as dropped before this returns, and every lane is handed back. Never inlined,
+    /// so that the compiled loop can be inspected (`apps/tests/fastpath_asm.rs`).
     #[inline(never)]
     pub fn run(mut self, quit: &AtomicBool) {
         let mut rx = Burst::new();
