@@ -32,10 +32,11 @@ pub const MAX_DMA_DEVS: usize = 64;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "cmd", deny_unknown_fields)]
 pub enum Request {
+    // Struct variants (not unit ones), so that unknown fields are refused for them too.
     #[serde(rename = "stats")]
-    Stats,
+    Stats {},
     #[serde(rename = "dma list")]
-    DmaList,
+    DmaList {},
     #[serde(rename = "dma remove")]
     DmaRemove { name: String },
     #[serde(rename = "dma add")]
@@ -152,8 +153,8 @@ impl<'e, 'q> Control<'e, 'q> {
         stats: &dyn Fn(&Self) -> Value,
     ) -> Result<Value, String> {
         match req {
-            Request::Stats => Ok(stats(self)),
-            Request::DmaList => Ok(json!({ "channels": self.channel_reports() })),
+            Request::Stats {} => Ok(stats(self)),
+            Request::DmaList {} => Ok(json!({ "channels": self.channel_reports() })),
             Request::DmaRemove { name } => {
                 let r = self.remove(&name)?;
                 Ok(serde_json::to_value(r).expect("serialisable"))
@@ -434,8 +435,8 @@ mod tests {
     #[test]
     fn requests_parse() {
         let p = |s: &str| serde_json::from_str::<Request>(s);
-        assert_eq!(p(r#"{"cmd":"stats"}"#).unwrap(), Request::Stats);
-        assert_eq!(p(r#"{"cmd":"dma list"}"#).unwrap(), Request::DmaList);
+        assert_eq!(p(r#"{"cmd":"stats"}"#).unwrap(), Request::Stats {});
+        assert_eq!(p(r#"{"cmd":"dma list"}"#).unwrap(), Request::DmaList {});
         assert_eq!(
             p(r#"{"cmd":"dma remove","name":"dma_skeleton0"}"#).unwrap(),
             Request::DmaRemove {
