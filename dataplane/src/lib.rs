@@ -11,6 +11,7 @@
 //! * [`qsbr`]: quiescent-state-based reclamation of DMA channels for hot-remove.
 //! * [`control`]: the control thread: DMA channel registry, hot-remove and hot-add.
 //! * [`ctlsock`]: the control socket (one JSON request and response per line).
+//! * [`protect`]: hot-remove protection schemes side by side, for refbench.
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
 pub mod analyzer;
@@ -21,6 +22,7 @@ pub mod ctlsock;
 pub mod fwd;
 pub mod pktgen;
 pub mod ports;
+pub mod protect;
 pub mod qsbr;
 pub mod report;
 pub mod stats;
