@@ -19,8 +19,8 @@
 //!   and loading the channel, and the remover waits out the touches it sees in progress.
 //! * [`Qsbr`] (`qsbr`): the data plane's own [`crate::qsbr`] code: one acquire load per burst,
 //!   a release store per change, nothing per touch.
-//! * `rte_qsbr`: DPDK's `rte_rcu_qsbr`, a quiescent report per burst (in the refbench app,
-//!   through `pmd`).
+//! * [`RteQsbr`] (`rte_qsbr`): DPDK's `rte_rcu_qsbr` through `pmd`, a quiescent report per
+//!   burst.
 //! * [`Epoch`] (`crossbeam_epoch`): crossbeam-epoch, pinned per burst.
 //! * [`ArcSwapScheme`] (`arc_swap`): an `ArcSwap` load per touch.
 
@@ -384,6 +384,66 @@ impl Scheme for Qsbr {
 
 // ---------------------------------------------------------------------------------------------
 
+/// `rte_qsbr`: DPDK's `rte_rcu_qsbr`, a quiescent report per burst.
+pub struct RteQsbr {
+    arena: Arc<Arena>,
+    cur: AtomicUsize,
+    rcu: pmd::RcuQsbr,
+}
+
+pub struct RteReader<'a> {
+    s: &'a RteQsbr,
+    tid: u32,
+}
+
+impl Scheme for RteQsbr {
+    const NAME: &'static str = "rte_qsbr";
+    type Reader<'a> = RteReader<'a>;
+    fn new(arena: Arc<Arena>, readers: usize) -> Self {
+        let first = arena.make().expect("arena has room");
+        RteQsbr {
+            arena,
+            cur: AtomicUsize::new(first),
+            rcu: pmd::RcuQsbr::new(readers.max(1) as u32).expect("rte_rcu_qsbr"),
+        }
+    }
+    fn reader(&self, lcore: usize) -> RteReader<'_> {
+        self.rcu
+            .register_online(lcore as u32)
+            .expect("reader id within max_threads");
+        RteReader {
+            s: self,
+            tid: lcore as u32,
+        }
+    }
+    fn begin_burst(_: &mut RteReader<'_>) {}
+    #[inline(always)]
+    fn touch(r: &mut RteReader<'_>) -> u64 {
+        r.s.arena.touch(r.s.cur.load(Ordering::Acquire))
+    }
+    #[inline(always)]
+    fn end_burst(r: &mut RteReader<'_>) {
+        r.s.rcu.quiescent(r.tid);
+    }
+    fn offline(r: &mut RteReader<'_>) {
+        r.s.rcu.offline_unregister(r.tid);
+    }
+    fn replace(&self) -> bool {
+        let Some(new) = self.arena.make() else {
+            return false;
+        };
+        let old = self.cur.swap(new, Ordering::SeqCst);
+        let token = self.rcu.start();
+        while !self.rcu.check(token, false) {
+            wait();
+        }
+        self.arena.retire(old);
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 /// `crossbeam_epoch`: epoch-based reclamation, pinned per burst.
 pub struct Epoch {
     arena: Arc<Arena>,
@@ -635,6 +695,10 @@ mod tests {
     #[test]
     fn qsbr_protects() {
         protects::<Qsbr>();
+    }
+    #[test]
+    fn rte_qsbr_protects() {
+        protects::<RteQsbr>();
     }
     #[test]
     fn crossbeam_epoch_protects() {

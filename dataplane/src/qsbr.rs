@@ -247,13 +247,16 @@ impl Qsbr {
         }
     }
 
-    /// The worker's side: exactly one per worker, used only by that worker's lcore.
+    /// The worker's side: exactly one per worker, used only by that worker's lcore. Its first
+    /// [`Reader::poll`] reports any generation published since the worker last adopted, even
+    /// one published before the reader was made.
     pub fn reader(&self, worker: usize) -> Reader<'_> {
-        let a = self.assignment(worker);
+        let st = &self.states[worker];
         Reader {
             slot: &self.slots[worker],
-            state: &self.states[worker],
-            seen: a.generation,
+            state: st,
+            // Relaxed: the worker's own last store (or the initial 0).
+            seen: st.adopted.load(Ordering::Relaxed) as u16,
         }
     }
 }
@@ -343,6 +346,21 @@ mod tests {
         assert_eq!(channel_parts(channel_id(63, 1)), (63, 1));
         let full = Assignment::new(u16::MAX, &[1, 2, 3]);
         assert_eq!(unpack(pack(full)), full);
+    }
+
+    #[test]
+    fn a_reader_made_late_still_sees_what_was_published() {
+        let q = Qsbr::new(&[0], &[vec![1]]);
+        let g = q.publish(0, &[2]);
+        let mut r = q.reader(0);
+        let (a, changed) = r.poll();
+        assert!(
+            changed,
+            "published before the reader existed, not yet adopted"
+        );
+        assert_eq!(a.generation, g);
+        r.adopt(g);
+        assert!(q.quiescent(0, g));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod eal;
 mod error;
 mod ethdev;
 mod mbuf;
+mod rcu;
 
 pub use burst::{Burst, MAX_BURST};
 pub use devevent::{DevEvent, DevEventMonitor};
@@ -32,3 +33,4 @@ pub use eal::{hotplug_add, hotplug_remove, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};
 pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use mbuf::{Mbuf, Mempool};
+pub use rcu::RcuQsbr;

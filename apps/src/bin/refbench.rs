@@ -1,0 +1,483 @@
+//! refbench: what hot-remove safety costs the fast path, scheme by scheme.
+//!
+//! `refbench [EAL options] -- [--schemes LIST] [--lcores LIST] [--duration S] [--rounds N]
+//!  [--interval-us US] [--level micro|forwarding|both] [--report FILE.json] [--plot FILE.svg]`
+//!
+//! * micro: N reader threads pinned to N cores touch a DMA channel in the worker's shape
+//!   (bursts of 32, a touch per packet, the scheme's per-burst work) while a control thread
+//!   removes and re-adds the channel every `--interval-us`; reports ns per touch.
+//! * forwarding: the l2fwd loop on a net_null pair (one worker lcore) with each scheme's touch
+//!   per packet, monomorphised per scheme (no per-packet branch on the scheme); reports Mpps.
+//!
+//! Schemes: none, atomic, percpu, qsbr, rte_qsbr, crossbeam_epoch, arc_swap
+//! (see `dataplane::protect`).
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use dataplane::fwd::rewrite_macs;
+use dataplane::protect::{
+    micro, ArcSwapScheme, Arena, AtomicRef, Epoch, PerCpu, Qsbr, RteQsbr, Scheme, Unprotected,
+};
+use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ALL: [&str; 7] = [
+    "none",
+    "atomic",
+    "percpu",
+    "qsbr",
+    "rte_qsbr",
+    "crossbeam_epoch",
+    "arc_swap",
+];
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "refbench",
+    about = "Fast-path cost of hot-remove protection schemes: refbench [EAL options] -- [options]"
+)]
+struct Cli {
+    /// Comma-separated schemes (default: all).
+    #[arg(long, value_delimiter = ',')]
+    schemes: Option<Vec<String>>,
+    /// Comma-separated reader-lcore counts for the micro level (default: 1,2,... up to the cores there are).
+    #[arg(long, value_delimiter = ',')]
+    lcores: Option<Vec<usize>>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 1.0)]
+    duration: f64,
+    /// Measurements per (scheme, lcores), alternating schemes; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Microseconds between channel replacements by the control thread.
+    #[arg(long = "interval-us", default_value_t = 1000)]
+    interval_us: u64,
+    /// micro, forwarding or both.
+    #[arg(long, default_value = "both")]
+    level: String,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write an SVG plot of ns per touch against lcores here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+#[derive(Serialize, Clone)]
+struct Row {
+    level: &'static str,
+    scheme: String,
+    lcores: usize,
+    ns_per_touch: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mpps: Option<f64>,
+    /// Relative to `none` at the same level and lcores.
+    vs_none: f64,
+    replacements: u64,
+    violations: u64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    machine: String,
+    cores: usize,
+    duration_s: f64,
+    rounds: usize,
+    interval_us: u64,
+    results: Vec<Row>,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("refbench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn run() -> Result<()> {
+    let (eal_cmdline, app_args) = apps::split_args(std::env::args_os());
+    let cli = match Cli::try_parse_from(app_args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let schemes = cli
+        .schemes
+        .clone()
+        .unwrap_or_else(|| ALL.iter().map(|s| s.to_string()).collect());
+    for s in &schemes {
+        if !ALL.contains(&s.as_str()) {
+            bail!("unknown scheme {s:?}: expected some of {}", ALL.join(","));
+        }
+    }
+    let cores: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let ncores = cores.len().max(1);
+    let lcores = cli.lcores.clone().unwrap_or_else(|| {
+        let mut v = vec![1];
+        let mut n = 2;
+        while n <= ncores {
+            v.push(n);
+            n *= 2;
+        }
+        if *v.last().unwrap() != ncores {
+            v.push(ncores);
+        }
+        v
+    });
+    if lcores.contains(&0) {
+        bail!("--lcores counts start at 1");
+    }
+    if !(cli.duration > 0.0 && cli.duration < 3600.0) || cli.rounds == 0 || cli.interval_us == 0 {
+        bail!("--duration, --rounds and --interval-us must be positive");
+    }
+    let (micro_on, fwd_on) = match cli.level.as_str() {
+        "micro" => (true, false),
+        "forwarding" => (false, true),
+        "both" => (true, true),
+        l => bail!("invalid level {l:?}: micro, forwarding or both"),
+    };
+    let dur = Duration::from_secs_f64(cli.duration);
+    let interval = Duration::from_micros(cli.interval_us);
+    let machine = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "refbench: {machine}, {ncores} cores; {} s x {} rounds per point, replacement every {} us",
+        cli.duration, cli.rounds, cli.interval_us
+    );
+
+    let mut rows: Vec<Row> = Vec::new();
+    if micro_on {
+        for &n in &lcores {
+            let mut samples: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); schemes.len()];
+            for _ in 0..cli.rounds {
+                for (i, s) in schemes.iter().enumerate() {
+                    let r = match s.as_str() {
+                        "none" => micro::<Unprotected>(n, &cores, dur, interval),
+                        "atomic" => micro::<AtomicRef>(n, &cores, dur, interval),
+                        "percpu" => micro::<PerCpu>(n, &cores, dur, interval),
+                        "qsbr" => micro::<Qsbr>(n, &cores, dur, interval),
+                        "rte_qsbr" => micro::<RteQsbr>(n, &cores, dur, interval),
+                        "crossbeam_epoch" => micro::<Epoch>(n, &cores, dur, interval),
+                        _ => micro::<ArcSwapScheme>(n, &cores, dur, interval),
+                    };
+                    eprintln!(
+                        "  micro {s:<16} lcores {n}: {:>8.3} ns/touch",
+                        r.ns_per_touch(n)
+                    );
+                    samples[i].push((r.ns_per_touch(n), r.replacements, r.violations));
+                }
+            }
+            push_rows(&mut rows, "micro", n, &schemes, &samples, false);
+        }
+    }
+    if fwd_on {
+        let mut eal_argv = apps::eal_args(eal_cmdline, &[]);
+        if eal_argv.len() == 1 {
+            eal_argv.extend(
+                [
+                    "-l",
+                    "0-1",
+                    "--no-huge",
+                    "--no-pci",
+                    "-m",
+                    "256",
+                    "--vdev=net_null0",
+                    "--vdev=net_null1",
+                    "--log-level=warning",
+                    "--file-prefix=refbench",
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            );
+        }
+        let eal = Eal::init(&eal_argv)?;
+        let samples = forwarding(&eal, &schemes, cli.rounds, dur, interval)?;
+        push_rows(&mut rows, "forwarding", 1, &schemes, &samples, true);
+    }
+    print_table(&rows);
+    let report = Report {
+        machine,
+        cores: ncores,
+        duration_s: cli.duration,
+        rounds: cli.rounds,
+        interval_us: cli.interval_us,
+        results: rows.clone(),
+    };
+    if let Some(p) = &cli.report {
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &cli.plot {
+        plot(p, &rows, &report.machine)
+            .with_context(|| format!("cannot write the plot {}", p.display()))?;
+    }
+    if let Some(r) = rows.iter().find(|r| r.scheme != "none" && r.violations > 0) {
+        bail!(
+            "{} touched a retired channel {} times",
+            r.scheme,
+            r.violations
+        );
+    }
+    Ok(())
+}
+
+/// Medians of the samples into rows, with ratios to `none`. For forwarding, samples are Mpps.
+fn push_rows(
+    rows: &mut Vec<Row>,
+    level: &'static str,
+    lcores: usize,
+    schemes: &[String],
+    samples: &[Vec<(f64, u64, u64)>],
+    mpps: bool,
+) {
+    let meds: Vec<f64> = samples
+        .iter()
+        .map(|v| median(v.iter().map(|s| s.0).collect()))
+        .collect();
+    let base = schemes.iter().position(|s| s == "none").map(|i| meds[i]);
+    for (i, s) in schemes.iter().enumerate() {
+        let m = meds[i];
+        let (ns, mp) = if mpps { (1e3 / m, Some(m)) } else { (m, None) };
+        let vs_none = match base {
+            Some(b) if mpps => b / m, // cost ratio: time per packet relative to none
+            Some(b) => m / b,
+            None => f64::NAN,
+        };
+        rows.push(Row {
+            level,
+            scheme: s.clone(),
+            lcores,
+            ns_per_touch: ns,
+            mpps: mp,
+            vs_none,
+            replacements: samples[i].iter().map(|s| s.1).sum(),
+            violations: samples[i].iter().map(|s| s.2).sum(),
+        });
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<11} {:<16} {:>6} {:>11} {:>9} {:>9} {:>12} {:>10}",
+        "level", "scheme", "lcores", "ns/touch", "Mpps", "vs none", "replacements", "violations"
+    );
+    for r in rows {
+        println!(
+            "{:<11} {:<16} {:>6} {:>11.3} {:>9} {:>9.2} {:>12} {:>10}",
+            r.level,
+            r.scheme,
+            r.lcores,
+            r.ns_per_touch,
+            r.mpps
+                .map(|m| format!("{m:.2}"))
+                .unwrap_or_else(|| "-".into()),
+            r.vs_none,
+            r.replacements,
+            r.violations
+        );
+    }
+    println!("(vs none: cost per touch, or per forwarded packet, relative to the unprotected baseline; `none` is unsafe under removal, its violations show why)");
+}
+
+/// The forwarding level: for each scheme and round, the l2fwd loop on the first two ports.
+fn forwarding(
+    eal: &Eal,
+    schemes: &[String],
+    rounds: usize,
+    dur: Duration,
+    interval: Duration,
+) -> Result<Vec<Vec<(f64, u64, u64)>>> {
+    if Port::count(eal) < 2 {
+        bail!(
+            "the forwarding level needs two ports (for example --vdev=net_null0 --vdev=net_null1)"
+        );
+    }
+    let worker = *eal
+        .worker_lcores()
+        .first()
+        .context("the forwarding level needs a worker lcore (-l 0-1)")?;
+    let pool = Mempool::create(eal, "refbench_pool", 8192, 256, 2048 + 128, eal.socket_id())?;
+    let cfg = PortConfig::default();
+    let mut p0 = Port::configure(eal, 0, &cfg, &pool)?;
+    let mut p1 = Port::configure(eal, 1, &cfg, &pool)?;
+    p0.start()?;
+    p1.start()?;
+    let mac1 = p1.mac_addr()?;
+    let mut rx = p0.rx_queue(0)?;
+    let mut tx = p1.tx_queue(0)?;
+    let mut out = vec![Vec::new(); schemes.len()];
+    for _ in 0..rounds {
+        for (i, s) in schemes.iter().enumerate() {
+            let r = match s.as_str() {
+                "none" => {
+                    fwd_once::<Unprotected>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?
+                }
+                "atomic" => {
+                    fwd_once::<AtomicRef>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?
+                }
+                "percpu" => fwd_once::<PerCpu>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?,
+                "qsbr" => fwd_once::<Qsbr>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?,
+                "rte_qsbr" => {
+                    fwd_once::<RteQsbr>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?
+                }
+                "crossbeam_epoch" => {
+                    fwd_once::<Epoch>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?
+                }
+                _ => fwd_once::<ArcSwapScheme>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?,
+            };
+            eprintln!("  forwarding {s:<16}: {:>7.2} Mpps", r.0);
+            out[i].push(r);
+        }
+    }
+    let _ = (rx, tx); // the queue handles end here, before the ports stop
+    p0.stop()?;
+    p1.stop()?;
+    Ok(out)
+}
+
+/// One forwarding run of scheme `S`: returns (Mpps, replacements, violations).
+fn fwd_once<S: Scheme>(
+    eal: &Eal,
+    worker: u32,
+    rx: &mut RxQueue,
+    tx: &mut TxQueue,
+    src: MacAddr,
+    dur: Duration,
+    interval: Duration,
+) -> Result<(f64, u64, u64)> {
+    let arena =
+        Arena::new(((dur.as_secs_f64() / interval.as_secs_f64()) as usize + 16).min(1 << 22));
+    let scheme = S::new(Arc::clone(&arena), 1);
+    let quit = AtomicBool::new(false);
+    let sent = AtomicU64::new(0);
+    let dst = MacAddr([2, 0, 0, 0, 0, 1]);
+    let job: Box<dyn FnOnce() -> i32 + Send + '_> = {
+        let (scheme, quit, sent) = (&scheme, &quit, &sent);
+        Box::new(move || {
+            let mut r = scheme.reader(0);
+            let mut burst = Burst::new();
+            let mut n = 0u64;
+            let mut sink = 0u64;
+            // Relaxed: a stop flag.
+            while !quit.load(Ordering::Relaxed) {
+                S::begin_burst(&mut r);
+                if rx.rx_burst(&mut burst) > 0 {
+                    for m in burst.as_mut_slice() {
+                        // The channel touch a copy offload makes per packet.
+                        sink = sink.wrapping_add(S::touch(&mut r));
+                        let d = m.data_mut();
+                        if d.len() >= 12 {
+                            rewrite_macs(d, &dst, &src);
+                        }
+                    }
+                    n += tx.tx_burst(&mut burst) as u64;
+                    burst.free_all();
+                }
+                S::end_burst(&mut r);
+            }
+            S::offline(&mut r);
+            std::hint::black_box(sink);
+            // Relaxed: read after the lcore is joined.
+            sent.store(n, Ordering::Relaxed);
+            0
+        })
+    };
+    let started = Instant::now();
+    let (replacements, _) = eal.run_on_lcores(vec![(worker, job)], || {
+        let mut k = 0u64;
+        while started.elapsed() < dur {
+            std::thread::sleep(interval);
+            if scheme.replace() {
+                k += 1;
+            }
+        }
+        quit.store(true, Ordering::Relaxed);
+        k
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    Ok((
+        sent.load(Ordering::Relaxed) as f64 / secs / 1e6,
+        replacements,
+        arena.violations(),
+    ))
+}
+
+fn plot(path: &std::path::Path, rows: &[Row], machine: &str) -> Result<()> {
+    use plotters::prelude::*;
+    let micro: Vec<&Row> = rows.iter().filter(|r| r.level == "micro").collect();
+    if micro.is_empty() {
+        bail!("the plot shows the micro level: run it (--level micro or both)");
+    }
+    let max_l = micro.iter().map(|r| r.lcores).max().unwrap_or(1);
+    let max_ns = micro.iter().map(|r| r.ns_per_touch).fold(0.0, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("ns per channel touch vs lcores ({machine})"),
+            ("sans-serif", 18),
+        )
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.5f64..(max_l as f64 + 0.5), 0f64..max_ns.max(1.0))?;
+    chart
+        .configure_mesh()
+        .x_desc("reader lcores")
+        .y_desc("ns per touch")
+        .draw()?;
+    let mut schemes: Vec<&str> = micro.iter().map(|r| r.scheme.as_str()).collect();
+    schemes.dedup();
+    schemes.sort();
+    schemes.dedup();
+    for (i, s) in schemes.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let pts: Vec<(f64, f64)> = micro
+            .iter()
+            .filter(|r| r.scheme == *s)
+            .map(|r| (r.lcores as f64, r.ns_per_touch))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(*s)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! refbench runs every scheme at both levels and reports what it measured; protected schemes
+//! never touch a retired channel. (How fast each is, is the benchmark's to show, not a test's.)
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_refbench");
+
+#[test]
+fn every_scheme_at_both_levels() {
+    let dir = scratch("refbench");
+    let report = dir.join("r.json");
+    let plot = dir.join("p.svg");
+    let mut eal = eal_base();
+    eal.push("--vdev=net_null0".into());
+    eal.push("--vdev=net_null1".into());
+    let out = run_app(
+        BIN,
+        &eal,
+        &[
+            "--lcores",
+            "1,2",
+            "--duration",
+            "0.2",
+            "--rounds",
+            "1",
+            "--interval-us",
+            "500",
+            "--report",
+            report.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+        ],
+    );
+    assert_success("refbench", &out);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let rows = r["results"].as_array().unwrap();
+    let schemes = [
+        "none",
+        "atomic",
+        "percpu",
+        "qsbr",
+        "rte_qsbr",
+        "crossbeam_epoch",
+        "arc_swap",
+    ];
+    for s in schemes {
+        for (level, lcores) in [("micro", 1), ("micro", 2), ("forwarding", 1)] {
+            let row = rows
+                .iter()
+                .find(|x| x["scheme"] == s && x["level"] == level && x["lcores"] == lcores)
+                .unwrap_or_else(|| panic!("no {level} row for {s} at {lcores} lcores"));
+            assert!(row["ns_per_touch"].as_f64().unwrap() > 0.0, "{row}");
+            assert!(
+                row["replacements"].as_u64().unwrap() > 0,
+                "the channel was replaced: {row}"
+            );
+            if s != "none" {
+                assert_eq!(row["violations"], 0, "{row}");
+            }
+            if level == "forwarding" {
+                assert!(row["mpps"].as_f64().unwrap() > 0.0, "{row}");
+            }
+        }
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && schemes.iter().all(|s| svg.contains(s)),
+        "the plot names every scheme"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ns/touch") && stdout.contains("qsbr"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_options() {
+    for (args, needle) in [
+        (&["--schemes", "none,rcu"][..], "unknown scheme \"rcu\""),
+        (&["--lcores", "0"][..], "--lcores counts start at 1"),
+        (&["--level", "macro"][..], "invalid level"),
+        (&["--duration", "0"][..], "must be positive"),
+    ] {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(needle) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
