@@ -1,7 +1,46 @@
 //! What the apps share: DPDK-style command lines (`APP [EAL options] -- [app options]`).
-#![forbid(unsafe_code)]
 
 use std::ffi::OsString;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// An app's `main`: runs `run`, and on failure prints one line `APP: error: REASON` (with its
+/// causes) and exits 1.
+pub fn main_with(app: &str, run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{app}: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A DPDK-style command line parsed: the EAL arguments, the app's options (clap), and the
+/// config file they name (empty when none), whose `eal` list stands in for missing EAL options.
+pub struct Cmdline<C> {
+    pub cli: C,
+    pub eal: Vec<String>,
+    pub file: dataplane::config::ConfigFile,
+}
+
+/// Parses `APP [EAL options] -- [app options]`; clap's own errors (and --help) exit as clap
+/// does. `config` picks the `--config` path out of the parsed options.
+pub fn parse_cmdline<C: clap::Parser>(
+    config: impl Fn(&C) -> Option<&Path>,
+) -> anyhow::Result<Cmdline<C>> {
+    let (eal_cmdline, app_args) = split_args(std::env::args_os());
+    let cli = match C::try_parse_from(app_args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let file = match config(&cli) {
+        Some(p) => dataplane::config::ConfigFile::load(p)?,
+        None => dataplane::config::ConfigFile::default(),
+    };
+    let eal = eal_args(eal_cmdline, &file.eal);
+    Ok(Cmdline { cli, eal, file })
+}
 
 /// Splits a DPDK-style command line at the first `--`: the EAL arguments (program name first)
 /// and the application's (program name first too, for clap). Without a `--`, everything is the

@@ -10,7 +10,6 @@
 //! ```
 //!
 //! Prints the JSON result; on error prints the reason and exits 1.
-#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -60,16 +59,11 @@ enum DmaCmd {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(v) => {
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("dpctl: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    apps::main_with("dpctl", || {
+        let v = run()?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        Ok(())
+    })
 }
 
 fn run() -> Result<Value> {

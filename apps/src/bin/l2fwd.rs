@@ -8,12 +8,11 @@
 //! to itself). Worker lcores (the EAL's `-l` cores after the main one) each own the RX queue of
 //! the ports they were dealt and, with `--copy dma|auto`, one DMA channel; the main lcore
 //! prints stats every `-T` seconds, handles SIGINT/SIGTERM and writes the report.
-#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use crossbeam_queue::SegQueue;
-use dataplane::config::{ConfigFile, L2fwdSection};
+use dataplane::config::L2fwdSection;
 use dataplane::control::{Control, MAX_DMA_DEVS};
 use dataplane::copy::{CopyMode, CopyStage, STREAM_SLOTS};
 use dataplane::ctlsock::{CtlServer, Envelope};
@@ -157,29 +156,14 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("l2fwd: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    apps::main_with("l2fwd", run)
 }
 
 fn run() -> Result<()> {
-    let (eal_cmdline, app_args) = apps::split_args(std::env::args_os());
-    let cli = match Cli::try_parse_from(app_args) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
-    let file = match &cli.config {
-        Some(p) => ConfigFile::load(p)?,
-        None => ConfigFile::default(),
-    };
-    let section: L2fwdSection = file.section("l2fwd")?;
-    let opts = merge(cli, section)?;
-    let eal_argv = apps::eal_args(eal_cmdline, &file.eal);
-    let eal = Eal::init(&eal_argv)?;
+    let cmd = apps::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
+    let section: L2fwdSection = cmd.file.section("l2fwd")?;
+    let opts = merge(cmd.cli, section)?;
+    let eal = Eal::init(&cmd.eal)?;
     forward(&eal, &opts)
 }
 

@@ -12,12 +12,11 @@
 //!
 //! Lcores: with two or more worker lcores, TX runs on the first and RX on the second; with one,
 //! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
-#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dataplane::analyzer::{Analyzer, Counts, Latency};
-use dataplane::config::{ConfigFile, PktgenSection};
+use dataplane::config::PktgenSection;
 use dataplane::pktgen::{buf_len, build_frame, EtherAddrs, Flow, Rate, SizeSpec, TokenBucket};
 use dataplane::stats::OwnedCounter;
 use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
@@ -155,28 +154,14 @@ fn merge(cli: Cli, f: PktgenSection) -> Result<Options> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pktgen: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    apps::main_with("pktgen", run)
 }
 
 fn run() -> Result<()> {
-    let (eal_cmdline, app_args) = apps::split_args(std::env::args_os());
-    let cli = match Cli::try_parse_from(app_args) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
-    let file = match &cli.config {
-        Some(p) => ConfigFile::load(p)?,
-        None => ConfigFile::default(),
-    };
-    let section: PktgenSection = file.section("pktgen")?;
-    let opts = merge(cli, section)?;
-    let eal = Eal::init(&apps::eal_args(eal_cmdline, &file.eal))?;
+    let cmd = apps::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
+    let section: PktgenSection = cmd.file.section("pktgen")?;
+    let opts = merge(cmd.cli, section)?;
+    let eal = Eal::init(&cmd.eal)?;
     generate(&eal, &opts)
 }
 

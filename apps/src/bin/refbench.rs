@@ -11,7 +11,6 @@
 //!
 //! Schemes: none, atomic, percpu, qsbr, rte_qsbr, crossbeam_epoch, arc_swap
 //! (see `dataplane::protect`).
-#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -94,13 +93,7 @@ struct Report {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("refbench: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    apps::main_with("refbench", run)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -304,7 +297,7 @@ fn print_table(rows: &[Row]) {
             r.violations
         );
     }
-    println!("(vs none: cost per touch, or per forwarded packet, relative to the unprotected baseline; `none` is unsafe under removal, its violations show why)");
+    println!("(vs none: cost per touch, or per forwarded packet, relative to the unprotected baseline; `none` is not safe under removal: its violations show why)");
 }
 
 /// The forwarding level: for each scheme and round, the l2fwd loop on the first two ports.
