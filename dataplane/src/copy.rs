@@ -32,7 +32,7 @@
 
 use crate::fwd::rewrite_macs;
 use crate::stats::{DropReason, LcoreStats};
-use pmd::{Burst, DmaChannel, MacAddr, Mbuf, Mempool, MAX_BURST};
+use pmd::{Burst, DmaChannel, FreeBatch, MacAddr, Mbuf, Mempool, MAX_BURST};
 
 /// Bytes the CPU copies itself on the DMA path: the Ethernet, IP and L4 headers it may rewrite.
 pub const HEADER_BYTES: usize = 64;
@@ -410,6 +410,8 @@ impl<E: DmaEngine> CopyStage<E> {
             }
         }
         let (mut cpu, mut dma, mut no_mbuf, mut runt) = (0u64, 0u64, 0u64, 0u64);
+        // Sources whose copy is done go back to the pool together.
+        let mut done = FreeBatch::new();
         let lane_idx = match self.active.len() {
             0 => usize::MAX,
             n => self.active[s % n],
@@ -461,9 +463,7 @@ impl<E: DmaEngine> CopyStage<E> {
                     // Ring full after all: finish the copy on the CPU.
                     dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
                     cpu += 1;
-                    // The source is freed here, when `src` goes out of scope: freeing each one
-                    // at once measured faster than one bulk free per burst (it goes back to the
-                    // mempool cache while hot, for the next allocation).
+                    done.push(src);
                 }
             } else {
                 let d = dst.data_mut();
@@ -472,11 +472,12 @@ impl<E: DmaEngine> CopyStage<E> {
                     rewrite_macs(d, &stream.dst_mac, &stream.src_mac);
                 }
                 cpu += 1;
-                // The source is done with: freed here, when `src` goes out of scope.
+                done.push(src);
             }
             slot.dst = Some(dst);
             stream.tail = seq.wrapping_add(1);
         }
+        done.flush();
         let c = &stats.copies;
         c.cpu.add(cpu);
         c.dma.add(dma);
@@ -501,6 +502,7 @@ impl<E: DmaEngine> CopyStage<E> {
     /// stall detection of [`Self::retire_stalled`]. Returns how many completed.
     pub fn poll(&mut self, stats: &LcoreStats, now: u64) -> usize {
         let mut status = [0u32; MAX_BURST * 2];
+        let mut done = FreeBatch::new();
         let mut total = 0;
         let mut errors = 0u64;
         for lane in &mut self.lanes {
@@ -532,9 +534,11 @@ impl<E: DmaEngine> CopyStage<E> {
                     let dst = slot.dst.as_mut().expect("a DMA slot holds its copy");
                     dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
                 }
-                // The source is freed here: its copy is complete.
+                // Its copy is complete: the source goes back to the pool.
+                done.push(src);
             }
         }
+        done.flush();
         if errors > 0 {
             let c = &stats.copies;
             c.dma_errors.add(errors);

@@ -32,5 +32,5 @@ pub use dmadev::{DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats};
 pub use eal::{hotplug_add, hotplug_remove, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};
 pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
-pub use mbuf::{Mbuf, Mempool};
+pub use mbuf::{FreeBatch, Mbuf, Mempool};
 pub use rcu::RcuQsbr;

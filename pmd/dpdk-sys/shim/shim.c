@@ -5,6 +5,8 @@ _Static_assert(SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE == RTE_ETH_TX_OFFLOAD_MBUF_FAS
 _Static_assert(SHIM_DMA_CAPA_MEM_TO_MEM == RTE_DMA_CAPA_MEM_TO_MEM, "SHIM_DMA_CAPA_MEM_TO_MEM");
 _Static_assert(SHIM_DMA_CAPA_SVA == RTE_DMA_CAPA_SVA, "SHIM_DMA_CAPA_SVA");
 _Static_assert(SHIM_DMA_CAPA_OPS_COPY == RTE_DMA_CAPA_OPS_COPY, "SHIM_DMA_CAPA_OPS_COPY");
+_Static_assert(SHIM_MBUF_F_EXTERNAL == RTE_MBUF_F_EXTERNAL, "SHIM_MBUF_F_EXTERNAL");
+_Static_assert(SHIM_MBUF_F_INDIRECT == RTE_MBUF_F_INDIRECT, "SHIM_MBUF_F_INDIRECT");
 
 int shim_rte_errno(void) { return rte_errno; }
 
@@ -28,6 +30,11 @@ int shim_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, uns
 }
 
 void shim_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+
+void shim_mempool_put_bulk(struct rte_mempool *mp, void *const *objs, unsigned int n)
+{
+	rte_mempool_put_bulk(mp, objs, n);
+}
 
 unsigned int shim_mempool_avail_count(const struct rte_mempool *mp)
 {

@@ -29,6 +29,8 @@
 #define SHIM_DMA_CAPA_MEM_TO_MEM (1ULL << 0)
 #define SHIM_DMA_CAPA_SVA (1ULL << 4)
 #define SHIM_DMA_CAPA_OPS_COPY (1ULL << 32)
+#define SHIM_MBUF_F_EXTERNAL (1ULL << 61)
+#define SHIM_MBUF_F_INDIRECT (1ULL << 62)
 
 /* rte_errno is a per-lcore (TLS) variable: read it through a function. */
 int shim_rte_errno(void);
@@ -43,6 +45,7 @@ uint16_t shim_eth_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf 
 struct rte_mbuf *shim_pktmbuf_alloc(struct rte_mempool *mp);
 int shim_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count);
 void shim_pktmbuf_free(struct rte_mbuf *m);
+void shim_mempool_put_bulk(struct rte_mempool *mp, void *const *objs, unsigned int n);
 unsigned int shim_mempool_avail_count(const struct rte_mempool *mp);
 unsigned int shim_mempool_in_use_count(const struct rte_mempool *mp);
 
