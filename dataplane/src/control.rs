@@ -83,6 +83,10 @@ pub struct Control<'e, 'q> {
     pending: Vec<(usize, Retired)>,
     /// Buffers to free once every device is stopped (at shutdown).
     leftover: Vec<Mbuf>,
+    /// The workers follow their slots (a copy stage); without one there is nothing to manage.
+    dma_enabled: bool,
+    /// After a failed automatic removal, when to try again.
+    retry_after: Option<Instant>,
     pub hot_removes: Vec<HotRemoveReport>,
 }
 
@@ -142,7 +146,23 @@ impl<'e, 'q> Control<'e, 'q> {
                 .collect(),
             pending: Vec::new(),
             leftover: Vec::new(),
+            dma_enabled: true,
+            retry_after: None,
             hot_removes: Vec::new(),
+        }
+    }
+
+    /// Declares that the workers have no copy stage (`--copy none`): they never poll their
+    /// slots, so DMA channels cannot be added, removed or faulted.
+    pub fn set_dma_enabled(&mut self, on: bool) {
+        self.dma_enabled = on;
+    }
+
+    fn need_dma(&self) -> Result<(), String> {
+        if self.dma_enabled {
+            Ok(())
+        } else {
+            Err("no copy stage (--copy none): there are no DMA channels to manage".into())
         }
     }
 
@@ -232,6 +252,10 @@ impl<'e, 'q> Control<'e, 'q> {
     /// Periodic work: a worker that retired a stalled channel gets it removed.
     pub fn tick(&mut self) {
         self.collect();
+        if self.retry_after.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.retry_after = None;
         let stalled: Vec<String> = self
             .pending
             .iter()
@@ -245,13 +269,15 @@ impl<'e, 'q> Control<'e, 'q> {
             .collect();
         for name in stalled {
             if let Err(e) = self.remove(&name) {
-                eprintln!("control: removing stalled DMA channel {name}: {e}");
+                eprintln!("control: removing stalled DMA channel {name}: {e} (retrying in 1 s)");
+                self.retry_after = Some(Instant::now() + Duration::from_secs(1));
             }
         }
     }
 
     /// Hot-removes channel `name` (see the module docs).
     pub fn remove(&mut self, name: &str) -> Result<HotRemoveReport, String> {
+        self.need_dma()?;
         let t0 = Instant::now();
         let i = self.find(name)?;
         let id = self.channels[i].id;
@@ -312,6 +338,7 @@ impl<'e, 'q> Control<'e, 'q> {
     /// Hot-adds a DMA device: `NAME[,ARGS]`, for example `dma_skeleton1,lcore=0` (a vdev) or
     /// `0000:00:04.1` (a PCI device bound to vfio-pci).
     pub fn add(&mut self, devargs: &str) -> Result<Value, String> {
+        self.need_dma()?;
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
         let name = name.trim();
         if name.is_empty() {
@@ -341,14 +368,19 @@ impl<'e, 'q> Control<'e, 'q> {
             .map(|w| (self.qsbr.assignment(w).len(), w))
             .filter(|&(n, _)| n < MAX_CHANNELS)
             .min();
+        let mut confirm = Ok(());
         let state = match target {
             Some((_, w)) => {
                 let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
                 chans.push(id);
                 let g = self.qsbr.publish(w, &chans);
-                self.qsbr
+                // Published: whatever the wait says, the worker may use the device from now on,
+                // so it is registered as active (and only ever removed through the protocol).
+                confirm = self
+                    .qsbr
                     .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
-                    .map_err(|e| e.to_string())?;
+                    .map(|_| ())
+                    .map_err(|e| format!("{name} is published, but not yet confirmed: {e}"));
                 ChannelState::Active(w)
             }
             None => ChannelState::Standby,
@@ -361,6 +393,7 @@ impl<'e, 'q> Control<'e, 'q> {
             last_stats: DmaStats::default(),
             stalled: false,
         });
+        confirm?;
         Ok(match state {
             ChannelState::Active(w) => json!({ "added": name, "state": "active", "worker": w }),
             _ => json!({ "added": name, "state": "standby" }),
@@ -370,6 +403,7 @@ impl<'e, 'q> Control<'e, 'q> {
     /// `dma fault NAME stall|none`: makes a channel's completions stop arriving (or resume),
     /// for surprise-removal drills. Only with fault injection enabled.
     pub fn fault(&mut self, name: &str, fault: &str) -> Result<Value, String> {
+        self.need_dma()?;
         if !self.allow_faults {
             return Err(
                 "fault injection is disabled: start l2fwd with --allow-fault-injection".into(),
@@ -391,17 +425,25 @@ impl<'e, 'q> Control<'e, 'q> {
     /// was quarantined, then close them. Returns the channel reports.
     pub fn shutdown(mut self) -> Vec<DmaChannelReport> {
         self.collect();
+        let mut all_stopped = true;
         for c in &mut self.channels {
             if let Some(d) = c.dev.as_mut() {
                 c.last_stats = d.stats().unwrap_or_default();
-                let _ = d.stop();
+                all_stopped &= d.stop().is_ok();
             }
         }
         for (_, r) in self.pending.drain(..) {
             self.leftover.extend(r.quarantine);
         }
-        // Every engine is stopped: the quarantined buffers can go back to the pool.
-        self.leftover.clear();
+        if all_stopped {
+            // Every engine is stopped: the quarantined buffers can go back to the pool.
+            self.leftover.clear();
+        } else {
+            // Some engine may still be running: never hand its buffers out again.
+            for m in self.leftover.drain(..) {
+                let _ = m.into_raw();
+            }
+        }
         let reports = self.channel_reports();
         for c in &mut self.channels {
             drop(c.dev.take()); // rte_dma_close

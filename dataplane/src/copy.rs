@@ -194,6 +194,8 @@ pub struct RetiredLane<E> {
     pub recopied: u64,
     /// The engine stopped completing (surprise removal), as opposed to a clean drain.
     pub stalled: bool,
+    /// Destination buffers this engine may still write: free them only once it is stopped.
+    pub quarantine: Vec<Mbuf>,
 }
 
 impl<E> Lane<E> {
@@ -319,6 +321,7 @@ impl<E: DmaEngine> CopyStage<E> {
                     drained: lane.drained,
                     recopied: 0,
                     stalled: false,
+                    quarantine: Vec::new(),
                 });
             } else {
                 l += 1;
@@ -628,10 +631,19 @@ impl<E: DmaEngine> CopyStage<E> {
         recopied
     }
 
+    /// Whether some lane has held copies without completing any for `timeout` cycles: a few
+    /// compares, cheap enough for every loop iteration.
+    #[inline]
+    pub fn has_stalled(&self, now: u64, timeout: u64) -> bool {
+        self.lanes
+            .iter()
+            .any(|l| l.in_flight() > 0 && now.wrapping_sub(l.last_progress) > timeout)
+    }
+
     /// Retires every lane that has held copies without completing any for `timeout` cycles
     /// (surprise removal, hung engine): its copies are re-done by the CPU
-    /// ([`Self::abandon_lane`]) and its engine is returned, to be stopped before the
-    /// quarantined buffers are freed. The other lanes keep working.
+    /// ([`Self::abandon_lane`]) and it is returned with its engine and its own quarantine, to
+    /// be freed only after that engine is stopped. The other lanes keep working.
     pub fn retire_stalled(
         &mut self,
         now: u64,
@@ -639,14 +651,14 @@ impl<E: DmaEngine> CopyStage<E> {
         pool: &Mempool<'_>,
         stats: &LcoreStats,
         rx_port_of: &impl Fn(usize) -> u16,
-        quarantine: &mut Vec<Mbuf>,
     ) -> Vec<RetiredLane<E>> {
         let mut retired = Vec::new();
         let mut l = 0;
         while l < self.lanes.len() {
             let lane = &self.lanes[l];
             if lane.in_flight() > 0 && now.wrapping_sub(lane.last_progress) > timeout {
-                let recopied = self.abandon_lane(l, pool, stats, rx_port_of, quarantine);
+                let mut quarantine = Vec::new();
+                let recopied = self.abandon_lane(l, pool, stats, rx_port_of, &mut quarantine);
                 let lane = self.lanes.remove(l);
                 retired.push(RetiredLane {
                     engine: lane.engine,
@@ -654,6 +666,7 @@ impl<E: DmaEngine> CopyStage<E> {
                     drained: lane.drained,
                     recopied: recopied as u64,
                     stalled: true,
+                    quarantine,
                 });
             } else {
                 l += 1;

@@ -259,8 +259,9 @@ impl CopyWorker<'_, '_> {
             self.stage.submit();
             if self.stage.engines() > 0 {
                 let now = pmd::rdtsc();
-                let completed = self.stage.poll(self.stats, now);
-                if completed == 0 && self.stage.in_dma() > 0 {
+                self.stage.poll(self.stats, now);
+                // Per lane: a stalled lane is retired even while another lane completes.
+                if self.stage.has_stalled(now, self.dma_timeout_cycles) {
                     self.retire_stalled(now, &mut dead);
                 }
                 if let Some(g) = to_adopt {
@@ -342,15 +343,11 @@ impl CopyWorker<'_, '_> {
     #[cold]
     fn retire_stalled(&mut self, now: u64, dead: &mut Vec<ChannelId>) {
         let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
-        let mut quarantine = Vec::new();
-        let lanes = self.stage.retire_stalled(
-            now,
-            self.dma_timeout_cycles,
-            self.pool,
-            self.stats,
-            &|s| ports[s],
-            &mut quarantine,
-        );
+        let lanes =
+            self.stage
+                .retire_stalled(now, self.dma_timeout_cycles, self.pool, self.stats, &|s| {
+                    ports[s]
+                });
         for lane in lanes {
             dead.push(lane.id as ChannelId);
             self.control.retired.push(Retired {
@@ -358,8 +355,8 @@ impl CopyWorker<'_, '_> {
                 drained: lane.drained,
                 recopied: lane.recopied,
                 stalled: true,
-                // All of this stall's abandoned buffers travel with its first lane.
-                quarantine: std::mem::take(&mut quarantine),
+                // Each lane's own buffers: freed once its own engine is stopped.
+                quarantine: lane.quarantine,
             });
         }
     }
@@ -370,7 +367,8 @@ impl CopyWorker<'_, '_> {
         while self.stage.held() > 0 {
             self.stage.submit();
             let now = pmd::rdtsc();
-            if self.stage.poll(self.stats, now) == 0 && self.stage.in_dma() > 0 {
+            self.stage.poll(self.stats, now);
+            if self.stage.has_stalled(now, self.dma_timeout_cycles) {
                 self.retire_stalled(now, dead);
             }
             for (i, rule) in self.rules.iter_mut().enumerate() {

@@ -444,7 +444,10 @@ fn only_the_stalled_lane_is_retired() {
         now += 10;
         stage.poll(&stats, now);
         if round == 20 {
-            retired = stage.retire_stalled(now, 100, pool, &stats, &|s| s as u16, &mut quarantine);
+            retired = stage.retire_stalled(now, 100, pool, &stats, &|s| s as u16);
+            for r in &mut retired {
+                quarantine.append(&mut r.quarantine);
+            }
         }
         for &s in &streams {
             while stage.take_ready(s, &mut out) > 0 {

@@ -254,7 +254,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let retired: Vec<SegQueue<Retired>> = (0..nb_workers).map(|_| SegQueue::new()).collect();
     let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
     let copybreak: Vec<AtomicU32> = (0..nb_workers).map(|_| AtomicU32::new(0)).collect();
-    let control = Control::new(
+    let mut control = Control::new(
         eal,
         &qsbr,
         &retired,
@@ -265,6 +265,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         opts.grace_timeout,
         DMA_RING,
     );
+    control.set_dma_enabled(opts.copy != CopyMode::None);
 
     let stats: Vec<LcoreStats> = forwarding_lcores
         .iter()
