@@ -12,7 +12,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,6 +20,9 @@ use std::time::Duration;
 
 /// Longest request line accepted, newline included.
 pub const MAX_LINE: usize = 4096;
+
+/// Most connections served at once; more are told so and closed.
+pub const MAX_CONNECTIONS: usize = 16;
 
 /// A request and where its answer goes.
 pub struct Envelope {
@@ -86,15 +89,30 @@ impl Drop for CtlServer {
 }
 
 fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Envelope>, stop: &AtomicBool) {
+    let open = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
-            Ok((conn, _)) => {
-                let tx = tx.clone();
-                let _ = std::thread::Builder::new()
+            Ok((mut conn, _)) => {
+                // Control path: connection bookkeeping, not the data plane.
+                if open.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    let _ = conn.set_nonblocking(false);
+                    let _ = reply(
+                        &mut conn,
+                        json!({"ok": false, "error": format!("too many connections (at most {MAX_CONNECTIONS})")}),
+                    );
+                    continue;
+                }
+                let (tx, mine) = (tx.clone(), Arc::clone(&open));
+                let spawned = std::thread::Builder::new()
                     .name("ctlsock-conn".into())
                     .spawn(move || {
                         let _ = serve(conn, tx);
+                        mine.fetch_sub(1, Ordering::Relaxed);
                     });
+                if spawned.is_err() {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -112,8 +130,10 @@ fn reply(out: &mut UnixStream, v: Value) -> io::Result<()> {
 
 fn serve(conn: UnixStream, tx: mpsc::Sender<Envelope>) -> io::Result<()> {
     conn.set_nonblocking(false)?;
-    // An idle client is dropped after a while rather than holding a thread forever.
+    // An idle client, or one that does not read its answers, is dropped after a while rather
+    // than holding a thread forever.
     conn.set_read_timeout(Some(Duration::from_secs(300)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut out = conn.try_clone()?;
     let mut input = BufReader::new(conn);
     loop {
