@@ -68,17 +68,6 @@ impl std::str::FromStr for CopyMode {
     }
 }
 
-impl CopyMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            CopyMode::None => "none",
-            CopyMode::Cpu => "cpu",
-            CopyMode::Dma => "dma",
-            CopyMode::Auto => "auto",
-        }
-    }
-}
-
 /// A DMA engine as the copy stage drives it: [`pmd::DmaChannel`] in the apps, and pure-Rust
 /// doubles (failing, stalling, ring-starved) in tests.
 pub trait DmaEngine {
@@ -354,10 +343,6 @@ impl<E: DmaEngine> CopyStage<E> {
         self.streams.len() - 1
     }
 
-    pub fn mode(&self) -> CopyMode {
-        self.mode
-    }
-
     pub fn copybreak(&self) -> usize {
         self.copybreak
     }
@@ -369,11 +354,6 @@ impl<E: DmaEngine> CopyStage<E> {
     /// DMA channels the stage drives.
     pub fn engines(&self) -> usize {
         self.lanes.len()
-    }
-
-    /// Lanes taking new copies.
-    pub fn active_engines(&self) -> usize {
-        self.active.len()
     }
 
     /// Packets stream `s` can still take (receive no more than this: back-pressure, not drops).
@@ -421,6 +401,14 @@ impl<E: DmaEngine> CopyStage<E> {
         };
         let dma_allowed =
             matches!(self.mode, CopyMode::Dma | CopyMode::Auto) && lane_idx != usize::MAX;
+        // Descriptors this burst may still put on its lane: the ring's free room (asked of the
+        // device once per burst, not per packet) within LANE_DEPTH outstanding.
+        let mut dma_room = if dma_allowed {
+            let lane = &self.lanes[lane_idx];
+            (lane.engine.capacity() as u32).min(LANE_DEPTH.saturating_sub(lane.in_flight()))
+        } else {
+            0
+        };
         for (src, copy) in burst.drain().zip(copies.iter_mut()) {
             let len = src.len();
             if len < ETHER_HDR_LEN || src.nb_segs() != 1 {
@@ -438,11 +426,7 @@ impl<E: DmaEngine> CopyStage<E> {
             }
             let stream = &mut self.streams[s];
             let seq = stream.tail;
-            let to_dma = dma_allowed
-                && len >= self.copybreak
-                && len > HEADER_BYTES
-                && self.lanes[lane_idx].in_flight() < LANE_DEPTH
-                && self.lanes[lane_idx].engine.capacity() > 0;
+            let to_dma = dma_room > 0 && len >= self.copybreak && len > HEADER_BYTES;
             let slot = &mut stream.slots[(seq & stream.mask) as usize];
             slot.in_dma = false;
             if to_dma {
@@ -459,11 +443,13 @@ impl<E: DmaEngine> CopyStage<E> {
                     lane.tags[(t & lane.mask) as usize] = ((s as u64) << 32) | seq as u64;
                     lane.tail = t.wrapping_add(1);
                     lane.unsubmitted += 1;
+                    dma_room -= 1;
                     slot.in_dma = true;
                     slot.src = Some(src);
                     dma += 1;
                 } else {
-                    // Ring full after all: finish the copy on the CPU.
+                    // Ring full after all: finish the copy on the CPU, and ask no more this burst.
+                    dma_room = 0;
                     dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
                     cpu += 1;
                     done.push(src);

@@ -172,22 +172,6 @@ impl Mbuf {
         }
     }
 
-    /// Hints the CPU to pull the first cache line of the packet data into L1 (DPDK's
-    /// `rte_prefetch0(rte_pktmbuf_mtod(m, void *))`), ahead of touching the headers.
-    #[inline(always)]
-    pub fn prefetch_data(&self) {
-        let m = self.raw();
-        let p = (m.buf_addr as *const u8).wrapping_add(m.data_off as usize);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint: it never faults and has no effect on memory contents,
-        // whatever the address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
-    }
-
     /// The packet data, writable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
