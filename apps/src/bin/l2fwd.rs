@@ -411,15 +411,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     drop(server);
     let elapsed = started.elapsed().as_secs_f64();
 
-    let totals: Vec<PortSummary> = ports
-        .iter()
-        .map(|p| PortSummary {
-            id: p.id(),
-            name: p.name().to_owned(),
-            mac: p.mac_addr().map(|m| m.to_string()).unwrap_or_default(),
-            totals: port_totals(&stats, p.id()),
-        })
-        .collect();
+    let totals = PortSummary::of(&ports, &stats);
     println!("\nStopping: forwarded for {elapsed:.2} s");
     for mut p in ports.drain(..) {
         p.stop()
@@ -461,6 +453,21 @@ struct PortSummary {
     totals: PortTotals,
 }
 
+impl PortSummary {
+    /// Every port's identity and counters summed over the lcores, now.
+    fn of(ports: &[Port], stats: &[LcoreStats]) -> Vec<PortSummary> {
+        ports
+            .iter()
+            .map(|p| PortSummary {
+                id: p.id(),
+                name: p.name().to_owned(),
+                mac: p.mac_addr().map(|m| m.to_string()).unwrap_or_default(),
+                totals: port_totals(stats, p.id()),
+            })
+            .collect()
+    }
+}
+
 /// What the control loop reads.
 struct MonitorCtx<'a> {
     opts: &'a Options,
@@ -485,16 +492,7 @@ fn monitor<'e, 'q>(
     let mut last: Vec<PortTotals> = ctx.ports.iter().map(|_| PortTotals::default()).collect();
     let mut last_t = ctx.started;
     let stats_json = |c: &Control| -> serde_json::Value {
-        let totals: Vec<PortSummary> = ctx
-            .ports
-            .iter()
-            .map(|p| PortSummary {
-                id: p.id(),
-                name: p.name().to_owned(),
-                mac: p.mac_addr().map(|m| m.to_string()).unwrap_or_default(),
-                totals: port_totals(ctx.stats, p.id()),
-            })
-            .collect();
+        let totals = PortSummary::of(ctx.ports, ctx.stats);
         let mut r = build_report(&totals, ctx.stats, 0, ctx.started.elapsed().as_secs_f64());
         r.dma_channels = c.channel_reports();
         r.hot_removes = c.hot_removes.clone();

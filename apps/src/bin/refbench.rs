@@ -26,6 +26,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Runs `$run::<S>($args...)` with `S` the scheme type named `$name`: one monomorphised copy
+/// per scheme, chosen once per measurement, so the measured loop has no branch on the scheme.
+macro_rules! with_scheme {
+    ($name:expr, $run:ident ( $($arg:expr),* )) => {
+        match $name {
+            "none" => $run::<Unprotected>($($arg),*),
+            "atomic" => $run::<AtomicRef>($($arg),*),
+            "percpu" => $run::<PerCpu>($($arg),*),
+            "qsbr" => $run::<Qsbr>($($arg),*),
+            "rte_qsbr" => $run::<RteQsbr>($($arg),*),
+            "crossbeam_epoch" => $run::<Epoch>($($arg),*),
+            _ => $run::<ArcSwapScheme>($($arg),*),
+        }
+    };
+}
+
 const ALL: [&str; 7] = [
     "none",
     "atomic",
@@ -172,15 +188,7 @@ fn run() -> Result<()> {
             let mut samples: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); schemes.len()];
             for _ in 0..cli.rounds {
                 for (i, s) in schemes.iter().enumerate() {
-                    let r = match s.as_str() {
-                        "none" => micro::<Unprotected>(n, &cores, dur, interval),
-                        "atomic" => micro::<AtomicRef>(n, &cores, dur, interval),
-                        "percpu" => micro::<PerCpu>(n, &cores, dur, interval),
-                        "qsbr" => micro::<Qsbr>(n, &cores, dur, interval),
-                        "rte_qsbr" => micro::<RteQsbr>(n, &cores, dur, interval),
-                        "crossbeam_epoch" => micro::<Epoch>(n, &cores, dur, interval),
-                        _ => micro::<ArcSwapScheme>(n, &cores, dur, interval),
-                    };
+                    let r = with_scheme!(s.as_str(), micro(n, &cores, dur, interval));
                     eprintln!(
                         "  micro {s:<16} lcores {n}: {:>8.3} ns/touch",
                         r.ns_per_touch(n)
@@ -329,23 +337,10 @@ fn forwarding(
     let mut out = vec![Vec::new(); schemes.len()];
     for _ in 0..rounds {
         for (i, s) in schemes.iter().enumerate() {
-            let r = match s.as_str() {
-                "none" => {
-                    fwd_once::<Unprotected>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?
-                }
-                "atomic" => {
-                    fwd_once::<AtomicRef>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?
-                }
-                "percpu" => fwd_once::<PerCpu>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?,
-                "qsbr" => fwd_once::<Qsbr>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?,
-                "rte_qsbr" => {
-                    fwd_once::<RteQsbr>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?
-                }
-                "crossbeam_epoch" => {
-                    fwd_once::<Epoch>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?
-                }
-                _ => fwd_once::<ArcSwapScheme>(eal, worker, &mut rx, &mut tx, mac1, dur, interval)?,
-            };
+            let r = with_scheme!(
+                s.as_str(),
+                fwd_once(eal, worker, &mut rx, &mut tx, mac1, dur, interval)
+            )?;
             eprintln!("  forwarding {s:<16}: {:>7.2} Mpps", r.0);
             out[i].push(r);
         }
