@@ -9,6 +9,7 @@
 # Rate = median of the per-second TX rates, first second skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. apps/scripts/bench-lib.sh
 ROUNDS=${1:-3}
 SECS=${2:-6}
 SIZES=${3:-"64 1500"}
@@ -17,29 +18,13 @@ mkdir -p "$OUT"
 
 cargo build --release -q
 ours=./target/release/l2fwd
-peer_dir=target/dpdk-examples/dma
-if [ ! -x "$peer_dir/build/dmafwd" ]; then
-    [ -d /usr/share/dpdk/examples/dma ] || { echo "install dpdk-doc (apps/scripts/deps.sh)" >&2; exit 1; }
-    rm -rf "$peer_dir"; mkdir -p "$(dirname "$peer_dir")"
-    cp -r /usr/share/dpdk/examples/dma "$peer_dir"
-    make -s -C "$peer_dir" >/dev/null
-fi
-peer=$peer_dir/build/dmafwd
+peer=$(build_example dma dmafwd)
 
 eal() { echo "-l 0-1 --no-huge --no-pci -m 1024 --log-level=warning --vdev=net_null0,size=$1 --vdev=net_null1,size=$1 --vdev=dma_skeleton0,lcore=0 --vdev=dma_skeleton1,lcore=0"; }
 
-# Per-second rates in Mpps -> median, skipping the first.
-median_skip1() {
-    awk 'NR > 1 { v[n++] = $1 } END {
-        if (n == 0) { print "nan"; exit }
-        for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-        printf "%.3f\n", (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2 }'
-}
-# ours: cumulative "Total packets sent:" every second -> differences.
-ours_rate() { grep -a "Total packets sent:" "$1" | awk '{ if (NR > 1) printf "%.6f\n", ($4 - p) / 1e6; p = $4 }' | median_skip1; }
-# dmafwd: "Total packets Tx: N [pkt/s]" every second.
+ours_rate() { rates_from_totals "$1" | median_skip1; }
+# dmafwd prints "Total packets Tx: N [pkt/s]" every second.
 peer_rate() { grep -a "Total packets Tx:" "$1" | awk '{ printf "%.6f\n", $4 / 1e6 }' | median_skip1; }
-median() { sort -g | awk '{v[NR]=$1} END { printf "%.3f\n", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 run_ours() { # size mode tag

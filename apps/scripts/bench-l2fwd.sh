@@ -7,6 +7,7 @@
 # second with -T 1), skipping the first second (warm-up).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. apps/scripts/bench-lib.sh
 ROUNDS=${1:-3}
 SECONDS_PER_RUN=${2:-6}
 OUT=bench-out
@@ -16,32 +17,13 @@ cargo build --release -q
 ours=./target/release/l2fwd
 
 # DPDK's l2fwd, built from the dpdk-doc package's examples.
-peer_dir=target/dpdk-examples/l2fwd
-if [ ! -x "$peer_dir/build/l2fwd" ]; then
-    [ -d /usr/share/dpdk/examples/l2fwd ] || { echo "install dpdk-doc (apps/scripts/deps.sh)" >&2; exit 1; }
-    rm -rf "$peer_dir"; mkdir -p "$(dirname "$peer_dir")"
-    cp -r /usr/share/dpdk/examples/l2fwd "$peer_dir"
-    make -s -C "$peer_dir" >/dev/null
-fi
-peer=$peer_dir/build/l2fwd
+peer=$(build_example l2fwd l2fwd)
 
 # Same EAL setup for both: two net_null ports, no hugepages, forwarding on CPU 1 alone.
 eal=(--no-huge --no-pci -m 512 --vdev=net_null0 --vdev=net_null1 --log-level=warning)
 
-# Median per-second rate (Mpps) from "Total packets sent:" lines on stdin.
-rate() {
-    grep -a "Total packets sent:" | awk '{print $4}' | awk '
-        NR > 1 { d[n++] = ($1 - prev) / 1e6 } { prev = $1 }
-        END {
-            if (n < 2) { print "nan"; exit }
-            # drop the first interval (warm-up), then median
-            for (i = 1; i < n; i++) v[i-1] = d[i]; m = n - 1
-            for (i = 0; i < m; i++) for (j = i + 1; j < m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-            printf "%.3f\n", (m % 2) ? v[int(m/2)] : (v[m/2-1] + v[m/2]) / 2
-        }'
-}
-
-median() { sort -g | awk '{v[NR]=$1} END { printf "%.3f\n", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2 }'; }
+# Median per-second rate (Mpps) of a log, first second skipped.
+rate() { rates_from_totals "$1" | median_skip1; }
 
 : > "$OUT/l2fwd-ratios.txt"
 printf "%-6s %12s %12s %8s\n" round "ours Mpps" "dpdk Mpps" ratio
@@ -49,11 +31,11 @@ for r in $(seq 1 "$ROUNDS"); do
     # Ours: the main lcore prints stats, lcore 1 forwards both ports.
     "$ours" -l 0-1 "${eal[@]}" --file-prefix=bench-ours -- -p 0x3 -T 1 --duration "$SECONDS_PER_RUN" \
         > "$OUT/ours-$r.txt" 2>&1
-    o=$(rate < "$OUT/ours-$r.txt")
+    o=$(rate "$OUT/ours-$r.txt")
     # DPDK's: -l 1 -q 2 puts both ports on its one lcore (CPU 1), which also runs its stats timer.
     timeout -s INT "$SECONDS_PER_RUN" "$peer" -l 1 "${eal[@]}" --file-prefix=bench-dpdk -- -p 0x3 -T 1 -q 2 \
         > "$OUT/dpdk-$r.txt" 2>&1 || true
-    d=$(rate < "$OUT/dpdk-$r.txt")
+    d=$(rate "$OUT/dpdk-$r.txt")
     ratio=$(awk -v a="$o" -v b="$d" 'BEGIN { printf "%.3f", a / b }')
     echo "$ratio" >> "$OUT/l2fwd-ratios.txt"
     printf "%-6s %12s %12s %8s\n" "$r" "$o" "$d" "$ratio"
