@@ -15,11 +15,12 @@
 //! Addition (`dpctl dma add DEVARGS`): probe the device on its bus, configure and start it,
 //! publish it to the worker with the fewest channels.
 
+use crate::dma::Quarantine;
 use crate::fwd::Retired;
 use crate::qsbr::{channel_id, ChannelId, Qsbr, MAX_CHANNELS};
 use crate::report::{DmaChannelReport, HotRemoveReport};
 use crossbeam_queue::SegQueue;
-use pmd::{DmaDev, DmaStats, Eal, Mbuf};
+use pmd::{bus_device_of, DmaDev, DmaStats, Eal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -69,10 +70,10 @@ struct Channel<'e> {
 }
 
 /// The control thread's state.
-pub struct Control<'e, 'q> {
+pub struct Control<'e, 'q, 'p> {
     eal: &'e Eal,
     qsbr: &'q Qsbr,
-    retired: &'q [SegQueue<Retired>],
+    retired: &'q [SegQueue<Retired<'p>>],
     faults: &'q [AtomicBool],
     copybreak: &'q [AtomicU32],
     allow_faults: bool,
@@ -80,9 +81,9 @@ pub struct Control<'e, 'q> {
     nb_desc: u16,
     channels: Vec<Channel<'e>>,
     /// Retired lanes reported by workers and not yet settled.
-    pending: Vec<(usize, Retired)>,
-    /// Buffers to free once every device is stopped (at shutdown).
-    leftover: Vec<Mbuf>,
+    pending: Vec<(usize, Retired<'p>)>,
+    /// Buffers whose device did not stop: freed at shutdown if it stops then, leaked otherwise.
+    leftover: Vec<Quarantine<'p>>,
     /// The workers follow their slots (a copy stage); without one there is nothing to manage.
     dma_enabled: bool,
     /// After a failed automatic removal, when to try again.
@@ -90,7 +91,7 @@ pub struct Control<'e, 'q> {
     pub hot_removes: Vec<HotRemoveReport>,
 }
 
-impl<'e, 'q> Control<'e, 'q> {
+impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// Takes `devs` (already started) and deals them to the workers, at most
     /// [`MAX_CHANNELS`] each, round-robin; the rest are on standby. Returns the control state
     /// and the initial channels of each worker, for [`Qsbr::new`].
@@ -116,7 +117,7 @@ impl<'e, 'q> Control<'e, 'q> {
     pub fn new(
         eal: &'e Eal,
         qsbr: &'q Qsbr,
-        retired: &'q [SegQueue<Retired>],
+        retired: &'q [SegQueue<Retired<'p>>],
         faults: &'q [AtomicBool],
         copybreak: &'q [AtomicU32],
         devs: Vec<(DmaDev<'e>, ChannelState)>,
@@ -296,28 +297,45 @@ impl<'e, 'q> Control<'e, 'q> {
         // Quiescent: the worker handed the lane back before adopting.
         self.collect();
         let (mut drained, mut recopied, mut stalled) = (0, 0, false);
-        let mut quarantine = Vec::new();
-        self.pending.retain_mut(|(_, r)| {
-            if r.channel != id {
-                return true;
+        let mut quarantines = Vec::new();
+        let mut k = 0;
+        while k < self.pending.len() {
+            if self.pending[k].1.channel != id {
+                k += 1;
+                continue;
             }
+            let (_, r) = self.pending.remove(k);
             drained += r.drained;
             recopied += r.recopied;
             stalled |= r.stalled;
-            quarantine.append(&mut r.quarantine);
-            false
-        });
+            quarantines.push(r.quarantine);
+        }
         let c = &mut self.channels[i];
-        let mut dev = c.dev.take().expect("a channel not removed has its device");
+        let mut dev = c
+            .dev
+            .take()
+            .ok_or_else(|| format!("DMA channel {name} has no device (a failed removal)"))?;
         c.last_stats = dev.stats().unwrap_or_default();
-        dev.stop()
-            .map_err(|e| format!("rte_dma_stop on {name}: {e}"))?;
+        if let Err(e) = dev.stop() {
+            // The engine may still write the quarantined buffers: keep them (a leak, never a
+            // free), and the device, for a later try.
+            c.dev = Some(dev);
+            self.leftover.extend(quarantines);
+            return Err(format!("rte_dma_stop on {name}: {e}"));
+        }
         // The engine is stopped: nothing can write the quarantined buffers any more.
-        drop(quarantine);
-        let (bus, dev_name) = bus_of(name);
+        for q in quarantines {
+            if let Err(q) = q.release(&dev) {
+                self.leftover.push(q);
+            }
+        }
+        let (bus, _) = bus_device_of(name);
         // rte_dma_close and rte_dev_remove: the driver's remove releases the dmadev. A device
         // already gone from its bus (a device event) is still closed.
-        let unplug = dev.unplug(self.eal, bus, dev_name);
+        let unplug = dev.unplug(self.eal).map_err(|(dev, e)| {
+            drop(dev); // stopped: rte_dma_close
+            e
+        });
         c.state = ChannelState::Removed;
         c.stalled = stalled;
         // Relaxed: the switch belongs to a device id that may be reused by a later add.
@@ -351,16 +369,11 @@ impl<'e, 'q> Control<'e, 'q> {
         {
             return Err(format!("DMA channel {name} is already in use"));
         }
-        let (bus, dev_name) = bus_of(name);
+        let (bus, dev_name) = bus_device_of(name);
         pmd::hotplug_add(self.eal, bus, dev_name, args)
             .map_err(|e| format!("cannot probe {devargs:?} on bus {bus}: {e}"))?;
-        let dev = match DmaDev::open(self.eal, name, self.nb_desc) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = pmd::hotplug_remove(self.eal, bus, dev_name);
-                return Err(format!("{name} is not a usable DMA device: {e}"));
-            }
-        };
+        let dev = DmaDev::open(self.eal, name, self.nb_desc)
+            .map_err(|e| format!("{name} is not a usable DMA device: {e}"))?;
         let id = channel_id(dev.id(), 0);
         // Relaxed: the fault switch of a fresh device starts off.
         self.faults[dev.id() as usize % self.faults.len()].store(false, Ordering::Relaxed);
@@ -432,16 +445,20 @@ impl<'e, 'q> Control<'e, 'q> {
                 all_stopped &= d.stop().is_ok();
             }
         }
+        let _ = all_stopped;
         for (_, r) in self.pending.drain(..) {
-            self.leftover.extend(r.quarantine);
+            self.leftover.push(r.quarantine);
         }
-        if all_stopped {
-            // Every engine is stopped: the quarantined buffers can go back to the pool.
-            self.leftover.clear();
-        } else {
-            // Some engine may still be running: never hand its buffers out again.
-            for m in self.leftover.drain(..) {
-                let _ = m.into_raw();
+        // Each quarantine goes back to the pool only if its own device is stopped; the rest
+        // leak when dropped (an engine that may still run never gets its buffers handed out).
+        for q in self.leftover.drain(..) {
+            let dev = self
+                .channels
+                .iter()
+                .filter_map(|c| c.dev.as_ref())
+                .find(|d| Some(d.id()) == q.dev_id());
+            if let Some(d) = dev {
+                let _ = q.release(d);
             }
         }
         let reports = self.channel_reports();
@@ -449,24 +466,6 @@ impl<'e, 'q> Control<'e, 'q> {
             drop(c.dev.take()); // rte_dma_close
         }
         reports
-    }
-}
-
-/// The bus and device name of a DMA device name: PCI addresses (`0000:00:04.0`, with an
-/// optional `-qN` queue suffix as idxd names its queues) live on the `pci` bus, the rest are
-/// vdevs.
-fn bus_of(name: &str) -> (&'static str, &str) {
-    let base = name.split('-').next().unwrap_or(name);
-    let is_pci = base.len() >= 7
-        && base
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        && base.contains(':')
-        && base.contains('.');
-    if is_pci {
-        ("pci", base)
-    } else {
-        ("vdev", name)
     }
 }
 
@@ -499,12 +498,5 @@ mod tests {
         ] {
             assert!(p(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn buses() {
-        assert_eq!(bus_of("dma_skeleton1"), ("vdev", "dma_skeleton1"));
-        assert_eq!(bus_of("0000:00:04.0"), ("pci", "0000:00:04.0"));
-        assert_eq!(bus_of("0000:6a:01.0-q1"), ("pci", "0000:6a:01.0"));
     }
 }

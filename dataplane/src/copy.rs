@@ -30,9 +30,11 @@
 //! stage touches only its own memory and the mbufs; per burst it makes one submit and one
 //! completion poll.
 
+pub use crate::dma::DmaEngine;
+use crate::dma::{InFlight, Quarantine};
 use crate::fwd::rewrite_macs;
 use crate::stats::{DropReason, LcoreStats};
-use pmd::{Burst, DmaChannel, FreeBatch, MacAddr, Mbuf, Mempool, MAX_BURST};
+use pmd::{Burst, FreeBatch, MacAddr, Mbuf, Mempool, MAX_BURST};
 
 /// Bytes the CPU copies itself on the DMA path: the Ethernet, IP and L4 headers it may rewrite.
 pub const HEADER_BYTES: usize = 64;
@@ -68,72 +70,19 @@ impl std::str::FromStr for CopyMode {
     }
 }
 
-/// A DMA engine as the copy stage drives it: [`pmd::DmaChannel`] in the apps, and pure-Rust
-/// doubles (failing, stalling, ring-starved) in tests.
-pub trait DmaEngine {
-    /// Copy descriptors that can be written now.
-    fn capacity(&self) -> u16;
-    /// Writes a descriptor copying `src.data()[offset..]` to `dst.data_mut()[offset..]`
-    /// (`dst` already has `src`'s length). False when the ring is full.
-    fn enqueue(&mut self, src: &Mbuf, dst: &mut Mbuf, offset: usize) -> bool;
-    /// Starts the descriptors written since the last submit.
-    fn submit(&mut self);
-    /// Reports up to `status.len()` finished descriptors in enqueue order, writing each one's
-    /// status (0 = success) into `status`; returns how many.
-    fn poll(&mut self, status: &mut [u32]) -> usize;
-}
-
-impl DmaEngine for DmaChannel<'_> {
-    #[inline]
-    fn capacity(&self) -> u16 {
-        self.burst_capacity()
-    }
-
-    #[inline]
-    fn enqueue(&mut self, src: &Mbuf, dst: &mut Mbuf, offset: usize) -> bool {
-        let len = (src.len() - offset) as u32;
-        self.copy(
-            src.data_iova() + offset as u64,
-            dst.data_iova() + offset as u64,
-            len,
-        )
-        .is_some()
-    }
-
-    #[inline]
-    fn submit(&mut self) {
-        DmaChannel::submit(self)
-    }
-
-    #[inline]
-    fn poll(&mut self, status: &mut [u32]) -> usize {
-        let max = status.len().min(u16::MAX as usize) as u16;
-        let c = self.completed(max);
-        let ok = c.count as usize;
-        status[..ok].fill(0);
-        if !c.has_error || ok == status.len() {
-            // No failure, or no room left to collect it: the next poll will.
-            return ok;
-        }
-        // The descriptor after the `ok` good ones failed: collect statuses from there on.
-        ok + self.completed_status(&mut status[ok..]) as usize
-    }
-}
-
 /// One packet between receive and transmit.
 #[derive(Default)]
-struct Slot {
-    /// The received mbuf, held until its copy is complete.
-    src: Option<Mbuf>,
-    /// The copy, transmitted once ready.
-    dst: Option<Mbuf>,
+struct Slot<'p> {
+    /// The copy, transmitted once ready. Empty while the copy is in DMA flight: the lane's
+    /// engine owns both buffers until then (see [`crate::dma`]).
+    dst: Option<Mbuf<'p>>,
     /// A DMA copy of the payload is outstanding.
     in_dma: bool,
 }
 
 /// A stream's FIFO of slots in receive order.
-struct Stream {
-    slots: Box<[Slot]>,
+struct Stream<'p> {
+    slots: Box<[Slot<'p>]>,
     mask: u32,
     /// Oldest slot (next to transmit).
     head: u32,
@@ -144,7 +93,7 @@ struct Stream {
     mac_updating: bool,
 }
 
-impl Stream {
+impl Stream<'_> {
     fn len(&self) -> u32 {
         self.tail.wrapping_sub(self.head)
     }
@@ -154,65 +103,59 @@ impl Stream {
 }
 
 /// One DMA channel of a worker with the copies outstanding on it.
-struct Lane<E> {
-    engine: E,
-    /// Per descriptor outstanding, in enqueue order: (stream << 32) | slot sequence number.
-    tags: Box<[u64]>,
-    mask: u32,
-    head: u32,
-    tail: u32,
+struct Lane<'p, E: DmaEngine> {
+    /// The engine and the copies in flight on it, tagged (stream << 32) | slot sequence number.
+    flight: InFlight<'p, E>,
     /// Descriptors written since the last submit.
     unsubmitted: u32,
     /// TSC of the lane's last completion, or of the last poll that found it idle.
     last_progress: u64,
-    /// The channel this lane drives, as the control thread names it.
-    id: u32,
+    /// The channel this lane drives, as the control thread names it (None: a bare engine).
+    id: Option<u32>,
     /// Takes no new copies; leaves once its outstanding ones completed (hot-remove).
     draining: bool,
     /// Copies completed while draining.
     drained: u64,
+    /// The engine reported completions it was never given: retire it like a stalled one.
+    faulted: bool,
 }
 
 /// A lane that left the stage: its engine and what happened to its copies.
-pub struct RetiredLane<E> {
-    pub engine: E,
-    pub id: u32,
+pub struct RetiredLane<'p, E> {
+    pub engine: Option<E>,
+    pub id: Option<u32>,
     /// Copies that completed after the lane started draining.
     pub drained: u64,
     /// Copies given up on and re-done by the CPU (a stalled engine).
     pub recopied: u64,
-    /// The engine stopped completing (surprise removal), as opposed to a clean drain.
+    /// The engine stopped completing (surprise removal) or misbehaved, as opposed to a clean
+    /// drain.
     pub stalled: bool,
-    /// Destination buffers this engine may still write: free them only once it is stopped.
-    pub quarantine: Vec<Mbuf>,
+    /// Destination buffers this engine may still write: freed only once it is stopped.
+    pub quarantine: Quarantine<'p>,
 }
 
-impl<E> Lane<E> {
+impl<E: DmaEngine> Lane<'_, E> {
     fn in_flight(&self) -> u32 {
-        self.tail.wrapping_sub(self.head)
+        self.flight.in_flight()
     }
 
-    fn pop_tag(&mut self) -> Option<u64> {
-        if self.head == self.tail {
-            return None;
-        }
-        let t = self.tags[(self.head & self.mask) as usize];
-        self.head = self.head.wrapping_add(1);
-        Some(t)
+    fn stalled(&self, now: u64, timeout: u64) -> bool {
+        self.faulted || (self.in_flight() > 0 && now.wrapping_sub(self.last_progress) > timeout)
     }
 }
 
 /// The copy stage of one worker. A worker may own several DMA channels (lanes); stream `s`
 /// uses lane `s % lanes`.
-pub struct CopyStage<E> {
+pub struct CopyStage<'p, E: DmaEngine> {
     mode: CopyMode,
     /// Packets of at least this many bytes go to DMA (when there is an engine with room).
     copybreak: usize,
-    lanes: Vec<Lane<E>>,
+    lanes: Vec<Lane<'p, E>>,
     /// Indices of the lanes that take new copies (not draining); stream `s` uses
     /// `active[s % active.len()]`.
     active: Vec<usize>,
-    streams: Vec<Stream>,
+    streams: Vec<Stream<'p>>,
 }
 
 /// Slots per stream: bounds the packets a stream holds between receive and transmit.
@@ -224,7 +167,7 @@ pub const STREAM_SLOTS: u32 = 1024;
 /// it, so a slow engine adds to the lcore's copy rate instead of capping it.
 pub const LANE_DEPTH: u32 = 512;
 
-impl<E: DmaEngine> CopyStage<E> {
+impl<'p, E: DmaEngine> CopyStage<'p, E> {
     /// A stage for `mode` with `engine` (if any). Streams are added with [`Self::add_stream`],
     /// more engines with [`Self::add_engine`].
     pub fn new(mode: CopyMode, copybreak: usize, engine: Option<E>) -> Self {
@@ -248,23 +191,24 @@ impl<E: DmaEngine> CopyStage<E> {
 
     /// Adds a DMA channel (a lane). Between bursts.
     pub fn add_engine(&mut self, engine: E) {
-        self.add_lane(engine, u32::MAX);
+        self.push_lane(engine, None);
     }
 
     /// Adds a DMA channel known to the control thread as `id`. Between bursts.
     pub fn add_lane(&mut self, engine: E, id: u32) {
+        self.push_lane(engine, Some(id));
+    }
+
+    fn push_lane(&mut self, engine: E, id: Option<u32>) {
         let cap = self.tag_capacity();
         self.lanes.push(Lane {
-            engine,
-            tags: vec![0u64; cap as usize].into_boxed_slice(),
-            mask: cap - 1,
-            head: 0,
-            tail: 0,
+            flight: InFlight::new(engine, cap),
             unsubmitted: 0,
             last_progress: 0,
             id,
             draining: false,
             drained: 0,
+            faulted: false,
         });
         self.rebuild_active();
     }
@@ -277,7 +221,7 @@ impl<E: DmaEngine> CopyStage<E> {
 
     /// The ids of the lanes, draining ones included.
     pub fn lane_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.lanes.iter().map(|l| l.id)
+        self.lanes.iter().filter_map(|l| l.id)
     }
 
     /// Lanes still draining.
@@ -288,7 +232,7 @@ impl<E: DmaEngine> CopyStage<E> {
     /// Starts draining every lane whose id `keep` rejects: it takes no new copies, its
     /// outstanding ones still complete (or are re-done if it stalls), and
     /// [`Self::take_drained`] hands it back once empty.
-    pub fn drain_lanes(&mut self, keep: impl Fn(u32) -> bool) {
+    pub fn drain_lanes(&mut self, keep: impl Fn(Option<u32>) -> bool) {
         for lane in &mut self.lanes {
             if !keep(lane.id) {
                 lane.draining = true;
@@ -298,19 +242,19 @@ impl<E: DmaEngine> CopyStage<E> {
     }
 
     /// Removes and returns the draining lanes with nothing outstanding.
-    pub fn take_drained(&mut self) -> Vec<RetiredLane<E>> {
+    pub fn take_drained(&mut self) -> Vec<RetiredLane<'p, E>> {
         let mut out = Vec::new();
         let mut l = 0;
         while l < self.lanes.len() {
             if self.lanes[l].draining && self.lanes[l].in_flight() == 0 {
                 let lane = self.lanes.remove(l);
                 out.push(RetiredLane {
-                    engine: lane.engine,
+                    engine: lane.flight.into_engine().ok(),
                     id: lane.id,
                     drained: lane.drained,
                     recopied: 0,
                     stalled: false,
-                    quarantine: Vec::new(),
+                    quarantine: Quarantine::new(),
                 });
             } else {
                 l += 1;
@@ -337,8 +281,9 @@ impl<E: DmaEngine> CopyStage<E> {
         });
         let cap = self.tag_capacity();
         for lane in &mut self.lanes {
-            lane.tags = vec![0u64; cap as usize].into_boxed_slice();
-            lane.mask = cap - 1;
+            // Cannot fail: no copy is in flight (asserted above, and streams are added before
+            // traffic).
+            let _ = lane.flight.resize(cap);
         }
         self.streams.len() - 1
     }
@@ -378,14 +323,14 @@ impl<E: DmaEngine> CopyStage<E> {
     pub fn accept(
         &mut self,
         s: usize,
-        burst: &mut Burst,
-        pool: &Mempool<'_>,
+        burst: &mut Burst<'p>,
+        pool: &'p Mempool<'_>,
         stats: &LcoreStats,
         rx_port: u16,
     ) {
         let n = burst.len();
         debug_assert!(n <= self.room(s), "receive no more than room()");
-        let mut copies: [Option<Mbuf>; MAX_BURST] = Default::default();
+        let mut copies: [Option<Mbuf<'p>>; MAX_BURST] = Default::default();
         if !pool.alloc_bulk(&mut copies[..n]) {
             // The pool cannot give the whole burst at once: take what it has, one by one.
             for c in copies[..n].iter_mut() {
@@ -405,7 +350,8 @@ impl<E: DmaEngine> CopyStage<E> {
         // device once per burst, not per packet) within LANE_DEPTH outstanding.
         let mut dma_room = if dma_allowed {
             let lane = &self.lanes[lane_idx];
-            (lane.engine.capacity() as u32).min(LANE_DEPTH.saturating_sub(lane.in_flight()))
+            (lane.flight.engine().capacity() as u32)
+                .min(LANE_DEPTH.saturating_sub(lane.in_flight()))
         } else {
             0
         };
@@ -438,21 +384,23 @@ impl<E: DmaEngine> CopyStage<E> {
                     rewrite_macs(d, &stream.dst_mac, &stream.src_mac);
                 }
                 let lane = &mut self.lanes[lane_idx];
-                if lane.engine.enqueue(&src, &mut dst, HEADER_BYTES) {
-                    let t = lane.tail;
-                    lane.tags[(t & lane.mask) as usize] = ((s as u64) << 32) | seq as u64;
-                    lane.tail = t.wrapping_add(1);
-                    lane.unsubmitted += 1;
-                    dma_room -= 1;
-                    slot.in_dma = true;
-                    slot.src = Some(src);
-                    dma += 1;
-                } else {
-                    // Ring full after all: finish the copy on the CPU, and ask no more this burst.
-                    dma_room = 0;
-                    dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
-                    cpu += 1;
-                    done.push(src);
+                let tag = ((s as u64) << 32) | seq as u64;
+                match lane.flight.enqueue(tag, src, dst, HEADER_BYTES) {
+                    Ok(()) => {
+                        lane.unsubmitted += 1;
+                        dma_room -= 1;
+                        slot.in_dma = true;
+                        dma += 1;
+                    }
+                    Err((src, mut dst)) => {
+                        // Ring full after all: finish the copy on the CPU, and ask no more this
+                        // burst.
+                        dma_room = 0;
+                        dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
+                        cpu += 1;
+                        done.push(src);
+                        slot.dst = Some(dst);
+                    }
                 }
             } else {
                 let d = dst.data_mut();
@@ -462,8 +410,8 @@ impl<E: DmaEngine> CopyStage<E> {
                 }
                 cpu += 1;
                 done.push(src);
+                slot.dst = Some(dst);
             }
-            slot.dst = Some(dst);
             stream.tail = seq.wrapping_add(1);
         }
         done.flush();
@@ -480,51 +428,57 @@ impl<E: DmaEngine> CopyStage<E> {
     pub fn submit(&mut self) {
         for lane in &mut self.lanes {
             if lane.unsubmitted > 0 {
-                lane.engine.submit();
+                lane.flight.submit();
                 lane.unsubmitted = 0;
             }
         }
     }
 
     /// Collects DMA completions: successful copies become ready and free their source; failed
-    /// ones are re-copied by the CPU from the held source. `now` is the TSC, for the per-lane
-    /// stall detection of [`Self::retire_stalled`]. Returns how many completed.
+    /// ones are re-copied by the CPU from the source. `now` is the TSC, for the per-lane stall
+    /// detection of [`Self::retire_stalled`]. An engine that reports completions it was never
+    /// given is faulty: it is marked for retirement like a stalled one, and counted as a DMA
+    /// error. Returns how many completed.
     pub fn poll(&mut self, stats: &LcoreStats, now: u64) -> usize {
         let mut status = [0u32; MAX_BURST * 2];
         let mut done = FreeBatch::new();
         let mut total = 0;
         let mut errors = 0u64;
+        let streams = &mut self.streams;
         for lane in &mut self.lanes {
             // An idle lane, or one polled for the first time, starts its stall clock now.
-            if lane.head == lane.tail || lane.last_progress == 0 {
+            if lane.in_flight() == 0 || lane.last_progress == 0 {
                 lane.last_progress = now;
             }
-            if lane.head == lane.tail {
+            if lane.in_flight() == 0 || lane.faulted {
                 continue;
             }
-            let n = lane.engine.poll(&mut status);
-            if n > 0 {
-                lane.last_progress = now;
-                if lane.draining {
-                    lane.drained += n as u64;
-                }
-            }
-            total += n;
-            for &st in &status[..n] {
-                let tag = lane
-                    .pop_tag()
-                    .expect("an engine completes only what was enqueued on it");
-                let stream = &mut self.streams[(tag >> 32) as usize];
+            let polled = lane.flight.poll(&mut status, |tag, src, mut dst, ok| {
+                let stream = &mut streams[(tag >> 32) as usize];
                 let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
-                slot.in_dma = false;
-                let src = slot.src.take().expect("a DMA slot holds its source");
-                if st != 0 {
+                if !ok {
                     errors += 1;
-                    let dst = slot.dst.as_mut().expect("a DMA slot holds its copy");
                     dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
                 }
+                slot.in_dma = false;
+                slot.dst = Some(dst);
                 // Its copy is complete: the source goes back to the pool.
                 done.push(src);
+            });
+            match polled {
+                Ok(n) => {
+                    if n > 0 {
+                        lane.last_progress = now;
+                        if lane.draining {
+                            lane.drained += n as u64;
+                        }
+                    }
+                    total += n;
+                }
+                Err(_) => {
+                    lane.faulted = true;
+                    stats.copies.dma_errors.add(1);
+                }
             }
         }
         done.flush();
@@ -539,7 +493,7 @@ impl<E: DmaEngine> CopyStage<E> {
     /// Moves stream `s`'s ready copies, oldest first, into `out` (up to its room); stops at the
     /// first packet still in DMA flight, so order is kept.
     #[inline]
-    pub fn take_ready(&mut self, s: usize, out: &mut Burst) -> usize {
+    pub fn take_ready(&mut self, s: usize, out: &mut Burst<'p>) -> usize {
         let stream = &mut self.streams[s];
         let mut n = 0;
         while stream.head != stream.tail && out.room() > 0 {
@@ -558,41 +512,28 @@ impl<E: DmaEngine> CopyStage<E> {
         n
     }
 
-    /// Gives up on every outstanding DMA copy of every lane; see [`Self::abandon_lane`].
-    pub fn abandon_dma(
-        &mut self,
-        pool: &Mempool<'_>,
-        stats: &LcoreStats,
-        rx_port_of: impl Fn(usize) -> u16,
-        quarantine: &mut Vec<Mbuf>,
-    ) -> usize {
-        (0..self.lanes.len())
-            .map(|l| self.abandon_lane(l, pool, stats, &rx_port_of, quarantine))
-            .sum()
-    }
-
     /// Gives up on lane `l`'s outstanding copies (its engine stopped completing): each is
-    /// re-copied by the CPU from its held source into a fresh mbuf, and the abandoned
-    /// destination buffers are pushed to `quarantine`, to be freed only once the device is
-    /// stopped (a late DMA write must never land in a reused buffer). Packets with no fresh
-    /// mbuf to copy into are dropped and counted as `no_mbuf` against `rx_port_of(stream)`.
+    /// re-copied by the CPU from its source into a fresh mbuf, and the abandoned destination
+    /// buffers go to `quarantine`, to be freed only once the device is stopped (a late DMA
+    /// write must never land in a reused buffer). Packets with no fresh mbuf to copy into are
+    /// dropped and counted as `no_mbuf` against `rx_port_of(stream)`.
     pub fn abandon_lane(
         &mut self,
         l: usize,
-        pool: &Mempool<'_>,
+        pool: &'p Mempool<'_>,
         stats: &LcoreStats,
         rx_port_of: &impl Fn(usize) -> u16,
-        quarantine: &mut Vec<Mbuf>,
+        quarantine: &mut Quarantine<'p>,
     ) -> usize {
         let mut recopied = 0;
+        let streams = &mut self.streams;
         let lane = &mut self.lanes[l];
         lane.unsubmitted = 0;
-        while let Some(tag) = lane.pop_tag() {
+        let mut done = FreeBatch::new();
+        lane.flight.abandon(quarantine, |tag, src| {
             let s = (tag >> 32) as usize;
-            let stream = &mut self.streams[s];
+            let stream = &mut streams[s];
             let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
-            let src = slot.src.take().expect("a DMA slot holds its source");
-            let old = slot.dst.take().expect("a DMA slot holds its copy");
             slot.in_dma = false;
             let fresh = pool
                 .alloc()
@@ -611,19 +552,31 @@ impl<E: DmaEngine> CopyStage<E> {
                     stats.ports[rx_port_of(s) as usize].dropped[DropReason::NoMbuf as usize].add(1);
                 }
             }
-            quarantine.push(old);
-        }
+            done.push(src);
+        });
+        done.flush();
         stats.copies.recopied.add(recopied as u64);
         recopied
+    }
+
+    /// Gives up on every outstanding DMA copy of every lane; see [`Self::abandon_lane`].
+    pub fn abandon_dma(
+        &mut self,
+        pool: &'p Mempool<'_>,
+        stats: &LcoreStats,
+        rx_port_of: impl Fn(usize) -> u16,
+        quarantine: &mut Quarantine<'p>,
+    ) -> usize {
+        (0..self.lanes.len())
+            .map(|l| self.abandon_lane(l, pool, stats, &rx_port_of, quarantine))
+            .sum()
     }
 
     /// Whether some lane has held copies without completing any for `timeout` cycles: a few
     /// compares, cheap enough for every loop iteration.
     #[inline]
     pub fn has_stalled(&self, now: u64, timeout: u64) -> bool {
-        self.lanes
-            .iter()
-            .any(|l| l.in_flight() > 0 && now.wrapping_sub(l.last_progress) > timeout)
+        self.lanes.iter().any(|l| l.stalled(now, timeout))
     }
 
     /// Retires every lane that has held copies without completing any for `timeout` cycles
@@ -634,20 +587,19 @@ impl<E: DmaEngine> CopyStage<E> {
         &mut self,
         now: u64,
         timeout: u64,
-        pool: &Mempool<'_>,
+        pool: &'p Mempool<'_>,
         stats: &LcoreStats,
         rx_port_of: &impl Fn(usize) -> u16,
-    ) -> Vec<RetiredLane<E>> {
+    ) -> Vec<RetiredLane<'p, E>> {
         let mut retired = Vec::new();
         let mut l = 0;
         while l < self.lanes.len() {
-            let lane = &self.lanes[l];
-            if lane.in_flight() > 0 && now.wrapping_sub(lane.last_progress) > timeout {
-                let mut quarantine = Vec::new();
+            if self.lanes[l].stalled(now, timeout) {
+                let mut quarantine = Quarantine::new();
                 let recopied = self.abandon_lane(l, pool, stats, rx_port_of, &mut quarantine);
                 let lane = self.lanes.remove(l);
                 retired.push(RetiredLane {
-                    engine: lane.engine,
+                    engine: lane.flight.into_engine().ok(),
                     id: lane.id,
                     drained: lane.drained,
                     recopied: recopied as u64,
@@ -664,28 +616,14 @@ impl<E: DmaEngine> CopyStage<E> {
         retired
     }
 
-    /// Takes the engines out (for hot-remove or shutdown); the stage must hold no DMA copies.
+    /// Takes every lane out (for shutdown, or a test that wrote its engines off): the engines
+    /// with nothing in flight come back; a lane still holding copies is dropped, which leaks
+    /// their buffers (its engine may still use them) instead of freeing them.
     pub fn take_engines(&mut self) -> Vec<E> {
-        debug_assert_eq!(self.in_dma(), 0);
         self.active.clear();
-        self.lanes.drain(..).map(|l| l.engine).collect()
-    }
-}
-
-impl<E> Drop for CopyStage<E> {
-    fn drop(&mut self) {
-        // A stage dropped with copies still in DMA flight (a worker that panicked): the engine
-        // may still write their destinations and read their sources, so leak both rather than
-        // return them to the pool.
-        for stream in &mut self.streams {
-            for slot in stream.slots.iter_mut().filter(|s| s.in_dma) {
-                if let Some(m) = slot.dst.take() {
-                    let _ = m.into_raw();
-                }
-                if let Some(m) = slot.src.take() {
-                    let _ = m.into_raw();
-                }
-            }
-        }
+        self.lanes
+            .drain(..)
+            .filter_map(|l| l.flight.into_engine().ok())
+            .collect()
     }
 }

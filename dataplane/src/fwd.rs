@@ -5,13 +5,13 @@
 //! the MACs (unless disabled), transmit it out of the peer port, count. Nothing on this path
 //! allocates, locks, makes a system call, or writes a cache line another lcore writes.
 
-use crate::copy::{CopyStage, DmaEngine};
+use crate::copy::CopyStage;
+use crate::dma::{AttachedChannel, Quarantine};
 use crate::qsbr::{channel_parts, Assignment, ChannelId, Reader};
 use crate::stats::{DropReason, LcoreStats};
 use crate::tuner::AutoTuner;
 use crossbeam_queue::SegQueue;
-use pmd::DmaChannel;
-use pmd::{Burst, MacAddr, Mbuf, Mempool, RxQueue, TxQueue};
+use pmd::{Burst, MacAddr, Mempool, RxQueue, TxQueue};
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -100,7 +100,7 @@ impl Worker<'_, '_> {
 
 /// Removes the frames too short to carry an Ethernet header, counting them (cold path).
 #[cold]
-fn drop_runts(burst: &mut Burst, ctr: &crate::stats::PortCounters, runts: usize) {
+fn drop_runts(burst: &mut Burst<'_>, ctr: &crate::stats::PortCounters, runts: usize) {
     let mut keep = Burst::new();
     for m in burst.drain() {
         if m.len() >= ETHER_HDR_LEN {
@@ -115,7 +115,7 @@ fn drop_runts(burst: &mut Burst, ctr: &crate::stats::PortCounters, runts: usize)
 /// Sends the whole burst, retrying a full TX queue a bounded number of times; what is still
 /// left is freed and counted as `tx_full`.
 #[inline]
-pub fn transmit(tx: &mut TxQueue<'_>, burst: &mut Burst, stats: &LcoreStats) {
+pub fn transmit<'q>(tx: &mut TxQueue<'q>, burst: &mut Burst<'q>, stats: &LcoreStats) {
     let ctr = &stats.ports[tx.port() as usize];
     let mut sent = tx.tx_burst(burst);
     let mut tries = 0;
@@ -132,7 +132,7 @@ pub fn transmit(tx: &mut TxQueue<'_>, burst: &mut Burst, stats: &LcoreStats) {
 
 /// A retired DMA lane, handed from a worker to the control thread (cold path: hot-remove and
 /// stalls only).
-pub struct Retired {
+pub struct Retired<'p> {
     pub channel: ChannelId,
     /// Copies that completed while the lane drained.
     pub drained: u64,
@@ -140,62 +140,17 @@ pub struct Retired {
     pub recopied: u64,
     /// The engine stopped completing (surprise removal or fault), rather than drained cleanly.
     pub stalled: bool,
-    /// Destination buffers the engine may still write: free them only after the device is
+    /// Destination buffers the engine may still write: freed only once the device is
     /// stopped.
-    pub quarantine: Vec<Mbuf>,
-}
-
-/// A DMA channel as a QSBR worker drives it: the dmadev fast path, plus a fault switch the
-/// control thread can flip for drills (a stalled engine whose completions never come).
-pub struct AttachedChannel<'q> {
-    chan: DmaChannel<'static>,
-    fault: &'q AtomicBool,
-}
-
-impl<'q> AttachedChannel<'q> {
-    /// Attaches to `id` as published in this worker's QSBR slot.
-    fn attach(id: ChannelId, faults: &'q [AtomicBool]) -> Self {
-        let (dev, vchan) = channel_parts(id);
-        AttachedChannel {
-            // SAFETY: `id` was read from this worker's slot, where the control thread publishes
-            // only channels of configured, started devices, each to one worker. The control
-            // thread stops or closes the device only after the grace period in which this
-            // worker drops the handle (drain, then adopt): see `qsbr`.
-            chan: unsafe { DmaChannel::attach(dev, vchan) },
-            fault: &faults[dev as usize % faults.len()],
-        }
-    }
-}
-
-impl DmaEngine for AttachedChannel<'_> {
-    #[inline]
-    fn capacity(&self) -> u16 {
-        self.chan.capacity()
-    }
-    #[inline]
-    fn enqueue(&mut self, src: &Mbuf, dst: &mut Mbuf, offset: usize) -> bool {
-        self.chan.enqueue(src, dst, offset)
-    }
-    #[inline]
-    fn submit(&mut self) {
-        DmaEngine::submit(&mut self.chan)
-    }
-    #[inline]
-    fn poll(&mut self, status: &mut [u32]) -> usize {
-        // Relaxed: a drill switch, read once per poll; no data depends on it.
-        if self.fault.load(Ordering::Relaxed) {
-            return 0;
-        }
-        DmaEngine::poll(&mut self.chan, status)
-    }
+    pub quarantine: Quarantine<'p>,
 }
 
 /// A worker's link to the control thread.
-pub struct WorkerControl<'q> {
+pub struct WorkerControl<'q, 'p> {
     /// Its QSBR slot: the channels it may use.
     pub reader: Reader<'q>,
     /// Where it hands retired lanes to the control thread.
-    pub retired: &'q SegQueue<Retired>,
+    pub retired: &'q SegQueue<Retired<'p>>,
     /// Fault switches, by device id.
     pub faults: &'q [AtomicBool],
     /// A copybreak set by the control thread (`dpctl copybreak`), 0 = none.
@@ -207,8 +162,8 @@ pub struct WorkerControl<'q> {
 /// under the QSBR protocol (see [`crate::qsbr`]).
 pub struct CopyWorker<'p, 's> {
     pub rules: Vec<Rule<'p>>,
-    pub stage: CopyStage<AttachedChannel<'s>>,
-    pub pool: &'s Mempool<'s>,
+    pub stage: CopyStage<'p, AttachedChannel<'s>>,
+    pub pool: &'p Mempool<'p>,
     pub stats: &'s LcoreStats,
     /// TSC cycles a DMA channel may hold copies without completing any before the worker gives
     /// up on it (surprise removal, hung engine): the copies are re-done by the CPU from their
@@ -216,7 +171,7 @@ pub struct CopyWorker<'p, 's> {
     pub dma_timeout_cycles: u64,
     /// Chooses the copybreak in `--copy auto`.
     pub tuner: Option<AutoTuner>,
-    pub control: WorkerControl<'s>,
+    pub control: WorkerControl<'s, 'p>,
 }
 
 impl CopyWorker<'_, '_> {
@@ -314,12 +269,18 @@ impl CopyWorker<'_, '_> {
     #[cold]
     fn reassign(&mut self, a: Assignment, dead: &mut Vec<ChannelId>) {
         dead.retain(|&d| a.has(d));
-        self.stage.drain_lanes(|id| a.has(id as ChannelId));
+        self.stage
+            .drain_lanes(|id| id.is_some_and(|id| a.has(id as ChannelId)));
         let have: Vec<u32> = self.stage.lane_ids().collect();
         for id in a.channels() {
             if !have.contains(&(id as u32)) && !dead.contains(&id) {
-                let e = AttachedChannel::attach(id, self.control.faults);
-                self.stage.add_lane(e, id as u32);
+                let (dev, _) = channel_parts(id);
+                let Some(fault) = self.control.faults.get(dev as usize) else {
+                    continue;
+                };
+                if let Some(e) = AttachedChannel::attach(&a, id, fault) {
+                    self.stage.add_lane(e, id as u32);
+                }
             }
         }
     }
@@ -328,13 +289,15 @@ impl CopyWorker<'_, '_> {
     #[cold]
     fn hand_back_drained(&mut self) {
         for lane in self.stage.take_drained() {
-            self.control.retired.push(Retired {
-                channel: lane.id as ChannelId,
-                drained: lane.drained,
-                recopied: lane.recopied,
-                stalled: false,
-                quarantine: Vec::new(),
-            });
+            if let Some(id) = lane.id {
+                self.control.retired.push(Retired {
+                    channel: id as ChannelId,
+                    drained: lane.drained,
+                    recopied: lane.recopied,
+                    stalled: false,
+                    quarantine: lane.quarantine,
+                });
+            }
         }
     }
 
@@ -349,9 +312,10 @@ impl CopyWorker<'_, '_> {
                     ports[s]
                 });
         for lane in lanes {
-            dead.push(lane.id as ChannelId);
+            let Some(id) = lane.id else { continue };
+            dead.push(id as ChannelId);
             self.control.retired.push(Retired {
-                channel: lane.id as ChannelId,
+                channel: id as ChannelId,
                 drained: lane.drained,
                 recopied: lane.recopied,
                 stalled: true,

@@ -5,6 +5,8 @@
 //!   only and read by the main lcore for periodic stats and the report.
 //! * [`fwd`]: the worker loops of the l2fwd forwarder (plain, and with a copy stage).
 //! * [`copy`]: the net_dma-style copy stage: CPU or DMA copy, in order, never dropped.
+//! * [`dma`]: DMA engines as the copy stage drives them, owning the buffers of every copy in
+//!   flight; the one module with `unsafe` code (its invariants are written at its top).
 //! * [`tuner`]: `--copy auto`'s run-time choice of the copybreak.
 //! * [`pktgen`]: pktgen's frames (Ethernet/IPv4/UDP with a test payload), sizes, rate limiter.
 //! * [`analyzer`]: pktgen's receive side: loss, duplicates, reordering, corruption, latency.
@@ -14,11 +16,13 @@
 //! * [`protect`]: hot-remove protection schemes side by side, for refbench.
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
+#![deny(unsafe_code)]
 pub mod analyzer;
 pub mod config;
 pub mod control;
 pub mod copy;
 pub mod ctlsock;
+pub mod dma;
 pub mod fwd;
 pub mod pktgen;
 pub mod ports;

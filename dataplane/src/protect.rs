@@ -426,7 +426,7 @@ impl Scheme for RteQsbr {
         r.s.rcu.quiescent(r.tid);
     }
     fn offline(r: &mut RteReader<'_>) {
-        r.s.rcu.offline_unregister(r.tid);
+        let _ = r.s.rcu.offline_unregister(r.tid);
     }
     fn replace(&self) -> bool {
         let Some(new) = self.arena.make() else {
@@ -444,10 +444,14 @@ impl Scheme for RteQsbr {
 
 // ---------------------------------------------------------------------------------------------
 
-/// `crossbeam_epoch`: epoch-based reclamation, pinned per burst.
+/// `crossbeam_epoch`: epoch-based reclamation, pinned per burst. The current channel is an
+/// index published with a release store; readers load it (acquire) while pinned, and the
+/// writer retires the old one with `Guard::defer`, which runs only after every thread pinned at
+/// the swap has unpinned: crossbeam-epoch's protocol, with an index in place of a pointer (so
+/// that no `unsafe` dereference is needed to reach it).
 pub struct Epoch {
     arena: Arc<Arena>,
-    cur: crossbeam_epoch::Atomic<usize>,
+    cur: AtomicUsize,
 }
 
 pub struct EpochReader<'a> {
@@ -462,7 +466,7 @@ impl Scheme for Epoch {
         let first = arena.make().expect("arena has room");
         Epoch {
             arena,
-            cur: crossbeam_epoch::Atomic::new(first),
+            cur: AtomicUsize::new(first),
         }
     }
     fn reader(&self, _: usize) -> EpochReader<'_> {
@@ -477,12 +481,9 @@ impl Scheme for Epoch {
     }
     #[inline(always)]
     fn touch(r: &mut EpochReader<'_>) -> u64 {
-        let g = r.guard.as_ref().expect("pinned for the burst");
-        let p = r.s.cur.load(Ordering::Acquire, g);
-        // SAFETY: `cur` always holds a pointer from `Owned::new`, and boxes swapped out are
-        // never destroyed (leaked, see `replace`), so `p` is valid (and non-null) as long as
-        // we like; the guard is what the benchmark measures, not what keeps this sound.
-        let i = unsafe { p.as_ref() }.map_or(0, |v| *v);
+        debug_assert!(r.guard.is_some(), "pinned for the burst");
+        // Acquire: pairs with the release in `replace`, so the channel is seen initialised.
+        let i = r.s.cur.load(Ordering::Acquire);
         r.s.arena.touch(i)
     }
     #[inline(always)]
@@ -497,14 +498,10 @@ impl Scheme for Epoch {
             return false;
         };
         let g = crossbeam_epoch::pin();
-        let old = self
-            .cur
-            .swap(crossbeam_epoch::Owned::new(new), Ordering::AcqRel, &g);
-        // SAFETY: as in `touch`: every pointer ever stored is a live, never-destroyed box.
-        let old_idx = unsafe { old.as_ref() }.map_or(0, |v| *v);
+        // AcqRel: release publishes the new channel; acquire orders the old one's reads.
+        let old_idx = self.cur.swap(new, Ordering::AcqRel);
         let arena = Arc::clone(&self.arena);
-        // Retire once every thread pinned now has unpinned. The small box holding the index is
-        // left to leak rather than freed with an unsafe defer_destroy.
+        // Retire once every thread pinned now has unpinned.
         g.defer(move || arena.retire(old_idx));
         g.flush();
         true

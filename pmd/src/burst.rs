@@ -2,30 +2,36 @@
 
 use crate::mbuf::Mbuf;
 use dpdk_sys::rte_mbuf;
+use std::marker::PhantomData;
 
-/// Most packets in one burst (DPDK's customary 32, doubled for headroom when bursts merge).
+/// Most packets in one burst (DPDK's customary 32, as in l2fwd's `MAX_PKT_BURST`).
 pub const MAX_BURST: usize = 32;
 
 /// Up to [`MAX_BURST`] owned mbufs, kept in order. Dropping a burst frees what it holds.
-pub struct Burst {
+///
+/// Like [`Mbuf`], a burst borrows the pools of the buffers it holds for `'p`: it cannot outlive
+/// them (nor the ports whose RX queues filled it).
+pub struct Burst<'p> {
     len: usize,
     pkts: [*mut rte_mbuf; MAX_BURST],
+    _pool: PhantomData<Mbuf<'p>>,
 }
 
 // SAFETY: the burst owns its mbufs exclusively (see `Mbuf`'s Send).
-unsafe impl Send for Burst {}
+unsafe impl Send for Burst<'_> {}
 
-impl Default for Burst {
+impl Default for Burst<'_> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Burst {
+impl<'p> Burst<'p> {
     pub const fn new() -> Self {
         Burst {
             len: 0,
             pkts: [std::ptr::null_mut(); MAX_BURST],
+            _pool: PhantomData,
         }
     }
 
@@ -47,22 +53,22 @@ impl Burst {
 
     /// The packets, in order.
     #[inline]
-    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf<'p>] {
         // SAFETY: the first `len` slots hold valid owned, non-null mbuf pointers, and `Mbuf`
         // is `repr(transparent)` over `NonNull<rte_mbuf>`, which has the layout of a pointer.
-        unsafe { std::slice::from_raw_parts_mut(self.pkts.as_mut_ptr() as *mut Mbuf, self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.pkts.as_mut_ptr() as *mut Mbuf<'p>, self.len) }
     }
 
     /// The packets, in order.
     #[inline]
-    pub fn as_slice(&self) -> &[Mbuf] {
+    pub fn as_slice(&self) -> &[Mbuf<'p>] {
         // SAFETY: as in `as_mut_slice`.
-        unsafe { std::slice::from_raw_parts(self.pkts.as_ptr() as *const Mbuf, self.len) }
+        unsafe { std::slice::from_raw_parts(self.pkts.as_ptr() as *const Mbuf<'p>, self.len) }
     }
 
     /// Appends a packet; gives it back if the burst is full.
     #[inline]
-    pub fn push(&mut self, m: Mbuf) -> std::result::Result<(), Mbuf> {
+    pub fn push(&mut self, m: Mbuf<'p>) -> std::result::Result<(), Mbuf<'p>> {
         if self.len == MAX_BURST {
             return Err(m);
         }
@@ -115,25 +121,27 @@ impl Burst {
 
     /// Takes every packet out, in order. Packets the iterator does not yield are freed when
     /// it is dropped.
-    pub fn drain(&mut self) -> Drain<'_> {
+    pub fn drain(&mut self) -> Drain<'_, 'p> {
         let n = std::mem::replace(&mut self.len, 0);
         Drain {
             pkts: &mut self.pkts[..n],
             next: 0,
+            _pool: PhantomData,
         }
     }
 }
 
 /// Iterator of [`Burst::drain`].
-pub struct Drain<'a> {
+pub struct Drain<'a, 'p> {
     pkts: &'a mut [*mut rte_mbuf],
     next: usize,
+    _pool: PhantomData<Mbuf<'p>>,
 }
 
-impl Iterator for Drain<'_> {
-    type Item = Mbuf;
+impl<'p> Iterator for Drain<'_, 'p> {
+    type Item = Mbuf<'p>;
     #[inline]
-    fn next(&mut self) -> Option<Mbuf> {
+    fn next(&mut self) -> Option<Mbuf<'p>> {
         let p = *self.pkts.get(self.next)?;
         self.next += 1;
         // SAFETY: each slot below the burst's old length held an owned mbuf, and `next` hands
@@ -142,13 +150,13 @@ impl Iterator for Drain<'_> {
     }
 }
 
-impl Drop for Drain<'_> {
+impl Drop for Drain<'_, '_> {
     fn drop(&mut self) {
         for _ in self.by_ref() {}
     }
 }
 
-impl Drop for Burst {
+impl Drop for Burst<'_> {
     fn drop(&mut self) {
         self.free_all();
     }

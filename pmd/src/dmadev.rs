@@ -3,7 +3,8 @@
 //! A device has virtual channels (vchans); each vchan is a ring of copy descriptors. The fast
 //! path, used by one lcore per vchan:
 //!
-//! 1. [`DmaChannel::copy`] writes a descriptor (does not start the engine yet) and returns its
+//! 1. [`DmaChannel::copy`] (`unsafe`: the engine writes memory outside Rust's view until the
+//!    copy completes) writes a descriptor (does not start the engine yet) and returns its
 //!    ring index; it fails with `-ENOSPC` when the ring is full.
 //! 2. [`DmaChannel::submit`] rings the doorbell once for every descriptor written since the last
 //!    submit (once per burst, not per packet).
@@ -19,6 +20,7 @@ use crate::error::{check, Error, Result};
 use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// What a DMA device can do (`rte_dma_info_get`).
 #[derive(Debug, Clone)]
@@ -33,6 +35,12 @@ pub struct DmaDevInfo {
     pub copy: bool,
     /// Shared virtual addressing: the device can use process virtual addresses.
     pub sva: bool,
+    /// The device (`rte_device`) this dmadev belongs to: `dma_skeleton0` for a vdev, the PCI
+    /// function (`0000:6a:01.0`) for IOAT and DSA. The dmadevs of one DSA function (its work
+    /// queues, `0000:6a:01.0-q0`, `-q1`, ...) share it, and removing it removes all of them.
+    pub device: String,
+    /// The bus of that device (`vdev`, `pci`).
+    pub bus: String,
 }
 
 /// Counters of one vchan (`rte_dma_stats_get`).
@@ -54,7 +62,17 @@ pub struct DmaCompletion {
     pub has_error: bool,
 }
 
-/// A configured DMA device with one MEM_TO_MEM vchan. Stopped and closed when dropped.
+/// Device ids with a live [`DmaDev`]: a dmadev is owned by one handle per process, so no second
+/// handle can stop or close it under the first.
+static CLAIMED: Mutex<Vec<i16>> = Mutex::new(Vec::new());
+
+fn claimed() -> std::sync::MutexGuard<'static, Vec<i16>> {
+    // A poisoned lock only means a panic elsewhere while holding it; the list is still valid.
+    CLAIMED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A configured DMA device with one MEM_TO_MEM vchan, owned by this handle alone (one per
+/// device id per process). Stopped and closed when dropped.
 pub struct DmaDev<'eal> {
     id: i16,
     name: String,
@@ -91,8 +109,13 @@ impl<'eal> DmaDev<'eal> {
         Ok(id as i16)
     }
 
+    /// The info of dmadev `name`.
+    pub fn info_by_name(eal: &Eal, name: &str) -> Result<DmaDevInfo> {
+        info(Self::id_by_name(eal, name)?)
+    }
+
     /// Configures device `name` with one MEM_TO_MEM vchan of `nb_desc` descriptors (clamped to
-    /// what the device supports) and starts it.
+    /// what the device supports) and starts it. Fails if another handle owns the device.
     pub fn open(eal: &'eal Eal, name: &str, nb_desc: u16) -> Result<Self> {
         let id = Self::id_by_name(eal, name)?;
         let inf = info(id)?;
@@ -101,26 +124,22 @@ impl<'eal> DmaDev<'eal> {
                 "DMA device {name} cannot copy memory to memory"
             )));
         }
+        {
+            let mut owned = claimed();
+            if owned.contains(&id) {
+                return Err(Error::Invalid(format!(
+                    "DMA device {name} is already in use"
+                )));
+            }
+            owned.push(id);
+        }
         let nb_desc = nb_desc.clamp(inf.min_desc.max(1), inf.max_desc.max(1));
-        let conf = dpdk_sys::rte_dma_conf {
-            nb_vchans: 1,
-            enable_silent: false,
-        };
-        // SAFETY: valid device id, conf initialised.
-        check("rte_dma_configure", unsafe {
-            dpdk_sys::rte_dma_configure(id, &conf)
-        })?;
-        let vconf = dpdk_sys::rte_dma_vchan_conf {
-            direction: dpdk_sys::RTE_DMA_DIR_MEM_TO_MEM,
-            nb_desc,
-            ..Default::default()
-        };
-        // SAFETY: device configured with one vchan; vconf initialised.
-        check("rte_dma_vchan_setup", unsafe {
-            dpdk_sys::rte_dma_vchan_setup(id, 0, &vconf)
-        })?;
-        // SAFETY: configured device.
-        check("rte_dma_start", unsafe { dpdk_sys::rte_dma_start(id) })?;
+        if let Err(e) = configure_and_start(id, nb_desc) {
+            // Never started: leave the device as it was (closing it would make it unusable
+            // for good) and release the claim.
+            claimed().retain(|&c| c != id);
+            return Err(e);
+        }
         Ok(DmaDev {
             id,
             name: inf.name,
@@ -139,9 +158,19 @@ impl<'eal> DmaDev<'eal> {
         &self.name
     }
 
+    /// This device's info (its `device` names the bus device it belongs to).
+    pub fn info(&self) -> Result<DmaDevInfo> {
+        info(self.id)
+    }
+
     /// Descriptors in the vchan's ring.
     pub fn nb_desc(&self) -> u16 {
         self.nb_desc
+    }
+
+    /// Whether the device is stopped (a stopped engine writes no more memory).
+    pub fn is_stopped(&self) -> bool {
+        !self.started
     }
 
     pub fn stats(&self) -> Result<DmaStats> {
@@ -173,27 +202,66 @@ impl<'eal> DmaDev<'eal> {
         })
     }
 
-    /// Removes the device from its bus (`rte_eal_hotplug_remove`): the driver's remove
-    /// releases the dmadev, closing it. Stops it first if it is not stopped. If the bus refuses
-    /// (the device is already gone from it), the device is still closed.
-    pub fn unplug(mut self, eal: &Eal, bus: &str, dev_name: &str) -> Result<()> {
-        self.stop()?;
-        match crate::eal::hotplug_remove(eal, bus, dev_name) {
-            Ok(()) => {
-                // The driver released (and closed) the dmadev: nothing left for Drop to do.
-                std::mem::forget(self);
-                Ok(())
+    /// Removes this device's bus device (`rte_dev_remove`): the driver's remove releases the
+    /// dmadev, closing it. Stops it first. Only the owner can call this (it takes `self`), and
+    /// it refuses when the bus device carries other dmadevs owned by other handles (the work
+    /// queues of one DSA function): removing it would close them under their owners. On
+    /// failure the handle is given back, still owned (stopped if the stop succeeded).
+    pub fn unplug(mut self, _eal: &Eal) -> std::result::Result<(), (Self, Error)> {
+        let name = self.name.clone();
+        let (bus, device) = bus_device_of(&name);
+        let siblings: Vec<String> = {
+            let claimed = claimed();
+            let mut out = Vec::new();
+            // SAFETY: rte_dma_next_dev only reads the device table.
+            let mut id = unsafe { dpdk_sys::rte_dma_next_dev(0) };
+            while id >= 0 {
+                if let Ok(i) = info(id) {
+                    if id != self.id && i.device == device && claimed.contains(&id) {
+                        out.push(i.name);
+                    }
+                }
+                // SAFETY: as above.
+                id = unsafe { dpdk_sys::rte_dma_next_dev(id + 1) };
             }
-            Err(e) => Err(e), // dropped here: rte_dma_close
+            out
+        };
+        if !siblings.is_empty() {
+            return Err((
+                self,
+                Error::Invalid(format!(
+                    "device {device} also carries {} in use: remove those first",
+                    siblings.join(", ")
+                )),
+            ));
         }
+        let names = match (cstr(bus), cstr(device)) {
+            (Ok(b), Ok(d)) => (b, d),
+            (Err(e), _) | (_, Err(e)) => return Err((self, e)),
+        };
+        if let Err(e) = self.stop() {
+            return Err((self, e));
+        }
+        // SAFETY: valid C strings. The bus device is the one of the dmadev we own, stopped
+        // above; no other handle owns a dmadev of it (checked above), so the driver's remove
+        // closes nothing anyone else uses.
+        let ret = unsafe { dpdk_sys::rte_eal_hotplug_remove(names.0.as_ptr(), names.1.as_ptr()) };
+        if let Err(e) = check("rte_eal_hotplug_remove", ret) {
+            return Err((self, e));
+        }
+        // The driver released (and closed) the dmadev: release the claim, nothing else to do.
+        claimed().retain(|&c| c != self.id);
+        std::mem::forget(self);
+        Ok(())
     }
 
-    /// Stops the device. Needs `&mut self`: no channel handle can still be in use.
+    /// Stops the device. Needs `&mut self`: no channel handle can still be in use. Marked
+    /// stopped only once `rte_dma_stop` succeeded, so a failed stop can be retried.
     pub fn stop(&mut self) -> Result<()> {
         if self.started {
-            self.started = false;
             // SAFETY: started device, no channel handle alive (borrow rules).
             check("rte_dma_stop", unsafe { dpdk_sys::rte_dma_stop(self.id) })?;
+            self.started = false;
         }
         Ok(())
     }
@@ -201,10 +269,39 @@ impl<'eal> DmaDev<'eal> {
 
 impl Drop for DmaDev<'_> {
     fn drop(&mut self) {
-        let _ = self.stop();
+        if self.stop().is_err() {
+            // A device that would not stop may still be writing memory: leave it open (and
+            // claimed) rather than close it under a running engine.
+            return;
+        }
         // SAFETY: stopped above and no channel handle remains.
         unsafe { dpdk_sys::rte_dma_close(self.id) };
+        claimed().retain(|&c| c != self.id);
     }
+}
+
+/// One MEM_TO_MEM vchan of `nb_desc` descriptors, then start. The caller owns device `id`.
+fn configure_and_start(id: i16, nb_desc: u16) -> Result<()> {
+    let conf = dpdk_sys::rte_dma_conf {
+        nb_vchans: 1,
+        enable_silent: false,
+    };
+    // SAFETY: valid device id, conf initialised; the caller owns the device.
+    check("rte_dma_configure", unsafe {
+        dpdk_sys::rte_dma_configure(id, &conf)
+    })?;
+    let vconf = dpdk_sys::rte_dma_vchan_conf {
+        direction: dpdk_sys::RTE_DMA_DIR_MEM_TO_MEM,
+        nb_desc,
+        ..Default::default()
+    };
+    // SAFETY: device configured with one vchan; vconf initialised.
+    check("rte_dma_vchan_setup", unsafe {
+        dpdk_sys::rte_dma_vchan_setup(id, 0, &vconf)
+    })?;
+    // SAFETY: configured device.
+    check("rte_dma_start", unsafe { dpdk_sys::rte_dma_start(id) })?;
+    Ok(())
 }
 
 fn info(id: i16) -> Result<DmaDevInfo> {
@@ -221,6 +318,8 @@ fn info(id: i16) -> Result<DmaDevInfo> {
             .to_string_lossy()
             .into_owned()
     };
+    let (bus, device) = bus_device_of(&name);
+    let (bus, device) = (bus.to_string(), device.to_string());
     let capa = |bit: u64| i.dev_capa & bit != 0;
     Ok(DmaDevInfo {
         id,
@@ -232,7 +331,31 @@ fn info(id: i16) -> Result<DmaDevInfo> {
         mem_to_mem: capa(dpdk_sys::SHIM_DMA_CAPA_MEM_TO_MEM),
         copy: capa(dpdk_sys::SHIM_DMA_CAPA_OPS_COPY),
         sva: capa(dpdk_sys::SHIM_DMA_CAPA_SVA),
+        device,
+        bus,
     })
+}
+
+/// The bus and bus-device name of dmadev `name`. DPDK 22.11 gives applications no pointer from
+/// a dmadev to its `rte_device`, so this follows the drivers' naming: a PCI address
+/// (`0000:00:04.0`, IOAT) is its own device, and idxd names the work queues of one DSA function
+/// `0000:6a:01.0-q0`, `-q1`, ...; anything else (`dma_skeleton0`) is a vdev of that name.
+pub fn bus_device_of(name: &str) -> (&'static str, &str) {
+    let base = match name.rsplit_once("-q") {
+        Some((b, q)) if !q.is_empty() && q.bytes().all(|c| c.is_ascii_digit()) => b,
+        _ => name,
+    };
+    let is_pci = base.len() >= 7
+        && base
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        && base.contains(':')
+        && base.contains('.');
+    if is_pci {
+        ("pci", base)
+    } else {
+        ("vdev", name)
+    }
 }
 
 /// The one handle to one vchan's fast path.
@@ -271,10 +394,18 @@ impl DmaChannel<'_> {
 
     /// Writes a copy descriptor (not yet submitted). Returns its ring index, or `None` when the
     /// ring is full.
+    ///
+    /// # Safety
+    /// Once submitted, the engine reads `len` bytes at `src_iova` and writes `len` bytes at
+    /// `dst_iova` at a time of its choosing, outside Rust's view. The caller must make sure that
+    /// both ranges are IO addresses of memory that stays allocated (never freed or reused) until
+    /// [`Self::completed`] or [`Self::completed_status`] has reported this descriptor, or until
+    /// the device is stopped; that nothing reads the destination or writes the source in the
+    /// meantime; and that the destination range is memory nothing else owns.
     #[inline]
-    pub fn copy(&mut self, src_iova: u64, dst_iova: u64, len: u32) -> Option<u16> {
+    pub unsafe fn copy(&mut self, src_iova: u64, dst_iova: u64, len: u32) -> Option<u16> {
         // SAFETY: this handle is the vchan's only user (`&mut self`, unique by construction);
-        // the addresses are IOVAs of buffers the caller keeps alive until completion.
+        // the caller guarantees the buffers' lifetimes (see above).
         let r =
             unsafe { dpdk_sys::shim_dma_copy(self.dev, self.vchan, src_iova, dst_iova, len, 0) };
         (r >= 0).then_some(r as u16)
@@ -326,5 +457,20 @@ impl DmaChannel<'_> {
     pub fn burst_capacity(&self) -> u16 {
         // SAFETY: a read of the vchan's ring state by its only user.
         unsafe { dpdk_sys::shim_dma_burst_capacity(self.dev, self.vchan) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bus_device_of;
+
+    #[test]
+    fn buses() {
+        assert_eq!(bus_device_of("dma_skeleton1"), ("vdev", "dma_skeleton1"));
+        assert_eq!(bus_device_of("0000:00:04.0"), ("pci", "0000:00:04.0"));
+        assert_eq!(bus_device_of("0000:6a:01.0-q1"), ("pci", "0000:6a:01.0"));
+        assert_eq!(bus_device_of("0000:6a:01.0-q12"), ("pci", "0000:6a:01.0"));
+        // Not a queue suffix: the whole name is the device.
+        assert_eq!(bus_device_of("dma-qx"), ("vdev", "dma-qx"));
     }
 }

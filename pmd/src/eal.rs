@@ -124,13 +124,33 @@ impl Eal {
                 "work can be launched on lcores from the main lcore only".into(),
             ));
         }
-        let mut launched = WaitAll(Vec::new());
-        for (lcore, job) in jobs {
+        // Every target is checked before anything is launched: DPDK's remote launch indexes
+        // its lcore table without a bounds check.
+        for (i, (lcore, _)) in jobs.iter().enumerate() {
+            let lcore = *lcore;
+            if lcore >= dpdk_sys::RTE_MAX_LCORE {
+                return Err(Error::Invalid(format!(
+                    "lcore {lcore} is out of range (at most {})",
+                    dpdk_sys::RTE_MAX_LCORE - 1
+                )));
+            }
+            // SAFETY: lcore < RTE_MAX_LCORE (checked above); reads the EAL's configuration.
+            if unsafe { dpdk_sys::rte_lcore_is_enabled(lcore) } == 0 {
+                return Err(Error::Invalid(format!(
+                    "lcore {lcore} is not enabled (not in the EAL's -l/-c list)"
+                )));
+            }
             if lcore == self.main_lcore() {
                 return Err(Error::Invalid(format!(
                     "lcore {lcore} is the main lcore and cannot take a job"
                 )));
             }
+            if jobs[..i].iter().any(|(l, _)| *l == lcore) {
+                return Err(Error::Invalid(format!("lcore {lcore} is given two jobs")));
+            }
+        }
+        let mut launched = WaitAll(Vec::new());
+        for (lcore, job) in jobs {
             let boxed: Box<Box<dyn FnOnce() -> i32 + Send + 'env>> = Box::new(job);
             let arg = Box::into_raw(boxed) as *mut c_void;
             // SAFETY: `trampoline` takes back ownership of `arg` exactly once. The job may
@@ -189,16 +209,6 @@ pub fn hotplug_add(_eal: &Eal, bus: &str, name: &str, args: &str) -> Result<()> 
     // SAFETY: all three are valid NUL-terminated strings for the duration of the call.
     check("rte_eal_hotplug_add", unsafe {
         dpdk_sys::rte_eal_hotplug_add(b.as_ptr(), n.as_ptr(), a.as_ptr())
-    })
-    .map(|_| ())
-}
-
-/// Hot-unplugs a device by bus and name: `rte_eal_hotplug_remove`.
-pub fn hotplug_remove(_eal: &Eal, bus: &str, name: &str) -> Result<()> {
-    let (b, n) = (cstr(bus)?, cstr(name)?);
-    // SAFETY: both are valid NUL-terminated strings for the duration of the call.
-    check("rte_eal_hotplug_remove", unsafe {
-        dpdk_sys::rte_eal_hotplug_remove(b.as_ptr(), n.as_ptr())
     })
     .map(|_| ())
 }

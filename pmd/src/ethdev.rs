@@ -8,7 +8,9 @@ use crate::mbuf::Mempool;
 use std::ffi::CStr;
 use std::fmt;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// A 48-bit Ethernet address.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -39,6 +41,12 @@ pub struct PortConfig {
     pub rx_desc: u16,
     pub tx_desc: u16,
     pub promiscuous: bool,
+    /// Ask for `RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE` (where the device has it): the driver then
+    /// returns transmitted mbufs straight to the pool of the first, without reference counts.
+    /// That is only right when every mbuf sent on the port is a plain buffer of the port's own
+    /// pool, so a port configured with it accepts only such mbufs on its TX queues (see
+    /// [`TxQueue::tx_burst`]). Off by default.
+    pub tx_fast_free: bool,
 }
 
 impl Default for PortConfig {
@@ -50,8 +58,18 @@ impl Default for PortConfig {
             rx_desc: 1024,
             tx_desc: 1024,
             promiscuous: true,
+            tx_fast_free: false,
         }
     }
+}
+
+/// Port ids with a live [`Port`]: a port is configured by one handle per process, so no second
+/// handle can hand out its queues again or close it under the first.
+static CLAIMED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+fn claimed() -> std::sync::MutexGuard<'static, Vec<u16>> {
+    // A poisoned lock only means a panic elsewhere while holding it; the list is still valid.
+    CLAIMED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Counters from `rte_eth_stats_get`.
@@ -76,9 +94,12 @@ pub struct LinkStatus {
     pub full_duplex: bool,
 }
 
-/// A configured ethdev port. Closed when dropped (so that, for example, net_pcap flushes its
-/// output file).
-pub struct Port<'eal> {
+/// A configured ethdev port, owned by this handle alone (one per port id per process). Closed
+/// when dropped (so that, for example, net_pcap flushes its output file).
+///
+/// `'p` borrows the mempool its RX queues are filled from (virtual devices such as net_null and
+/// net_ring allocate from it at receive time), so the pool outlives the port.
+pub struct Port<'p> {
     id: u16,
     name: String,
     started: bool,
@@ -86,13 +107,21 @@ pub struct Port<'eal> {
     tx_queues: u16,
     /// Bit q (rx) / 32+q (tx) set once that queue's handle was given out.
     taken: AtomicU64,
-    _eal: PhantomData<&'eal ()>,
+    /// With `MBUF_FAST_FREE`: the one pool its TX queues accept mbufs of.
+    fast_free_pool: Option<NonNull<dpdk_sys::rte_mempool>>,
+    _pool: PhantomData<&'p Mempool<'p>>,
 }
+
+// SAFETY: the handle carries ids and, for fast free, the address of a pool it only compares.
+// Every operation through `&Port` is a thread-safe ethdev query or the atomic queue claim.
+unsafe impl Send for Port<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Port<'_> {}
 
 /// Upper bound of queues per direction that a port may hand out handles for.
 const MAX_QUEUES: u16 = 32;
 
-impl<'eal> Port<'eal> {
+impl<'p> Port<'p> {
     /// Number of ports the EAL found (vdevs and probed devices).
     pub fn count(_eal: &Eal) -> u16 {
         // SAFETY: no preconditions after init.
@@ -105,12 +134,22 @@ impl<'eal> Port<'eal> {
         unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) == 1 }
     }
 
+    /// The port id of device `name` (for example `net_null0`), if it is an ethdev port.
+    pub fn id_by_name(_eal: &Eal, name: &str) -> Option<u16> {
+        let c = crate::eal::cstr(name).ok()?;
+        let mut id = 0u16;
+        // SAFETY: c is a valid C string, id a valid out-parameter.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        (ret == 0).then_some(id)
+    }
+
     /// Configures port `id` with `cfg`, its RX queues filled from `pool`. Not started yet.
-    pub fn configure(
-        eal: &'eal Eal,
+    /// Fails if another [`Port`] handle owns the port.
+    pub fn configure<'e: 'p>(
+        eal: &'p Eal,
         id: u16,
         cfg: &PortConfig,
-        pool: &Mempool<'eal>,
+        pool: &'p Mempool<'e>,
     ) -> Result<Self> {
         if !Self::is_valid(eal, id) {
             return Err(Error::Invalid(format!(
@@ -118,6 +157,20 @@ impl<'eal> Port<'eal> {
                 Self::count(eal)
             )));
         }
+        {
+            let mut claimed = claimed();
+            if claimed.contains(&id) {
+                return Err(Error::Invalid(format!(
+                    "port {id} is already configured by another handle"
+                )));
+            }
+            claimed.push(id);
+        }
+        Self::setup(eal, id, cfg, pool).inspect_err(|_| claimed().retain(|&c| c != id))
+    }
+
+    /// The configuration proper of a claimed port.
+    fn setup(eal: &Eal, id: u16, cfg: &PortConfig, pool: &'p Mempool<'_>) -> Result<Self> {
         if cfg.rx_queues > MAX_QUEUES || cfg.tx_queues > MAX_QUEUES {
             return Err(Error::Invalid(format!(
                 "at most {MAX_QUEUES} queues per direction"
@@ -134,13 +187,17 @@ impl<'eal> Port<'eal> {
                 info.max_rx_queues, info.max_tx_queues, cfg.rx_queues, cfg.tx_queues
             )));
         }
+        let _ = eal;
         let mut conf = dpdk_sys::rte_eth_conf::default();
         // Free mbufs on TX completion without reference counting, as DPDK l2fwd does, where
-        // the device supports it: every mbuf sent here comes from one pool with refcnt 1.
+        // asked for and the device supports it; tx_burst then holds the port to one pool.
         let fast_free = dpdk_sys::SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
-        if info.tx_offload_capa & fast_free != 0 {
+        let fast_free_pool = if cfg.tx_fast_free && info.tx_offload_capa & fast_free != 0 {
             conf.txmode.offloads |= fast_free;
-        }
+            NonNull::new(pool.as_ptr())
+        } else {
+            None
+        };
         // SAFETY: valid port, conf initialised.
         check("rte_eth_dev_configure", unsafe {
             dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf)
@@ -156,9 +213,8 @@ impl<'eal> Port<'eal> {
         for q in 0..cfg.rx_queues {
             let mut rxconf = info.default_rxconf;
             rxconf.offloads = conf.rxmode.offloads;
-            // SAFETY: port configured above; the pool outlives the port's use of it (both
-            // borrow the EAL; the port is closed before the pool is freed by drop order in
-            // every user, and a pool with buffers in use is never freed, see Mempool::drop).
+            // SAFETY: port configured above; the pool outlives the port (`'p`), which is closed
+            // (in Drop) before the pool can be freed.
             check("rte_eth_rx_queue_setup", unsafe {
                 dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rxd, socket, &rxconf, pool.as_ptr())
             })?;
@@ -195,7 +251,8 @@ impl<'eal> Port<'eal> {
             rx_queues: cfg.rx_queues,
             tx_queues: cfg.tx_queues,
             taken: AtomicU64::new(0),
-            _eal: PhantomData,
+            fast_free_pool,
+            _pool: PhantomData,
         })
     }
 
@@ -304,8 +361,14 @@ impl<'eal> Port<'eal> {
         Ok(TxQueue {
             port: self.id,
             queue: q,
+            fast_free_pool: self.fast_free_pool,
             _port: PhantomData,
         })
+    }
+
+    /// Whether TX uses `MBUF_FAST_FREE` (asked for and supported by the device).
+    pub fn tx_fast_free(&self) -> bool {
+        self.fast_free_pool.is_some()
     }
 }
 
@@ -315,24 +378,30 @@ impl Drop for Port<'_> {
         // SAFETY: stopped above; no queue handles remain (they borrow the port). Closing
         // frees the port's rings and the mbufs in them.
         unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+        claimed().retain(|&c| c != self.id);
     }
 }
 
 /// The one handle to one RX queue of a started port.
-pub struct RxQueue<'p> {
+pub struct RxQueue<'q> {
     port: u16,
     queue: u16,
-    _port: PhantomData<&'p ()>,
+    _port: PhantomData<&'q ()>,
 }
 
 /// The one handle to one TX queue of a started port.
-pub struct TxQueue<'p> {
+pub struct TxQueue<'q> {
     port: u16,
     queue: u16,
-    _port: PhantomData<&'p ()>,
+    fast_free_pool: Option<NonNull<dpdk_sys::rte_mempool>>,
+    _port: PhantomData<&'q ()>,
 }
 
-impl RxQueue<'_> {
+// SAFETY: the pool address is only compared, never dereferenced; the queue itself is meant to
+// be moved to the lcore that polls it.
+unsafe impl Send for TxQueue<'_> {}
+
+impl<'q> RxQueue<'q> {
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -340,15 +409,22 @@ impl RxQueue<'_> {
         self.queue
     }
 
-    /// Receives into the burst's free slots; returns how many arrived.
+    /// Receives into the burst's free slots; returns how many arrived. The mbufs received
+    /// borrow the port's pool, so the burst cannot outlive this queue's borrow of the port.
     #[inline]
-    pub fn rx_burst(&mut self, burst: &mut Burst) -> usize {
+    pub fn rx_burst<'b>(&mut self, burst: &mut Burst<'b>) -> usize
+    where
+        'q: 'b,
+    {
         self.rx_burst_max(burst, crate::MAX_BURST)
     }
 
     /// Receives at most `max` packets into the burst's free slots (for back-pressure).
     #[inline]
-    pub fn rx_burst_max(&mut self, burst: &mut Burst, max: usize) -> usize {
+    pub fn rx_burst_max<'b>(&mut self, burst: &mut Burst<'b>, max: usize) -> usize
+    where
+        'q: 'b,
+    {
         let (p, room) = burst.spare_raw();
         let room = room.min(max);
         if room == 0 {
@@ -362,7 +438,7 @@ impl RxQueue<'_> {
     }
 }
 
-impl TxQueue<'_> {
+impl<'q> TxQueue<'q> {
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -372,9 +448,25 @@ impl TxQueue<'_> {
 
     /// Transmits the burst from its front; the packets the driver took leave the burst, the
     /// rest stay (in order) for the caller to retry or drop. Returns how many were sent.
+    ///
+    /// The driver keeps the mbufs until it has sent them, so their pools must outlive this
+    /// queue's borrow of the port (`'b: 'q`). On a port with `MBUF_FAST_FREE`
+    /// ([`PortConfig::tx_fast_free`]) the burst is sent up to its first mbuf that is not a
+    /// plain buffer of the port's own pool, which stays in the burst with everything after it
+    /// (the driver would otherwise return it to the wrong pool).
     #[inline]
-    pub fn tx_burst(&mut self, burst: &mut Burst) -> usize {
-        let len = burst.len();
+    pub fn tx_burst<'b>(&mut self, burst: &mut Burst<'b>) -> usize
+    where
+        'b: 'q,
+    {
+        let mut len = burst.len();
+        if let Some(pool) = self.fast_free_pool {
+            len = burst
+                .as_slice()
+                .iter()
+                .position(|m| m.pool_ptr() != pool.as_ptr() || !m.is_fast_free_ok())
+                .unwrap_or(len);
+        }
         if len == 0 {
             return 0;
         }

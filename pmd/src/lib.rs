@@ -16,6 +16,26 @@
 //!   a [`DmaChannel`] is the unique handle to one vchan's fast path.
 //!
 //! All `unsafe` of the workspace's device access lives here; each block says why it holds.
+//!
+//! ## Soundness
+//!
+//! No safe call of this crate can cause undefined behaviour, whatever the caller does:
+//!
+//! * Lifetimes tie every handle to what it needs alive: pools, ports and DMA devices borrow the
+//!   [`Eal`]; a [`Port`] borrows the [`Mempool`] its RX queues allocate from; an [`Mbuf`],
+//!   [`Burst`] or [`FreeBatch`] borrows the pool of its buffers (through the port that received
+//!   them); queue handles borrow their port, so it cannot be stopped or closed under them.
+//! * A port id and a dmadev id are owned by one handle per process, and each queue or vchan
+//!   by one handle ([`RxQueue`], [`TxQueue`], [`DmaChannel`]).
+//! * Only the owner of a DMA device can remove it ([`DmaDev::unplug`] takes it by value), and
+//!   never while another handle owns a dmadev of the same bus device.
+//! * What Rust cannot check is `unsafe` with its contract written down: [`DmaChannel::copy`]
+//!   (the engine writes memory after the call returns) and [`DmaChannel::attach`] (a channel
+//!   handle not tied to its device by a borrow).
+//! * Ids that DPDK only checks with `RTE_ASSERT` (compiled out) are checked here: lcores in
+//!   [`Eal::run_on_lcores`], reader ids in [`RcuQsbr`].
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod burst;
 mod devevent;
@@ -28,8 +48,8 @@ mod rcu;
 
 pub use burst::{Burst, MAX_BURST};
 pub use devevent::{DevEvent, DevEventMonitor};
-pub use dmadev::{DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats};
-pub use eal::{hotplug_add, hotplug_remove, rdtsc, tsc_hz, Eal};
+pub use dmadev::{bus_device_of, DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats};
+pub use eal::{hotplug_add, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};
 pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use mbuf::{FreeBatch, Mbuf, Mempool};

@@ -65,17 +65,18 @@ impl<'eal> Mempool<'eal> {
         unsafe { dpdk_sys::shim_mempool_in_use_count(self.raw.as_ptr()) }
     }
 
-    /// Allocates one mbuf, or `None` when the pool is empty.
+    /// Allocates one mbuf, or `None` when the pool is empty. The mbuf borrows the pool: it
+    /// cannot outlive it.
     #[inline]
-    pub fn alloc(&self) -> Option<Mbuf> {
+    pub fn alloc(&self) -> Option<Mbuf<'_>> {
         // SAFETY: the pool is alive; rte_pktmbuf_alloc returns NULL or a reset mbuf we own.
-        NonNull::new(unsafe { dpdk_sys::shim_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf)
+        NonNull::new(unsafe { dpdk_sys::shim_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf::own)
     }
 
     /// Allocates `out.len()` (at most [`crate::MAX_BURST`]) mbufs at once, all or nothing.
     /// Returns false when the pool cannot supply them all, or more than a burst is asked for.
     #[inline]
-    pub fn alloc_bulk(&self, out: &mut [Option<Mbuf>]) -> bool {
+    pub fn alloc_bulk<'p>(&'p self, out: &mut [Option<Mbuf<'p>>]) -> bool {
         let mut raw = [std::ptr::null_mut::<rte_mbuf>(); crate::MAX_BURST];
         let n = out.len();
         if n > raw.len() {
@@ -89,7 +90,7 @@ impl<'eal> Mempool<'eal> {
             return false;
         }
         for (slot, p) in out.iter_mut().zip(raw) {
-            *slot = NonNull::new(p).map(Mbuf);
+            *slot = NonNull::new(p).map(Mbuf::own);
         }
         true
     }
@@ -113,20 +114,35 @@ impl Drop for Mempool<'_> {
 
 /// An owned packet buffer. Dropping it returns it to its pool.
 ///
+/// `'p` is a borrow of the pool the buffer lives in (directly from [`Mempool::alloc`], or through
+/// the port whose RX queue received it, which borrows its pool): the buffer cannot outlive the
+/// pool, nor the EAL that owns the memory.
+///
 /// Only the first segment's data is exposed: the ports here are configured without
 /// scatter-gather, so every received packet is a single segment.
 #[repr(transparent)]
-pub struct Mbuf(pub(crate) NonNull<rte_mbuf>);
+pub struct Mbuf<'p> {
+    raw: NonNull<rte_mbuf>,
+    _pool: PhantomData<&'p Mempool<'p>>,
+}
 
 // SAFETY: an mbuf is owned by exactly one holder at a time (this handle); moving that ownership
-// between lcores is how DPDK pipelines work.
-unsafe impl Send for Mbuf {}
+// between lcores is how DPDK pipelines work, and its pool is thread-safe (see `Mempool`).
+unsafe impl Send for Mbuf<'_> {}
 
-impl Mbuf {
+impl<'p> Mbuf<'p> {
+    #[inline]
+    fn own(raw: NonNull<rte_mbuf>) -> Self {
+        Mbuf {
+            raw,
+            _pool: PhantomData,
+        }
+    }
+
     #[inline]
     fn raw(&self) -> &rte_mbuf {
         // SAFETY: we own a valid mbuf for as long as self lives.
-        unsafe { self.0.as_ref() }
+        unsafe { self.raw.as_ref() }
     }
 
     /// Length of the packet data in this (first) segment.
@@ -192,7 +208,7 @@ impl Mbuf {
             )));
         }
         // SAFETY: we own the mbuf exclusively; lengths stay within the buffer (checked).
-        let m = unsafe { self.0.as_mut() };
+        let m = unsafe { self.raw.as_mut() };
         m.data_len = len as u16;
         m.pkt_len = len as u32;
         Ok(())
@@ -205,46 +221,78 @@ impl Mbuf {
         m.buf_iova + m.data_off as u64
     }
 
+    /// The pool the buffer belongs to (for checks like `MBUF_FAST_FREE`'s single pool).
+    #[inline]
+    pub(crate) fn pool_ptr(&self) -> *mut rte_mempool {
+        self.raw().pool
+    }
+
+    /// Whether the buffer is plain: reference count 1, one segment, direct (no attached
+    /// external or indirect buffer). Only plain buffers may go back to their pool in bulk.
+    #[inline]
+    pub(crate) fn is_plain(&self) -> bool {
+        let r = self.raw();
+        r.refcnt == 1
+            && r.nb_segs == 1
+            && r.next.is_null()
+            && r.ol_flags & (dpdk_sys::SHIM_MBUF_F_EXTERNAL | dpdk_sys::SHIM_MBUF_F_INDIRECT) == 0
+    }
+
+    /// What `MBUF_FAST_FREE` asks of a transmitted mbuf: a direct single-segment buffer with
+    /// reference count 1. Reads only the mbuf's first cache line (the driver reads it anyway).
+    #[inline]
+    pub(crate) fn is_fast_free_ok(&self) -> bool {
+        let r = self.raw();
+        r.refcnt == 1
+            && r.nb_segs == 1
+            && r.ol_flags & (dpdk_sys::SHIM_MBUF_F_EXTERNAL | dpdk_sys::SHIM_MBUF_F_INDIRECT) == 0
+    }
+
     /// Gives up ownership; the caller must later rebuild it with [`Mbuf::from_raw`] or free it.
+    /// (Leaking a buffer is safe: it only never returns to its pool.)
     #[inline]
     pub fn into_raw(self) -> *mut rte_mbuf {
-        let p = self.0.as_ptr();
+        let p = self.raw.as_ptr();
         std::mem::forget(self);
         p
     }
 
     /// # Safety
-    /// `p` must be a valid mbuf that the caller owns (for example from [`Mbuf::into_raw`]).
+    /// `p` must be a valid mbuf that the caller owns (for example from [`Mbuf::into_raw`]),
+    /// from a pool that outlives `'p`.
     #[inline]
-    pub unsafe fn from_raw(p: NonNull<rte_mbuf>) -> Mbuf {
-        Mbuf(p)
+    pub unsafe fn from_raw(p: NonNull<rte_mbuf>) -> Mbuf<'p> {
+        Mbuf::own(p)
     }
 }
 
-impl Drop for Mbuf {
+impl Drop for Mbuf<'_> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: we own the mbuf; this is its single release.
-        unsafe { dpdk_sys::shim_pktmbuf_free(self.0.as_ptr()) }
+        unsafe { dpdk_sys::shim_pktmbuf_free(self.raw.as_ptr()) }
     }
 }
 
 /// Mbufs to free, returned to their pool together: one `rte_mempool_put_bulk` for every plain
 /// mbuf (reference count 1, one segment, direct, of one pool), as DPDK drivers free transmitted
 /// mbufs with `MBUF_FAST_FREE`; anything else is freed the ordinary way at once.
-pub struct FreeBatch {
+///
+/// The batch holds mbufs that borrow their pool for `'p`, so it cannot outlive the pool either.
+pub struct FreeBatch<'p> {
     pool: *mut rte_mempool,
     len: usize,
     ptrs: [*mut rte_mbuf; FreeBatch::CAP],
+    _pool: PhantomData<Mbuf<'p>>,
 }
 
-impl Default for FreeBatch {
+impl Default for FreeBatch<'_> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl FreeBatch {
+impl<'p> FreeBatch<'p> {
     const CAP: usize = 64;
 
     pub const fn new() -> Self {
@@ -252,25 +300,22 @@ impl FreeBatch {
             pool: std::ptr::null_mut(),
             len: 0,
             ptrs: [std::ptr::null_mut(); FreeBatch::CAP],
+            _pool: PhantomData,
         }
     }
 
     /// Takes `m` to be freed with the batch.
     #[inline]
-    pub fn push(&mut self, m: Mbuf) {
-        let r = m.raw();
-        let plain = r.refcnt == 1
-            && r.nb_segs == 1
-            && r.next.is_null()
-            && r.ol_flags & (dpdk_sys::SHIM_MBUF_F_EXTERNAL | dpdk_sys::SHIM_MBUF_F_INDIRECT) == 0;
-        if !plain {
+    pub fn push(&mut self, m: Mbuf<'p>) {
+        if !m.is_plain() {
             drop(m); // rte_pktmbuf_free handles the general case
             return;
         }
-        if self.len == Self::CAP || (self.len > 0 && r.pool != self.pool) {
+        let pool = m.pool_ptr();
+        if self.len == Self::CAP || (self.len > 0 && pool != self.pool) {
             self.flush();
         }
-        self.pool = r.pool;
+        self.pool = pool;
         self.ptrs[self.len] = m.into_raw();
         self.len += 1;
     }
@@ -296,7 +341,7 @@ impl FreeBatch {
     }
 }
 
-impl Drop for FreeBatch {
+impl Drop for FreeBatch<'_> {
     fn drop(&mut self) {
         self.flush();
     }

@@ -5,9 +5,14 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 /// An `rte_rcu_qsbr` variable for up to `max_threads` reader threads (ids `0..max_threads`).
+///
+/// DPDK checks thread ids only with `RTE_ASSERT`, compiled out in release builds, and its
+/// counters are an array indexed by the id: every id is checked here, on the Rust side, before
+/// it reaches DPDK.
 pub struct RcuQsbr {
     v: NonNull<dpdk_sys::rte_rcu_qsbr>,
     layout: Layout,
+    max_threads: u32,
 }
 
 // SAFETY: rte_rcu_qsbr is designed to be shared: each reader thread updates only its own
@@ -17,7 +22,17 @@ unsafe impl Send for RcuQsbr {}
 unsafe impl Sync for RcuQsbr {}
 
 impl RcuQsbr {
+    /// Most reader threads one variable may have (DPDK's own limit is `RTE_MAX_LCORE`-ish; a
+    /// bound keeps the size computation far from overflow).
+    pub const MAX_THREADS: u32 = 1024;
+
     pub fn new(max_threads: u32) -> Result<Self> {
+        if max_threads == 0 || max_threads > Self::MAX_THREADS {
+            return Err(Error::Invalid(format!(
+                "rte_rcu_qsbr for {max_threads} threads: 1 to {} allowed",
+                Self::MAX_THREADS
+            )));
+        }
         // SAFETY: a pure size computation.
         let size = unsafe { dpdk_sys::rte_rcu_qsbr_get_memsize(max_threads) };
         if size == 0 || size == usize::MAX || (size as isize) < 0 {
@@ -33,37 +48,68 @@ impl RcuQsbr {
         let v = NonNull::new(mem).ok_or_else(|| Error::Invalid("out of memory".into()))?;
         // SAFETY: `v` points at `size` zeroed, aligned bytes, as rte_rcu_qsbr_init requires.
         let ret = unsafe { dpdk_sys::rte_rcu_qsbr_init(v.as_ptr(), max_threads) };
-        let q = RcuQsbr { v, layout };
+        let q = RcuQsbr {
+            v,
+            layout,
+            max_threads,
+        };
         check("rte_rcu_qsbr_init", ret)?;
         Ok(q)
     }
 
+    /// Reader ids run from 0 to this, exclusive.
+    pub fn max_threads(&self) -> u32 {
+        self.max_threads
+    }
+
+    fn check_tid(&self, tid: u32) -> Result<()> {
+        if tid >= self.max_threads {
+            return Err(Error::Invalid(format!(
+                "rte_rcu_qsbr thread id {tid} out of range (0 to {})",
+                self.max_threads - 1
+            )));
+        }
+        Ok(())
+    }
+
     /// Registers reader `tid` and puts it online (it must then report quiescent states).
     pub fn register_online(&self, tid: u32) -> Result<()> {
-        // SAFETY: `v` is initialised; an out-of-range tid is reported as an error.
-        check("rte_rcu_qsbr_thread_register", unsafe {
-            dpdk_sys::rte_rcu_qsbr_thread_register(self.v.as_ptr(), tid)
-        })?;
-        // SAFETY: tid registered above.
+        self.check_tid(tid)?;
+        // SAFETY: `v` is initialised and tid is in range (checked above).
+        let ret = unsafe { dpdk_sys::rte_rcu_qsbr_thread_register(self.v.as_ptr(), tid) };
+        // DPDK returns 1 (not an errno) for a bad id: anything but 0 is a failure.
+        if ret != 0 {
+            return Err(Error::Invalid(format!(
+                "rte_rcu_qsbr_thread_register({tid}) failed ({ret})"
+            )));
+        }
+        // SAFETY: tid in range and registered above.
         unsafe { dpdk_sys::shim_rcu_qsbr_thread_online(self.v.as_ptr(), tid) };
         Ok(())
     }
 
     /// Reader `tid` reports a quiescent state (it holds no reference). Called by that reader
-    /// only.
+    /// only. An id out of range is ignored (one compare, no write).
     #[inline]
     pub fn quiescent(&self, tid: u32) {
-        // SAFETY: `v` is initialised; writes only reader tid's own counter.
+        if tid >= self.max_threads {
+            return;
+        }
+        // SAFETY: `v` is initialised and tid in range: writes only reader tid's own counter
+        // (an atomic store in DPDK, so a misbehaving second caller races benignly).
         unsafe { dpdk_sys::shim_rcu_qsbr_quiescent(self.v.as_ptr(), tid) }
     }
 
     /// Reader `tid` goes offline (counts as quiescent until online again) and unregisters.
-    pub fn offline_unregister(&self, tid: u32) {
-        // SAFETY: as above; unregistering an unregistered id is a reported no-op.
+    pub fn offline_unregister(&self, tid: u32) -> Result<()> {
+        self.check_tid(tid)?;
+        // SAFETY: tid in range (checked above); unregistering an unregistered id is a
+        // reported no-op.
         unsafe {
             dpdk_sys::shim_rcu_qsbr_thread_offline(self.v.as_ptr(), tid);
             dpdk_sys::rte_rcu_qsbr_thread_unregister(self.v.as_ptr(), tid);
         }
+        Ok(())
     }
 
     /// Writer: starts a grace period, returning its token.

@@ -16,7 +16,8 @@ use dataplane::config::L2fwdSection;
 use dataplane::control::{Control, MAX_DMA_DEVS};
 use dataplane::copy::{CopyMode, CopyStage, STREAM_SLOTS};
 use dataplane::ctlsock::{CtlServer, Envelope};
-use dataplane::fwd::{AttachedChannel, CopyWorker, Retired, Rule, Worker, WorkerControl};
+use dataplane::dma::AttachedChannel;
+use dataplane::fwd::{CopyWorker, Retired, Rule, Worker, WorkerControl};
 use dataplane::ports::{assign_to_workers, enabled_ports, pair_ports, parse_portmask};
 use dataplane::qsbr::{channel_parts, Qsbr};
 use dataplane::report::{DmaChannelReport, L2fwdReport, PortReport};
@@ -413,15 +414,17 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
 
     let totals = PortSummary::of(&ports, &stats);
     println!("\nStopping: forwarded for {elapsed:.2} s");
+    let hot_removes = control.hot_removes.clone();
+    // Every worker is offline: stop every device, then free what stalled engines might have
+    // written, then close them. The quarantined buffers came from the ports' RX queues, so
+    // they are settled before the ports go.
+    let dma_reports = control.shutdown();
+    drop(retired);
     for mut p in ports.drain(..) {
         p.stop()
             .with_context(|| format!("cannot stop port {}", p.id()))?;
         // Dropping closes the port (net_pcap flushes its output here).
     }
-    let hot_removes = control.hot_removes.clone();
-    // Every worker is offline: stop every device, then free what stalled engines might have
-    // written, then close them.
-    let dma_reports = control.shutdown();
     let mut report = build_report(&totals, &stats, pool.in_use() as u64, elapsed);
     report.dma_channels = dma_reports;
     report.hot_removes = hot_removes;
@@ -480,12 +483,12 @@ struct MonitorCtx<'a> {
 /// The main lcore's loop, the control thread: requests from the control socket, device
 /// events, stalled channels, periodic stats, `--duration` and signals. Returns the control
 /// state for the report once the workers are told to stop.
-fn monitor<'e, 'q>(
+fn monitor<'e, 'q, 'p>(
     ctx: &MonitorCtx,
-    mut control: Control<'e, 'q>,
+    mut control: Control<'e, 'q, 'p>,
     requests: &mpsc::Receiver<Envelope>,
     events: &mpsc::Receiver<String>,
-) -> Control<'e, 'q> {
+) -> Control<'e, 'q, 'p> {
     let opts = ctx.opts;
     let period = Duration::from_secs(opts.stats_period);
     let mut next_print = ctx.started + period;

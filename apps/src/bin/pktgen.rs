@@ -199,7 +199,7 @@ struct Tx<'a> {
     seq: Vec<u64>,
     sent: u64,
     /// Frames built but not yet taken by the TX queue: sent first next time, in order.
-    pending: Burst,
+    pending: Burst<'a>,
 }
 
 impl Tx<'_> {
@@ -293,7 +293,7 @@ impl Tx<'_> {
 struct Rx<'a> {
     rxq: RxQueue<'a>,
     analyzer: Analyzer,
-    burst: Burst,
+    burst: Burst<'a>,
     next_snapshot: u64,
     snapshot_every: u64,
     /// TSC when the TX side was first seen done.

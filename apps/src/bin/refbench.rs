@@ -352,11 +352,11 @@ fn forwarding(
 }
 
 /// One forwarding run of scheme `S`: returns (Mpps, replacements, violations).
-fn fwd_once<S: Scheme>(
+fn fwd_once<'q, S: Scheme>(
     eal: &Eal,
     worker: u32,
-    rx: &mut RxQueue,
-    tx: &mut TxQueue,
+    rx: &mut RxQueue<'q>,
+    tx: &mut TxQueue<'q>,
     src: MacAddr,
     dur: Duration,
     interval: Duration,
