@@ -1,0 +1,91 @@
+//! The ownership rules of the pmd layer that are checked at run time, on a real EAL with
+//! virtual devices: one handle per port id and per dmadev id, one handle per queue, checked
+//! lcore and rte_rcu_qsbr ids, and fast free only where asked for. (What the compiler checks is
+//! in `compile_fail.rs`.) One test function: DPDK allows one EAL per process.
+
+use pmd::{DmaDev, Eal, Mempool, Port, PortConfig, RcuQsbr};
+
+#[test]
+fn ownership_is_checked() {
+    let eal = Eal::init(&[
+        "ownership_test",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "128",
+        "-l",
+        "0",
+        "--log-level=error",
+        "--vdev=net_null0",
+        "--vdev=dma_skeleton0,lcore=0",
+        &format!("--file-prefix=ownership{}", std::process::id()),
+    ])
+    .expect("EAL init");
+    let pool = Mempool::create(&eal, "own", 2047, 0, 2176, 0).expect("pool");
+
+    // A port id is owned by one handle: a second configure of port 0 would hand out RX queue 0
+    // again, and the first handle's drop would close the device under the second.
+    let port = Port::configure(&eal, 0, &PortConfig::default(), &pool).expect("first configure");
+    let again = Port::configure(&eal, 0, &PortConfig::default(), &pool);
+    let err = again
+        .err()
+        .expect("a second handle to port 0 is refused")
+        .to_string();
+    assert!(err.contains("already configured"), "{err}");
+    // One handle per queue.
+    let _q = port.rx_queue(0).expect("rx queue 0");
+    assert!(port.rx_queue(0).is_err(), "rx queue 0 handed out twice");
+    assert!(port.rx_queue(7).is_err(), "a queue that does not exist");
+    // Fast free only when asked for (the copy stage and pktgen mix pools on one port).
+    assert!(!port.tx_fast_free());
+    // Closing a vdev port releases it: the id is gone with the handle.
+    drop(port);
+    assert!(Port::configure(&eal, 0, &PortConfig::default(), &pool).is_err());
+
+    // A dmadev is owned by one handle: the second would stop and close it under the first.
+    let dev = DmaDev::open(&eal, "dma_skeleton0", 64).expect("open dma_skeleton0");
+    let err = DmaDev::open(&eal, "dma_skeleton0", 64)
+        .err()
+        .expect("a second handle to dma_skeleton0 is refused")
+        .to_string();
+    assert!(err.contains("already in use"), "{err}");
+    assert!(
+        DmaDev::open(&eal, "net_null0", 64).is_err(),
+        "a port is not a dmadev"
+    );
+    let info = dev.info().expect("info");
+    assert_eq!(
+        (info.bus.as_str(), info.device.as_str()),
+        ("vdev", "dma_skeleton0")
+    );
+    assert!(!dev.is_stopped());
+    drop(dev);
+
+    // rte_rcu_qsbr: DPDK checks thread ids only with RTE_ASSERT (compiled out) and
+    // rte_rcu_qsbr_thread_register returns 1, not an errno, for a bad one.
+    assert!(RcuQsbr::new(0).is_err(), "a variable for no thread");
+    assert!(RcuQsbr::new(u32::MAX).is_err(), "a size that overflows");
+    let rcu = RcuQsbr::new(2).expect("rcu for 2");
+    assert!(rcu.register_online(2).is_err(), "thread id 2 of 2");
+    assert!(rcu.register_online(1_000_000).is_err());
+    assert!(rcu.offline_unregister(5).is_err());
+    rcu.quiescent(5); // ignored, no write past the counters
+    rcu.register_online(1).expect("thread id 1 of 2");
+    rcu.quiescent(1);
+    let token = rcu.start();
+    rcu.quiescent(1);
+    assert!(rcu.check(token, false));
+    rcu.offline_unregister(1).expect("unregister");
+
+    // Lcores: out of range, not enabled (-l 0), the main lcore, or twice.
+    let job = || -> Box<dyn FnOnce() -> i32 + Send> { Box::new(|| 0) };
+    for (lcore, why) in [(200, "out of range"), (1, "not enabled"), (0, "main lcore")] {
+        let err = eal
+            .run_on_lcores(vec![(lcore, job())], || ())
+            .err()
+            .unwrap_or_else(|| panic!("lcore {lcore} accepted"))
+            .to_string();
+        assert!(err.contains(why), "lcore {lcore}: {err}");
+    }
+    drop(pool);
+}
