@@ -174,14 +174,14 @@ impl std::str::FromStr for Rate {
         }
         // Out of range, the token bucket's fixed-point arithmetic would overflow (too high) or
         // never grant a frame (too low).
-        let (lo, hi, unit) = if bits {
-            (MIN_BPS, MAX_BPS, "bit/s")
+        let (lo, hi, range) = if bits {
+            (MIN_BPS, MAX_BPS, "1kbps to 10000Gbps")
         } else {
-            (MIN_PPS, MAX_PPS, "frames/s")
+            (MIN_PPS, MAX_PPS, "1 to 10G frames/s")
         };
         if !(lo..=hi).contains(&v) {
             return Err(format!(
-                "invalid rate {s:?}: out of range, give {lo:e} to {hi:e} {unit} (or max)"
+                "invalid rate {s:?}: out of range, give {range} (or max)"
             ));
         }
         Ok(if bits { Rate::Bps(v) } else { Rate::Pps(v) })
@@ -222,7 +222,7 @@ pub fn parse_duration_s(d: f64) -> Result<std::time::Duration, String> {
         Ok(std::time::Duration::from_secs_f64(d))
     } else {
         Err(format!(
-            "invalid duration {d}: give a positive number of seconds, at most {MAX_DURATION_S}"
+            "invalid duration {d:?}: give a positive number of seconds, at most a year ({MAX_DURATION_S})"
         ))
     }
 }
