@@ -54,7 +54,8 @@ struct Cli {
     /// Port whose received frames are analyzed (default: the TX port).
     #[arg(long = "rx-port")]
     rx_port: Option<u16>,
-    /// max, packets/s (50000, 1.5M, 10kpps) or bits/s on the wire (100Mbps, 1Gbps).
+    /// max, packets/s (50000, 1.5M, 10kpps; 1 to 10G) or bits/s on the wire (100Mbps, 1Gbps;
+    /// 1kbps to 10000Gbps).
     #[arg(long)]
     rate: Option<String>,
     /// Frame size with FCS: BYTES (64..1518), MIN-MAX, or imix (64/594/1518 at 7:4:1).
