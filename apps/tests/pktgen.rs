@@ -254,3 +254,111 @@ fn end_to_end_through_our_l2fwd_over_veth() {
 fn end_to_end_through_dpdk_testpmd_over_veth() {
     check_clean(&veth_run("testpmd"));
 }
+
+/// Runs pktgen with `args` and expects exit status 1 with exactly one line on stderr,
+/// `pktgen: error: ...` containing `needle`.
+fn expect_one_line_error(args: &[&str], needle: &str) {
+    let mut eal = eal_base();
+    eal.push("--vdev=net_null0".into());
+    let o = run_app(PKTGEN, &eal, args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {}\n{err}", o.status);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line:\n{err}");
+    assert!(lines[0].starts_with("pktgen: error: "), "{err}");
+    assert!(lines[0].contains(needle), "{args:?}: {needle:?} in:\n{err}");
+}
+
+/// Issue 9: `--rate 1e300` overflowed the token bucket.
+#[test]
+fn out_of_range_rates_are_refused() {
+    for rate in ["1e300", "1e11", "0.001", "1e14bps", "10bps"] {
+        expect_one_line_error(&["--count", "1", "--rate", rate], "invalid rate");
+    }
+}
+
+/// Issue 9: `-T 18446744073709551615` panicked (Instant + Duration overflow) after the ports
+/// had started; huge durations and drain waits are refused the same way.
+#[test]
+fn huge_periods_and_durations_are_refused() {
+    expect_one_line_error(
+        &["--count", "1", "-T", "18446744073709551615"],
+        "invalid stats period",
+    );
+    expect_one_line_error(&["--count", "1", "-T", "86401"], "invalid stats period");
+    expect_one_line_error(&["--duration", "1e300"], "invalid duration");
+    expect_one_line_error(&["--duration", "inf"], "invalid duration");
+    expect_one_line_error(
+        &["--count", "1", "--drain-ms", "18446744073709551615"],
+        "invalid drain",
+    );
+}
+
+/// Issue 9: on net_null (which hands back buffers it never wrote) pktgen counted millions of
+/// `corrupted` frames, more than it sent, and no foreign ones. What net_null delivers is not
+/// ours: foreign; what pktgen sent never came back: lost.
+#[test]
+fn net_null_frames_are_foreign_not_corrupted() {
+    let dir = scratch("null-foreign");
+    let report = dir.join("report.json");
+    let mut eal = eal_base();
+    eal.push("--vdev=net_null0".into());
+    let o = run_app(
+        PKTGEN,
+        &eal,
+        &[
+            "--count",
+            "2000",
+            "--rate",
+            "200000",
+            "--drain-ms",
+            "50",
+            "-T",
+            "0",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_success("pktgen on net_null", &o);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["sent"], 2000, "{r:#}");
+    assert_eq!(r["corrupted"], 0, "{r:#}");
+    assert_eq!(r["received"], 0, "{r:#}");
+    assert_eq!(r["lost"], 2000, "{r:#}");
+    assert_eq!(r["late"], 0, "{r:#}");
+    assert!(r["foreign"].as_u64().unwrap() > 0, "{r:#}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("none of the 2000 frames sent came back"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 9: `pktgen ... | head -3` aborted (println! panics on EPIPE, and panic = "abort")
+/// before the ports were stopped and the report written. With stdout's read end closed from
+/// the start, the run must still finish normally and write its report.
+#[test]
+fn closed_stdout_does_not_abort_the_run() {
+    let dir = scratch("epipe");
+    let report = dir.join("report.json");
+    let mut eal = eal_base();
+    eal.push("--vdev=net_null0".into());
+    let mut child = Command::new(PKTGEN)
+        .args(&eal)
+        .arg("--")
+        .args(["--count", "20000", "--rate", "100000", "--drain-ms", "10"])
+        .args(["-T", "1", "--report", report.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `head` exiting: every write to stdout gets EPIPE
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{}: {err}", o.status);
+    assert!(!err.contains("panicked"), "{err}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["sent"], 20000, "{r:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,13 +4,16 @@
 //!
 //! ```text
 //! Ethernet (14) | IPv4 (20, checksummed) | UDP (8, checksummed) | test payload
-//! test payload: stream u16 | seq u32 | tx_tsc u64 | crc u32 | filler ...
+//! test payload: magic u16 | stream u16 | seq u32 | tx_tsc u48 | crc u32 | filler ...
 //! ```
 //!
-//! All fields big-endian. The stream id is the flow index; `seq` counts that stream's frames
-//! from 0; `tx_tsc` is the TSC when the frame was built; `crc` is CRC-32 over the stream, seq and
-//! tsc fields and the filler (everything in the payload but itself), so any corruption of the
-//! payload is detected even where the UDP checksum is not checked. The filler is a pattern
+//! All fields big-endian. `magic` is [`MAGIC`]: with the IPv4/UDP headers and the UDP port
+//! range it is what makes a frame ours (a frame without it is foreign, never corrupted). The
+//! stream id is the flow index; `seq` counts that stream's frames from 0; `tx_tsc` is the low 48
+//! bits of the TSC when the frame was built (a day at 3 GHz, far beyond any latency worth
+//! measuring; the 64-byte frame has room for no more); `crc` is CRC-32 over the magic, stream,
+//! seq and tsc fields and the filler (everything in the payload but itself), so any corruption
+//! of the payload is detected even where the UDP checksum is not checked. The filler is a pattern
 //! derived from the seq. Flows vary the IPv4 source/destination addresses and UDP ports, so
 //! that RSS spreads them. Addresses come from 198.18.0.0/15, the range RFC 2544 reserves for
 //! benchmarking.
@@ -25,8 +28,14 @@ pub const IPV4_LEN: usize = 20;
 pub const UDP_LEN: usize = 8;
 /// Offset of the test payload in the frame.
 pub const PAYLOAD_OFF: usize = ETH_LEN + IPV4_LEN + UDP_LEN;
-/// stream (2) + seq (4) + tsc (8) + crc (4).
+/// magic (2) + stream (2) + seq (4) + tsc (6) + crc (4): exactly what a 64-byte frame holds.
 pub const TEST_HDR_LEN: usize = 18;
+/// The first two payload bytes of every test frame ("PG").
+pub const MAGIC: u16 = 0x5047;
+/// Offset of the CRC in the test payload.
+const CRC_OFF: usize = 14;
+/// The transmit TSC is carried in 48 bits.
+pub const TSC_MASK: u64 = (1 << 48) - 1;
 /// The Ethernet FCS, counted in frame sizes but not carried in the mbuf.
 pub const FCS_LEN: usize = 4;
 /// Smallest frame size (FCS included).
@@ -119,6 +128,15 @@ impl fmt::Display for SizeSpec {
     }
 }
 
+/// The highest packet rate accepted: 10 Gpps, well above 800GbE's 1.19 Gpps of 64-byte frames.
+pub const MAX_PPS: f64 = 1e10;
+/// The lowest packet rate accepted: the token bucket's resolution is about one frame a second.
+pub const MIN_PPS: f64 = 1.0;
+/// The highest bit rate accepted: 10 Tbit/s.
+pub const MAX_BPS: f64 = 1e13;
+/// The lowest bit rate accepted: 1 kbit/s.
+pub const MIN_BPS: f64 = 1e3;
+
 /// Transmit rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
@@ -154,6 +172,18 @@ impl std::str::FromStr for Rate {
         if !v.is_finite() || v <= 0.0 {
             return Err(bad());
         }
+        // Out of range, the token bucket's fixed-point arithmetic would overflow (too high) or
+        // never grant a frame (too low).
+        let (lo, hi, range) = if bits {
+            (MIN_BPS, MAX_BPS, "1kbps to 10000Gbps")
+        } else {
+            (MIN_PPS, MAX_PPS, "1 to 10G frames/s")
+        };
+        if !(lo..=hi).contains(&v) {
+            return Err(format!(
+                "invalid rate {s:?}: out of range, give {range} (or max)"
+            ));
+        }
         Ok(if bits { Rate::Bps(v) } else { Rate::Pps(v) })
     }
 }
@@ -169,22 +199,82 @@ impl Rate {
     }
 }
 
+/// The longest stats period accepted (`-T`), in seconds: a day. 0 means no stats lines.
+pub const MAX_STATS_PERIOD_S: u64 = 86_400;
+/// The longest send duration accepted (`--duration`), in seconds: a year.
+pub const MAX_DURATION_S: f64 = 365.0 * 86_400.0;
+/// The longest drain wait accepted (`--drain-ms`): an hour.
+pub const MAX_DRAIN_MS: u64 = 3_600_000;
+
+/// Checks a stats period (`-T`) in seconds: 0 (quiet) to [`MAX_STATS_PERIOD_S`].
+pub fn check_stats_period(s: u64) -> Result<u64, String> {
+    if s > MAX_STATS_PERIOD_S {
+        return Err(format!(
+            "invalid stats period {s}: give 0 (quiet) to {MAX_STATS_PERIOD_S} seconds"
+        ));
+    }
+    Ok(s)
+}
+
+/// Checks a send duration (`--duration`) in seconds: above 0, at most [`MAX_DURATION_S`].
+pub fn parse_duration_s(d: f64) -> Result<std::time::Duration, String> {
+    if d.is_finite() && d > 0.0 && d <= MAX_DURATION_S {
+        Ok(std::time::Duration::from_secs_f64(d))
+    } else {
+        Err(format!(
+            "invalid duration {d:?}: give a positive number of seconds, at most a year ({MAX_DURATION_S})"
+        ))
+    }
+}
+
+/// Checks a drain wait (`--drain-ms`): at most [`MAX_DRAIN_MS`].
+pub fn check_drain_ms(ms: u64) -> Result<std::time::Duration, String> {
+    if ms > MAX_DRAIN_MS {
+        return Err(format!(
+            "invalid drain {ms} ms: give 0 to {MAX_DRAIN_MS} milliseconds"
+        ));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+/// Parses a MAC address `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("invalid MAC address {s:?}: expected aa:bb:cc:dd:ee:ff");
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        let p = parts.next().ok_or_else(bad)?;
+        if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
 /// A token bucket on the TSC: `rate` tokens per second, at most `burst` saved up.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
-    /// Tokens per TSC cycle, scaled by 2^32 to stay in integers.
-    per_cycle_q32: u128,
-    tokens_q32: u128,
-    burst_q32: u128,
+    /// Tokens per TSC cycle, scaled by 2^64 to stay in integers (exact to better than 1e-9 at
+    /// one token a second on a 4 GHz TSC).
+    per_cycle_q64: u128,
+    tokens_q64: u128,
+    burst_q64: u128,
     last: u64,
 }
 
 impl TokenBucket {
+    /// Any rate is safe here: the float-to-integer cast saturates, the rate is clamped to
+    /// 2^-64..=2^32 tokens per cycle, and the arithmetic saturates.
     pub fn new(rate_per_s: f64, tsc_hz: u64, burst: u32, now: u64) -> Self {
+        let per_cycle = (rate_per_s / tsc_hz.max(1) as f64) * 18446744073709551616.0;
         TokenBucket {
-            per_cycle_q32: ((rate_per_s / tsc_hz as f64) * 4294967296.0) as u128,
-            tokens_q32: 0,
-            burst_q32: (burst as u128) << 32,
+            per_cycle_q64: (per_cycle as u128).clamp(1, 1 << 96),
+            tokens_q64: 0,
+            burst_q64: (burst as u128) << 64,
             last: now,
         }
     }
@@ -194,16 +284,19 @@ impl TokenBucket {
     pub fn take(&mut self, now: u64, want: u32) -> u32 {
         let dt = now.wrapping_sub(self.last) as u128;
         self.last = now;
-        self.tokens_q32 = (self.tokens_q32 + dt * self.per_cycle_q32).min(self.burst_q32);
-        let n = ((self.tokens_q32 >> 32) as u32).min(want);
-        self.tokens_q32 -= (n as u128) << 32;
+        self.tokens_q64 = self
+            .tokens_q64
+            .saturating_add(dt.saturating_mul(self.per_cycle_q64))
+            .min(self.burst_q64);
+        let n = ((self.tokens_q64 >> 64) as u32).min(want);
+        self.tokens_q64 -= (n as u128) << 64;
         n
     }
 
     /// Gives back tokens the caller could not spend (the TX queue was full).
     #[inline]
     pub fn refund(&mut self, n: u32) {
-        self.tokens_q32 = (self.tokens_q32 + ((n as u128) << 32)).min(self.burst_q32);
+        self.tokens_q64 = (self.tokens_q64 + ((n as u128) << 64)).min(self.burst_q64);
     }
 }
 
@@ -236,19 +329,20 @@ pub struct EtherAddrs {
     pub src: [u8; 6],
 }
 
-/// Internet checksum (RFC 1071) of `data`, folded, starting from `sum`.
-fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
+/// Internet checksum (RFC 1071) of `data`, folded, starting from `sum`. 64 bits: no input
+/// length can overflow it.
+fn csum_add(mut sum: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+        sum += u16::from_be_bytes([c[0], c[1]]) as u64;
     }
     if let [last] = chunks.remainder() {
-        sum += (*last as u32) << 8;
+        sum += (*last as u64) << 8;
     }
     sum
 }
 
-fn csum_fold(mut sum: u32) -> u16 {
+fn csum_fold(mut sum: u64) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -292,14 +386,15 @@ pub fn build_frame(
     ip[10..12].copy_from_slice(&ck.to_be_bytes());
     // Test payload
     let p = &mut frame[PAYLOAD_OFF..];
-    p[0..2].copy_from_slice(&stream.to_be_bytes());
-    p[2..6].copy_from_slice(&seq.to_be_bytes());
-    p[6..14].copy_from_slice(&tsc.to_be_bytes());
+    p[0..2].copy_from_slice(&MAGIC.to_be_bytes());
+    p[2..4].copy_from_slice(&stream.to_be_bytes());
+    p[4..8].copy_from_slice(&seq.to_be_bytes());
+    p[8..CRC_OFF].copy_from_slice(&(tsc & TSC_MASK).to_be_bytes()[2..]);
     for (i, b) in p[TEST_HDR_LEN..].iter_mut().enumerate() {
         *b = (seq as usize).wrapping_add(i) as u8;
     }
     let crc = payload_crc(p);
-    p[14..18].copy_from_slice(&crc.to_be_bytes());
+    p[CRC_OFF..TEST_HDR_LEN].copy_from_slice(&crc.to_be_bytes());
     // UDP, checksum over the pseudo-header and the whole datagram
     let udp_len = (len - ETH_LEN - IPV4_LEN) as u16;
     let u = &mut frame[ETH_LEN + IPV4_LEN..ETH_LEN + IPV4_LEN + UDP_LEN];
@@ -312,11 +407,11 @@ pub fn build_frame(
     frame[ETH_LEN + IPV4_LEN + 6..ETH_LEN + IPV4_LEN + 8].copy_from_slice(&ck.to_be_bytes());
 }
 
-/// CRC-32 of a test payload, skipping its own crc field.
+/// CRC-32 of a test payload (at least [`TEST_HDR_LEN`] bytes), skipping its own crc field.
 pub fn payload_crc(p: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
-    h.update(&p[..14]);
-    h.update(&p[TEST_HDR_LEN..]);
+    h.update(p.get(..CRC_OFF).unwrap_or(p));
+    h.update(p.get(TEST_HDR_LEN..).unwrap_or(&[]));
     h.finalize()
 }
 
@@ -327,23 +422,24 @@ fn udp_checksum(frame: &[u8]) -> u16 {
     let udp = &frame[ETH_LEN + IPV4_LEN..];
     let mut sum = csum_add(0, &ip[12..20]);
     sum += 17;
-    sum += udp.len() as u32;
+    sum += udp.len() as u64;
     csum_fold(csum_add(sum, udp))
 }
 
 /// What a received frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
-    /// One of ours, intact.
+    /// One of ours, intact. `tsc` is the low 48 bits of the transmit TSC.
     Test { stream: u16, seq: u32, tsc: u64 },
-    /// One of ours (IPv4/UDP to our port range, long enough) whose payload fails its CRC, or
-    /// whose IP or UDP checksum is wrong. The stream id, when in range, is a hint only.
+    /// One of ours (IPv4/UDP to our port range, long enough, with our [`MAGIC`]) whose payload
+    /// fails its CRC, or whose length, IP or UDP checksum is wrong. The stream id, when in
+    /// range, is a hint only.
     Corrupted { stream: u16 },
     /// Anything else: not ours.
     Foreign,
 }
 
-/// Classifies a received frame.
+/// Classifies a received frame. Never panics, whatever the bytes.
 pub fn parse_frame(f: &[u8]) -> Parsed {
     if f.len() < PAYLOAD_OFF + TEST_HDR_LEN
         || f[12..14] != [0x08, 0x00]
@@ -353,21 +449,26 @@ pub fn parse_frame(f: &[u8]) -> Parsed {
         return Parsed::Foreign;
     }
     let dport = u16::from_be_bytes([f[ETH_LEN + IPV4_LEN + 2], f[ETH_LEN + IPV4_LEN + 3]]);
-    if dport & 0xff00 != UDP_DST_BASE {
+    let p = &f[PAYLOAD_OFF..];
+    let be16 = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
+    let be32 = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
+    if dport & 0xff00 != UDP_DST_BASE || be16(0) != MAGIC {
         return Parsed::Foreign;
     }
-    let p = &f[PAYLOAD_OFF..];
-    let stream = u16::from_be_bytes([p[0], p[1]]);
+    let stream = be16(2);
     let ip_total = u16::from_be_bytes([f[ETH_LEN + 2], f[ETH_LEN + 3]]) as usize;
-    let crc = u32::from_be_bytes([p[14], p[15], p[16], p[17]]);
     let ip_ok = csum_fold(csum_add(0, &f[ETH_LEN..ETH_LEN + IPV4_LEN])) == 0;
-    if ip_total != f.len() - ETH_LEN || !ip_ok || payload_crc(p) != crc || udp_checksum(f) != 0 {
+    if ip_total != f.len() - ETH_LEN
+        || !ip_ok
+        || payload_crc(p) != be32(CRC_OFF)
+        || udp_checksum(f) != 0
+    {
         return Parsed::Corrupted { stream };
     }
     Parsed::Test {
         stream,
-        seq: u32::from_be_bytes([p[2], p[3], p[4], p[5]]),
-        tsc: u64::from_be_bytes(p[6..14].try_into().expect("8 bytes")),
+        seq: be32(4),
+        tsc: (be16(8) as u64) << 32 | be32(10) as u64,
     }
 }
 
@@ -437,6 +538,50 @@ mod tests {
     }
 
     #[test]
+    fn only_frames_with_our_magic_are_ours() {
+        // IPv4/UDP to our port range, but not our payload: foreign, not corrupted.
+        for size in [64, 128, 1518] {
+            let mut f = frame(size, 0, 7);
+            f[PAYLOAD_OFF..PAYLOAD_OFF + 2].fill(0);
+            assert_eq!(parse_frame(&f), Parsed::Foreign, "{size}");
+        }
+        let mut f = frame(64, 0, 7);
+        f[PAYLOAD_OFF..].fill(0);
+        assert_eq!(parse_frame(&f), Parsed::Foreign);
+        // Ours with a damaged payload, or a wrong length (a stale buffer handed back longer
+        // than the frame in it): corrupted.
+        let mut bad_crc = frame(64, 0, 7);
+        *bad_crc.last_mut().unwrap() ^= 1;
+        assert_eq!(parse_frame(&bad_crc), Parsed::Corrupted { stream: 0 });
+        let mut longer = frame(64, 2, 7);
+        longer.extend_from_slice(&[0; 4]);
+        assert_eq!(parse_frame(&longer), Parsed::Corrupted { stream: 2 });
+    }
+
+    #[test]
+    fn option_ranges() {
+        assert_eq!(check_stats_period(0), Ok(0));
+        assert_eq!(check_stats_period(86_400), Ok(86_400));
+        assert!(check_stats_period(u64::MAX).is_err());
+        assert!(check_drain_ms(u64::MAX).is_err());
+        assert_eq!(check_drain_ms(500).unwrap().as_millis(), 500);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e300, 1e9] {
+            assert!(parse_duration_s(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration_s(2.5).unwrap().as_millis(), 2500);
+        assert_eq!(parse_mac("02:aA:00:00:00:ff"), Ok([2, 0xaa, 0, 0, 0, 0xff]));
+        for bad in [
+            "",
+            "zz",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "+2:00:00:00:00:00",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!("64".parse::<SizeSpec>().unwrap(), SizeSpec::Fixed(64));
         assert_eq!(
@@ -467,6 +612,26 @@ mod tests {
         assert!((pps - 14_880_952.0).abs() < 1.0, "{pps}");
         for bad in ["", "fast", "-5", "0", "1xbps"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+        // Out of range: the token bucket would overflow, or never grant a frame.
+        for bad in [
+            "1e300", "1e11", "100G", "0.5", "1e-300", "1e14bps", "100bps", "inf",
+        ] {
+            let e = bad.parse::<Rate>().unwrap_err();
+            assert!(e.contains("invalid rate"), "{bad}: {e}");
+        }
+        assert_eq!("1e10".parse::<Rate>().unwrap(), Rate::Pps(1e10));
+        assert_eq!("10Tbps".parse::<Rate>().ok(), None, "no T suffix");
+    }
+
+    #[test]
+    fn token_bucket_never_overflows() {
+        for rate in [f64::MAX, 1e300, MAX_PPS, 1e-300, 0.0, f64::NAN] {
+            let mut b = TokenBucket::new(rate, 3_000_000_000, 32, 0);
+            assert!(b.take(u64::MAX, 32) <= 32);
+            assert!(b.take(1, 32) <= 32, "TSC went backwards: wraps, saturates");
+            b.refund(u32::MAX);
+            assert!(b.take(2, u32::MAX) <= 32);
         }
     }
 

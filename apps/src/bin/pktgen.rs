@@ -7,8 +7,11 @@
 //! Transmits test frames (Ethernet/IPv4/UDP, checksummed, with a stream id, sequence number,
 //! TSC timestamp and CRC in the payload) on the TX port at a rate held by a TSC token bucket,
 //! and analyzes what the RX port receives: per stream, received, lost (decided after the drain
-//! wait), duplicated, reordered, corrupted, and one-way latency percentiles. Frames that are
-//! not ours are counted apart.
+//! wait), duplicated, reordered, late, corrupted, and one-way latency percentiles, in memory
+//! that does not grow with the run. Frames that are not ours are counted apart (`foreign`).
+//!
+//! Output to stdout never stops a run: a closed pipe (`pktgen ... | head -3`) makes the lines
+//! vanish, and the run still finishes, stops its ports and writes its report.
 //!
 //! Lcores: with two or more worker lcores, TX runs on the first and RX on the second; with one,
 //! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
@@ -17,15 +20,27 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dataplane::analyzer::{Analyzer, Counts, Latency};
 use dataplane::config::PktgenSection;
-use dataplane::pktgen::{buf_len, build_frame, EtherAddrs, Flow, Rate, SizeSpec, TokenBucket};
+use dataplane::pktgen::{
+    buf_len, build_frame, check_drain_ms, check_stats_period, parse_duration_s, parse_mac,
+    EtherAddrs, Flow, Rate, SizeSpec, TokenBucket,
+};
 use dataplane::stats::OwnedCounter;
 use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
 use serde::Serialize;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// `println!` that ignores write errors: `println!` panics on a closed pipe (EPIPE, since Rust
+/// ignores SIGPIPE), and with `panic = "abort"` that would kill the run before its shutdown.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,7 +54,8 @@ struct Cli {
     /// Port whose received frames are analyzed (default: the TX port).
     #[arg(long = "rx-port")]
     rx_port: Option<u16>,
-    /// max, packets/s (50000, 1.5M, 10kpps) or bits/s on the wire (100Mbps, 1Gbps).
+    /// max, packets/s (50000, 1.5M, 10kpps; 1 to 10G) or bits/s on the wire (100Mbps, 1Gbps;
+    /// 1kbps to 10000Gbps).
     #[arg(long)]
     rate: Option<String>,
     /// Frame size with FCS: BYTES (64..1518), MIN-MAX, or imix (64/594/1518 at 7:4:1).
@@ -51,16 +67,17 @@ struct Cli {
     /// Frames to send in total.
     #[arg(long)]
     count: Option<u64>,
-    /// Seconds to send for.
+    /// Seconds to send for (at most a year).
     #[arg(long)]
     duration: Option<f64>,
-    /// Milliseconds to keep receiving after the last frame is sent before counting the rest lost.
+    /// Milliseconds to keep receiving after the last frame is sent before counting the rest lost
+    /// (at most an hour).
     #[arg(long = "drain-ms")]
     drain_ms: Option<u64>,
     /// Destination MAC of the frames (default: the RX port's MAC).
     #[arg(long = "dst-mac")]
     dst_mac: Option<String>,
-    /// Seconds between stats lines (0 = quiet).
+    /// Seconds between stats lines (0 = quiet, at most 86400).
     #[arg(short = 'T', long = "stats-period")]
     stats_period: Option<u64>,
     /// Write the JSON report here.
@@ -86,22 +103,6 @@ struct Options {
     report: Option<PathBuf>,
 }
 
-fn parse_mac(s: &str) -> Result<MacAddr> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let bytes: Option<Vec<u8>> = parts
-        .iter()
-        .map(|p| {
-            (p.len() == 2)
-                .then(|| u8::from_str_radix(p, 16).ok())
-                .flatten()
-        })
-        .collect();
-    match bytes {
-        Some(b) if b.len() == 6 => Ok(MacAddr(b.try_into().expect("6 bytes"))),
-        _ => bail!("invalid MAC address {s:?}: expected aa:bb:cc:dd:ee:ff"),
-    }
-}
-
 fn merge(cli: Cli, f: PktgenSection) -> Result<Options> {
     let tx_port = cli.tx_port.or(f.tx_port).unwrap_or(0);
     let rate: Rate = cli
@@ -120,11 +121,12 @@ fn merge(cli: Cli, f: PktgenSection) -> Result<Options> {
     if flows == 0 {
         bail!("invalid flows 0: give at least 1");
     }
-    let duration = match cli.duration.or(f.duration) {
-        None => None,
-        Some(d) if d.is_finite() && d > 0.0 && d < 1e9 => Some(Duration::from_secs_f64(d)),
-        Some(d) => bail!("invalid duration {d}: give a positive number of seconds"),
-    };
+    let duration = cli
+        .duration
+        .or(f.duration)
+        .map(parse_duration_s)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let count = cli.count.or(f.count);
     if count == Some(0) {
         bail!("invalid count 0: give at least 1");
@@ -142,13 +144,16 @@ fn merge(cli: Cli, f: PktgenSection) -> Result<Options> {
         flows,
         count,
         duration,
-        drain: Duration::from_millis(cli.drain_ms.or(f.drain_ms).unwrap_or(500)),
+        drain: check_drain_ms(cli.drain_ms.or(f.drain_ms).unwrap_or(500))
+            .map_err(anyhow::Error::msg)?,
         dst_mac: cli
             .dst_mac
             .or(f.dst_mac)
-            .map(|m| parse_mac(&m))
-            .transpose()?,
-        stats_period: cli.stats_period.or(f.stats_period).unwrap_or(1),
+            .map(|m| parse_mac(&m).map(MacAddr))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        stats_period: check_stats_period(cli.stats_period.or(f.stats_period).unwrap_or(1))
+            .map_err(anyhow::Error::msg)?,
         report: cli.report.or(f.report),
     })
 }
@@ -171,6 +176,9 @@ struct Shared {
     stop_tx: AtomicBool,
     /// Set by the TX side once it has sent its last frame (after storing `tx_total`).
     tx_done: AtomicBool,
+    /// Frames built so far (stored before they are handed to the TX queue); written by the TX
+    /// side only. Tells the analyzer which sequence numbers can be ours yet.
+    built: AtomicU64,
     /// Frames sent; written by the TX side only.
     tx_total: OwnedCounter,
     /// Frames received (ours or not); written by the RX side only.
@@ -251,6 +259,9 @@ impl Tx<'_> {
                 let _ = self.pending.push(m);
             }
             self.sent += n as u64;
+            // Release: pairs with the Acquire in Rx::step; a frame seen there was built after
+            // this store, so the analyzer's bound covers it.
+            shared.built.store(self.sent, Ordering::Release);
         }
         let before = self.pending.len();
         let sent = self.txq.tx_burst(&mut self.pending);
@@ -307,6 +318,9 @@ impl Rx<'_> {
         let now = pmd::rdtsc();
         let n = self.rxq.rx_burst(&mut self.burst);
         if n > 0 {
+            // Acquire, after the burst: pairs with the Release in Tx::step.
+            self.analyzer
+                .set_built(shared.built.load(Ordering::Acquire));
             for m in self.burst.drain() {
                 self.analyzer.record(m.data(), now);
             }
@@ -359,6 +373,7 @@ struct Report {
     duplicated: u64,
     reordered: u64,
     corrupted: u64,
+    late: u64,
     foreign: u64,
     elapsed_s: f64,
     tx_pps: f64,
@@ -377,8 +392,14 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
             bail!("{what} {p} does not exist: {nb_ports} port(s) available (add --vdev=... or -a PCI to the EAL options)");
         }
     }
-    let pool = Mempool::create(eal, "pktgen_pool", 16384, 256, 2048 + 128, eal.socket_id())
-        .context("cannot create the mbuf pool")?;
+    // Two pools: the frames we build are never handed back by the RX side as received. A
+    // driver that delivers a buffer without writing it (net_null does) would otherwise return
+    // a stale copy of one of our frames, counted as ours; from the RX pool it holds nothing of
+    // ours, and counts as foreign.
+    let tx_pool = Mempool::create(eal, "pktgen_tx", 16384, 256, 2048 + 128, eal.socket_id())
+        .context("cannot create the TX mbuf pool")?;
+    let pool = Mempool::create(eal, "pktgen_rx", 8192, 256, 2048 + 128, eal.socket_id())
+        .context("cannot create the RX mbuf pool")?;
     let cfg = PortConfig::default();
     let mut tx_port = Port::configure(eal, opts.tx_port, &cfg, &pool)
         .with_context(|| format!("cannot configure port {}", opts.tx_port))?;
@@ -394,7 +415,7 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
     let rx_port = rx_port_own.as_ref().unwrap_or(&tx_port);
     let src = tx_port.mac_addr()?;
     let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
-    println!(
+    say!(
         "pktgen: TX port {} ({}) -> RX port {} ({}), rate {:?}, size {}, {} flow(s), dst {dst}",
         tx_port.id(),
         tx_port.name(),
@@ -413,7 +434,7 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
         .map(|pps| TokenBucket::new(pps, hz, MAX_BURST as u32, now));
     let mut tx = Tx {
         txq: tx_port.tx_queue(0)?,
-        pool: &pool,
+        pool: &tx_pool,
         eth: EtherAddrs {
             dst: dst.0,
             src: src.0,
@@ -438,6 +459,7 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
     let shared = Shared {
         stop_tx: AtomicBool::new(false),
         tx_done: AtomicBool::new(false),
+        built: AtomicU64::new(0),
         tx_total: OwnedCounter::default(),
         rx_frames: OwnedCounter::default(),
         snapshot: Mutex::new(Snapshot::default()),
@@ -521,6 +543,7 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
         duplicated: total.duplicated,
         reordered: total.reordered,
         corrupted: total.corrupted,
+        late: total.late,
         foreign,
         elapsed_s: elapsed,
         tx_pps: total.sent as f64 / elapsed,
@@ -547,6 +570,15 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
             .collect(),
     };
     print_table(&report);
+    if report.received == 0 && report.sent > 0 && report.foreign > 0 {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "pktgen: warning: none of the {} frames sent came back, but {} foreign frames did: \
+             is the RX port connected to the TX port?",
+            report.sent,
+            report.foreign
+        );
+    }
     if let Some(path) = &opts.report {
         std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("cannot write report {}", path.display()))?;
@@ -586,7 +618,8 @@ fn monitor(
     started: Instant,
 ) {
     let period = Duration::from_secs(opts.stats_period);
-    let mut next = started + period;
+    // Checked: no Instant + Duration may overflow (None: no more stats lines).
+    let mut next = started.checked_add(period);
     let (mut last_tx, mut last_rx, mut last_t) = (0u64, 0u64, started);
     // Relaxed loads/stores: these flags carry no data (see Shared).
     while !rx_done.load(Ordering::Relaxed) {
@@ -595,11 +628,11 @@ fn monitor(
         if quit.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| now - started >= d) {
             shared.stop_tx.store(true, Ordering::Relaxed);
         }
-        if opts.stats_period > 0 && now >= next {
+        if opts.stats_period > 0 && next.is_some_and(|n| now >= n) {
             let s = *shared.snapshot.lock().expect("not poisoned");
             let tx = shared.tx_total.get();
             let dt = (now - last_t).as_secs_f64();
-            println!(
+            say!(
                 "[{:>6.1}s] tx {:>12} ({:>9.3} kpps)  rx {:>12} ({:>9.3} kpps)  missing so far {:>10}  p99 {:>9.1} us",
                 (now - started).as_secs_f64(),
                 tx,
@@ -610,35 +643,58 @@ fn monitor(
                 s.latency.p99 as f64 / 1e3
             );
             (last_tx, last_rx, last_t) = (tx, s.received, now);
-            next += period;
+            next = next.and_then(|n| n.checked_add(period));
         }
     }
 }
 
 fn print_table(r: &Report) {
-    println!("\npktgen results ====================================================");
-    println!(
-        "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
-        "stream", "sent", "received", "lost", "dup", "reordered", "corrupted"
+    say!("\npktgen results ====================================================");
+    say!(
+        "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "stream",
+        "sent",
+        "received",
+        "lost",
+        "dup",
+        "reordered",
+        "late",
+        "corrupted"
     );
     for s in &r.streams {
         let c = &s.counts;
-        println!(
-            "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
-            s.stream, c.sent, c.received, c.lost, c.duplicated, c.reordered, c.corrupted
+        say!(
+            "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            s.stream,
+            c.sent,
+            c.received,
+            c.lost,
+            c.duplicated,
+            c.reordered,
+            c.late,
+            c.corrupted
         );
     }
-    println!(
-        "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
-        "total", r.sent, r.received, r.lost, r.duplicated, r.reordered, r.corrupted
+    say!(
+        "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "total",
+        r.sent,
+        r.received,
+        r.lost,
+        r.duplicated,
+        r.reordered,
+        r.late,
+        r.corrupted
     );
-    println!("foreign frames (not ours): {}", r.foreign);
-    println!(
+    say!("foreign frames (not ours): {}", r.foreign);
+    say!(
         "rate: tx {:.1} pps, rx {:.1} pps over {:.2} s",
-        r.tx_pps, r.rx_pps, r.elapsed_s
+        r.tx_pps,
+        r.rx_pps,
+        r.elapsed_s
     );
     let l = &r.latency_ns;
-    println!(
+    say!(
         "latency (us): min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} samples)",
         l.min as f64 / 1e3,
         l.p50 as f64 / 1e3,
@@ -648,5 +704,5 @@ fn print_table(r: &Report) {
         l.max as f64 / 1e3,
         l.samples
     );
-    println!("===================================================================");
+    say!("===================================================================");
 }
