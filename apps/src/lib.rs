@@ -1,8 +1,42 @@
 //! What the apps share: DPDK-style command lines (`APP [EAL options] -- [app options]`).
 
 use std::ffi::OsString;
+use std::fmt;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// Writes to stdout and ignores failures: a reader that went away (`APP | head`) must not
+/// stop the run, which still has ports to close (net_pcap flushes its output then), a report
+/// and a control socket to clean up. `print!`/`println!` panic on EPIPE, and the release
+/// profile aborts on panic.
+pub fn write_stdout(args: fmt::Arguments) {
+    let _ = std::io::stdout().lock().write_fmt(args);
+}
+
+/// Like [`write_stdout`], for stderr.
+pub fn write_stderr(args: fmt::Arguments) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+/// `print!` that never panics (see [`write_stdout`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that never panics (see [`write_stdout`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` that never panics (see [`write_stdout`]).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::write_stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
 
 /// An app's `main`: runs `run`, and on failure prints one line `APP: error: REASON` (with its
 /// causes) and exits 1.
@@ -10,10 +44,19 @@ pub fn main_with(app: &str, run: impl FnOnce() -> anyhow::Result<()>) -> ExitCod
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{app}: error: {e:#}");
+            errln!("{app}: error: {}", one_line(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `text` on one line: line breaks (from DPDK, or a TOML parser's excerpt) become spaces.
+pub fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A DPDK-style command line parsed: the EAL arguments, the app's options (clap), and the

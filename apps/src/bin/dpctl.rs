@@ -61,7 +61,7 @@ enum DmaCmd {
 fn main() -> ExitCode {
     apps::main_with("dpctl", || {
         let v = run()?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        apps::outln!("{}", serde_json::to_string_pretty(&v)?);
         Ok(())
     })
 }

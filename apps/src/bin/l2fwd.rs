@@ -237,7 +237,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         port.start()
             .with_context(|| format!("cannot start port {id}"))?;
         let link = port.link()?;
-        println!(
+        apps::outln!(
             "Port {id} ({}): MAC {}, link {} {} Mbps",
             port.name(),
             port.mac_addr()?,
@@ -283,7 +283,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 tx_mac: txp.mac_addr()?,
             });
         }
-        println!(
+        apps::outln!(
             "Lcore {}: {}{}",
             forwarding_lcores[i],
             rules
@@ -354,7 +354,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         .unwrap_or_else(|| eal.runtime_dir().join("l2fwd.sock"));
     let server = CtlServer::start(&sock_path, req_tx.clone())
         .with_context(|| format!("cannot open the control socket {}", sock_path.display()))?;
-    println!("Control socket: {}", server.path().display());
+    apps::outln!("Control socket: {}", server.path().display());
     let (ev_tx, ev_rx) = mpsc::channel::<String>();
     let _events = if control.channel_reports().is_empty() {
         None
@@ -367,7 +367,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         }) {
             Ok(m) => Some(m),
             Err(e) => {
-                println!("note: no device-event monitor ({e}); hot-remove by dpctl only");
+                apps::outln!("note: no device-event monitor ({e}); hot-remove by dpctl only");
                 None
             }
         }
@@ -412,7 +412,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
 
     let totals = PortSummary::of(&ports, &stats);
-    println!("\nStopping: forwarded for {elapsed:.2} s");
+    apps::outln!("\nStopping: forwarded for {elapsed:.2} s");
     for mut p in ports.drain(..) {
         p.stop()
             .with_context(|| format!("cannot stop port {}", p.id()))?;
@@ -514,11 +514,13 @@ fn monitor<'e, 'q>(
                 .collect();
             for n in known {
                 match control.remove(&n) {
-                    Ok(r) => println!(
+                    Ok(r) => apps::outln!(
                         "device event: {name} removed; DMA channel {n} released in {:.0} us",
                         r.latency_us
                     ),
-                    Err(e) => eprintln!("device event: {name} removed; releasing {n} failed: {e}"),
+                    Err(e) => {
+                        apps::errln!("device event: {name} removed; releasing {n} failed: {e}")
+                    }
                 }
             }
         }
@@ -612,7 +614,7 @@ fn print_periodic(
         "Total packets dropped:  {:>14}\n",
         sum.dropped_total()
     ));
-    print!("{out}");
+    apps::out!("{out}");
 }
 
 fn build_report(
@@ -664,7 +666,7 @@ fn build_report(
 }
 
 fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
-    println!("Final statistics ===================================");
+    apps::outln!("Final statistics ===================================");
     for PortSummary {
         id,
         name,
@@ -672,30 +674,36 @@ fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
         ..
     } in totals
     {
-        println!(
+        apps::outln!(
             "Port {id:>2} {name:<16} rx {:>14}  tx {:>14}  dropped {:>10}",
             t.rx,
             t.tx,
             t.dropped_total()
         );
     }
-    println!("Total packets sent:     {:>14}", r.tx_packets);
-    println!("Total packets received: {:>14}", r.rx_packets);
-    println!(
+    apps::outln!("Total packets sent:     {:>14}", r.tx_packets);
+    apps::outln!("Total packets received: {:>14}", r.rx_packets);
+    apps::outln!(
         "Total packets dropped:  {:>14} {:?}",
         r.dropped_total(),
         r.dropped
     );
-    println!(
+    apps::outln!(
         "Copies:                 cpu {} dma {} dma_errors {} recopied {}",
-        r.copies.cpu, r.copies.dma, r.copies.dma_errors, r.copies.recopied
+        r.copies.cpu,
+        r.copies.dma,
+        r.copies.dma_errors,
+        r.copies.recopied
     );
     for d in &r.dma_channels {
-        println!(
+        apps::outln!(
             "DMA channel {}: submitted {} completed {} failed {}",
-            d.name, d.submitted, d.completed, d.failed
+            d.name,
+            d.submitted,
+            d.completed,
+            d.failed
         );
     }
-    println!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
-    println!("====================================================");
+    apps::outln!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
+    apps::outln!("====================================================");
 }
