@@ -73,16 +73,33 @@ pub fn parse_cmdline<C: clap::Parser>(
     config: impl Fn(&C) -> Option<&Path>,
 ) -> anyhow::Result<Cmdline<C>> {
     let (eal_cmdline, app_args) = split_args(std::env::args_os());
-    let cli = match C::try_parse_from(app_args) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
+    let cli = C::try_parse_from(app_args).map_err(usage_error)?;
     let file = match config(&cli) {
         Some(p) => dataplane::config::ConfigFile::load(p)?,
         None => dataplane::config::ConfigFile::default(),
     };
     let eal = eal_args(eal_cmdline, &file.eal);
     Ok(Cmdline { cli, eal, file })
+}
+
+/// clap's verdict on a command line: `--help` and `--version` (and a bare command that needs
+/// a subcommand, which shows the help) print and exit as clap does; a usage error becomes one
+/// line for [`main_with`] to print, exit 1: `invalid value 'x' for '-T <STATS_PERIOD>': invalid
+/// digit found in string (see --help)`.
+pub fn usage_error(e: clap::Error) -> anyhow::Error {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.to_string();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first = first.strip_prefix("error: ").unwrap_or(first).trim();
+    anyhow::anyhow!("{first} (see --help)")
 }
 
 /// Splits a DPDK-style command line at the first `--`: the EAL arguments (program name first)

@@ -67,10 +67,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<Value> {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
+    let cli = Cli::try_parse().map_err(apps::usage_error)?;
     let req = match cli.cmd {
         Cmd::Stats => json!({"cmd": "stats"}),
         Cmd::Copybreak { bytes } => json!({"cmd": "copybreak", "bytes": bytes}),

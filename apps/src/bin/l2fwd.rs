@@ -12,7 +12,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use crossbeam_queue::SegQueue;
-use dataplane::config::L2fwdSection;
+use dataplane::config::{L2fwdSection, PortMaskValue};
 use dataplane::control::{Control, MAX_DMA_DEVS};
 use dataplane::copy::{CopyMode, CopyStage, STREAM_SLOTS};
 use dataplane::ctlsock::{CtlServer, Envelope};
@@ -40,7 +40,7 @@ struct Cli {
     /// Hexadecimal mask of the ports to forward between.
     #[arg(short = 'p', long = "portmask")]
     portmask: Option<String>,
-    /// Seconds between statistics prints (0 = quiet).
+    /// Seconds between statistics prints, 0..=86400 (0 = quiet).
     #[arg(short = 'T', long = "stats-period")]
     stats_period: Option<u64>,
     /// Rewrite source and destination MACs (the default).
@@ -49,20 +49,23 @@ struct Cli {
     /// Forward frames unchanged.
     #[arg(long = "no-mac-updating", overrides_with = "mac_updating")]
     no_mac_updating: bool,
-    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
-    #[arg(long)]
+    /// Stop after this many seconds, at most 31536000 (a year; default: run until
+    /// SIGINT/SIGTERM).
+    #[arg(long, allow_negative_numbers = true)]
     duration: Option<f64>,
     /// Copy every packet into a fresh mbuf: none (plain l2fwd), cpu, dma, or auto.
     #[arg(long)]
     copy: Option<String>,
-    /// With --copy dma: packets of at least this many bytes have their payload copied by DMA.
+    /// With --copy dma: packets of at least this many bytes have their payload copied by DMA
+    /// (1..=65535).
     #[arg(long)]
     copybreak: Option<u32>,
     /// DMA device to use (repeatable; default with --copy dma|auto: every dmadev found).
     #[arg(long = "dma")]
     dma: Vec<String>,
     /// Milliseconds a DMA channel may hold copies without completing any before the worker
-    /// gives up on it (a surprise removal or a hung engine) and re-copies them on the CPU.
+    /// gives up on it (a surprise removal or a hung engine) and re-copies them on the CPU
+    /// (1..=60000).
     #[arg(long = "dma-timeout-ms")]
     dma_timeout_ms: Option<u64>,
     /// Write the JSON report here at exit.
@@ -74,7 +77,8 @@ struct Cli {
     /// Accept `dma fault NAME stall` on the control socket (surprise-removal drills).
     #[arg(long = "allow-fault-injection")]
     allow_fault_injection: bool,
-    /// Milliseconds a hot-remove waits for a worker to release the channel before failing.
+    /// Milliseconds a hot-remove waits for a worker to release the channel before failing
+    /// (1..=60000).
     #[arg(long = "grace-ms")]
     grace_ms: Option<u64>,
     /// TOML config; command-line options override it.
@@ -105,7 +109,29 @@ struct Options {
     grace_timeout: Duration,
 }
 
+impl Cli {
+    /// The options given on the command line, as an `[l2fwd]` table: checked by the same
+    /// function, against the same bounds, as the config file.
+    fn as_section(&self) -> L2fwdSection {
+        L2fwdSection {
+            portmask: self.portmask.clone().map(PortMaskValue::Text),
+            stats_period: self.stats_period,
+            duration: self.duration,
+            copy: self.copy.clone(),
+            copybreak: self.copybreak,
+            dma_timeout_ms: self.dma_timeout_ms,
+            grace_ms: self.grace_ms,
+            ..Default::default()
+        }
+    }
+}
+
+/// The command line over the config file's `[l2fwd]` table (already checked), every value
+/// checked before anything starts.
 fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
+    cli.as_section()
+        .check()
+        .map_err(|e| anyhow::anyhow!(e.for_option()))?;
     let mask_text = cli
         .portmask
         .or_else(|| file.portmask.map(|m| m.to_text()))
@@ -120,10 +146,10 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
     } else {
         file.mac_updating.unwrap_or(true)
     };
+    // Checked above: finite, positive and at most a year, so the conversion cannot fail.
     let duration = match cli.duration.or(file.duration) {
         None => None,
-        Some(d) if d.is_finite() && d > 0.0 && d < 1e9 => Some(Duration::from_secs_f64(d)),
-        Some(d) => bail!("invalid duration {d}: give a positive number of seconds"),
+        Some(d) => Some(Duration::try_from_secs_f64(d).context("invalid --duration")?),
     };
     let copy: CopyMode = match cli.copy.or(file.copy) {
         None => CopyMode::None,
@@ -161,7 +187,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let cmd = apps::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
-    let section: L2fwdSection = cmd.file.section("l2fwd")?;
+    let section = cmd.file.l2fwd()?;
     let opts = merge(cmd.cli, section)?;
     let eal = Eal::init(&cmd.eal)?;
     forward(&eal, &opts)
@@ -488,7 +514,9 @@ fn monitor<'e, 'q>(
 ) -> Control<'e, 'q> {
     let opts = ctx.opts;
     let period = Duration::from_secs(opts.stats_period);
-    let mut next_print = ctx.started + period;
+    // -T is bounded at parse time; checked anyway, since an Instant overflow panics. None:
+    // no (further) periodic print.
+    let mut next_print = ctx.started.checked_add(period);
     let mut last: Vec<PortTotals> = ctx.ports.iter().map(|_| PortTotals::default()).collect();
     let mut last_t = ctx.started;
     let stats_json = |c: &Control| -> serde_json::Value {
@@ -532,7 +560,7 @@ fn monitor<'e, 'q>(
                 break;
             }
         }
-        if opts.stats_period > 0 && now >= next_print {
+        if opts.stats_period > 0 && next_print.is_some_and(|t| now >= t) {
             let dt = now.duration_since(last_t).as_secs_f64();
             print_periodic(
                 opts,
@@ -544,7 +572,7 @@ fn monitor<'e, 'q>(
                 now.duration_since(ctx.started),
             );
             last_t = now;
-            next_print += period;
+            next_print = next_print.and_then(|t| t.checked_add(period));
         }
     }
     control
