@@ -84,9 +84,17 @@ pub fn parse_cmdline<C: clap::Parser>(
 
 /// clap's verdict on a command line: `--help` and `--version` (and a bare command that needs
 /// a subcommand, which shows the help) print and exit as clap does; a usage error becomes one
-/// line for [`main_with`] to print, exit 1: `invalid value 'x' for '-T <STATS_PERIOD>': invalid
-/// digit found in string (see --help)`.
+/// line for [`main_with`] to print, exit 1 (see [`usage_message`]).
 pub fn usage_error(e: clap::Error) -> anyhow::Error {
+    match usage_message(&e) {
+        Some(m) => anyhow::anyhow!(m),
+        None => e.exit(),
+    }
+}
+
+/// A usage error on one line: `invalid value 'x' for '-T <STATS_PERIOD>': invalid digit found
+/// in string (see --help)`; None for the help and version "errors".
+pub fn usage_message(e: &clap::Error) -> Option<String> {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -94,12 +102,12 @@ pub fn usage_error(e: clap::Error) -> anyhow::Error {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
-        e.exit()
+        return None;
     }
     let text = e.to_string();
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let first = first.strip_prefix("error: ").unwrap_or(first).trim();
-    anyhow::anyhow!("{first} (see --help)")
+    Some(format!("{} (see --help)", one_line(first)))
 }
 
 /// Splits a DPDK-style command line at the first `--`: the EAL arguments (program name first)
@@ -138,6 +146,26 @@ pub fn eal_args(cmdline: Vec<String>, from_config: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn split_args_takes_anything(args in prop::collection::vec(
+            prop_oneof![Just("--".to_owned()), ".*"], 0..8)
+        ) {
+            let n = args.len();
+            let (eal, app) = split_args(args.into_iter().map(OsString::from));
+            prop_assert!(!eal.is_empty() && !app.is_empty());
+            // Everything but the program name and one `--` goes to one side or the other.
+            prop_assert!(eal.len() + app.len() >= n.max(1) && eal.len() + app.len() <= n.max(1) + 1);
+        }
+
+        #[test]
+        fn one_line_is_one_line(text in ".*") {
+            let l = one_line(&text);
+            prop_assert!(!l.contains('\n') && !l.contains('\r'));
+        }
+    }
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

@@ -735,3 +735,157 @@ fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
     apps::outln!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
     apps::outln!("====================================================");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(args: &[String]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("l2fwd".to_owned()).chain(args.iter().cloned()))
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(
+                &[
+                    "-p", "--portmask", "-T", "--stats-period", "--duration", "--copy",
+                    "--copybreak", "--dma", "--dma-timeout-ms", "--grace-ms", "--report",
+                    "--control", "--config", "--mac-updating", "--no-mac-updating",
+                    "--allow-fault-injection", "0x3", "3", "0", "1", "-1", "60000", "60001",
+                    "86400", "86401", "65535", "65536", "18446744073709551615",
+                    "18446744073709551616", "1e300", "NaN", "inf", "-0", "0.5", "none", "cpu",
+                    "dma", "auto", "", "--", "--help", "-h",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            1 => ".*",
+        ]
+    }
+
+    /// An option value: the bounds' edges, and anything.
+    fn number() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            prop::sample::select(
+                &[
+                    0u64,
+                    1,
+                    86_400,
+                    86_401,
+                    60_000,
+                    60_001,
+                    65_535,
+                    65_536,
+                    u32::MAX as u64,
+                    u64::MAX
+                ][..]
+            ),
+            0u64..100_000,
+            any::<u64>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any argument vector: options, or a usage error on one line; options merge into a
+        /// run's settings or give a one-line reason. Never a panic.
+        #[test]
+        fn any_argv_parses_or_errs(args in prop::collection::vec(word(), 0..8)) {
+            match parse(&args) {
+                Ok(cli) => {
+                    if let Err(e) = merge(cli, L2fwdSection::default()) {
+                        let m = format!("{e:#}");
+                        prop_assert!(!m.contains('\n') && !m.is_empty());
+                    }
+                }
+                Err(e) => {
+                    if let Some(m) = apps::usage_message(&e) {
+                        prop_assert!(!m.contains('\n') && !m.is_empty());
+                    }
+                }
+            }
+        }
+
+        /// The numeric options are accepted exactly within their documented bounds.
+        #[test]
+        fn numeric_options_within_bounds(
+            t in number(), cb in number(), dto in number(), grace in number(),
+            dur in prop_oneof![
+                any::<f64>(),
+                prop::sample::select(&[0.0, -0.0, 1e-9, 31_536_000.0, 31_536_000.5][..]),
+            ],
+            mask in prop_oneof!["(0[xX])?[0-9a-fA-F]{0,17}", ".{0,8}"],
+            copy in prop_oneof![
+                prop::sample::select(&["none", "cpu", "dma", "auto"][..]).prop_map(str::to_owned),
+                ".{0,6}",
+            ],
+        ) {
+            let args: Vec<String> = [
+                format!("-p={mask}"),
+                format!("-T={t}"),
+                format!("--copybreak={cb}"),
+                format!("--dma-timeout-ms={dto}"),
+                format!("--grace-ms={grace}"),
+                format!("--duration={dur}"),
+                format!("--copy={copy}"),
+            ]
+            .into();
+            let cli = match parse(&args) {
+                Ok(c) => c,
+                // Only a value that is no u32/u64/f64 at all stops clap.
+                Err(e) => {
+                    prop_assert!(cb > u32::MAX as u64, "{:?}: {}", args, e);
+                    return Ok(());
+                }
+            };
+            let digits = mask.trim();
+            let digits = digits
+                .strip_prefix("0x")
+                .or_else(|| digits.strip_prefix("0X"))
+                .unwrap_or(digits);
+            let mask_ok = u64::from_str_radix(digits, 16).is_ok_and(|m| m != 0);
+            let expect_ok = mask_ok
+                && t <= 86_400
+                && (1..=65_535).contains(&cb)
+                && (1..=60_000).contains(&dto)
+                && (1..=60_000).contains(&grace)
+                && dur.is_finite()
+                && dur > 0.0
+                && dur <= 31_536_000.0
+                && ["none", "cpu", "dma", "auto"].contains(&copy.as_str());
+            let got = merge(cli, L2fwdSection::default());
+            prop_assert_eq!(got.is_ok(), expect_ok, "{:?} => {:?}", args, got);
+            if let Ok(o) = got {
+                prop_assert!(o.duration.is_some_and(|d| d > Duration::ZERO));
+                prop_assert!(Instant::now().checked_add(o.grace_timeout).is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_values_are_checked_and_command_line_wins() {
+        let file = L2fwdSection {
+            portmask: Some(PortMaskValue::Number(3)),
+            grace_ms: Some(500),
+            ..Default::default()
+        };
+        let o = merge(parse(&["--grace-ms".into(), "7".into()]).unwrap(), file).unwrap();
+        assert_eq!(o.grace_timeout, Duration::from_millis(7));
+        let e = merge(
+            parse(&["-p".into(), "3".into(), "--grace-ms".into(), "0".into()]).unwrap(),
+            L2fwdSection::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --grace-ms 0: expected 1..=60000 milliseconds"
+        );
+    }
+}
