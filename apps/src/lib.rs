@@ -1,8 +1,42 @@
 //! What the apps share: DPDK-style command lines (`APP [EAL options] -- [app options]`).
 
 use std::ffi::OsString;
+use std::fmt;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// Writes to stdout and ignores failures: a reader that went away (`APP | head`) must not
+/// stop the run, which still has ports to close (net_pcap flushes its output then), a report
+/// and a control socket to clean up. `print!`/`println!` panic on EPIPE, and the release
+/// profile aborts on panic.
+pub fn write_stdout(args: fmt::Arguments) {
+    let _ = std::io::stdout().lock().write_fmt(args);
+}
+
+/// Like [`write_stdout`], for stderr.
+pub fn write_stderr(args: fmt::Arguments) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+/// `print!` that never panics (see [`write_stdout`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that never panics (see [`write_stdout`]).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` that never panics (see [`write_stdout`]).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::write_stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
 
 /// An app's `main`: runs `run`, and on failure prints one line `APP: error: REASON` (with its
 /// causes) and exits 1.
@@ -10,10 +44,19 @@ pub fn main_with(app: &str, run: impl FnOnce() -> anyhow::Result<()>) -> ExitCod
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{app}: error: {e:#}");
+            errln!("{app}: error: {}", one_line(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `text` on one line: line breaks (from DPDK, or a TOML parser's excerpt) become spaces.
+pub fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A DPDK-style command line parsed: the EAL arguments, the app's options (clap), and the
@@ -30,16 +73,41 @@ pub fn parse_cmdline<C: clap::Parser>(
     config: impl Fn(&C) -> Option<&Path>,
 ) -> anyhow::Result<Cmdline<C>> {
     let (eal_cmdline, app_args) = split_args(std::env::args_os());
-    let cli = match C::try_parse_from(app_args) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
+    let cli = C::try_parse_from(app_args).map_err(usage_error)?;
     let file = match config(&cli) {
         Some(p) => dataplane::config::ConfigFile::load(p)?,
         None => dataplane::config::ConfigFile::default(),
     };
     let eal = eal_args(eal_cmdline, &file.eal);
     Ok(Cmdline { cli, eal, file })
+}
+
+/// clap's verdict on a command line: `--help` and `--version` (and a bare command that needs
+/// a subcommand, which shows the help) print and exit as clap does; a usage error becomes one
+/// line for [`main_with`] to print, exit 1 (see [`usage_message`]).
+pub fn usage_error(e: clap::Error) -> anyhow::Error {
+    match usage_message(&e) {
+        Some(m) => anyhow::anyhow!(m),
+        None => e.exit(),
+    }
+}
+
+/// A usage error on one line: `invalid value 'x' for '-T <STATS_PERIOD>': invalid digit found
+/// in string (see --help)`; None for the help and version "errors".
+pub fn usage_message(e: &clap::Error) -> Option<String> {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return None;
+    }
+    let text = e.to_string();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first = first.strip_prefix("error: ").unwrap_or(first).trim();
+    Some(format!("{} (see --help)", one_line(first)))
 }
 
 /// Splits a DPDK-style command line at the first `--`: the EAL arguments (program name first)
@@ -78,6 +146,26 @@ pub fn eal_args(cmdline: Vec<String>, from_config: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn split_args_takes_anything(args in prop::collection::vec(
+            prop_oneof![Just("--".to_owned()), ".*"], 0..8)
+        ) {
+            let n = args.len();
+            let (eal, app) = split_args(args.into_iter().map(OsString::from));
+            prop_assert!(!eal.is_empty() && !app.is_empty());
+            // Everything but the program name and one `--` goes to one side or the other.
+            prop_assert!(eal.len() + app.len() >= n.max(1) && eal.len() + app.len() <= n.max(1) + 1);
+        }
+
+        #[test]
+        fn one_line_is_one_line(text in ".*") {
+            let l = one_line(&text);
+            prop_assert!(!l.contains('\n') && !l.contains('\r'));
+        }
+    }
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

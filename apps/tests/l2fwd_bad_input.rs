@@ -140,3 +140,173 @@ fn bad_copy_options() {
     );
     expect_failure(&out, "--dma needs --copy dma or --copy auto");
 }
+
+/// Exactly one line on stderr, `l2fwd: error: ...` mentioning `needle`, and exit code 1 (not a
+/// panic, an abort or clap's exit 2).
+fn expect_one_line_error(what: &str, out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{what}: exit status {}; stderr:\n{stderr}",
+        out.status
+    );
+    assert_eq!(lines.len(), 1, "{what}: one line on stderr, got:\n{stderr}");
+    assert!(
+        lines[0].starts_with("l2fwd: error: ") && lines[0].contains(needle),
+        "{what}: expected `l2fwd: error: ...{needle}...`, got:\n{stderr}"
+    );
+}
+
+/// Runs l2fwd on the null pair with `args` and, where `args` leaves them out, `-p 0x3 -T 0
+/// --duration 1` (the duration bounds a run that wrongly starts); expects one error line
+/// naming `needle`.
+fn refused(args: &[&str], needle: &str) {
+    let has = |names: &[&str]| args.iter().any(|a| names.contains(a));
+    let mut app: Vec<&str> = Vec::new();
+    for (names, default) in [
+        (&["-p", "--portmask"][..], ["-p", "0x3"]),
+        (&["-T", "--stats-period"][..], ["-T", "0"]),
+        (&["--duration"][..], ["--duration", "1"]),
+    ] {
+        if !has(names) {
+            app.extend_from_slice(&default);
+        }
+    }
+    app.extend_from_slice(args);
+    let out = run_app(BIN, &null_pair(), &app);
+    expect_one_line_error(&args.join(" "), &out, needle);
+}
+
+#[test]
+fn huge_stats_period_is_refused_before_anything_starts() {
+    // It used to start the ports, then panic on `Instant + Duration` overflow (an abort).
+    refused(
+        &["-T", "18446744073709551615"],
+        "invalid -T/--stats-period 18446744073709551615: expected 0..=86400 seconds",
+    );
+    refused(&["-T", "86401"], "expected 0..=86400 seconds (0 = quiet)");
+    refused(&["--stats-period", "86401"], "0..=86400");
+}
+
+#[test]
+fn dma_timeout_out_of_range_is_refused() {
+    // 0 retired every DMA channel at its first burst.
+    refused(
+        &["--dma-timeout-ms", "0"],
+        "invalid --dma-timeout-ms 0: expected 1..=60000 milliseconds",
+    );
+    refused(&["--dma-timeout-ms", "60001"], "1..=60000 milliseconds");
+    refused(&["--dma-timeout-ms", "18446744073709551615"], "1..=60000");
+}
+
+#[test]
+fn grace_out_of_range_is_refused() {
+    // A huge grace made a hot-remove, and with it SIGINT, wait (practically) forever.
+    refused(
+        &["--grace-ms", "18446744073709551615"],
+        "invalid --grace-ms 18446744073709551615: expected 1..=60000 milliseconds",
+    );
+    refused(&["--grace-ms", "60001"], "1..=60000");
+    refused(&["--grace-ms", "0"], "invalid --grace-ms 0");
+}
+
+#[test]
+fn copybreak_out_of_range_is_refused() {
+    refused(
+        &["--copy", "cpu", "--copybreak", "0"],
+        "invalid --copybreak 0: expected 1..=65535 bytes",
+    );
+    refused(&["--copybreak", "65536"], "invalid --copybreak 65536");
+    refused(&["--copybreak", "4294967295"], "1..=65535 bytes");
+}
+
+#[test]
+fn duration_out_of_range_is_refused() {
+    for d in ["0", "inf", "NaN", "1e300", "31536001", "-1"] {
+        refused(
+            &["--duration", d],
+            "expected more than 0 and at most 31536000 seconds",
+        );
+    }
+}
+
+#[test]
+fn unparsable_values_get_one_line_too() {
+    // clap's own errors were several lines and exit 2.
+    refused(&["-T", "-1"], "unexpected argument '-1'");
+    refused(&["-T", "18446744073709551616"], "number too large");
+    refused(&["--grace-ms", "x"], "invalid value 'x'");
+    refused(&["--frobnicate"], "unexpected argument '--frobnicate'");
+    refused(&["-p", "0x10000000000000000"], "invalid portmask");
+    refused(&["-p", ""], "invalid portmask \"\": empty");
+    refused(&["--copy", ""], "invalid copy mode \"\"");
+}
+
+#[test]
+fn out_of_range_config_values_are_refused() {
+    let dir = scratch("rangecfg");
+    for (i, (line, needle)) in [
+        (
+            "dma_timeout_ms = 0",
+            "[l2fwd] invalid dma_timeout_ms = 0: expected 1..=60000",
+        ),
+        (
+            "grace_ms = 9223372036854775807",
+            "invalid grace_ms = 9223372036854775807",
+        ),
+        (
+            "stats_period = 86401",
+            "invalid stats_period = 86401: expected 0..=86400",
+        ),
+        ("copybreak = 0", "invalid copybreak = 0"),
+        ("duration = inf", "invalid duration = inf"),
+        ("stats_period = -1", "stats_period"),
+        // TOML's own errors span several lines: they come out on one.
+        ("copybreak = [", "invalid config"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = dir.join(format!("c{i}.toml"));
+        std::fs::write(&p, format!("[l2fwd]\nportmask = \"0x3\"\n{line}\n")).unwrap();
+        let out = Command::new(BIN)
+            .args(["--config", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        expect_one_line_error(line, &out, needle);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_hugepages_says_how_to_fix_it() {
+    // A --huge-dir that is no hugetlbfs mount: the EAL finds no hugepages, as on a box with
+    // none reserved, whatever this box has.
+    let mut eal: Vec<String> = eal_base()
+        .into_iter()
+        .filter(|a| a != "--no-huge" && a != "-m" && a != "256")
+        .collect();
+    eal.push("--huge-dir=/nonexistent-hugetlbfs".into());
+    eal.push("--vdev=net_null0".into());
+    let out = run_app(BIN, &eal, &["-p", "0x1", "-T", "0", "--duration", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The EAL logs its own lines first; ours is the last, and one line.
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("l2fwd: error: rte_eal_init failed")
+            && last.contains("no hugepages available?")
+            && last.contains("dpdk-hugepages.py --setup 1G")
+            && last.contains("--no-huge"),
+        "{stderr}"
+    );
+    // With --no-huge the hint would be wrong: none.
+    let out = run_app(BIN, &["--no-huge".into(), "--bogus".into()], &["-p", "0x1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rte_eal_init failed") && !stderr.contains("hugepages available"),
+        "{stderr}"
+    );
+}

@@ -66,6 +66,17 @@ impl ConfigFile {
         })
     }
 
+    /// The `[l2fwd]` table, with every value checked as on the command line
+    /// ([`L2fwdSection::check`]).
+    pub fn l2fwd(&self) -> Result<L2fwdSection, ConfigError> {
+        let s: L2fwdSection = self.section("l2fwd")?;
+        s.check().map_err(|e| ConfigError::Parse {
+            path: self.path.clone(),
+            msg: format!("[l2fwd] {}", e.for_config()),
+        })?;
+        Ok(s)
+    }
+
     /// The `[name]` table as `T` (its default when absent).
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, ConfigError> {
         match self.tables.get(name) {
@@ -117,6 +128,123 @@ pub struct L2fwdSection {
     pub grace_ms: Option<u64>,
 }
 
+/// The bounds of l2fwd's numeric options, the same on the command line and in `[l2fwd]`.
+pub mod l2fwd_limits {
+    use std::ops::RangeInclusive;
+    /// `-T`: seconds between statistics prints, 0 for none; at most a day.
+    pub const STATS_PERIOD_S: RangeInclusive<u64> = 0..=86_400;
+    /// `--duration`: seconds, more than 0 and at most a year.
+    pub const DURATION_MAX_S: f64 = 31_536_000.0;
+    /// `--copybreak`: bytes, as `dpctl copybreak` takes them (a frame is at most 64 KiB).
+    pub const COPYBREAK: RangeInclusive<u32> = 1..=65_535;
+    /// `--dma-timeout-ms`: 0 would retire every channel at its first burst; a minute is
+    /// already far past any live engine's latency.
+    pub const DMA_TIMEOUT_MS: RangeInclusive<u64> = 1..=60_000;
+    /// `--grace-ms`: a hot-remove waits this long for a worker, and SIGINT waits for it.
+    pub const GRACE_MS: RangeInclusive<u64> = 1..=60_000;
+}
+
+/// Why an `[l2fwd]` value (or the command-line option of the same name) is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvalidOption {
+    /// A number outside its bounds: `key` is the config key, `expected` says the bounds.
+    Range {
+        key: &'static str,
+        value: String,
+        expected: String,
+    },
+    /// A value its own parser refused (portmask, copy mode); the message says why.
+    Value(String),
+}
+
+impl InvalidOption {
+    /// As the command line spells it: `invalid --grace-ms 0: expected 1..=60000 milliseconds`.
+    pub fn for_option(&self) -> String {
+        match self {
+            InvalidOption::Range {
+                key,
+                value,
+                expected,
+            } => {
+                let opt = match *key {
+                    "stats_period" => "-T/--stats-period".to_owned(),
+                    k => format!("--{}", k.replace('_', "-")),
+                };
+                format!("invalid {opt} {value}: expected {expected}")
+            }
+            InvalidOption::Value(m) => m.clone(),
+        }
+    }
+
+    /// As a config file spells it: `invalid grace_ms = 0: expected 1..=60000 milliseconds`.
+    pub fn for_config(&self) -> String {
+        match self {
+            InvalidOption::Range {
+                key,
+                value,
+                expected,
+            } => format!("invalid {key} = {value}: expected {expected}"),
+            InvalidOption::Value(m) => m.clone(),
+        }
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &'static str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<(), InvalidOption> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(InvalidOption::Range {
+            key,
+            value: v.to_string(),
+            expected: format!("{}..={} {unit}", range.start(), range.end()),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl L2fwdSection {
+    /// Checks every value that is set against [`l2fwd_limits`] and its parser: the one check
+    /// for both the command line (l2fwd builds a section from its options) and the file.
+    pub fn check(&self) -> Result<(), InvalidOption> {
+        use l2fwd_limits::*;
+        if let Some(m) = &self.portmask {
+            crate::ports::parse_portmask(&m.to_text())
+                .map_err(|e| InvalidOption::Value(e.to_string()))?;
+        }
+        in_range(
+            "stats_period",
+            self.stats_period,
+            STATS_PERIOD_S,
+            "seconds (0 = quiet)",
+        )?;
+        if let Some(d) = self.duration {
+            if !(d.is_finite() && d > 0.0 && d <= DURATION_MAX_S) {
+                return Err(InvalidOption::Range {
+                    key: "duration",
+                    value: format!("{d:?}"),
+                    expected: format!("more than 0 and at most {DURATION_MAX_S} seconds"),
+                });
+            }
+        }
+        if let Some(c) = &self.copy {
+            c.parse::<crate::copy::CopyMode>()
+                .map_err(InvalidOption::Value)?;
+        }
+        in_range("copybreak", self.copybreak, COPYBREAK, "bytes")?;
+        in_range(
+            "dma_timeout_ms",
+            self.dma_timeout_ms,
+            DMA_TIMEOUT_MS,
+            "milliseconds",
+        )?;
+        in_range("grace_ms", self.grace_ms, GRACE_MS, "milliseconds")?;
+        Ok(())
+    }
+}
+
 /// The `[pktgen]` table: each key is the command-line option of the same name.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +294,44 @@ mod tests {
     }
 
     #[test]
+    fn bounds_are_inclusive() {
+        let ok = L2fwdSection {
+            stats_period: Some(86_400),
+            duration: Some(l2fwd_limits::DURATION_MAX_S),
+            copybreak: Some(65_535),
+            dma_timeout_ms: Some(1),
+            grace_ms: Some(60_000),
+            ..Default::default()
+        };
+        assert_eq!(ok.check(), Ok(()));
+        let zero_t = L2fwdSection {
+            stats_period: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(zero_t.check(), Ok(()));
+        let e = L2fwdSection {
+            grace_ms: Some(60_001),
+            ..Default::default()
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(
+            e.for_option(),
+            "invalid --grace-ms 60001: expected 1..=60000 milliseconds"
+        );
+        let e = L2fwdSection {
+            stats_period: Some(u64::MAX),
+            ..Default::default()
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(
+            e.for_option(),
+            "invalid -T/--stats-period 18446744073709551615: expected 0..=86400 seconds (0 = quiet)"
+        );
+    }
+
+    #[test]
     fn integer_portmask() {
         let c = parse("[l2fwd]\nportmask = 5\n").unwrap();
         let s: L2fwdSection = c.section("l2fwd").unwrap();
@@ -191,6 +357,26 @@ mod tests {
         assert!(e.contains("stats_period"), "{e}");
         let e = parse("this is not toml").unwrap_err().to_string();
         assert!(e.starts_with("invalid config t.toml"), "{e}");
+        let l2 = |t: &str| parse(t).unwrap().l2fwd().unwrap_err().to_string();
+        let e = l2("[l2fwd]\ndma_timeout_ms = 0");
+        assert!(
+            e.contains("[l2fwd] invalid dma_timeout_ms = 0: expected 1..=60000 milliseconds"),
+            "{e}"
+        );
+        let e = l2("[l2fwd]\ngrace_ms = 9223372036854775807");
+        assert!(e.contains("invalid grace_ms = 9223372036854775807"), "{e}");
+        let e = l2("[l2fwd]\nstats_period = 86401");
+        assert!(e.contains("0..=86400 seconds"), "{e}");
+        let e = l2("[l2fwd]\ncopybreak = 0");
+        assert!(e.contains("invalid copybreak = 0"), "{e}");
+        let e = l2("[l2fwd]\nduration = inf");
+        assert!(e.contains("invalid duration = inf"), "{e}");
+        let e = l2("[l2fwd]\nduration = nan");
+        assert!(e.contains("invalid duration = NaN"), "{e}");
+        let e = l2("[l2fwd]\nportmask = 0");
+        assert!(e.contains("no port enabled"), "{e}");
+        let e = l2("[l2fwd]\ncopy = \"fast\"");
+        assert!(e.contains("invalid copy mode"), "{e}");
         let e = ConfigFile::load(Path::new("/nonexistent/x.toml"))
             .unwrap_err()
             .to_string();

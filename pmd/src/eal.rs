@@ -49,11 +49,12 @@ impl Eal {
         // freed; this is the only call of rte_eal_init in the process (checked above).
         let ret = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
+            let no_huge = args.iter().any(|a| a.as_ref() == "--no-huge");
             return Err(match last_error("rte_eal_init") {
                 Error::Dpdk { code, reason, .. } => Error::Dpdk {
                     call: "rte_eal_init",
                     code,
-                    reason: format!("{reason} (check the EAL options)"),
+                    reason: format!("{reason}: {}", init_hint(code, no_huge)),
                 },
                 e => e,
             });
@@ -175,6 +176,19 @@ impl Eal {
     }
 }
 
+/// What to tell the user when `rte_eal_init` fails with `code` (a negative errno). Without
+/// `--no-huge`, EACCES is what the EAL sets when it finds no usable hugepages ("Cannot get
+/// hugepage information": none reserved, or hugetlbfs not mounted), and ENOMEM when the
+/// reserved ones are too few: say so, and how to fix it.
+fn init_hint(code: i32, no_huge: bool) -> &'static str {
+    if !no_huge && (code == -libc::EACCES || code == -libc::ENOMEM) {
+        "no hugepages available? reserve some (e.g. `dpdk-hugepages.py --setup 1G`) or run \
+         with --no-huge"
+    } else {
+        "check the EAL options"
+    }
+}
+
 unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` came from Box::into_raw in run_on_lcores and is consumed only here.
     let job = unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() -> i32 + Send>) };
@@ -215,4 +229,17 @@ pub fn hotplug_add(_eal: &Eal, bus: &str, name: &str, args: &str) -> Result<()> 
 
 pub(crate) fn cstr(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::Invalid(format!("{s:?} contains a NUL byte")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::init_hint;
+
+    #[test]
+    fn init_failure_hints_at_hugepages_only_when_they_are_the_likely_cause() {
+        assert!(init_hint(-libc::EACCES, false).contains("dpdk-hugepages.py --setup 1G"));
+        assert!(init_hint(-libc::ENOMEM, false).contains("--no-huge"));
+        assert_eq!(init_hint(-libc::EACCES, true), "check the EAL options");
+        assert_eq!(init_hint(-libc::EINVAL, false), "check the EAL options");
+    }
 }

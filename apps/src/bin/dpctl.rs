@@ -61,17 +61,14 @@ enum DmaCmd {
 fn main() -> ExitCode {
     apps::main_with("dpctl", || {
         let v = run()?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        apps::outln!("{}", serde_json::to_string_pretty(&v)?);
         Ok(())
     })
 }
 
-fn run() -> Result<Value> {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
-    let req = match cli.cmd {
+/// The control-socket request for a parsed command.
+fn request(cmd: Cmd) -> Value {
+    match cmd {
         Cmd::Stats => json!({"cmd": "stats"}),
         Cmd::Copybreak { bytes } => json!({"cmd": "copybreak", "bytes": bytes}),
         Cmd::Dma { cmd } => match cmd {
@@ -82,7 +79,12 @@ fn run() -> Result<Value> {
                 json!({"cmd": "dma fault", "name": name, "fault": fault})
             }
         },
-    };
+    }
+}
+
+fn run() -> Result<Value> {
+    let cli = Cli::try_parse().map_err(apps::usage_error)?;
+    let req = request(cli.cmd);
     let mut conn = UnixStream::connect(&cli.socket).with_context(|| {
         format!(
             "cannot connect to {} (is l2fwd running with --control?)",
@@ -103,5 +105,52 @@ fn run() -> Result<Value> {
         Ok(resp["result"].clone())
     } else {
         bail!("{}", resp["error"].as_str().unwrap_or("unknown error"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(
+                &[
+                    "--socket", "/tmp/s", "stats", "dma", "list", "remove", "add", "fault",
+                    "stall", "none", "copybreak", "512", "0", "-1", "4294967296", "--", "-h",
+                    "--help", "help",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            1 => ".*",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any argument vector: parsed into a request with a command, or a one-line error.
+        #[test]
+        fn any_argv_parses_or_errs(args in prop::collection::vec(word(), 0..7)) {
+            let argv = std::iter::once("dpctl".to_owned()).chain(args);
+            match Cli::try_parse_from(argv) {
+                Ok(cli) => {
+                    let req = request(cli.cmd);
+                    prop_assert!(req["cmd"].is_string());
+                }
+                Err(e) => {
+                    if let Some(m) = apps::usage_message(&e) {
+                        prop_assert!(!m.contains('\n') && !m.is_empty());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

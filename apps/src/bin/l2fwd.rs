@@ -12,7 +12,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use crossbeam_queue::SegQueue;
-use dataplane::config::L2fwdSection;
+use dataplane::config::{L2fwdSection, PortMaskValue};
 use dataplane::control::{Control, MAX_DMA_DEVS};
 use dataplane::copy::{CopyMode, CopyStage, STREAM_SLOTS};
 use dataplane::ctlsock::{CtlServer, Envelope};
@@ -41,7 +41,7 @@ struct Cli {
     /// Hexadecimal mask of the ports to forward between.
     #[arg(short = 'p', long = "portmask")]
     portmask: Option<String>,
-    /// Seconds between statistics prints (0 = quiet).
+    /// Seconds between statistics prints, 0..=86400 (0 = quiet).
     #[arg(short = 'T', long = "stats-period")]
     stats_period: Option<u64>,
     /// Rewrite source and destination MACs (the default).
@@ -50,20 +50,23 @@ struct Cli {
     /// Forward frames unchanged.
     #[arg(long = "no-mac-updating", overrides_with = "mac_updating")]
     no_mac_updating: bool,
-    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
-    #[arg(long)]
+    /// Stop after this many seconds, at most 31536000 (a year; default: run until
+    /// SIGINT/SIGTERM).
+    #[arg(long, allow_negative_numbers = true)]
     duration: Option<f64>,
     /// Copy every packet into a fresh mbuf: none (plain l2fwd), cpu, dma, or auto.
     #[arg(long)]
     copy: Option<String>,
-    /// With --copy dma: packets of at least this many bytes have their payload copied by DMA.
+    /// With --copy dma: packets of at least this many bytes have their payload copied by DMA
+    /// (1..=65535).
     #[arg(long)]
     copybreak: Option<u32>,
     /// DMA device to use (repeatable; default with --copy dma|auto: every dmadev found).
     #[arg(long = "dma")]
     dma: Vec<String>,
     /// Milliseconds a DMA channel may hold copies without completing any before the worker
-    /// gives up on it (a surprise removal or a hung engine) and re-copies them on the CPU.
+    /// gives up on it (a surprise removal or a hung engine) and re-copies them on the CPU
+    /// (1..=60000).
     #[arg(long = "dma-timeout-ms")]
     dma_timeout_ms: Option<u64>,
     /// Write the JSON report here at exit.
@@ -75,7 +78,8 @@ struct Cli {
     /// Accept `dma fault NAME stall` on the control socket (surprise-removal drills).
     #[arg(long = "allow-fault-injection")]
     allow_fault_injection: bool,
-    /// Milliseconds a hot-remove waits for a worker to release the channel before failing.
+    /// Milliseconds a hot-remove waits for a worker to release the channel before failing
+    /// (1..=60000).
     #[arg(long = "grace-ms")]
     grace_ms: Option<u64>,
     /// TOML config; command-line options override it.
@@ -106,7 +110,29 @@ struct Options {
     grace_timeout: Duration,
 }
 
+impl Cli {
+    /// The options given on the command line, as an `[l2fwd]` table: checked by the same
+    /// function, against the same bounds, as the config file.
+    fn as_section(&self) -> L2fwdSection {
+        L2fwdSection {
+            portmask: self.portmask.clone().map(PortMaskValue::Text),
+            stats_period: self.stats_period,
+            duration: self.duration,
+            copy: self.copy.clone(),
+            copybreak: self.copybreak,
+            dma_timeout_ms: self.dma_timeout_ms,
+            grace_ms: self.grace_ms,
+            ..Default::default()
+        }
+    }
+}
+
+/// The command line over the config file's `[l2fwd]` table (already checked), every value
+/// checked before anything starts.
 fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
+    cli.as_section()
+        .check()
+        .map_err(|e| anyhow::anyhow!(e.for_option()))?;
     let mask_text = cli
         .portmask
         .or_else(|| file.portmask.map(|m| m.to_text()))
@@ -121,10 +147,10 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
     } else {
         file.mac_updating.unwrap_or(true)
     };
+    // Checked above: finite, positive and at most a year, so the conversion cannot fail.
     let duration = match cli.duration.or(file.duration) {
         None => None,
-        Some(d) if d.is_finite() && d > 0.0 && d < 1e9 => Some(Duration::from_secs_f64(d)),
-        Some(d) => bail!("invalid duration {d}: give a positive number of seconds"),
+        Some(d) => Some(Duration::try_from_secs_f64(d).context("invalid --duration")?),
     };
     let copy: CopyMode = match cli.copy.or(file.copy) {
         None => CopyMode::None,
@@ -162,7 +188,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<()> {
     let cmd = apps::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
-    let section: L2fwdSection = cmd.file.section("l2fwd")?;
+    let section = cmd.file.l2fwd()?;
     let opts = merge(cmd.cli, section)?;
     let eal = Eal::init(&cmd.eal)?;
     forward(&eal, &opts)
@@ -238,7 +264,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         port.start()
             .with_context(|| format!("cannot start port {id}"))?;
         let link = port.link()?;
-        println!(
+        apps::outln!(
             "Port {id} ({}): MAC {}, link {} {} Mbps",
             port.name(),
             port.mac_addr()?,
@@ -284,7 +310,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 tx_mac: txp.mac_addr()?,
             });
         }
-        println!(
+        apps::outln!(
             "Lcore {}: {}{}",
             forwarding_lcores[i],
             rules
@@ -355,7 +381,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         .unwrap_or_else(|| eal.runtime_dir().join("l2fwd.sock"));
     let server = CtlServer::start(&sock_path, req_tx.clone())
         .with_context(|| format!("cannot open the control socket {}", sock_path.display()))?;
-    println!("Control socket: {}", server.path().display());
+    apps::outln!("Control socket: {}", server.path().display());
     let (ev_tx, ev_rx) = mpsc::channel::<String>();
     let _events = if control.channel_reports().is_empty() {
         None
@@ -368,7 +394,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         }) {
             Ok(m) => Some(m),
             Err(e) => {
-                println!("note: no device-event monitor ({e}); hot-remove by dpctl only");
+                apps::outln!("note: no device-event monitor ({e}); hot-remove by dpctl only");
                 None
             }
         }
@@ -413,7 +439,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
 
     let totals = PortSummary::of(&ports, &stats);
-    println!("\nStopping: forwarded for {elapsed:.2} s");
+    apps::outln!("\nStopping: forwarded for {elapsed:.2} s");
     let hot_removes = control.hot_removes.clone();
     // Every worker is offline: stop every device, then free what stalled engines might have
     // written, then close them. The quarantined buffers came from the ports' RX queues, so
@@ -491,7 +517,9 @@ fn monitor<'e, 'q, 'p>(
 ) -> Control<'e, 'q, 'p> {
     let opts = ctx.opts;
     let period = Duration::from_secs(opts.stats_period);
-    let mut next_print = ctx.started + period;
+    // -T is bounded at parse time; checked anyway, since an Instant overflow panics. None:
+    // no (further) periodic print.
+    let mut next_print = ctx.started.checked_add(period);
     let mut last: Vec<PortTotals> = ctx.ports.iter().map(|_| PortTotals::default()).collect();
     let mut last_t = ctx.started;
     let stats_json = |c: &Control| -> serde_json::Value {
@@ -517,11 +545,13 @@ fn monitor<'e, 'q, 'p>(
                 .collect();
             for n in known {
                 match control.remove(&n) {
-                    Ok(r) => println!(
+                    Ok(r) => apps::outln!(
                         "device event: {name} removed; DMA channel {n} released in {:.0} us",
                         r.latency_us
                     ),
-                    Err(e) => eprintln!("device event: {name} removed; releasing {n} failed: {e}"),
+                    Err(e) => {
+                        apps::errln!("device event: {name} removed; releasing {n} failed: {e}")
+                    }
                 }
             }
         }
@@ -533,7 +563,7 @@ fn monitor<'e, 'q, 'p>(
                 break;
             }
         }
-        if opts.stats_period > 0 && now >= next_print {
+        if opts.stats_period > 0 && next_print.is_some_and(|t| now >= t) {
             let dt = now.duration_since(last_t).as_secs_f64();
             print_periodic(
                 opts,
@@ -545,7 +575,7 @@ fn monitor<'e, 'q, 'p>(
                 now.duration_since(ctx.started),
             );
             last_t = now;
-            next_print += period;
+            next_print = next_print.and_then(|t| t.checked_add(period));
         }
     }
     control
@@ -615,7 +645,7 @@ fn print_periodic(
         "Total packets dropped:  {:>14}\n",
         sum.dropped_total()
     ));
-    print!("{out}");
+    apps::out!("{out}");
 }
 
 fn build_report(
@@ -667,7 +697,7 @@ fn build_report(
 }
 
 fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
-    println!("Final statistics ===================================");
+    apps::outln!("Final statistics ===================================");
     for PortSummary {
         id,
         name,
@@ -675,30 +705,190 @@ fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
         ..
     } in totals
     {
-        println!(
+        apps::outln!(
             "Port {id:>2} {name:<16} rx {:>14}  tx {:>14}  dropped {:>10}",
             t.rx,
             t.tx,
             t.dropped_total()
         );
     }
-    println!("Total packets sent:     {:>14}", r.tx_packets);
-    println!("Total packets received: {:>14}", r.rx_packets);
-    println!(
+    apps::outln!("Total packets sent:     {:>14}", r.tx_packets);
+    apps::outln!("Total packets received: {:>14}", r.rx_packets);
+    apps::outln!(
         "Total packets dropped:  {:>14} {:?}",
         r.dropped_total(),
         r.dropped
     );
-    println!(
+    apps::outln!(
         "Copies:                 cpu {} dma {} dma_errors {} recopied {}",
-        r.copies.cpu, r.copies.dma, r.copies.dma_errors, r.copies.recopied
+        r.copies.cpu,
+        r.copies.dma,
+        r.copies.dma_errors,
+        r.copies.recopied
     );
     for d in &r.dma_channels {
-        println!(
+        apps::outln!(
             "DMA channel {}: submitted {} completed {} failed {}",
-            d.name, d.submitted, d.completed, d.failed
+            d.name,
+            d.submitted,
+            d.completed,
+            d.failed
         );
     }
-    println!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
-    println!("====================================================");
+    apps::outln!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
+    apps::outln!("====================================================");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(args: &[String]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("l2fwd".to_owned()).chain(args.iter().cloned()))
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(
+                &[
+                    "-p", "--portmask", "-T", "--stats-period", "--duration", "--copy",
+                    "--copybreak", "--dma", "--dma-timeout-ms", "--grace-ms", "--report",
+                    "--control", "--config", "--mac-updating", "--no-mac-updating",
+                    "--allow-fault-injection", "0x3", "3", "0", "1", "-1", "60000", "60001",
+                    "86400", "86401", "65535", "65536", "18446744073709551615",
+                    "18446744073709551616", "1e300", "NaN", "inf", "-0", "0.5", "none", "cpu",
+                    "dma", "auto", "", "--", "--help", "-h",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            1 => ".*",
+        ]
+    }
+
+    /// An option value: the bounds' edges, and anything.
+    fn number() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            prop::sample::select(
+                &[
+                    0u64,
+                    1,
+                    86_400,
+                    86_401,
+                    60_000,
+                    60_001,
+                    65_535,
+                    65_536,
+                    u32::MAX as u64,
+                    u64::MAX
+                ][..]
+            ),
+            0u64..100_000,
+            any::<u64>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any argument vector: options, or a usage error on one line; options merge into a
+        /// run's settings or give a one-line reason. Never a panic.
+        #[test]
+        fn any_argv_parses_or_errs(args in prop::collection::vec(word(), 0..8)) {
+            match parse(&args) {
+                Ok(cli) => {
+                    if let Err(e) = merge(cli, L2fwdSection::default()) {
+                        let m = format!("{e:#}");
+                        prop_assert!(!m.contains('\n') && !m.is_empty());
+                    }
+                }
+                Err(e) => {
+                    if let Some(m) = apps::usage_message(&e) {
+                        prop_assert!(!m.contains('\n') && !m.is_empty());
+                    }
+                }
+            }
+        }
+
+        /// The numeric options are accepted exactly within their documented bounds.
+        #[test]
+        fn numeric_options_within_bounds(
+            t in number(), cb in number(), dto in number(), grace in number(),
+            dur in prop_oneof![
+                any::<f64>(),
+                prop::sample::select(&[0.0, -0.0, 1e-9, 31_536_000.0, 31_536_000.5][..]),
+            ],
+            mask in prop_oneof!["(0[xX])?[0-9a-fA-F]{0,17}", ".{0,8}"],
+            copy in prop_oneof![
+                prop::sample::select(&["none", "cpu", "dma", "auto"][..]).prop_map(str::to_owned),
+                ".{0,6}",
+            ],
+        ) {
+            let args: Vec<String> = [
+                format!("-p={mask}"),
+                format!("-T={t}"),
+                format!("--copybreak={cb}"),
+                format!("--dma-timeout-ms={dto}"),
+                format!("--grace-ms={grace}"),
+                format!("--duration={dur}"),
+                format!("--copy={copy}"),
+            ]
+            .into();
+            let cli = match parse(&args) {
+                Ok(c) => c,
+                // Only a value that is no u32/u64/f64 at all stops clap.
+                Err(e) => {
+                    prop_assert!(cb > u32::MAX as u64, "{:?}: {}", args, e);
+                    return Ok(());
+                }
+            };
+            let digits = mask.trim();
+            let digits = digits
+                .strip_prefix("0x")
+                .or_else(|| digits.strip_prefix("0X"))
+                .unwrap_or(digits);
+            let mask_ok = u64::from_str_radix(digits, 16).is_ok_and(|m| m != 0);
+            let expect_ok = mask_ok
+                && t <= 86_400
+                && (1..=65_535).contains(&cb)
+                && (1..=60_000).contains(&dto)
+                && (1..=60_000).contains(&grace)
+                && dur.is_finite()
+                && dur > 0.0
+                && dur <= 31_536_000.0
+                && ["none", "cpu", "dma", "auto"].contains(&copy.as_str());
+            let got = merge(cli, L2fwdSection::default());
+            prop_assert_eq!(got.is_ok(), expect_ok, "{:?} => {:?}", args, got);
+            if let Ok(o) = got {
+                prop_assert!(o.duration.is_some_and(|d| d > Duration::ZERO));
+                prop_assert!(Instant::now().checked_add(o.grace_timeout).is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_values_are_checked_and_command_line_wins() {
+        let file = L2fwdSection {
+            portmask: Some(PortMaskValue::Number(3)),
+            grace_ms: Some(500),
+            ..Default::default()
+        };
+        let o = merge(parse(&["--grace-ms".into(), "7".into()]).unwrap(), file).unwrap();
+        assert_eq!(o.grace_timeout, Duration::from_millis(7));
+        let e = merge(
+            parse(&["-p".into(), "3".into(), "--grace-ms".into(), "0".into()]).unwrap(),
+            L2fwdSection::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --grace-ms 0: expected 1..=60000 milliseconds"
+        );
+    }
 }
