@@ -237,7 +237,12 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let plan = assign_to_workers(&pairs, nb_workers);
     let dma_devs = open_dma_devices(eal, opts)?;
 
-    let port_cfg = PortConfig::default();
+    // One pool feeds every port (received mbufs and their copies alike), so TX may free with
+    // MBUF_FAST_FREE where the device has it, as DPDK's l2fwd does.
+    let port_cfg = PortConfig {
+        tx_fast_free: true,
+        ..PortConfig::default()
+    };
     let nb_lcores = nb_workers as u32 + 1;
     let per_port = port_cfg.rx_desc as u32 + port_cfg.tx_desc as u32 + MAX_BURST as u32;
     // With a copy stage each stream may hold a source and a copy per slot.

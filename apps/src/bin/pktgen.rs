@@ -34,14 +34,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// `println!` that ignores write errors: `println!` panics on a closed pipe (EPIPE, since Rust
-/// ignores SIGPIPE), and with `panic = "abort"` that would kill the run before its shutdown.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
 #[derive(Parser, Debug)]
 #[command(
     name = "pktgen",
@@ -415,7 +407,7 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
     let rx_port = rx_port_own.as_ref().unwrap_or(&tx_port);
     let src = tx_port.mac_addr()?;
     let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
-    say!(
+    apps::outln!(
         "pktgen: TX port {} ({}) -> RX port {} ({}), rate {:?}, size {}, {} flow(s), dst {dst}",
         tx_port.id(),
         tx_port.name(),
@@ -632,7 +624,7 @@ fn monitor(
             let s = *shared.snapshot.lock().expect("not poisoned");
             let tx = shared.tx_total.get();
             let dt = (now - last_t).as_secs_f64();
-            say!(
+            apps::outln!(
                 "[{:>6.1}s] tx {:>12} ({:>9.3} kpps)  rx {:>12} ({:>9.3} kpps)  missing so far {:>10}  p99 {:>9.1} us",
                 (now - started).as_secs_f64(),
                 tx,
@@ -649,8 +641,8 @@ fn monitor(
 }
 
 fn print_table(r: &Report) {
-    say!("\npktgen results ====================================================");
-    say!(
+    apps::outln!("\npktgen results ====================================================");
+    apps::outln!(
         "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "stream",
         "sent",
@@ -663,7 +655,7 @@ fn print_table(r: &Report) {
     );
     for s in &r.streams {
         let c = &s.counts;
-        say!(
+        apps::outln!(
             "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
             s.stream,
             c.sent,
@@ -675,7 +667,7 @@ fn print_table(r: &Report) {
             c.corrupted
         );
     }
-    say!(
+    apps::outln!(
         "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "total",
         r.sent,
@@ -686,15 +678,15 @@ fn print_table(r: &Report) {
         r.late,
         r.corrupted
     );
-    say!("foreign frames (not ours): {}", r.foreign);
-    say!(
+    apps::outln!("foreign frames (not ours): {}", r.foreign);
+    apps::outln!(
         "rate: tx {:.1} pps, rx {:.1} pps over {:.2} s",
         r.tx_pps,
         r.rx_pps,
         r.elapsed_s
     );
     let l = &r.latency_ns;
-    say!(
+    apps::outln!(
         "latency (us): min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} samples)",
         l.min as f64 / 1e3,
         l.p50 as f64 / 1e3,
@@ -704,5 +696,5 @@ fn print_table(r: &Report) {
         l.max as f64 / 1e3,
         l.samples
     );
-    say!("===================================================================");
+    apps::outln!("===================================================================");
 }

@@ -177,7 +177,7 @@ fn run() -> Result<()> {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".into());
-    println!(
+    apps::outln!(
         "refbench: {machine}, {ncores} cores; {} s x {} rounds per point, replacement every {} us",
         cli.duration, cli.rounds, cli.interval_us
     );
@@ -189,7 +189,7 @@ fn run() -> Result<()> {
             for _ in 0..cli.rounds {
                 for (i, s) in schemes.iter().enumerate() {
                     let r = with_scheme!(s.as_str(), micro(n, &cores, dur, interval));
-                    eprintln!(
+                    apps::errln!(
                         "  micro {s:<16} lcores {n}: {:>8.3} ns/touch",
                         r.ns_per_touch(n)
                     );
@@ -286,12 +286,12 @@ fn push_rows(
 }
 
 fn print_table(rows: &[Row]) {
-    println!(
+    apps::outln!(
         "\n{:<11} {:<16} {:>6} {:>11} {:>9} {:>9} {:>12} {:>10}",
         "level", "scheme", "lcores", "ns/touch", "Mpps", "vs none", "replacements", "violations"
     );
     for r in rows {
-        println!(
+        apps::outln!(
             "{:<11} {:<16} {:>6} {:>11.3} {:>9} {:>9.2} {:>12} {:>10}",
             r.level,
             r.scheme,
@@ -305,7 +305,7 @@ fn print_table(rows: &[Row]) {
             r.violations
         );
     }
-    println!("(vs none: cost per touch, or per forwarded packet, relative to the unprotected baseline; `none` is not safe under removal: its violations show why)");
+    apps::outln!("(vs none: cost per touch, or per forwarded packet, relative to the unprotected baseline; `none` is not safe under removal: its violations show why)");
 }
 
 /// The forwarding level: for each scheme and round, the l2fwd loop on the first two ports.
@@ -341,7 +341,7 @@ fn forwarding(
                 s.as_str(),
                 fwd_once(eal, worker, &mut rx, &mut tx, mac1, dur, interval)
             )?;
-            eprintln!("  forwarding {s:<16}: {:>7.2} Mpps", r.0);
+            apps::errln!("  forwarding {s:<16}: {:>7.2} Mpps", r.0);
             out[i].push(r);
         }
     }
