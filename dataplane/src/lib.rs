@@ -17,6 +17,7 @@
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
 #![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 pub mod analyzer;
 pub mod config;
 pub mod control;

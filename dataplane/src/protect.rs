@@ -448,7 +448,7 @@ impl Scheme for RteQsbr {
 /// index published with a release store; readers load it (acquire) while pinned, and the
 /// writer retires the old one with `Guard::defer`, which runs only after every thread pinned at
 /// the swap has unpinned: crossbeam-epoch's protocol, with an index in place of a pointer (so
-/// that no `unsafe` dereference is needed to reach it).
+/// that reaching it needs no raw-pointer dereference).
 pub struct Epoch {
     arena: Arc<Arena>,
     cur: AtomicUsize,
@@ -707,10 +707,10 @@ mod tests {
     }
 
     /// `none` is not run as a race (whether the race shows up is luck); this shows, step by
-    /// step, the interleaving that makes it unsafe: a reader loads the current channel, the
+    /// step, the interleaving that breaks it: a reader loads the current channel, the
     /// control thread replaces and retires it, the reader touches it.
     #[test]
-    fn none_is_unsafe_under_removal() {
+    fn none_breaks_under_removal() {
         let arena = Arena::new(4);
         let s = Unprotected::new(Arc::clone(&arena), 1);
         let loaded = s.cur.load(Ordering::Acquire); // reader, mid-touch
