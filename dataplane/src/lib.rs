@@ -1,4 +1,5 @@
-//! The data plane: what runs on the lcores.
+//! The data plane: the engine that runs on the lcores, and nothing else (the tools that use it
+//! live under `apps/`, each with its own domain code).
 //!
 //! * [`ports`]: l2fwd's port mask, port pairing and the assignment of ports to worker lcores.
 //! * [`stats`]: per-lcore counters, each lcore's on its own cache lines, written by that lcore
@@ -8,26 +9,20 @@
 //! * [`dma`]: DMA engines as the copy stage drives them, owning the buffers of every copy in
 //!   flight; the one module with `unsafe` code (its invariants are written at its top).
 //! * [`tuner`]: `--copy auto`'s run-time choice of the copybreak.
-//! * [`pktgen`]: pktgen's frames (Ethernet/IPv4/UDP with a test payload), sizes, rate limiter.
-//! * [`analyzer`]: pktgen's receive side: loss, duplicates, reordering, corruption, latency.
 //! * [`qsbr`]: quiescent-state-based reclamation of DMA channels for hot-remove.
 //! * [`control`]: the control thread: DMA channel registry, hot-remove and hot-add.
 //! * [`ctlsock`]: the control socket (one JSON request and response per line).
-//! * [`protect`]: hot-remove protection schemes side by side, for refbench.
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
-pub mod analyzer;
 pub mod config;
 pub mod control;
 pub mod copy;
 pub mod ctlsock;
 pub mod dma;
 pub mod fwd;
-pub mod pktgen;
 pub mod ports;
-pub mod protect;
 pub mod qsbr;
 pub mod report;
 pub mod stats;

@@ -1,9 +1,8 @@
 //! l2fwd on two net_pcap ports: every frame comes out of the paired port, in order, with its
 //! MACs rewritten and every other byte identical; the report balances.
 
-mod common;
 
-use common::*;
+use apps_common::testing::*;
 use dataplane::report::L2fwdReport;
 
 const BIN: &str = env!("CARGO_BIN_EXE_l2fwd");

@@ -183,11 +183,11 @@ fn merge(cli: Cli, file: L2fwdSection) -> Result<Options> {
 }
 
 fn main() -> ExitCode {
-    apps::main_with("l2fwd", run)
+    apps_common::main_with("l2fwd", run)
 }
 
 fn run() -> Result<()> {
-    let cmd = apps::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
+    let cmd = apps_common::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
     let section = cmd.file.l2fwd()?;
     let opts = merge(cmd.cli, section)?;
     let eal = Eal::init(&cmd.eal)?;
@@ -269,7 +269,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         port.start()
             .with_context(|| format!("cannot start port {id}"))?;
         let link = port.link()?;
-        apps::outln!(
+        apps_common::outln!(
             "Port {id} ({}): MAC {}, link {} {} Mbps",
             port.name(),
             port.mac_addr()?,
@@ -315,7 +315,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 tx_mac: txp.mac_addr()?,
             });
         }
-        apps::outln!(
+        apps_common::outln!(
             "Lcore {}: {}{}",
             forwarding_lcores[i],
             rules
@@ -386,7 +386,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         .unwrap_or_else(|| eal.runtime_dir().join("l2fwd.sock"));
     let server = CtlServer::start(&sock_path, req_tx.clone())
         .with_context(|| format!("cannot open the control socket {}", sock_path.display()))?;
-    apps::outln!("Control socket: {}", server.path().display());
+    apps_common::outln!("Control socket: {}", server.path().display());
     let (ev_tx, ev_rx) = mpsc::channel::<String>();
     let _events = if control.channel_reports().is_empty() {
         None
@@ -399,7 +399,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         }) {
             Ok(m) => Some(m),
             Err(e) => {
-                apps::outln!("note: no device-event monitor ({e}); hot-remove by dpctl only");
+                apps_common::outln!("note: no device-event monitor ({e}); hot-remove by dpctl only");
                 None
             }
         }
@@ -444,7 +444,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
 
     let totals = PortSummary::of(&ports, &stats);
-    apps::outln!("\nStopping: forwarded for {elapsed:.2} s");
+    apps_common::outln!("\nStopping: forwarded for {elapsed:.2} s");
     let hot_removes = control.hot_removes.clone();
     // Every worker is offline: stop every device, then free what stalled engines might have
     // written, then close them. The quarantined buffers came from the ports' RX queues, so
@@ -550,12 +550,12 @@ fn monitor<'e, 'q, 'p>(
                 .collect();
             for n in known {
                 match control.remove(&n) {
-                    Ok(r) => apps::outln!(
+                    Ok(r) => apps_common::outln!(
                         "device event: {name} removed; DMA channel {n} released in {:.0} us",
                         r.latency_us
                     ),
                     Err(e) => {
-                        apps::errln!("device event: {name} removed; releasing {n} failed: {e}")
+                        apps_common::errln!("device event: {name} removed; releasing {n} failed: {e}")
                     }
                 }
             }
@@ -650,7 +650,7 @@ fn print_periodic(
         "Total packets dropped:  {:>14}\n",
         sum.dropped_total()
     ));
-    apps::out!("{out}");
+    apps_common::out!("{out}");
 }
 
 fn build_report(
@@ -702,7 +702,7 @@ fn build_report(
 }
 
 fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
-    apps::outln!("Final statistics ===================================");
+    apps_common::outln!("Final statistics ===================================");
     for PortSummary {
         id,
         name,
@@ -710,21 +710,21 @@ fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
         ..
     } in totals
     {
-        apps::outln!(
+        apps_common::outln!(
             "Port {id:>2} {name:<16} rx {:>14}  tx {:>14}  dropped {:>10}",
             t.rx,
             t.tx,
             t.dropped_total()
         );
     }
-    apps::outln!("Total packets sent:     {:>14}", r.tx_packets);
-    apps::outln!("Total packets received: {:>14}", r.rx_packets);
-    apps::outln!(
+    apps_common::outln!("Total packets sent:     {:>14}", r.tx_packets);
+    apps_common::outln!("Total packets received: {:>14}", r.rx_packets);
+    apps_common::outln!(
         "Total packets dropped:  {:>14} {:?}",
         r.dropped_total(),
         r.dropped
     );
-    apps::outln!(
+    apps_common::outln!(
         "Copies:                 cpu {} dma {} dma_errors {} recopied {}",
         r.copies.cpu,
         r.copies.dma,
@@ -732,7 +732,7 @@ fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
         r.copies.recopied
     );
     for d in &r.dma_channels {
-        apps::outln!(
+        apps_common::outln!(
             "DMA channel {}: submitted {} completed {} failed {}",
             d.name,
             d.submitted,
@@ -740,8 +740,8 @@ fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
             d.failed
         );
     }
-    apps::outln!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
-    apps::outln!("====================================================");
+    apps_common::outln!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
+    apps_common::outln!("====================================================");
 }
 
 #[cfg(test)]
@@ -808,7 +808,7 @@ mod tests {
                     }
                 }
                 Err(e) => {
-                    if let Some(m) = apps::usage_message(&e) {
+                    if let Some(m) = apps_common::usage_message(&e) {
                         prop_assert!(!m.contains('\n') && !m.is_empty());
                     }
                 }

@@ -30,7 +30,7 @@
 //! number arithmetic (RFC 1982: the one within 2^31 of `top`), so a run longer than 2^32
 //! frames per stream is still counted exactly.
 
-use crate::pktgen::{parse_frame, Parsed, TSC_MASK};
+use crate::frames::{parse_frame, Parsed, TSC_MASK};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -293,7 +293,7 @@ impl Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pktgen::{buf_len, build_frame, EtherAddrs, Flow, PAYLOAD_OFF};
+    use crate::frames::{buf_len, build_frame, EtherAddrs, Flow, PAYLOAD_OFF};
 
     const ETH: EtherAddrs = EtherAddrs {
         dst: [2, 0, 0, 0, 0, 1],

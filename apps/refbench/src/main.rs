@@ -15,7 +15,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dataplane::fwd::rewrite_macs;
-use dataplane::protect::{
+use refbench::protect::{
     micro, ArcSwapScheme, Arena, AtomicRef, Epoch, PerCpu, Qsbr, RteQsbr, Scheme, Unprotected,
 };
 use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue};
@@ -109,7 +109,7 @@ struct Report {
 }
 
 fn main() -> ExitCode {
-    apps::main_with("refbench", run)
+    apps_common::main_with("refbench", run)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -123,7 +123,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn run() -> Result<()> {
-    let (eal_cmdline, app_args) = apps::split_args(std::env::args_os());
+    let (eal_cmdline, app_args) = apps_common::split_args(std::env::args_os());
     let cli = match Cli::try_parse_from(app_args) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -177,7 +177,7 @@ fn run() -> Result<()> {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".into());
-    apps::outln!(
+    apps_common::outln!(
         "refbench: {machine}, {ncores} cores; {} s x {} rounds per point, replacement every {} us",
         cli.duration, cli.rounds, cli.interval_us
     );
@@ -189,7 +189,7 @@ fn run() -> Result<()> {
             for _ in 0..cli.rounds {
                 for (i, s) in schemes.iter().enumerate() {
                     let r = with_scheme!(s.as_str(), micro(n, &cores, dur, interval));
-                    apps::errln!(
+                    apps_common::errln!(
                         "  micro {s:<16} lcores {n}: {:>8.3} ns/touch",
                         r.ns_per_touch(n)
                     );
@@ -200,7 +200,7 @@ fn run() -> Result<()> {
         }
     }
     if fwd_on {
-        let mut eal_argv = apps::eal_args(eal_cmdline, &[]);
+        let mut eal_argv = apps_common::eal_args(eal_cmdline, &[]);
         if eal_argv.len() == 1 {
             eal_argv.extend(
                 [
@@ -286,12 +286,12 @@ fn push_rows(
 }
 
 fn print_table(rows: &[Row]) {
-    apps::outln!(
+    apps_common::outln!(
         "\n{:<11} {:<16} {:>6} {:>11} {:>9} {:>9} {:>12} {:>10}",
         "level", "scheme", "lcores", "ns/touch", "Mpps", "vs none", "replacements", "violations"
     );
     for r in rows {
-        apps::outln!(
+        apps_common::outln!(
             "{:<11} {:<16} {:>6} {:>11.3} {:>9} {:>9.2} {:>12} {:>10}",
             r.level,
             r.scheme,
@@ -305,7 +305,7 @@ fn print_table(rows: &[Row]) {
             r.violations
         );
     }
-    apps::outln!("(vs none: cost per touch, or per forwarded packet, relative to the unprotected baseline; `none` is not safe under removal: its violations show why)");
+    apps_common::outln!("(vs none: cost per touch, or per forwarded packet, relative to the unprotected baseline; `none` is not safe under removal: its violations show why)");
 }
 
 /// The forwarding level: for each scheme and round, the l2fwd loop on the first two ports.
@@ -341,7 +341,7 @@ fn forwarding(
                 s.as_str(),
                 fwd_once(eal, worker, &mut rx, &mut tx, mac1, dur, interval)
             )?;
-            apps::errln!("  forwarding {s:<16}: {:>7.2} Mpps", r.0);
+            apps_common::errln!("  forwarding {s:<16}: {:>7.2} Mpps", r.0);
             out[i].push(r);
         }
     }

@@ -3,8 +3,8 @@
 //! sizes, MAC addresses, periods). The property everywhere: no panic, an error (or `foreign`)
 //! where the input is not valid, and the counts stay exact and bounded.
 
-use dataplane::analyzer::{Analyzer, WINDOW};
-use dataplane::pktgen::{
+use pktgen::analyzer::{Analyzer, WINDOW};
+use pktgen::frames::{
     buf_len, build_frame, check_drain_ms, check_stats_period, parse_duration_s, parse_frame,
     parse_mac, EtherAddrs, Flow, Parsed, Rate, SizeSpec, TokenBucket, MAGIC, MAX_FRAME, MIN_FRAME,
     PAYLOAD_OFF,
@@ -75,7 +75,7 @@ proptest! {
         let good = frame(size, stream, seq, tsc);
         prop_assert_eq!(
             parse_frame(&good),
-            Parsed::Test { stream, seq, tsc: tsc & dataplane::pktgen::TSC_MASK }
+            Parsed::Test { stream, seq, tsc: tsc & pktgen::frames::TSC_MASK }
         );
         let mut flipped = good.clone();
         let i = 12 + at.index(good.len() - 12);

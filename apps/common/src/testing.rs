@@ -1,5 +1,4 @@
 //! Helpers for the apps' integration tests: pcap files, frames, running the binaries on vdevs.
-#![allow(dead_code)]
 
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use rand::{Rng, SeedableRng};
@@ -100,4 +99,22 @@ pub fn parse_mac(s: &str) -> [u8; 6] {
         .map(|b| u8::from_str_radix(b, 16).unwrap())
         .collect();
     v.try_into().unwrap()
+}
+
+/// The path of the workspace's binary `name` (another app's, which Cargo's `CARGO_BIN_EXE_*`
+/// names only inside its own package): next to the test's own `deps/` directory, as
+/// `cargo test --workspace` builds it. Panics, naming the fix, if it was not built.
+pub fn workspace_bin(name: &str) -> String {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} not built: run the tests with `cargo test --workspace` (or build it first)",
+        bin.display()
+    );
+    bin.display().to_string()
 }

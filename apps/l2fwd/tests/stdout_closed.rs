@@ -2,16 +2,16 @@
 //! the forwarder still finishes, closes its ports (net_pcap flushes its output then), writes its
 //! report and removes its control socket; dpctl still exits 0.
 
-mod common;
 
-use common::*;
+use apps_common::testing::*;
+use std::sync::LazyLock;
 use dataplane::report::L2fwdReport;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 const L2FWD: &str = env!("CARGO_BIN_EXE_l2fwd");
-const DPCTL: &str = env!("CARGO_BIN_EXE_dpctl");
+static DPCTL: LazyLock<String> = LazyLock::new(|| workspace_bin("dpctl"));
 const FRAMES: usize = 2_000;
 
 /// Starts `bin` with its stdout a pipe whose read end is closed at once.
@@ -114,7 +114,7 @@ fn dpctl_with_closed_stdout_exits_cleanly() {
         .unwrap();
     wait_for_socket(&mut l2fwd, &sock);
     let dpctl = spawn_with_closed_stdout(
-        Command::new(DPCTL)
+        Command::new(&*DPCTL)
             .arg("--socket")
             .arg(&sock)
             .args(["dma", "list"]),

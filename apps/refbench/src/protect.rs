@@ -24,7 +24,7 @@
 //! * [`Epoch`] (`crossbeam_epoch`): crossbeam-epoch, pinned per burst.
 //! * [`ArcSwapScheme`] (`arc_swap`): an `ArcSwap` load per touch.
 
-use crate::qsbr;
+use dataplane::qsbr;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! refbench runs every scheme at both levels and reports what it measured; protected schemes
 //! never touch a retired channel. (How fast each is, is the benchmark's to show, not a test's.)
 
-mod common;
 
-use common::*;
+use apps_common::testing::*;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_refbench");

@@ -59,9 +59,9 @@ enum DmaCmd {
 }
 
 fn main() -> ExitCode {
-    apps::main_with("dpctl", || {
+    apps_common::main_with("dpctl", || {
         let v = run()?;
-        apps::outln!("{}", serde_json::to_string_pretty(&v)?);
+        apps_common::outln!("{}", serde_json::to_string_pretty(&v)?);
         Ok(())
     })
 }
@@ -83,7 +83,7 @@ fn request(cmd: Cmd) -> Value {
 }
 
 fn run() -> Result<Value> {
-    let cli = Cli::try_parse().map_err(apps::usage_error)?;
+    let cli = Cli::try_parse().map_err(apps_common::usage_error)?;
     let req = request(cli.cmd);
     let mut conn = UnixStream::connect(&cli.socket).with_context(|| {
         format!(
@@ -140,7 +140,7 @@ mod tests {
                     prop_assert!(req["cmd"].is_string());
                 }
                 Err(e) => {
-                    if let Some(m) = apps::usage_message(&e) {
+                    if let Some(m) = apps_common::usage_message(&e) {
                         prop_assert!(!m.contains('\n') && !m.is_empty());
                     }
                 }

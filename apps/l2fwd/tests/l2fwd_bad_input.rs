@@ -1,8 +1,7 @@
 //! Bad input gets a clear one-line reason and a non-zero exit, never a panic.
 
-mod common;
 
-use common::*;
+use apps_common::testing::*;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_l2fwd");

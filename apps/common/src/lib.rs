@@ -1,4 +1,9 @@
-//! What the apps share: DPDK-style command lines (`APP [EAL options] -- [app options]`).
+//! What the apps share: DPDK-style command lines (`APP [EAL options] -- [app options]`), one
+//! error line and exit 1, output that survives a closed pipe, and (feature `testing`) the
+//! helpers of their integration tests.
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::ffi::OsString;
 use std::fmt;

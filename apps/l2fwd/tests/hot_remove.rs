@@ -3,16 +3,16 @@
 //! abuses its DMA channels through dpctl and the control socket. pktgen must see every frame
 //! back, intact (payload CRC) and in order; l2fwd's report must show the removals.
 
-mod common;
 
-use common::*;
+use apps_common::testing::*;
+use std::sync::LazyLock;
 use serde_json::Value;
 use std::process::Command;
 use std::sync::Mutex;
 
-const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
+static PKTGEN: LazyLock<String> = LazyLock::new(|| workspace_bin("pktgen"));
 const L2FWD: &str = env!("CARGO_BIN_EXE_l2fwd");
-const DPCTL: &str = env!("CARGO_BIN_EXE_dpctl");
+static DPCTL: LazyLock<String> = LazyLock::new(|| workspace_bin("dpctl"));
 
 /// Each run uses both CPUs: one at a time.
 static ONE: Mutex<()> = Mutex::new(());
@@ -57,8 +57,8 @@ fn drill(name: &str, count: u32, l2fwd_args: &str, drill: &str) -> Drill {
         ])
         .args(["--drill", drill])
         .env("L2FWD", L2FWD)
-        .env("PKTGEN", PKTGEN)
-        .env("DPCTL_BIN", DPCTL)
+        .env("PKTGEN", &*PKTGEN)
+        .env("DPCTL_BIN", &*DPCTL)
         .output()
         .unwrap();
     assert_success(&format!("drill {name}"), &out);

@@ -18,9 +18,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use dataplane::analyzer::{Analyzer, Counts, Latency};
+use pktgen::analyzer::{Analyzer, Counts, Latency};
 use dataplane::config::PktgenSection;
-use dataplane::pktgen::{
+use pktgen::frames::{
     buf_len, build_frame, check_drain_ms, check_stats_period, parse_duration_s, parse_mac,
     EtherAddrs, Flow, Rate, SizeSpec, TokenBucket,
 };
@@ -151,11 +151,11 @@ fn merge(cli: Cli, f: PktgenSection) -> Result<Options> {
 }
 
 fn main() -> ExitCode {
-    apps::main_with("pktgen", run)
+    apps_common::main_with("pktgen", run)
 }
 
 fn run() -> Result<()> {
-    let cmd = apps::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
+    let cmd = apps_common::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
     let section: PktgenSection = cmd.file.section("pktgen")?;
     let opts = merge(cmd.cli, section)?;
     let eal = Eal::init(&cmd.eal)?;
@@ -407,7 +407,7 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
     let rx_port = rx_port_own.as_ref().unwrap_or(&tx_port);
     let src = tx_port.mac_addr()?;
     let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
-    apps::outln!(
+    apps_common::outln!(
         "pktgen: TX port {} ({}) -> RX port {} ({}), rate {:?}, size {}, {} flow(s), dst {dst}",
         tx_port.id(),
         tx_port.name(),
@@ -624,7 +624,7 @@ fn monitor(
             let s = *shared.snapshot.lock().expect("not poisoned");
             let tx = shared.tx_total.get();
             let dt = (now - last_t).as_secs_f64();
-            apps::outln!(
+            apps_common::outln!(
                 "[{:>6.1}s] tx {:>12} ({:>9.3} kpps)  rx {:>12} ({:>9.3} kpps)  missing so far {:>10}  p99 {:>9.1} us",
                 (now - started).as_secs_f64(),
                 tx,
@@ -641,8 +641,8 @@ fn monitor(
 }
 
 fn print_table(r: &Report) {
-    apps::outln!("\npktgen results ====================================================");
-    apps::outln!(
+    apps_common::outln!("\npktgen results ====================================================");
+    apps_common::outln!(
         "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "stream",
         "sent",
@@ -655,7 +655,7 @@ fn print_table(r: &Report) {
     );
     for s in &r.streams {
         let c = &s.counts;
-        apps::outln!(
+        apps_common::outln!(
             "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
             s.stream,
             c.sent,
@@ -667,7 +667,7 @@ fn print_table(r: &Report) {
             c.corrupted
         );
     }
-    apps::outln!(
+    apps_common::outln!(
         "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "total",
         r.sent,
@@ -678,15 +678,15 @@ fn print_table(r: &Report) {
         r.late,
         r.corrupted
     );
-    apps::outln!("foreign frames (not ours): {}", r.foreign);
-    apps::outln!(
+    apps_common::outln!("foreign frames (not ours): {}", r.foreign);
+    apps_common::outln!(
         "rate: tx {:.1} pps, rx {:.1} pps over {:.2} s",
         r.tx_pps,
         r.rx_pps,
         r.elapsed_s
     );
     let l = &r.latency_ns;
-    apps::outln!(
+    apps_common::outln!(
         "latency (us): min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} samples)",
         l.min as f64 / 1e3,
         l.p50 as f64 / 1e3,
@@ -696,5 +696,5 @@ fn print_table(r: &Report) {
         l.max as f64 / 1e3,
         l.samples
     );
-    apps::outln!("===================================================================");
+    apps_common::outln!("===================================================================");
 }

@@ -2,16 +2,16 @@
 //! rejects, and end to end through a forwarder in another process over a veth pair: our l2fwd,
 //! and DPDK's own dpdk-testpmd as a cross-check.
 
-mod common;
 
-use common::*;
+use apps_common::testing::*;
+use std::sync::LazyLock;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Mutex;
 
 const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
-const L2FWD: &str = env!("CARGO_BIN_EXE_l2fwd");
+static L2FWD: LazyLock<String> = LazyLock::new(|| workspace_bin("l2fwd"));
 
 /// Runs pktgen on a net_pcap port (no input) and returns the frames it wrote and its report.
 fn generate(name: &str, args: &[&str]) -> (Vec<Vec<u8>>, Value) {
@@ -215,7 +215,7 @@ fn veth_run(dut: &str) -> Value {
             "--dut", dut, "--count", "20000", "--rate", "20000", "--flows", "4",
         ])
         .args(["--size", "64-1518", "--report", report.to_str().unwrap()])
-        .env("L2FWD", L2FWD)
+        .env("L2FWD", &*L2FWD)
         .env("PKTGEN", PKTGEN)
         .output()
         .unwrap();

@@ -1,0 +1,2 @@
+//! refbench's domain code: the hot-remove protection schemes it compares ([`protect`]).
+pub mod protect;
