@@ -258,3 +258,65 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
     c.remove("dma_skeleton0").unwrap();
     c.shutdown();
 }
+
+mod arbitrary_requests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn request() -> impl Strategy<Value = Request> {
+        let name = prop_oneof![
+            ".{0,24}",
+            Just("dma_skeleton0".to_string()),
+            Just("net_null0".to_string()),
+            "0000:[0-9a-f]{2}:0[0-7]\\.[0-7](-q[0-9])?",
+        ];
+        prop_oneof![
+            Just(Request::Stats {}),
+            Just(Request::DmaList {}),
+            name.clone().prop_map(|name| Request::DmaRemove { name }),
+            // Never a dma_* name: probing a random one of those is not this test's business.
+            ".{0,40}"
+                .prop_filter("not a DMA vdev", |d| !d.trim_start().starts_with("dma_"))
+                .prop_map(|devargs| Request::DmaAdd { devargs }),
+            (name, ".{0,8}").prop_map(|(name, fault)| Request::DmaFault { name, fault }),
+            any::<u32>().prop_map(|bytes| Request::Copybreak { bytes }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the control socket hands the control thread: an answer, never a panic;
+        /// with no channel registered, every channel request is an error.
+        #[test]
+        fn any_request_gets_an_answer(reqs in proptest::collection::vec(request(), 1..8)) {
+            let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
+            let qsbr = Qsbr::new(&[1], &[Vec::new()]);
+            qsbr.reader(0).offline();
+            let retired = [SegQueue::new()];
+            let faults: Vec<AtomicBool> =
+                (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
+            let cb = [AtomicU32::new(0)];
+            let mut c = Control::new(
+                eal(), &qsbr, &retired, &faults, &cb, Vec::new(), true,
+                Duration::from_millis(100), 64,
+            );
+            for r in reqs {
+                let out = c.handle(r.clone(), &no_stats);
+                match r {
+                    Request::Stats {} | Request::DmaList {} => prop_assert!(out.is_ok()),
+                    Request::Copybreak { bytes } => {
+                        prop_assert_eq!(out.is_ok(), (1..=65535).contains(&bytes))
+                    }
+                    Request::DmaRemove { .. } | Request::DmaFault { .. } => {
+                        prop_assert!(out.is_err())
+                    }
+                    Request::DmaAdd { .. } => prop_assert!(out.is_err(), "{:?}", out),
+                }
+                c.tick();
+            }
+            prop_assert!(c.channel_reports().is_empty());
+            c.shutdown();
+        }
+    }
+}
