@@ -419,3 +419,36 @@ impl Drop for Quarantine<'_> {
         }
     }
 }
+
+/// Collects the completions that a retired lane left on vchan 0 of `dev` (the worker gave up
+/// on those copies: re-did them on the CPU and quarantined their destinations), so that the
+/// channel starts with an empty completion ring when it is published again: a fresh lane that
+/// found them would take them for its own copies. Returns how many it collected (0 for a
+/// stopped device).
+///
+/// Crate-internal because its soundness rests on the hot-remove protocol: the control thread
+/// calls it only for a channel it has unpublished and whose worker has passed the grace
+/// period since, so no [`AttachedChannel`] of it exists; `&mut DmaDev` rules out a
+/// [`DmaDev::channel`] handle.
+pub(crate) fn reap_abandoned(dev: &mut DmaDev<'_>) -> usize {
+    if dev.is_stopped() {
+        return 0;
+    }
+    // SAFETY: the device is configured and started (checked above; a `DmaDev` is opened
+    // started and only `stop` stops it), and this is the vchan's only user: no worker holds an
+    // `AttachedChannel` of it (the caller's contract above) and `&mut dev` excludes the handle
+    // of `DmaDev::channel`. Collecting completions writes no memory the engine owns, and the
+    // handle is dropped before this returns.
+    let mut chan = unsafe { DmaChannel::attach(dev.id(), 0) };
+    let mut status = [0u32; 64];
+    let mut total = 0;
+    // Bounded: nothing submits to the channel now, so its ring empties in a few rounds.
+    for _ in 0..1024 {
+        let n = DmaEngine::poll(&mut chan, &mut status);
+        total += n;
+        if n < status.len() {
+            break;
+        }
+    }
+    total
+}

@@ -185,7 +185,9 @@ impl CopyWorker<'_, '_> {
         let mut tsc_last = pmd::rdtsc();
         // Generation to adopt once the lanes it removed have drained.
         let mut to_adopt: Option<u16> = None;
-        // Channels this worker retired as stalled: not re-attached while still assigned.
+        // Channels this worker retired as stalled: not re-attached while still assigned. The
+        // control thread unpublishes each (which clears it from here) and, once its engine has
+        // completed everything, may publish it again: then it gets a fresh lane.
         let mut dead: Vec<ChannelId> = Vec::new();
         let mut copybreak_cmd = 0u32;
         self.adopt_assignment(&mut to_adopt, &mut dead, true);
@@ -302,7 +304,9 @@ impl CopyWorker<'_, '_> {
     }
 
     /// Retires the lanes whose engines stopped completing (see `CopyStage::retire_stalled`)
-    /// and reports them to the control thread, which removes their devices.
+    /// and reports them to the control thread, which takes the channels away until their
+    /// engines complete again (a stall is not a removal: a descheduled software engine comes
+    /// back).
     #[cold]
     fn retire_stalled(&mut self, now: u64, dead: &mut Vec<ChannelId>) {
         let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
