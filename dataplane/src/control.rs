@@ -1,26 +1,37 @@
 //! The control thread's side of DMA hot-plug: the channel registry, hot-remove and hot-add
-//! under the QSBR protocol, fault injection for drills, and the requests of the control socket.
+//! under the QSBR protocol, stalled channels and their return, fault injection for drills, and
+//! the requests of the control socket.
 //!
-//! Removal (`dpctl dma remove NAME`, or a device event, or a worker reporting a stalled
-//! engine):
-//! 1. unpublish the channel from its worker (a new generation without it);
-//! 2. wait for the grace period: the worker drained the channel (or re-copied what it held, if
-//!    the engine stalled) and adopted the generation; a bounded wait that fails naming the
-//!    stuck lcore;
-//! 3. `rte_dma_stop`; only now free the buffers the worker quarantined (a stopped engine
-//!    writes nothing more);
+//! Removal (`dpctl dma remove NAME`, or a device event):
+//! 1. unpublish the channel from its worker (a new generation without it), and with it every
+//!    other channel on the same bus device (the work queues of one DSA function, `-q0`,
+//!    `-q1`, ...: the device is removed as a whole, so each of them goes through the protocol);
+//! 2. wait for the grace period of each: the worker drained the channel (or re-copied what it
+//!    held, if the engine stalled) and adopted the generation; a bounded wait that fails naming
+//!    the stuck lcore;
+//! 3. `rte_dma_stop` each; only now free the buffers the workers quarantined (a stopped engine
+//!    writes nothing more). If a stop fails, the channel is `failed`: its device and
+//!    quarantined buffers are kept (a leak, never a free), and it takes no more requests;
 //! 4. `rte_dma_close`, then remove the device from its bus (`rte_eal_hotplug_remove`), and
-//!    record the removal latency.
+//!    record each removal and its latency.
 //!
-//! Addition (`dpctl dma add DEVARGS`): probe the device on its bus, configure and start it,
-//! publish it to the worker with the fewest channels.
+//! A stall (a worker saw no completion within `--dma-timeout-ms`: a descheduled software
+//! engine, a hung one, a drill) is not a removal: the worker re-copies the lane's copies on the
+//! CPU and reports it; the control thread unpublishes the channel (`stalled`, logged), keeps
+//! the quarantined buffers while the device runs, and once the worker is quiescent, the fault
+//! switch is off and every copy submitted to the engine has completed, publishes it again
+//! (logged) through the same protocol.
+//!
+//! Addition (`dpctl dma add DEVARGS`): only DMA devices (a `dma_*` vdev, or a PCI device that
+//! carries a dmadev of that name), never a name already in use; probe the device on its bus,
+//! configure and start it, publish it to the worker with the fewest channels.
 
-use crate::dma::Quarantine;
+use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
-use crate::qsbr::{channel_id, ChannelId, Qsbr, MAX_CHANNELS};
+use crate::qsbr::{channel_id, channel_parts, ChannelId, Qsbr, MAX_CHANNELS};
 use crate::report::{DmaChannelReport, HotRemoveReport};
 use crossbeam_queue::SegQueue;
-use pmd::{bus_device_of, DmaDev, DmaStats, Eal};
+use pmd::{bus_device_of, DmaDev, DmaStats, Eal, Port};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -55,18 +66,83 @@ pub enum ChannelState {
     Active(usize),
     /// Started but no worker had room for it.
     Standby,
-    /// Removed (by request, device event, or after a stall).
+    /// Its worker gave up on it (no completion within `--dma-timeout-ms`) and it was
+    /// unpublished from `worker` at `generation`. The device keeps running (its quarantined
+    /// buffers stay held until it is stopped); the channel is published again once that
+    /// worker is quiescent, the fault switch is off and every submitted copy has completed.
+    Stalled { worker: usize, generation: u16 },
+    /// `rte_dma_stop` failed during a removal: the engine may still write the quarantined
+    /// buffers, so they and the device are kept (leaked rather than freed), and requests on
+    /// the channel get an error. Shutdown tries the stop once more.
+    Failed,
+    /// Removed (by request or a device event).
     Removed,
 }
 
-struct Channel<'e> {
+impl ChannelState {
+    /// The state as reported (`dma list`, the report's `dma_channels`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChannelState::Active(_) => "active",
+            ChannelState::Standby => "standby",
+            ChannelState::Stalled { .. } => "stalled",
+            ChannelState::Failed => "failed",
+            ChannelState::Removed => "removed",
+        }
+    }
+}
+
+/// The other channels among `names` on the same bus device as `name` (the work queues of one
+/// DSA function: `0000:6a:01.0-q0` and `-q1`), which a removal of `name` removes too.
+pub fn siblings_of<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let (bus, dev) = bus_device_of(name);
+    names
+        .into_iter()
+        .filter(|&n| n != name && bus_device_of(n) == (bus, dev))
+        .collect()
+}
+
+struct Channel<'e, 'p> {
     name: String,
     id: ChannelId,
     dev: Option<DmaDev<'e>>,
     state: ChannelState,
-    /// The device's counters when it was removed.
+    /// The device's counters when it was stopped.
     last_stats: DmaStats,
-    stalled: bool,
+    /// Times a worker retired it as stalled.
+    stalls: u64,
+    /// Copies re-done by the CPU after it stalled or was removed.
+    recopied: u64,
+    /// Destination buffers its engine may still write: freed only once it is stopped.
+    held: Vec<Quarantine<'p>>,
+    /// Drill: make its next `rte_dma_stop` fail (the engine is left running).
+    fail_stop: bool,
+    /// Why it failed.
+    error: Option<String>,
+}
+
+impl Channel<'_, '_> {
+    /// Stops the device (unless a drill says the stop fails) and frees what it held if it is
+    /// stopped.
+    fn stop(&mut self) -> Result<(), String> {
+        let Some(d) = self.dev.as_mut() else {
+            return Ok(());
+        };
+        self.last_stats = d.stats().unwrap_or(self.last_stats);
+        if self.fail_stop {
+            return Err("rte_dma_stop failed (injected by `dma fault NAME stop`)".into());
+        }
+        d.stop().map_err(|e| e.to_string())?;
+        // Stopped: nothing can write the quarantined buffers any more.
+        let mut kept = Vec::new();
+        for q in self.held.drain(..) {
+            if let Err(q) = q.release(d) {
+                kept.push(q); // another device's buffers: never freed here
+            }
+        }
+        self.held = kept;
+        Ok(())
+    }
 }
 
 /// The control thread's state.
@@ -79,15 +155,13 @@ pub struct Control<'e, 'q, 'p> {
     allow_faults: bool,
     grace_timeout: Duration,
     nb_desc: u16,
-    channels: Vec<Channel<'e>>,
+    channels: Vec<Channel<'e, 'p>>,
     /// Retired lanes reported by workers and not yet settled.
     pending: Vec<(usize, Retired<'p>)>,
-    /// Buffers whose device did not stop: freed at shutdown if it stops then, leaked otherwise.
+    /// Buffers of no known channel: leaked at shutdown unless their device is stopped then.
     leftover: Vec<Quarantine<'p>>,
     /// The workers follow their slots (a copy stage); without one there is nothing to manage.
     dma_enabled: bool,
-    /// After a failed automatic removal, when to try again.
-    retry_after: Option<Instant>,
     pub hot_removes: Vec<HotRemoveReport>,
 }
 
@@ -142,13 +216,16 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                     dev: Some(d),
                     state,
                     last_stats: DmaStats::default(),
-                    stalled: false,
+                    stalls: 0,
+                    recopied: 0,
+                    held: Vec::new(),
+                    fail_stop: false,
+                    error: None,
                 })
                 .collect(),
             pending: Vec::new(),
             leftover: Vec::new(),
             dma_enabled: true,
-            retry_after: None,
             hot_removes: Vec::new(),
         }
     }
@@ -167,6 +244,19 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
     }
 
+    /// The fault switch of channel `id`'s device, if the table has one for it.
+    fn fault_switch(&self, id: ChannelId) -> Option<&'q AtomicBool> {
+        let (dev, _) = channel_parts(id);
+        usize::try_from(dev).ok().and_then(|d| self.faults.get(d))
+    }
+
+    /// Whether channel `id`'s stall switch is on (a drill).
+    fn faulted(&self, id: ChannelId) -> bool {
+        // Relaxed: a drill switch; no data depends on it.
+        self.fault_switch(id)
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
     /// Handles one request; `stats` renders the data plane's statistics for `stats`.
     pub fn handle(
         &mut self,
@@ -178,7 +268,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             Request::DmaList {} => Ok(json!({ "channels": self.channel_reports() })),
             Request::DmaRemove { name } => {
                 let r = self.remove(&name)?;
-                Ok(serde_json::to_value(r).expect("serialisable"))
+                serde_json::to_value(r).map_err(|e| e.to_string())
             }
             Request::DmaAdd { devargs } => self.add(&devargs),
             Request::DmaFault { name, fault } => self.fault(&name, &fault),
@@ -203,18 +293,21 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 let s = c
                     .dev
                     .as_ref()
+                    .filter(|d| !d.is_stopped())
                     .and_then(|d| d.stats().ok())
                     .unwrap_or(c.last_stats);
-                let (state, worker) = match c.state {
-                    ChannelState::Removed => ("removed", None),
-                    ChannelState::Active(w) => ("active", Some(w)),
-                    ChannelState::Standby => ("standby", None),
+                let worker = match c.state {
+                    ChannelState::Active(w) => Some(w),
+                    _ => None,
                 };
                 DmaChannelReport {
                     name: c.name.clone(),
-                    state: state.to_owned(),
+                    state: c.state.as_str().to_owned(),
                     worker,
-                    stalled: c.stalled,
+                    stalled: c.stalls > 0,
+                    stalls: c.stalls,
+                    recopied: c.recopied,
+                    error: c.error.clone(),
                     submitted: s.submitted,
                     completed: s.completed,
                     failed: s.errors,
@@ -223,6 +316,8 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             .collect()
     }
 
+    /// The channel named `name` that is not removed (stalled and failed ones included: one
+    /// registry, one answer).
     fn find(&self, name: &str) -> Result<usize, String> {
         self.channels
             .iter()
@@ -241,6 +336,19 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             })
     }
 
+    /// Refuses a request on a failed channel.
+    fn usable(&self, i: usize) -> Result<(), String> {
+        let c = &self.channels[i];
+        if c.state == ChannelState::Failed {
+            return Err(format!(
+                "DMA channel {} failed: {}; its device and buffers are kept until exit",
+                c.name,
+                c.error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+        Ok(())
+    }
+
     /// Collects the workers' retired-lane reports.
     fn collect(&mut self) {
         for (w, q) in self.retired.iter().enumerate() {
@@ -250,117 +358,255 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
     }
 
-    /// Periodic work: a worker that retired a stalled channel gets it removed.
+    /// Periodic work: channels that workers retired as stalled are unpublished; stalled
+    /// channels that complete again are published again.
     pub fn tick(&mut self) {
         self.collect();
-        if self.retry_after.is_some_and(|t| Instant::now() < t) {
-            return;
+        self.settle_stalls();
+        self.revive_stalled();
+    }
+
+    /// Takes each channel a worker retired as stalled away from that worker (a new generation
+    /// without it); its quarantined buffers stay with it until its device is stopped.
+    fn settle_stalls(&mut self) {
+        let mut k = 0;
+        while k < self.pending.len() {
+            if !self.pending[k].1.stalled {
+                k += 1;
+                continue;
+            }
+            let (from, r) = self.pending.remove(k);
+            let Some(c) = self
+                .channels
+                .iter_mut()
+                .find(|c| c.id == r.channel && c.state != ChannelState::Removed)
+            else {
+                self.leftover.push(r.quarantine);
+                continue;
+            };
+            c.recopied += r.recopied;
+            c.held.push(r.quarantine);
+            if c.state != ChannelState::Active(from) {
+                continue; // already taken away (a removal in progress, or stalled already)
+            }
+            c.stalls += 1;
+            let keep: Vec<ChannelId> = self
+                .qsbr
+                .assignment(from)
+                .channels()
+                .filter(|&x| x != c.id)
+                .collect();
+            let generation = self.qsbr.publish(from, &keep);
+            c.state = ChannelState::Stalled {
+                worker: from,
+                generation,
+            };
+            eprintln!(
+                "control: DMA channel {} stalled on worker {from} (no completion within \
+                 --dma-timeout-ms; {} copies re-done on the CPU): retired until it completes again",
+                c.name, r.recopied
+            );
         }
-        self.retry_after = None;
-        let stalled: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, r)| r.stalled)
-            .filter_map(|(_, r)| {
-                self.channels
-                    .iter()
-                    .find(|c| c.id == r.channel && c.state != ChannelState::Removed)
-            })
-            .map(|c| c.name.clone())
-            .collect();
-        for name in stalled {
-            if let Err(e) = self.remove(&name) {
-                eprintln!("control: removing stalled DMA channel {name}: {e} (retrying in 1 s)");
-                self.retry_after = Some(Instant::now() + Duration::from_secs(1));
+    }
+
+    /// Publishes again each stalled channel whose worker is quiescent, whose fault switch is
+    /// off and whose engine completed everything submitted to it.
+    fn revive_stalled(&mut self) {
+        for i in 0..self.channels.len() {
+            let ChannelState::Stalled { worker, generation } = self.channels[i].state else {
+                continue;
+            };
+            let id = self.channels[i].id;
+            if !self.qsbr.quiescent(worker, generation) || self.faulted(id) {
+                continue;
+            }
+            let Some(dev) = self.channels[i].dev.as_mut() else {
+                continue;
+            };
+            // Quiescent: no worker holds the channel; collect what the abandoned copies left.
+            reap_abandoned(dev);
+            let Ok(s) = dev.stats() else { continue };
+            if s.completed != s.submitted && s.completed + s.errors != s.submitted {
+                continue; // the engine still works on copies submitted before the stall
+            }
+            let target = self.least_loaded();
+            let c = &mut self.channels[i];
+            match target {
+                Some(w) => {
+                    let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
+                    chans.push(id);
+                    self.qsbr.publish(w, &chans);
+                    c.state = ChannelState::Active(w);
+                    eprintln!(
+                        "control: DMA channel {} completes again: back on worker {w}",
+                        c.name
+                    );
+                }
+                None => {
+                    c.state = ChannelState::Standby;
+                    eprintln!(
+                        "control: DMA channel {} completes again: on standby (no worker has room)",
+                        c.name
+                    );
+                }
             }
         }
     }
 
-    /// Hot-removes channel `name` (see the module docs).
+    /// The worker with the fewest channels, if one has room.
+    fn least_loaded(&self) -> Option<usize> {
+        (0..self.qsbr.workers())
+            .map(|w| (self.qsbr.assignment(w).len(), w))
+            .filter(|&(n, _)| n < MAX_CHANNELS)
+            .min()
+            .map(|(_, w)| w)
+    }
+
+    /// Hot-removes channel `name`, and every other channel on its bus device (see the module
+    /// docs). Returns the report of `name`'s removal; each is recorded in `hot_removes`.
     pub fn remove(&mut self, name: &str) -> Result<HotRemoveReport, String> {
         self.need_dma()?;
         let t0 = Instant::now();
         let i = self.find(name)?;
-        let id = self.channels[i].id;
-        if let ChannelState::Active(w) = self.channels[i].state {
-            let keep: Vec<ChannelId> = self
-                .qsbr
-                .assignment(w)
-                .channels()
-                .filter(|&c| c != id)
-                .collect();
-            let g = self.qsbr.publish(w, &keep);
+        self.usable(i)?;
+        let mut group = vec![i];
+        let live: Vec<&str> = self
+            .channels
+            .iter()
+            .filter(|c| c.state != ChannelState::Removed)
+            .map(|c| c.name.as_str())
+            .collect();
+        for sib in siblings_of(name, live) {
+            group.extend(self.find(sib));
+        }
+        for &j in &group[1..] {
+            self.usable(j)
+                .map_err(|e| format!("{name} shares its device with a failed channel: {e}"))?;
+        }
+        // 1. Unpublish every channel of the device from its worker.
+        let mut waits = Vec::new();
+        for &j in &group {
+            let id = self.channels[j].id;
+            match self.channels[j].state {
+                ChannelState::Active(w) => {
+                    let keep: Vec<ChannelId> = self
+                        .qsbr
+                        .assignment(w)
+                        .channels()
+                        .filter(|&c| c != id)
+                        .collect();
+                    waits.push((w, self.qsbr.publish(w, &keep)));
+                }
+                ChannelState::Stalled { worker, generation } => waits.push((worker, generation)),
+                _ => {}
+            }
+        }
+        // 2. The grace period of each (a later `remove` tries again).
+        for (w, g) in waits {
             self.qsbr
                 .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| format!("removing {name}: {e}"))?;
         }
-        // Quiescent: the worker handed the lane back before adopting.
+        // Quiescent: the workers handed the lanes back before adopting.
         self.collect();
-        let (mut drained, mut recopied, mut stalled) = (0, 0, false);
-        let mut quarantines = Vec::new();
+        let mut counts = vec![(0u64, 0u64); group.len()];
         let mut k = 0;
         while k < self.pending.len() {
-            if self.pending[k].1.channel != id {
+            let id = self.pending[k].1.channel;
+            let Some(g) = group.iter().position(|&j| self.channels[j].id == id) else {
                 k += 1;
                 continue;
-            }
+            };
             let (_, r) = self.pending.remove(k);
-            drained += r.drained;
-            recopied += r.recopied;
-            stalled |= r.stalled;
-            quarantines.push(r.quarantine);
+            let c = &mut self.channels[group[g]];
+            counts[g].0 += r.drained;
+            counts[g].1 += r.recopied;
+            c.recopied += r.recopied;
+            c.stalls += r.stalled as u64;
+            c.held.push(r.quarantine);
         }
-        let c = &mut self.channels[i];
-        let mut dev = c
-            .dev
-            .take()
-            .ok_or_else(|| format!("DMA channel {name} has no device (a failed removal)"))?;
-        c.last_stats = dev.stats().unwrap_or_default();
-        if let Err(e) = dev.stop() {
-            // The engine may still write the quarantined buffers: keep them (a leak, never a
-            // free), and the device, for a later try.
-            c.dev = Some(dev);
-            self.leftover.extend(quarantines);
-            return Err(format!("rte_dma_stop on {name}: {e}"));
-        }
-        // The engine is stopped: nothing can write the quarantined buffers any more.
-        for q in quarantines {
-            if let Err(q) = q.release(&dev) {
-                self.leftover.push(q);
+        // 3. Stop every one; a failed stop keeps the device and its buffers.
+        let mut failed = Vec::new();
+        for &j in &group {
+            if let Err(e) = self.channels[j].stop() {
+                failed.push(format!("rte_dma_stop on {}: {e}", self.channels[j].name));
             }
         }
-        let (bus, _) = bus_device_of(name);
-        // rte_dma_close and rte_dev_remove: the driver's remove releases the dmadev. A device
-        // already gone from its bus (a device event) is still closed.
-        let unplug = dev.unplug(self.eal).map_err(|(dev, e)| {
-            drop(dev); // stopped: rte_dma_close
-            e
-        });
-        c.state = ChannelState::Removed;
-        c.stalled = stalled;
-        // Relaxed: the switch belongs to a device id that may be reused by a later add.
-        self.faults[(id >> 8) as usize % self.faults.len()].store(false, Ordering::Relaxed);
-        let r = HotRemoveReport {
-            channel: name.to_owned(),
-            latency_us: t0.elapsed().as_secs_f64() * 1e6,
-            drained,
-            recopied,
-        };
-        self.hot_removes.push(r.clone());
+        if !failed.is_empty() {
+            let why = failed.join("; ");
+            for &j in &group {
+                let c = &mut self.channels[j];
+                c.state = ChannelState::Failed;
+                c.error = Some(why.clone());
+                eprintln!("control: DMA channel {} failed: {why}", c.name);
+            }
+            return Err(format!(
+                "{why}: the channel is marked failed; its quarantined buffers are kept"
+            ));
+        }
+        // 4. Close the siblings, then remove the device with the last one.
+        let mut unplug = Ok(());
+        for (g, &j) in group.iter().enumerate().rev() {
+            let c = &mut self.channels[j];
+            if let Some(dev) = c.dev.take() {
+                if g == 0 {
+                    // rte_dma_close and rte_dev_remove. A device already gone from its bus
+                    // (a device event) is still closed.
+                    unplug = dev.unplug(self.eal).map_err(|(dev, e)| {
+                        drop(dev); // stopped: rte_dma_close
+                        e
+                    });
+                } else {
+                    drop(dev); // stopped: rte_dma_close
+                }
+            }
+            c.state = ChannelState::Removed;
+            let leftover: Vec<Quarantine<'p>> = c.held.drain(..).collect();
+            let id = c.id;
+            let name = c.name.clone();
+            self.leftover.extend(leftover);
+            if let Some(f) = self.fault_switch(id) {
+                // Relaxed: the switch belongs to a device id that a later add may reuse.
+                f.store(false, Ordering::Relaxed);
+            }
+            let r = HotRemoveReport {
+                channel: name,
+                latency_us: t0.elapsed().as_secs_f64() * 1e6,
+                drained: counts[g].0,
+                recopied: counts[g].1,
+            };
+            self.hot_removes.push(r);
+        }
         if let Err(e) = unplug {
+            let (bus, _) = bus_device_of(name);
             eprintln!("control: {name} closed but not unplugged from bus {bus}: {e}");
         }
-        Ok(r)
+        self.hot_removes
+            .iter()
+            .rev()
+            .find(|r| r.channel == name)
+            .cloned()
+            .ok_or_else(|| format!("{name}: removal not recorded"))
     }
 
     /// Hot-adds a DMA device: `NAME[,ARGS]`, for example `dma_skeleton1,lcore=0` (a vdev) or
-    /// `0000:00:04.1` (a PCI device bound to vfio-pci).
+    /// `0000:00:04.1` / `0000:6a:01.0-q1` (a PCI device bound to vfio-pci, or one of its
+    /// dmadevs). Only DMA devices, and never a name already in use: a vdev must be of a DMA
+    /// driver (`dma_*`), which is checked before anything is probed; a PCI device must carry a
+    /// dmadev of that name once probed. Nothing is ever removed here.
     pub fn add(&mut self, devargs: &str) -> Result<Value, String> {
         self.need_dma()?;
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
         let name = name.trim();
         if name.is_empty() {
             return Err(format!("invalid devargs {devargs:?}: expected NAME[,ARGS]"));
+        }
+        let (bus, dev_name) = bus_device_of(name);
+        if bus == "vdev" && !name.starts_with("dma_") {
+            return Err(format!(
+                "{name} is not a DMA device: dma add takes a DMA driver's vdev \
+                 (dma_skeleton1, ...) or a PCI address"
+            ));
         }
         if self
             .channels
@@ -369,21 +615,57 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         {
             return Err(format!("DMA channel {name} is already in use"));
         }
-        let (bus, dev_name) = bus_device_of(name);
-        pmd::hotplug_add(self.eal, bus, dev_name, args)
-            .map_err(|e| format!("cannot probe {devargs:?} on bus {bus}: {e}"))?;
-        let dev = DmaDev::open(self.eal, name, self.nb_desc)
-            .map_err(|e| format!("{name} is not a usable DMA device: {e}"))?;
+        if Port::id_by_name(self.eal, name).is_some()
+            || Port::id_by_name(self.eal, dev_name).is_some()
+        {
+            return Err(format!("{name} is in use as a port, not a DMA device"));
+        }
+        // A PCI device already probed (another work queue of a DSA function) is not probed
+        // again; anything else that already exists is someone else's.
+        let probed = DmaDev::list(self.eal)
+            .iter()
+            .any(|d| d.bus == "pci" && d.device == dev_name);
+        if bus == "vdev" && DmaDev::id_by_name(self.eal, name).is_ok() {
+            return Err(format!("DMA device {name} already exists"));
+        }
+        if !(bus == "pci" && probed) {
+            pmd::hotplug_add(self.eal, bus, dev_name, args)
+                .map_err(|e| format!("cannot probe {devargs:?} on bus {bus}: {e}"))?;
+        }
+        let dev = DmaDev::open(self.eal, name, self.nb_desc).map_err(|e| {
+            let theirs: Vec<String> = DmaDev::list(self.eal)
+                .into_iter()
+                .filter(|d| d.device == dev_name && d.name != name)
+                .map(|d| d.name)
+                .collect();
+            if theirs.is_empty() {
+                format!("{name} is not a usable DMA device: {e}")
+            } else {
+                format!(
+                    "{name} is not a usable DMA device: {e} (its device carries {})",
+                    theirs.join(", ")
+                )
+            }
+        })?;
         let id = channel_id(dev.id(), 0);
+        let Some(fault) = self.fault_switch(id) else {
+            let n = self.faults.len();
+            let e = format!(
+                "{name} has device id {}, beyond the {n} the data plane can drive",
+                dev.id()
+            );
+            // We probed it: take it away again (or at least close it).
+            if let Err((dev, err)) = dev.unplug(self.eal) {
+                drop(dev);
+                return Err(format!("{e} (and it could not be unplugged: {err})"));
+            }
+            return Err(e);
+        };
         // Relaxed: the fault switch of a fresh device starts off.
-        self.faults[dev.id() as usize % self.faults.len()].store(false, Ordering::Relaxed);
-        let target = (0..self.qsbr.workers())
-            .map(|w| (self.qsbr.assignment(w).len(), w))
-            .filter(|&(n, _)| n < MAX_CHANNELS)
-            .min();
+        fault.store(false, Ordering::Relaxed);
         let mut confirm = Ok(());
-        let state = match target {
-            Some((_, w)) => {
+        let state = match self.least_loaded() {
+            Some(w) => {
                 let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
                 chans.push(id);
                 let g = self.qsbr.publish(w, &chans);
@@ -404,7 +686,11 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             dev: Some(dev),
             state,
             last_stats: DmaStats::default(),
-            stalled: false,
+            stalls: 0,
+            recopied: 0,
+            held: Vec::new(),
+            fail_stop: false,
+            error: None,
         });
         confirm?;
         Ok(match state {
@@ -413,8 +699,10 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         })
     }
 
-    /// `dma fault NAME stall|none`: makes a channel's completions stop arriving (or resume),
-    /// for surprise-removal drills. Only with fault injection enabled.
+    /// `dma fault NAME stall|stop|none`, for drills: `stall` makes a channel's completions
+    /// stop arriving (its worker then retires it as stalled), `stop` makes its next
+    /// `rte_dma_stop` fail (the engine is left running), `none` clears both. Only with fault
+    /// injection enabled.
     pub fn fault(&mut self, name: &str, fault: &str) -> Result<Value, String> {
         self.need_dma()?;
         if !self.allow_faults {
@@ -423,14 +711,28 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             );
         }
         let i = self.find(name)?;
-        let on = match fault {
-            "stall" => true,
-            "none" => false,
-            _ => return Err(format!("unknown fault {fault:?}: expected stall or none")),
+        self.usable(i)?;
+        let (stall, stop) = match fault {
+            "stall" => (true, false),
+            "stop" => (false, true),
+            "none" => (false, false),
+            _ => {
+                return Err(format!(
+                    "unknown fault {fault:?}: expected stall, stop or none"
+                ))
+            }
         };
-        let dev = (self.channels[i].id >> 8) as usize;
+        let id = self.channels[i].id;
+        let Some(switch) = self.fault_switch(id) else {
+            return Err(format!(
+                "DMA channel {name} has no fault switch (device id {} is beyond the table of {})",
+                channel_parts(id).0,
+                self.faults.len()
+            ));
+        };
         // Relaxed: a drill switch the worker reads once per completion poll.
-        self.faults[dev % self.faults.len()].store(on, Ordering::Relaxed);
+        switch.store(stall, Ordering::Relaxed);
+        self.channels[i].fail_stop = stop;
         Ok(json!({ "channel": name, "fault": fault }))
     }
 
@@ -438,20 +740,27 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// was quarantined, then close them. Returns the channel reports.
     pub fn shutdown(mut self) -> Vec<DmaChannelReport> {
         self.collect();
-        let mut all_stopped = true;
-        for c in &mut self.channels {
-            if let Some(d) = c.dev.as_mut() {
-                c.last_stats = d.stats().unwrap_or_default();
-                all_stopped &= d.stop().is_ok();
+        for (_, r) in std::mem::take(&mut self.pending) {
+            match self
+                .channels
+                .iter_mut()
+                .find(|c| c.id == r.channel && c.state != ChannelState::Removed)
+            {
+                Some(c) => {
+                    c.recopied += r.recopied;
+                    c.held.push(r.quarantine);
+                }
+                None => self.leftover.push(r.quarantine),
             }
         }
-        let _ = all_stopped;
-        for (_, r) in self.pending.drain(..) {
-            self.leftover.push(r.quarantine);
+        for c in &mut self.channels {
+            if let Err(e) = c.stop() {
+                eprintln!("control: at exit, {}: {e}; its buffers are leaked", c.name);
+            }
         }
-        // Each quarantine goes back to the pool only if its own device is stopped; the rest
-        // leak when dropped (an engine that may still run never gets its buffers handed out).
-        for q in self.leftover.drain(..) {
+        // Buffers of no channel go back to the pool only if their own device is stopped; the
+        // rest leak when dropped (an engine that may still run never gets its buffers back).
+        for q in std::mem::take(&mut self.leftover) {
             let dev = self
                 .channels
                 .iter()
@@ -463,7 +772,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
         let reports = self.channel_reports();
         for c in &mut self.channels {
-            drop(c.dev.take()); // rte_dma_close
+            drop(c.dev.take()); // rte_dma_close, if stopped
         }
         reports
     }
@@ -498,5 +807,35 @@ mod tests {
         ] {
             assert!(p(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_work_queues_of_one_dsa_function_are_siblings() {
+        let names = [
+            "0000:6a:01.0-q0",
+            "0000:6a:01.0-q1",
+            "0000:6a:02.0-q0",
+            "0000:00:04.0",
+            "0000:00:04.1",
+            "dma_skeleton0",
+            "dma_skeleton1",
+        ];
+        assert_eq!(siblings_of("0000:6a:01.0-q0", names), ["0000:6a:01.0-q1"]);
+        assert_eq!(siblings_of("0000:6a:01.0-q1", names), ["0000:6a:01.0-q0"]);
+        assert!(siblings_of("0000:6a:02.0-q0", names).is_empty());
+        assert!(siblings_of("0000:00:04.0", names).is_empty());
+        assert!(siblings_of("dma_skeleton0", names).is_empty());
+        // Not a work queue suffix: its own vdev.
+        assert!(siblings_of("dma_x-q0", ["dma_x-q1", "dma_x"]).is_empty());
+    }
+
+    #[test]
+    fn states_as_reported() {
+        assert_eq!(ChannelState::Failed.as_str(), "failed");
+        let s = ChannelState::Stalled {
+            worker: 0,
+            generation: 1,
+        };
+        assert_eq!(s.as_str(), "stalled");
     }
 }

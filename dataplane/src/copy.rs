@@ -512,25 +512,26 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         n
     }
 
-    /// Gives up on lane `l`'s outstanding copies (its engine stopped completing): each is
-    /// re-copied by the CPU from its source into a fresh mbuf, and the abandoned destination
-    /// buffers go to `quarantine`, to be freed only once the device is stopped (a late DMA
-    /// write must never land in a reused buffer). Packets with no fresh mbuf to copy into are
-    /// dropped and counted as `no_mbuf` against `rx_port_of(stream)`.
+    /// Gives up on lane `l` (its engine stopped completing, or misbehaved) and takes it out of
+    /// the stage: each outstanding copy is re-done by the CPU from its source into a fresh
+    /// mbuf, and the abandoned destination buffers come back in the engine's [`Quarantine`], to
+    /// be freed only once its device is stopped (a late DMA write must never land in a reused
+    /// buffer). The engine is not used again. Packets with no fresh mbuf to copy into are
+    /// dropped and counted as `no_mbuf` against `rx_port_of(stream)`. Returns the lane's
+    /// retirement record.
     pub fn abandon_lane(
         &mut self,
         l: usize,
         pool: &'p Mempool<'_>,
         stats: &LcoreStats,
         rx_port_of: &impl Fn(usize) -> u16,
-        quarantine: &mut Quarantine<'p>,
-    ) -> usize {
+    ) -> RetiredLane<'p, E> {
         let mut recopied = 0;
+        let lane = self.lanes.remove(l);
+        self.rebuild_active();
         let streams = &mut self.streams;
-        let lane = &mut self.lanes[l];
-        lane.unsubmitted = 0;
         let mut done = FreeBatch::new();
-        lane.flight.abandon(quarantine, |tag, src| {
+        let quarantine = lane.flight.abandon(|tag, src| {
             let s = (tag >> 32) as usize;
             let stream = &mut streams[s];
             let slot = &mut stream.slots[(tag as u32 & stream.mask) as usize];
@@ -555,21 +556,29 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
             done.push(src);
         });
         done.flush();
-        stats.copies.recopied.add(recopied as u64);
-        recopied
+        stats.copies.recopied.add(recopied);
+        RetiredLane {
+            engine: None,
+            id: lane.id,
+            drained: lane.drained,
+            recopied,
+            stalled: true,
+            quarantine,
+        }
     }
 
-    /// Gives up on every outstanding DMA copy of every lane; see [`Self::abandon_lane`].
+    /// Gives up on every lane; see [`Self::abandon_lane`].
     pub fn abandon_dma(
         &mut self,
         pool: &'p Mempool<'_>,
         stats: &LcoreStats,
         rx_port_of: impl Fn(usize) -> u16,
-        quarantine: &mut Quarantine<'p>,
-    ) -> usize {
-        (0..self.lanes.len())
-            .map(|l| self.abandon_lane(l, pool, stats, &rx_port_of, quarantine))
-            .sum()
+    ) -> Vec<RetiredLane<'p, E>> {
+        let mut out = Vec::with_capacity(self.lanes.len());
+        while !self.lanes.is_empty() {
+            out.push(self.abandon_lane(0, pool, stats, &rx_port_of));
+        }
+        out
     }
 
     /// Whether some lane has held copies without completing any for `timeout` cycles: a few
@@ -595,35 +604,11 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         let mut l = 0;
         while l < self.lanes.len() {
             if self.lanes[l].stalled(now, timeout) {
-                let mut quarantine = Quarantine::new();
-                let recopied = self.abandon_lane(l, pool, stats, rx_port_of, &mut quarantine);
-                let lane = self.lanes.remove(l);
-                retired.push(RetiredLane {
-                    engine: lane.flight.into_engine().ok(),
-                    id: lane.id,
-                    drained: lane.drained,
-                    recopied: recopied as u64,
-                    stalled: true,
-                    quarantine,
-                });
+                retired.push(self.abandon_lane(l, pool, stats, rx_port_of));
             } else {
                 l += 1;
             }
         }
-        if !retired.is_empty() {
-            self.rebuild_active();
-        }
         retired
-    }
-
-    /// Takes every lane out (for shutdown, or a test that wrote its engines off): the engines
-    /// with nothing in flight come back; a lane still holding copies is dropped, which leaks
-    /// their buffers (its engine may still use them) instead of freeing them.
-    pub fn take_engines(&mut self) -> Vec<E> {
-        self.active.clear();
-        self.lanes
-            .drain(..)
-            .filter_map(|l| l.flight.into_engine().ok())
-            .collect()
     }
 }

@@ -4,25 +4,41 @@
 //! Requests are [`crate::control::Request`]s, handed to the control thread through a channel;
 //! the socket threads never touch the data plane. Lines are bounded ([`MAX_LINE`] bytes): a
 //! longer one gets an error and the connection is closed. Malformed JSON gets an error and the
-//! connection stays open. A client that disconnects mid-request costs nothing.
-
+//! connection stays open. A client that disconnects mid-request costs nothing, and one that
+//! takes longer than the request deadline ([`REQUEST_DEADLINE`] by default) to send a whole
+//! line, however it dribbles it, is told so and disconnected.
+//!
+//! The socket is created with mode 0600 from the start: it is bound inside a private (0700)
+//! directory next to its path, set to 0600 there, and only then renamed into place, so there
+//! is no moment at which it has the umask's mode at a reachable path.
 use crate::control::Request;
 use serde_json::{json, Value};
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest request line accepted, newline included.
 pub const MAX_LINE: usize = 4096;
 
 /// Most connections served at once; more are told so and closed.
 pub const MAX_CONNECTIONS: usize = 16;
+
+/// How long a client has to send a whole request line, from its connection or from the
+/// previous answer.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Parses one request line (without or with its newline): the JSON object of a
+/// [`Request`], or an error message for the client.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let text = std::str::from_utf8(line).map_err(|e| format!("invalid request: {e}"))?;
+    serde_json::from_str(text.trim()).map_err(|e| format!("invalid request: {e}"))
+}
 
 /// A request and where its answer goes.
 pub struct Envelope {
@@ -40,6 +56,15 @@ pub struct CtlServer {
 impl CtlServer {
     /// Listens on `path` (replacing a stale socket there), handing requests to `tx`.
     pub fn start(path: &Path, tx: mpsc::Sender<Envelope>) -> io::Result<Self> {
+        Self::start_with_deadline(path, tx, REQUEST_DEADLINE)
+    }
+
+    /// As [`Self::start`], with `deadline` for each whole request line.
+    pub fn start_with_deadline(
+        path: &Path,
+        tx: mpsc::Sender<Envelope>,
+        deadline: Duration,
+    ) -> io::Result<Self> {
         if let Ok(md) = std::fs::symlink_metadata(path) {
             if md.file_type().is_socket() {
                 // A socket left by a run that did not exit cleanly: refuse if someone answers.
@@ -57,14 +82,13 @@ impl CtlServer {
                 ));
             }
         }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let listener = bind_private(path)?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("ctlsock".into())
-            .spawn(move || accept_loop(listener, tx, &stop2))?;
+            .spawn(move || accept_loop(listener, tx, &stop2, deadline))?;
         Ok(CtlServer {
             path: path.to_owned(),
             stop,
@@ -88,7 +112,44 @@ impl Drop for CtlServer {
     }
 }
 
-fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Envelope>, stop: &AtomicBool) {
+/// Binds a listener at `path` whose mode is 0600 before it is reachable there: bound in a
+/// private directory beside `path`, chmodded, then renamed into place.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} names no file", path.display()),
+        )
+    })?;
+    let dir = parent.join(format!(
+        ".{}.{}.tmp",
+        file.to_string_lossy(),
+        std::process::id()
+    ));
+    // A leftover of a crashed run of this pid: only ever our own private directory.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let inner = dir.join("s");
+    let bound = UnixListener::bind(&inner).and_then(|l| {
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&inner, path)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&dir);
+    bound
+}
+
+fn accept_loop(
+    listener: UnixListener,
+    tx: mpsc::Sender<Envelope>,
+    stop: &AtomicBool,
+    deadline: Duration,
+) {
     let open = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
@@ -107,7 +168,7 @@ fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Envelope>, stop: &Atomic
                 let spawned = std::thread::Builder::new()
                     .name("ctlsock-conn".into())
                     .spawn(move || {
-                        let _ = serve(conn, tx);
+                        let _ = serve(conn, tx, deadline);
                         mine.fetch_sub(1, Ordering::Relaxed);
                     });
                 if spawned.is_err() {
@@ -128,44 +189,70 @@ fn reply(out: &mut UnixStream, v: Value) -> io::Result<()> {
     out.write_all(s.as_bytes())
 }
 
-fn serve(conn: UnixStream, tx: mpsc::Sender<Envelope>) -> io::Result<()> {
+/// Reads the next request line, which must arrive whole by `deadline`. `None`: the client
+/// closed, or sent an incomplete line and closed. Bytes after the newline stay in `buf`.
+fn read_line(
+    conn: &mut UnixStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> io::Result<Option<Result<Vec<u8>, String>>> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        let window = &buf[..buf.len().min(MAX_LINE)];
+        if let Some(nl) = window.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            return Ok(Some(Ok(line)));
+        }
+        if buf.len() >= MAX_LINE {
+            return Ok(Some(Err(format!("request longer than {MAX_LINE} bytes"))));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Some(Err(
+                "request not received in time: send the whole line at once".into(),
+            )));
+        }
+        conn.set_read_timeout(Some(left))?;
+        match conn.read(&mut chunk) {
+            Ok(0) => return Ok(None), // closed (mid-line or not)
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -> io::Result<()> {
     conn.set_nonblocking(false)?;
-    // An idle client, or one that does not read its answers, is dropped after a while rather
-    // than holding a thread forever.
-    conn.set_read_timeout(Some(Duration::from_secs(300)))?;
+    // A client that does not read its answers is dropped after a while rather than holding a
+    // thread forever.
     conn.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut out = conn.try_clone()?;
-    let mut input = BufReader::new(conn);
+    let mut buf = Vec::new();
     loop {
-        let mut line = Vec::new();
-        let n = (&mut input)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut line)?;
-        if n == 0 {
-            return Ok(()); // closed
-        }
-        if line.last() != Some(&b'\n') {
-            if n >= MAX_LINE {
-                reply(
-                    &mut out,
-                    json!({"ok": false, "error": format!("request longer than {MAX_LINE} bytes")}),
-                )?;
+        // The whole line must arrive within the deadline, however it is dribbled.
+        let line = match read_line(&mut conn, &mut buf, Instant::now() + deadline)? {
+            None => return Ok(()),
+            Some(Ok(line)) => line,
+            Some(Err(e)) => {
+                // Too long or too slow: either way this connection is done.
+                reply(&mut out, json!({"ok": false, "error": e}))?;
+                return Ok(());
             }
-            // Too long, or the client closed mid-line: either way this connection is done.
-            return Ok(());
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.trim();
-        if text.is_empty() {
+        };
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        let req: Request = match serde_json::from_str(text) {
+        let req = match parse_request(&line) {
             Ok(r) => r,
             Err(e) => {
-                reply(
-                    &mut out,
-                    json!({"ok": false, "error": format!("invalid request: {e}")}),
-                )?;
+                reply(&mut out, json!({"ok": false, "error": e}))?;
                 continue;
             }
         };
@@ -183,5 +270,163 @@ fn serve(conn: UnixStream, tx: mpsc::Sender<Envelope>) -> io::Result<()> {
             Err(_) => json!({"ok": false, "error": "no answer from the control thread"}),
         };
         reply(&mut out, answer)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::{BufRead, BufReader};
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ctlsock-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A control thread that answers every request.
+    fn responder() -> mpsc::Sender<Envelope> {
+        let (tx, rx) = mpsc::channel::<Envelope>();
+        std::thread::spawn(move || {
+            for env in rx {
+                let _ = env.reply.send(Ok(json!("pong")));
+            }
+        });
+        tx
+    }
+
+    #[test]
+    fn the_socket_is_0600_and_nothing_else_is_left_beside_it() {
+        let dir = scratch("mode");
+        let path = dir.join("l2fwd.sock");
+        let server = CtlServer::start(&path, responder()).unwrap();
+        let md = std::fs::symlink_metadata(&path).unwrap();
+        assert!(md.file_type().is_socket());
+        assert_eq!(md.permissions().mode() & 0o777, 0o600);
+        let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(entries.len(), 1, "only the socket: {entries:?}");
+        drop(server);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_dribbling_client_is_disconnected_while_another_is_served() {
+        let dir = scratch("dribble");
+        let path = dir.join("l2fwd.sock");
+        let _server =
+            CtlServer::start_with_deadline(&path, responder(), Duration::from_millis(200)).unwrap();
+        let mut slow = UnixStream::connect(&path).unwrap();
+        slow.write_all(b"{\"cmd\":").unwrap();
+        slow.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        // Served meanwhile.
+        let mut fast = UnixStream::connect(&path).unwrap();
+        fast.write_all(b"{\"cmd\":\"stats\"}\n").unwrap();
+        let mut answer = String::new();
+        BufReader::new(&fast).read_line(&mut answer).unwrap();
+        assert!(answer.contains("\"ok\":true"), "{answer}");
+        // One byte at a time, never a whole line: eventually told so and disconnected.
+        let mut heard = Vec::new();
+        let mut closed = false;
+        for _ in 0..3000 {
+            if slow.write_all(b" ").is_err() {
+                closed = true;
+                break;
+            }
+            let mut b = [0u8; 256];
+            match slow.read(&mut b) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => heard.extend_from_slice(&b[..n]),
+                Err(_) => {}
+            }
+        }
+        assert!(closed, "the dribbling client is still connected");
+        let heard = String::from_utf8_lossy(&heard);
+        assert!(heard.contains("not received in time"), "{heard}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    const CMDS: [&str; 6] = [
+        "stats",
+        "dma list",
+        "dma remove",
+        "dma add",
+        "dma fault",
+        "copybreak",
+    ];
+
+    /// What `parse_request` accepted must be a JSON object naming a known command.
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let parsed = parse_request(bytes);
+        if parsed.is_ok() {
+            let v: Value = serde_json::from_slice(bytes)
+                .map_err(|e| TestCaseError::fail(format!("accepted non-JSON: {e}")))?;
+            let cmd = v["cmd"].as_str().unwrap_or("");
+            prop_assert!(CMDS.contains(&cmd), "accepted {v}");
+        }
+        if let Err(e) = &parsed {
+            prop_assert!(e.starts_with("invalid request"), "{e}");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            check(&bytes)?;
+            let has_brace = bytes.contains(&b'{');
+            prop_assert!(parse_request(&bytes).is_err() || has_brace);
+        }
+
+        #[test]
+        fn arbitrary_strings_never_panic(s in ".{0,300}") {
+            check(s.as_bytes())?;
+        }
+
+        #[test]
+        fn near_valid_requests_parse_or_fail_cleanly(
+            cmd in prop_oneof![
+                proptest::sample::select(CMDS.to_vec()).prop_map(String::from),
+                ".{0,12}",
+            ],
+            fields in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        Just("name".to_string()),
+                        Just("devargs".to_string()),
+                        Just("fault".to_string()),
+                        Just("bytes".to_string()),
+                        "[a-z]{1,6}",
+                    ],
+                    prop_oneof![
+                        any::<i64>().prop_map(|n| json!(n)),
+                        ".{0,20}".prop_map(|s| json!(s)),
+                        Just(json!(null)),
+                        Just(json!([1, 2])),
+                        Just(json!({"a": 1})),
+                    ],
+                ),
+                0..4,
+            ),
+        ) {
+            let mut o = serde_json::Map::new();
+            o.insert("cmd".into(), json!(cmd));
+            for (k, v) in fields {
+                o.insert(k, v);
+            }
+            let line = format!("{}\n", Value::Object(o));
+            check(line.trim_end().as_bytes())?;
+            if let Ok(Request::Copybreak { bytes }) = parse_request(line.as_bytes()) {
+                // A field of the right type, taken as given.
+                let field = format!("\"bytes\":{bytes}");
+                prop_assert!(line.contains(&field), "{} lacks {}", line, field);
+            }
+        }
     }
 }

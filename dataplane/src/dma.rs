@@ -34,7 +34,15 @@ use pmd::{DmaChannel, DmaDev, Mbuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A DMA engine as the copy stage drives it.
-pub trait DmaEngine {
+///
+/// # Safety
+/// [`InFlight`] hands buffers back, to be reused, on the word of [`Self::poll`] and
+/// [`Self::dev_id`], so an implementation must tell the truth: `poll` reports only descriptors
+/// whose copy has really finished (the engine touches neither buffer any more), in the order
+/// they were enqueued, and never one twice; `dev_id` names the dmadev whose stop ends the
+/// engine's access to memory (or is `None` for an engine that stops touching memory when it is
+/// dropped).
+pub unsafe trait DmaEngine {
     /// Copy descriptors that can be written now.
     fn capacity(&self) -> u16;
 
@@ -63,7 +71,9 @@ pub trait DmaEngine {
     }
 }
 
-impl DmaEngine for DmaChannel<'_> {
+// SAFETY: `rte_dma_completed`/`rte_dma_completed_status` report finished descriptors in ring
+// order, each once, and the dmadev is the one `dev_id` names.
+unsafe impl DmaEngine for DmaChannel<'_> {
     #[inline]
     fn capacity(&self) -> u16 {
         self.burst_capacity()
@@ -97,7 +107,13 @@ impl DmaEngine for DmaChannel<'_> {
     fn poll(&mut self, status: &mut [u32]) -> usize {
         let max = status.len().min(u16::MAX as usize) as u16;
         let c = self.completed(max);
-        let ok = (c.count as usize).min(status.len());
+        let ok = c.count as usize;
+        if ok > status.len() {
+            // More than asked for: a faulty engine. Report it as it is, so that InFlight
+            // sees the overrun and the lane is retired.
+            status.fill(0);
+            return ok;
+        }
         status[..ok].fill(0);
         if !c.has_error || ok == status.len() {
             // No failure, or no room left to collect it: the next poll will.
@@ -147,7 +163,9 @@ impl<'q> AttachedChannel<'q> {
     }
 }
 
-impl DmaEngine for AttachedChannel<'_> {
+// SAFETY: it forwards to `DmaChannel`'s implementation; the fault switch only hides
+// completions (reports fewer), which is always truthful.
+unsafe impl DmaEngine for AttachedChannel<'_> {
     #[inline]
     fn capacity(&self) -> u16 {
         self.chan.burst_capacity()
@@ -297,27 +315,25 @@ impl<'p, E: DmaEngine> InFlight<'p, E> {
         Ok(n)
     }
 
-    /// Gives up on every copy in flight (the engine stopped completing): each source comes
-    /// back as `src(tag, mbuf)` in enqueue order, for the CPU to copy again, and each
-    /// destination goes into `quarantine`. Returns how many.
-    pub fn abandon(
-        &mut self,
-        quarantine: &mut Quarantine<'p>,
-        mut src: impl FnMut(u64, Mbuf<'p>),
-    ) -> usize {
-        let mut n = 0;
-        if quarantine.dev.is_none() {
-            quarantine.dev = self.engine.dev_id();
-        }
+    /// Gives up on the engine and every copy in flight on it (it stopped completing, or
+    /// misbehaved): each source comes back as `src(tag, mbuf)` in enqueue order, for the CPU to
+    /// copy again, and the destinations come back in a [`Quarantine`] of the engine's device.
+    /// The engine is consumed: its ring still holds the abandoned descriptors, which may yet
+    /// complete, so it must never take new copies (the device is reset by a stop, or its old
+    /// completions reaped, before a channel of it is used again).
+    pub fn abandon(mut self, mut src: impl FnMut(u64, Mbuf<'p>)) -> Quarantine<'p> {
+        let mut quarantine = Quarantine {
+            bufs: Vec::with_capacity(self.in_flight() as usize),
+            dev: self.engine.dev_id(),
+        };
         while self.head != self.tail {
             if let Some(p) = self.ring[(self.head & self.mask) as usize].take() {
                 quarantine.bufs.push(p.dst);
                 src(p.tag, p.src);
-                n += 1;
             }
             self.head = self.head.wrapping_add(1);
         }
-        n
+        quarantine
     }
 
     /// The engine back, when no copy is in flight.
@@ -418,4 +434,37 @@ impl Drop for Quarantine<'_> {
             let _ = m.into_raw();
         }
     }
+}
+
+/// Collects the completions that a retired lane left on vchan 0 of `dev` (the worker gave up
+/// on those copies: re-did them on the CPU and quarantined their destinations), so that the
+/// channel starts with an empty completion ring when it is published again: a fresh lane that
+/// found them would take them for its own copies. Returns how many it collected (0 for a
+/// stopped device).
+///
+/// Crate-internal because its soundness rests on the hot-remove protocol: the control thread
+/// calls it only for a channel it has unpublished and whose worker has passed the grace
+/// period since, so no [`AttachedChannel`] of it exists; `&mut DmaDev` rules out a
+/// [`DmaDev::channel`] handle.
+pub(crate) fn reap_abandoned(dev: &mut DmaDev<'_>) -> usize {
+    if dev.is_stopped() {
+        return 0;
+    }
+    // SAFETY: the device is configured and started (checked above; a `DmaDev` is opened
+    // started and only `stop` stops it), and this is the vchan's only user: no worker holds an
+    // `AttachedChannel` of it (the caller's contract above) and `&mut dev` excludes the handle
+    // of `DmaDev::channel`. Collecting completions writes no memory the engine owns, and the
+    // handle is dropped before this returns.
+    let mut chan = unsafe { DmaChannel::attach(dev.id(), 0) };
+    let mut status = [0u32; 64];
+    let mut total = 0;
+    // Bounded: nothing submits to the channel now, so its ring empties in a few rounds.
+    for _ in 0..1024 {
+        let n = DmaEngine::poll(&mut chan, &mut status);
+        total += n;
+        if n < status.len() {
+            break;
+        }
+    }
+    total
 }

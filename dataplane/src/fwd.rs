@@ -21,14 +21,16 @@ use crate::copy::ETHER_HDR_LEN;
 const TX_RETRIES: u32 = 16;
 
 /// One (RX port -> TX port) forwarding rule owned by a worker.
-pub struct Rule<'p> {
-    pub rx: RxQueue<'p>,
-    pub tx: TxQueue<'p>,
+///
+/// `'q` borrows the ports (their queues), `'p` the pool their mbufs come from.
+pub struct Rule<'q, 'p> {
+    pub rx: RxQueue<'q, 'p>,
+    pub tx: TxQueue<'q, 'p>,
     /// The TX port's own MAC: the new source address.
     pub tx_mac: MacAddr,
 }
 
-impl Rule<'_> {
+impl Rule<'_, '_> {
     /// l2fwd's destination MAC for packets leaving `tx_port`: 02:00:00:00:00:<tx_port>.
     pub fn dst_mac(tx_port: u16) -> MacAddr {
         MacAddr([0x02, 0, 0, 0, 0, tx_port as u8])
@@ -44,13 +46,13 @@ pub fn rewrite_macs(frame: &mut [u8], dst: &MacAddr, src: &MacAddr) {
 }
 
 /// A worker lcore's state.
-pub struct Worker<'p, 's> {
-    pub rules: Vec<Rule<'p>>,
+pub struct Worker<'q, 'p, 's> {
+    pub rules: Vec<Rule<'q, 'p>>,
     pub mac_updating: bool,
     pub stats: &'s LcoreStats,
 }
 
-impl Worker<'_, '_> {
+impl Worker<'_, '_, '_> {
     /// Forwards until `quit` is set. Every packet received is transmitted or counted as dropped
     /// before this returns: no packet is left in flight. Never inlined, so that the compiled
     /// loop can be inspected (`apps/tests/fastpath_asm.rs`).
@@ -115,7 +117,7 @@ fn drop_runts(burst: &mut Burst<'_>, ctr: &crate::stats::PortCounters, runts: us
 /// Sends the whole burst, retrying a full TX queue a bounded number of times; what is still
 /// left is freed and counted as `tx_full`.
 #[inline]
-pub fn transmit<'q>(tx: &mut TxQueue<'q>, burst: &mut Burst<'q>, stats: &LcoreStats) {
+pub fn transmit<'p>(tx: &mut TxQueue<'_, 'p>, burst: &mut Burst<'p>, stats: &LcoreStats) {
     let ctr = &stats.ports[tx.port() as usize];
     let mut sent = tx.tx_burst(burst);
     let mut tries = 0;
@@ -160,8 +162,8 @@ pub struct WorkerControl<'q, 'p> {
 /// A worker with a copy stage (`--copy cpu|dma|auto`): every packet is copied into a fresh
 /// mbuf, and the copy is transmitted, in receive order per stream. Its DMA channels come and go
 /// under the QSBR protocol (see [`crate::qsbr`]).
-pub struct CopyWorker<'p, 's> {
-    pub rules: Vec<Rule<'p>>,
+pub struct CopyWorker<'q, 'p, 's> {
+    pub rules: Vec<Rule<'q, 'p>>,
     pub stage: CopyStage<'p, AttachedChannel<'s>>,
     pub pool: &'p Mempool<'p>,
     pub stats: &'s LcoreStats,
@@ -174,7 +176,7 @@ pub struct CopyWorker<'p, 's> {
     pub control: WorkerControl<'s, 'p>,
 }
 
-impl CopyWorker<'_, '_> {
+impl CopyWorker<'_, '_, '_> {
     /// Forwards until `quit` is set, then drains: every packet received is transmitted or
     /// counted as dropped before this returns, and every lane is handed back. Never inlined,
     /// so that the compiled loop can be inspected (`apps/tests/fastpath_asm.rs`).
@@ -185,7 +187,9 @@ impl CopyWorker<'_, '_> {
         let mut tsc_last = pmd::rdtsc();
         // Generation to adopt once the lanes it removed have drained.
         let mut to_adopt: Option<u16> = None;
-        // Channels this worker retired as stalled: not re-attached while still assigned.
+        // Channels this worker retired as stalled: not re-attached while still assigned. The
+        // control thread unpublishes each (which clears it from here) and, once its engine has
+        // completed everything, may publish it again: then it gets a fresh lane.
         let mut dead: Vec<ChannelId> = Vec::new();
         let mut copybreak_cmd = 0u32;
         self.adopt_assignment(&mut to_adopt, &mut dead, true);
@@ -302,7 +306,9 @@ impl CopyWorker<'_, '_> {
     }
 
     /// Retires the lanes whose engines stopped completing (see `CopyStage::retire_stalled`)
-    /// and reports them to the control thread, which removes their devices.
+    /// and reports them to the control thread, which takes the channels away until their
+    /// engines complete again (a stall is not a removal: a descheduled software engine comes
+    /// back).
     #[cold]
     fn retire_stalled(&mut self, now: u64, dead: &mut Vec<ChannelId>) {
         let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();

@@ -16,14 +16,25 @@ pub struct CopyReport {
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DmaChannelReport {
     pub name: String,
-    /// `active` (a worker uses it), `standby` (no worker had room) or `removed`.
+    /// `active` (a worker uses it), `standby` (no worker had room), `stalled` (its worker gave
+    /// up on it; it comes back once it completes again), `failed` (a removal could not stop
+    /// it; its device and buffers are kept) or `removed`.
     pub state: String,
     /// The worker using it, when active.
     #[serde(default)]
     pub worker: Option<usize>,
-    /// Its engine stopped completing and the worker gave up on it (surprise removal).
+    /// Its engine stopped completing and a worker gave up on it, at least once.
     #[serde(default)]
     pub stalled: bool,
+    /// How many times a worker gave up on it (each time it came back once it completed again).
+    #[serde(default)]
+    pub stalls: u64,
+    /// Copies re-done by the CPU after it stalled or was removed.
+    #[serde(default)]
+    pub recopied: u64,
+    /// Why it failed (state `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub submitted: u64,
     pub completed: u64,
     pub failed: u64,

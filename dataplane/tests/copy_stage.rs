@@ -72,7 +72,9 @@ impl Double {
     }
 }
 
-impl DmaEngine for Double {
+// SAFETY: a test double that copies at enqueue time: every completion it reports is of a
+// copy it finished, reported once, in order.
+unsafe impl DmaEngine for Double {
     fn capacity(&self) -> u16 {
         (self.b.ring - self.ring.len()) as u16
     }
@@ -154,7 +156,7 @@ fn run_stage(
     let mut sent = Vec::new();
     let mut got = Vec::new();
     let mut out = Burst::new();
-    let mut quarantine = Quarantine::new();
+    let mut quarantines: Vec<Quarantine> = Vec::new();
     let mut collect = |stage: &mut CopyStage<'static, Double>, got: &mut Vec<Vec<u8>>| {
         while stage.take_ready(s, &mut out) > 0 {
             got.extend(out.drain().map(|m| m.data().to_vec()));
@@ -167,8 +169,12 @@ fn run_stage(
             // does this after its stall timeout).
             stuck += 1;
             if abandon_after.is_some_and(|a| stuck > a) {
-                stage.abandon_dma(pool, &stats, |_| 0, &mut quarantine);
-                stage.take_engines();
+                quarantines.extend(
+                    stage
+                        .abandon_dma(pool, &stats, |_| 0)
+                        .into_iter()
+                        .map(|r| r.quarantine),
+                );
             }
             assert!(stuck < 1_000_000, "stage never made room");
         }
@@ -198,13 +204,18 @@ fn run_stage(
         stage.poll(&stats, 0);
         polls += 1;
         if abandon_after.is_some_and(|a| polls > a) && stage.in_dma() > 0 {
-            stage.abandon_dma(pool, &stats, |_| 0, &mut quarantine);
+            quarantines.extend(
+                stage
+                    .abandon_dma(pool, &stats, |_| 0)
+                    .into_iter()
+                    .map(|r| r.quarantine),
+            );
         }
         collect(&mut stage, &mut got);
         assert!(polls < 1_000_000, "stage never drained");
     }
-    // A double has no device to stop: its quarantine leaks the abandoned copies when dropped.
-    drop(quarantine);
+    // A double has no device to stop: its quarantines leak the abandoned copies when dropped.
+    drop(quarantines);
     Outcome { sent, got, stats }
 }
 

@@ -117,6 +117,9 @@ impl<'eal> DmaDev<'eal> {
     /// Configures device `name` with one MEM_TO_MEM vchan of `nb_desc` descriptors (clamped to
     /// what the device supports) and starts it. Fails if another handle owns the device.
     pub fn open(eal: &'eal Eal, name: &str, nb_desc: u16) -> Result<Self> {
+        // Held from the name lookup to the claim: an unplug (which holds it too) cannot remove
+        // the device, and let another take its id, in between.
+        let mut owned = claimed();
         let id = Self::id_by_name(eal, name)?;
         let inf = info(id)?;
         if !inf.mem_to_mem || !inf.copy {
@@ -124,8 +127,17 @@ impl<'eal> DmaDev<'eal> {
                 "DMA device {name} cannot copy memory to memory"
             )));
         }
+        // A software dmadev (a vdev such as dma_skeleton) copies with the CPU, so the IO
+        // addresses it is given must be virtual addresses: with --iova-mode=pa it would write
+        // wherever a physical address points in the process.
+        // SAFETY: a read of the EAL's configuration, valid after init (`eal` proves it).
+        let iova_va = unsafe { dpdk_sys::rte_eal_iova_mode() } == dpdk_sys::RTE_IOVA_VA;
+        if inf.bus == "vdev" && !iova_va {
+            return Err(Error::Invalid(format!(
+                "DMA device {name} is a software engine and needs --iova-mode=va"
+            )));
+        }
         {
-            let mut owned = claimed();
             if owned.contains(&id) {
                 return Err(Error::Invalid(format!(
                     "DMA device {name} is already in use"
@@ -133,6 +145,7 @@ impl<'eal> DmaDev<'eal> {
             }
             owned.push(id);
         }
+        drop(owned);
         let nb_desc = nb_desc.clamp(inf.min_desc.max(1), inf.max_desc.max(1));
         if let Err(e) = configure_and_start(id, nb_desc) {
             // Never started: leave the device as it was (closing it would make it unusable
@@ -210,8 +223,11 @@ impl<'eal> DmaDev<'eal> {
     pub fn unplug(mut self, _eal: &Eal) -> std::result::Result<(), (Self, Error)> {
         let name = self.name.clone();
         let (bus, device) = bus_device_of(&name);
+        // Held from the sibling check until the claim is released: no sibling can be opened
+        // (claimed and started) between the check and the removal.
+        let mut owned = claimed();
         let siblings: Vec<String> = {
-            let claimed = claimed();
+            let claimed = &owned;
             let mut out = Vec::new();
             // SAFETY: rte_dma_next_dev only reads the device table.
             let mut id = unsafe { dpdk_sys::rte_dma_next_dev(0) };
@@ -249,9 +265,12 @@ impl<'eal> DmaDev<'eal> {
         if let Err(e) = check("rte_eal_hotplug_remove", ret) {
             return Err((self, e));
         }
-        // The driver released (and closed) the dmadev: release the claim, nothing else to do.
-        claimed().retain(|&c| c != self.id);
-        std::mem::forget(self);
+        // The driver released (and closed) the dmadev: release the claim, nothing else to do
+        // (the name is the only thing the handle still owns).
+        owned.retain(|&c| c != self.id);
+        drop(owned);
+        let mut this = std::mem::ManuallyDrop::new(self);
+        drop(std::mem::take(&mut this.name));
         Ok(())
     }
 

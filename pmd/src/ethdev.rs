@@ -4,7 +4,7 @@
 use crate::burst::Burst;
 use crate::eal::Eal;
 use crate::error::{check, Error, Result};
-use crate::mbuf::Mempool;
+use crate::mbuf::{Mbuf, Mempool};
 use std::ffi::CStr;
 use std::fmt;
 use std::marker::PhantomData;
@@ -109,7 +109,10 @@ pub struct Port<'p> {
     taken: AtomicU64,
     /// With `MBUF_FAST_FREE`: the one pool its TX queues accept mbufs of.
     fast_free_pool: Option<NonNull<dpdk_sys::rte_mempool>>,
-    _pool: PhantomData<&'p Mempool<'p>>,
+    /// Invariant in `'p`: the port's pool borrow cannot be shortened by coercion, so the
+    /// `'p` its TX queues demand of the mbufs they take (see [`TxQueue`]) is the real one,
+    /// which lasts until the port is closed (Drop).
+    _pool: PhantomData<fn(&'p Mempool<'p>) -> &'p Mempool<'p>>,
 }
 
 // SAFETY: the handle carries ids and, for fast free, the address of a pool it only compares.
@@ -275,13 +278,14 @@ impl<'p> Port<'p> {
     }
 
     /// Stops the port. Needs `&mut self`, so no queue handle can still be polling it.
+    /// Marked stopped only once `rte_eth_dev_stop` succeeded, so a failed stop can be retried.
     pub fn stop(&mut self) -> Result<()> {
         if self.started {
-            self.started = false;
             // SAFETY: the port is started; no queue handle exists (borrow rules).
             check("rte_eth_dev_stop", unsafe {
                 dpdk_sys::rte_eth_dev_stop(self.id)
             })?;
+            self.started = false;
         }
         Ok(())
     }
@@ -346,23 +350,25 @@ impl<'p> Port<'p> {
     }
 
     /// The unique handle to RX queue `q`: DPDK queues are single-consumer.
-    pub fn rx_queue(&self, q: u16) -> Result<RxQueue<'_>> {
+    pub fn rx_queue(&self, q: u16) -> Result<RxQueue<'_, 'p>> {
         self.take(q as u32, "rx", q, self.rx_queues)?;
         Ok(RxQueue {
             port: self.id,
             queue: q,
             _port: PhantomData,
+            _pool: PhantomData,
         })
     }
 
     /// The unique handle to TX queue `q`: DPDK queues are single-producer.
-    pub fn tx_queue(&self, q: u16) -> Result<TxQueue<'_>> {
+    pub fn tx_queue(&self, q: u16) -> Result<TxQueue<'_, 'p>> {
         self.take(32 + q as u32, "tx", q, self.tx_queues)?;
         Ok(TxQueue {
             port: self.id,
             queue: q,
             fast_free_pool: self.fast_free_pool,
             _port: PhantomData,
+            _pool: PhantomData,
         })
     }
 
@@ -374,7 +380,12 @@ impl<'p> Port<'p> {
 
 impl Drop for Port<'_> {
     fn drop(&mut self) {
-        let _ = self.stop();
+        if self.stop().is_err() {
+            // A port that would not stop may still write received packets into its pool:
+            // leave it open and claimed (a leak) rather than close it. (Its RX ring keeps those
+            // buffers in use, so the pool, when dropped, is leaked too: see `Mempool`'s Drop.)
+            return;
+        }
         // SAFETY: stopped above; no queue handles remain (they borrow the port). Closing
         // frees the port's rings and the mbufs in them.
         unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
@@ -382,26 +393,34 @@ impl Drop for Port<'_> {
     }
 }
 
-/// The one handle to one RX queue of a started port.
-pub struct RxQueue<'q> {
+/// The one handle to one RX queue of a started port. It borrows the port for `'q` (so the port
+/// cannot be stopped or closed under it); the mbufs it receives borrow the port's pool for
+/// `'p`, so they may outlive the queue and the port, but not the pool.
+pub struct RxQueue<'q, 'p> {
     port: u16,
     queue: u16,
     _port: PhantomData<&'q ()>,
+    _pool: PhantomData<Mbuf<'p>>,
 }
 
-/// The one handle to one TX queue of a started port.
-pub struct TxQueue<'q> {
+/// The one handle to one TX queue of a started port, borrowing it for `'q`. The driver keeps
+/// transmitted mbufs until it has sent them, possibly until the port is closed, so it takes
+/// only mbufs whose pools outlive the port's own (`'p`).
+pub struct TxQueue<'q, 'p> {
     port: u16,
     queue: u16,
     fast_free_pool: Option<NonNull<dpdk_sys::rte_mempool>>,
     _port: PhantomData<&'q ()>,
+    /// Contravariant in `'p`: the lifetime the queue demands of the mbufs it takes can only
+    /// be lengthened by coercion, never shortened below the port's pool borrow.
+    _pool: PhantomData<fn(Mbuf<'p>)>,
 }
 
 // SAFETY: the pool address is only compared, never dereferenced; the queue itself is meant to
 // be moved to the lcore that polls it.
-unsafe impl Send for TxQueue<'_> {}
+unsafe impl Send for TxQueue<'_, '_> {}
 
-impl<'q> RxQueue<'q> {
+impl<'p> RxQueue<'_, 'p> {
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -410,11 +429,11 @@ impl<'q> RxQueue<'q> {
     }
 
     /// Receives into the burst's free slots; returns how many arrived. The mbufs received
-    /// borrow the port's pool, so the burst cannot outlive this queue's borrow of the port.
+    /// borrow the port's pool, so the burst cannot outlive it.
     #[inline]
     pub fn rx_burst<'b>(&mut self, burst: &mut Burst<'b>) -> usize
     where
-        'q: 'b,
+        'p: 'b,
     {
         self.rx_burst_max(burst, crate::MAX_BURST)
     }
@@ -423,7 +442,7 @@ impl<'q> RxQueue<'q> {
     #[inline]
     pub fn rx_burst_max<'b>(&mut self, burst: &mut Burst<'b>, max: usize) -> usize
     where
-        'q: 'b,
+        'p: 'b,
     {
         let (p, room) = burst.spare_raw();
         let room = room.min(max);
@@ -438,7 +457,7 @@ impl<'q> RxQueue<'q> {
     }
 }
 
-impl<'q> TxQueue<'q> {
+impl<'p> TxQueue<'_, 'p> {
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -449,15 +468,15 @@ impl<'q> TxQueue<'q> {
     /// Transmits the burst from its front; the packets the driver took leave the burst, the
     /// rest stay (in order) for the caller to retry or drop. Returns how many were sent.
     ///
-    /// The driver keeps the mbufs until it has sent them, so their pools must outlive this
-    /// queue's borrow of the port (`'b: 'q`). On a port with `MBUF_FAST_FREE`
+    /// The driver keeps the mbufs until it has sent them, possibly until the port is closed,
+    /// so their pools must outlive the port's own pool borrow (`'b: 'p`). On a port with `MBUF_FAST_FREE`
     /// ([`PortConfig::tx_fast_free`]) the burst is sent up to its first mbuf that is not a
     /// plain buffer of the port's own pool, which stays in the burst with everything after it
     /// (the driver would otherwise return it to the wrong pool).
     #[inline]
     pub fn tx_burst<'b>(&mut self, burst: &mut Burst<'b>) -> usize
     where
-        'b: 'q,
+        'b: 'p,
     {
         let mut len = burst.len();
         if let Some(pool) = self.fast_free_pool {

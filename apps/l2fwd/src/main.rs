@@ -503,9 +503,9 @@ impl PortSummary {
 }
 
 /// What the control loop reads.
-struct MonitorCtx<'a> {
+struct MonitorCtx<'a, 'p> {
     opts: &'a Options,
-    ports: &'a [Port<'a>],
+    ports: &'a [Port<'p>],
     stats: &'a [LcoreStats],
     quit: &'a AtomicBool,
     started: Instant,

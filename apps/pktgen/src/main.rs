@@ -187,8 +187,8 @@ struct Snapshot {
 }
 
 /// The transmit side.
-struct Tx<'a> {
-    txq: TxQueue<'a>,
+struct Tx<'q, 'a> {
+    txq: TxQueue<'q, 'a>,
     pool: &'a Mempool<'a>,
     eth: EtherAddrs,
     flows: Vec<Flow>,
@@ -202,7 +202,7 @@ struct Tx<'a> {
     pending: Burst<'a>,
 }
 
-impl Tx<'_> {
+impl Tx<'_, '_> {
     /// One iteration; returns false once done.
     fn step(&mut self, shared: &Shared) -> bool {
         let now = pmd::rdtsc();
@@ -293,8 +293,8 @@ impl Tx<'_> {
 }
 
 /// The receive side.
-struct Rx<'a> {
-    rxq: RxQueue<'a>,
+struct Rx<'q, 'a> {
+    rxq: RxQueue<'q, 'a>,
     analyzer: Analyzer,
     burst: Burst<'a>,
     next_snapshot: u64,
@@ -304,7 +304,7 @@ struct Rx<'a> {
     drain_cycles: u64,
 }
 
-impl Rx<'_> {
+impl Rx<'_, '_> {
     /// One iteration; returns false once the drain is over.
     fn step(&mut self, shared: &Shared) -> bool {
         let now = pmd::rdtsc();
@@ -579,12 +579,12 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
 }
 
 /// TX and RX in one loop, on one lcore.
-fn run_both<'a>(
-    mut tx: Tx<'a>,
-    mut rx: Rx<'a>,
+fn run_both<'q, 'a>(
+    mut tx: Tx<'q, 'a>,
+    mut rx: Rx<'q, 'a>,
     shared: &Shared,
     rx_done: &AtomicBool,
-) -> (Tx<'a>, Rx<'a>) {
+) -> (Tx<'q, 'a>, Rx<'q, 'a>) {
     let mut sending = true;
     loop {
         if sending && !tx.step(shared) {

@@ -179,7 +179,9 @@ fn run() -> Result<()> {
         .unwrap_or_else(|| "unknown".into());
     apps_common::outln!(
         "refbench: {machine}, {ncores} cores; {} s x {} rounds per point, replacement every {} us",
-        cli.duration, cli.rounds, cli.interval_us
+        cli.duration,
+        cli.rounds,
+        cli.interval_us
     );
 
     let mut rows: Vec<Row> = Vec::new();
@@ -288,7 +290,14 @@ fn push_rows(
 fn print_table(rows: &[Row]) {
     apps_common::outln!(
         "\n{:<11} {:<16} {:>6} {:>11} {:>9} {:>9} {:>12} {:>10}",
-        "level", "scheme", "lcores", "ns/touch", "Mpps", "vs none", "replacements", "violations"
+        "level",
+        "scheme",
+        "lcores",
+        "ns/touch",
+        "Mpps",
+        "vs none",
+        "replacements",
+        "violations"
     );
     for r in rows {
         apps_common::outln!(
@@ -352,11 +361,11 @@ fn forwarding(
 }
 
 /// One forwarding run of scheme `S`: returns (Mpps, replacements, violations).
-fn fwd_once<'q, S: Scheme>(
+fn fwd_once<'p, S: Scheme>(
     eal: &Eal,
     worker: u32,
-    rx: &mut RxQueue<'q>,
-    tx: &mut TxQueue<'q>,
+    rx: &mut RxQueue<'_, 'p>,
+    tx: &mut TxQueue<'_, 'p>,
     src: MacAddr,
     dur: Duration,
     interval: Duration,

@@ -1,0 +1,327 @@
+//! The control thread's registry against a real dmadev (dma_skeleton, a software engine) under
+//! an EAL in this test process (--no-huge --no-pci): a stalled channel comes back once it
+//! completes, an empty fault table is an error rather than a panic, and `dma add` takes only
+//! DMA devices it can own. dma_skeleton allows one instance at a time: the tests that use it
+//! take turns.
+
+use crossbeam_queue::SegQueue;
+use dataplane::control::{ChannelState, Control, Request, MAX_DMA_DEVS};
+use dataplane::dma::{DmaEngine, InFlight, Quarantine};
+use dataplane::fwd::Retired;
+use dataplane::qsbr::{channel_id, Qsbr};
+use dataplane::report::DmaChannelReport;
+use pmd::{DmaDev, Eal, Mbuf, Mempool, Port};
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+static EAL: OnceLock<Eal> = OnceLock::new();
+static POOL: OnceLock<Mempool<'static>> = OnceLock::new();
+/// dma_skeleton0 is one device: one test at a time.
+static SKELETON: Mutex<()> = Mutex::new(());
+
+fn eal() -> &'static Eal {
+    EAL.get_or_init(|| {
+        Eal::init(&[
+            "control_test",
+            "--no-huge",
+            "--no-pci",
+            "-m",
+            "256",
+            "-l",
+            "0",
+            "--log-level=error",
+            "--vdev=net_null0",
+            &format!("--file-prefix=controltest{}", std::process::id()),
+        ])
+        .expect("EAL init")
+    })
+}
+
+fn pool() -> &'static Mempool<'static> {
+    POOL.get_or_init(|| Mempool::create(eal(), "control_test", 1024, 0, 2048 + 128, 0).unwrap())
+}
+
+/// Probes dma_skeleton0 and opens it.
+fn skeleton() -> DmaDev<'static> {
+    pmd::hotplug_add(eal(), "vdev", "dma_skeleton0", "").unwrap();
+    DmaDev::open(eal(), "dma_skeleton0", 64).unwrap()
+}
+
+/// An engine that takes copies and never completes them, as device `dev`.
+struct Hung(i16);
+
+// SAFETY: it never reports a completion, which is always truthful.
+unsafe impl DmaEngine for Hung {
+    fn capacity(&self) -> u16 {
+        64
+    }
+    unsafe fn enqueue(&mut self, _src: &Mbuf<'_>, _dst: &mut Mbuf<'_>, _offset: usize) -> bool {
+        true
+    }
+    fn submit(&mut self) {}
+    fn poll(&mut self, _status: &mut [u32]) -> usize {
+        0
+    }
+    fn dev_id(&self) -> Option<i16> {
+        Some(self.0)
+    }
+}
+
+/// A quarantine of one destination buffer of device `dev`, as a worker abandoning a copy
+/// leaves it.
+fn quarantine(dev: i16) -> Quarantine<'static> {
+    let p = pool();
+    let mut src = p.alloc().unwrap();
+    src.set_len(100).unwrap();
+    let mut dst = p.alloc().unwrap();
+    dst.set_len(100).unwrap();
+    let mut f = InFlight::new(Hung(dev), 4);
+    assert!(f.enqueue(1, src, dst, 0).is_ok());
+    let mut sources = 0;
+    let q = f.abandon(|_, src| {
+        sources += 1;
+        drop(src)
+    });
+    assert_eq!((sources, q.len()), (1, 1));
+    q
+}
+
+fn report(c: &Control, name: &str) -> DmaChannelReport {
+    c.channel_reports()
+        .into_iter()
+        .find(|r| r.name == name && r.state != "removed")
+        .unwrap_or_else(|| panic!("no channel {name}"))
+}
+
+fn no_stats(_: &Control) -> serde_json::Value {
+    serde_json::Value::Null
+}
+
+fn fault(name: &str, fault: &str) -> Request {
+    Request::DmaFault {
+        name: name.into(),
+        fault: fault.into(),
+    }
+}
+
+#[test]
+fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_stopped() {
+    let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = skeleton();
+    let name = dev.name().to_owned();
+    let id = channel_id(dev.id(), 0);
+    let qsbr = Qsbr::new(&[1], &[vec![id]]);
+    let retired = [SegQueue::new()];
+    let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
+    let cb = [AtomicU32::new(0)];
+    let mut c = Control::new(
+        eal(),
+        &qsbr,
+        &retired,
+        &faults,
+        &cb,
+        vec![(dev, ChannelState::Active(0))],
+        true,
+        Duration::from_secs(10),
+        64,
+    );
+    let mut worker = qsbr.reader(0);
+    let (a, _) = worker.poll();
+    worker.adopt(a.generation);
+
+    // The drill stalls the engine; the worker gives up on the lane (re-copies on the CPU,
+    // quarantines the destination) and reports it.
+    c.handle(fault(&name, "stall"), &no_stats).unwrap();
+    retired[0].push(Retired {
+        channel: id,
+        drained: 0,
+        recopied: 1,
+        stalled: true,
+        quarantine: quarantine(id as i16 >> 8),
+    });
+    let in_use = pool().in_use();
+    assert!(in_use >= 1, "the quarantined buffer is held");
+    c.tick();
+    let r = report(&c, &name);
+    assert_eq!(r.state, "stalled", "{r:?}");
+    assert!(r.stalled);
+    assert_eq!((r.stalls, r.recopied), (1, 1));
+    assert!(!qsbr.assignment(0).has(id), "taken from its worker");
+    c.tick();
+    assert_eq!(report(&c, &name).state, "stalled", "the fault is still on");
+
+    // One registry, one answer: the stalled channel takes requests.
+    c.handle(fault(&name, "none"), &no_stats).unwrap();
+    c.tick();
+    assert_eq!(
+        report(&c, &name).state,
+        "stalled",
+        "its worker has not yet passed the grace period"
+    );
+    let (a, changed) = worker.poll();
+    assert!(changed && !a.has(id));
+    worker.adopt(a.generation);
+    c.tick();
+    let r = report(&c, &name);
+    assert_eq!((r.state.as_str(), r.worker), ("active", Some(0)), "{r:?}");
+    assert!(qsbr.assignment(0).has(id), "published again");
+    assert_eq!(
+        pool().in_use(),
+        in_use,
+        "the device runs: its quarantined buffer is still held"
+    );
+
+    // Removed: stopped, so the buffer goes back to the pool.
+    worker.offline();
+    let hr = c.remove(&name).unwrap();
+    assert_eq!(hr.channel, name);
+    assert_eq!(pool().in_use(), in_use - 1);
+    assert_eq!(c.channel_reports()[0].state, "removed");
+    c.shutdown();
+}
+
+#[test]
+fn an_empty_fault_table_is_an_error_not_a_panic() {
+    let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
+    let dev = skeleton();
+    let name = dev.name().to_owned();
+    let qsbr = Qsbr::new(&[], &[]);
+    let retired: [SegQueue<Retired>; 0] = [];
+    let cb: [AtomicU32; 0] = [];
+    let mut c = Control::new(
+        eal(),
+        &qsbr,
+        &retired,
+        &[],
+        &cb,
+        vec![(dev, ChannelState::Standby)],
+        true,
+        Duration::from_secs(10),
+        64,
+    );
+    let e = c.handle(fault(&name, "stall"), &no_stats).unwrap_err();
+    assert!(e.contains("no fault switch"), "{e}");
+    c.tick();
+    c.remove(&name).unwrap();
+    // A device the data plane could not drive is refused, and taken away again.
+    let e = c.add("dma_skeleton0").unwrap_err();
+    assert!(e.contains("beyond"), "{e}");
+    assert!(DmaDev::id_by_name(eal(), "dma_skeleton0").is_err());
+    c.shutdown();
+}
+
+#[test]
+fn dma_add_takes_only_dma_devices_it_can_own() {
+    let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
+    let qsbr = Qsbr::new(&[], &[]);
+    let retired: [SegQueue<Retired>; 0] = [];
+    let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
+    let cb: [AtomicU32; 0] = [];
+    let mut c = Control::new(
+        eal(),
+        &qsbr,
+        &retired,
+        &faults,
+        &cb,
+        Vec::new(),
+        false,
+        Duration::from_secs(10),
+        64,
+    );
+    let add = |c: &mut Control, d: &str| c.handle(Request::DmaAdd { devargs: d.into() }, &no_stats);
+
+    // A forwarding port is not a DMA device, and stays where it is.
+    let e = add(&mut c, "net_null0").unwrap_err();
+    assert!(e.contains("not a DMA device"), "{e}");
+    assert!(Port::id_by_name(eal(), "net_null0").is_some());
+
+    // A non-DMA driver is refused before anything is probed: no file is truncated.
+    let dir = std::env::temp_dir().join(format!("control-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim = dir.join("x");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let e = add(&mut c, &format!("net_pcap9,tx_pcap={}", victim.display())).unwrap_err();
+    assert!(e.contains("not a DMA device"), "{e}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    assert!(Port::id_by_name(eal(), "net_pcap9").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A dmadev that already exists (not ours) is refused, and left alone.
+    pmd::hotplug_add(eal(), "vdev", "dma_skeleton0", "").unwrap();
+    let e = add(&mut c, "dma_skeleton0").unwrap_err();
+    assert!(e.contains("already exists"), "{e}");
+    let theirs = DmaDev::open(eal(), "dma_skeleton0", 64).unwrap();
+    theirs.unplug(eal()).map_err(|(_, e)| e).unwrap();
+
+    // Ours: added once, then in use.
+    add(&mut c, "dma_skeleton0").unwrap();
+    let e = add(&mut c, "dma_skeleton0").unwrap_err();
+    assert!(e.contains("already in use"), "{e}");
+    let e = add(&mut c, ",lcore=0").unwrap_err();
+    assert!(e.contains("invalid devargs"), "{e}");
+    c.remove("dma_skeleton0").unwrap();
+    c.shutdown();
+}
+
+mod arbitrary_requests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn request() -> impl Strategy<Value = Request> {
+        let name = prop_oneof![
+            ".{0,24}",
+            Just("dma_skeleton0".to_string()),
+            Just("net_null0".to_string()),
+            "0000:[0-9a-f]{2}:0[0-7]\\.[0-7](-q[0-9])?",
+        ];
+        prop_oneof![
+            Just(Request::Stats {}),
+            Just(Request::DmaList {}),
+            name.clone().prop_map(|name| Request::DmaRemove { name }),
+            // Never a dma_* name: probing a random one of those is not this test's business.
+            ".{0,40}"
+                .prop_filter("not a DMA vdev", |d| !d.trim_start().starts_with("dma_"))
+                .prop_map(|devargs| Request::DmaAdd { devargs }),
+            (name, ".{0,8}").prop_map(|(name, fault)| Request::DmaFault { name, fault }),
+            any::<u32>().prop_map(|bytes| Request::Copybreak { bytes }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the control socket hands the control thread: an answer, never a panic;
+        /// with no channel registered, every channel request is an error.
+        #[test]
+        fn any_request_gets_an_answer(reqs in proptest::collection::vec(request(), 1..8)) {
+            let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
+            let qsbr = Qsbr::new(&[1], &[Vec::new()]);
+            qsbr.reader(0).offline();
+            let retired = [SegQueue::new()];
+            let faults: Vec<AtomicBool> =
+                (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
+            let cb = [AtomicU32::new(0)];
+            let mut c = Control::new(
+                eal(), &qsbr, &retired, &faults, &cb, Vec::new(), true,
+                Duration::from_millis(100), 64,
+            );
+            for r in reqs {
+                let out = c.handle(r.clone(), &no_stats);
+                match r {
+                    Request::Stats {} | Request::DmaList {} => prop_assert!(out.is_ok()),
+                    Request::Copybreak { bytes } => {
+                        prop_assert_eq!(out.is_ok(), (1..=65535).contains(&bytes))
+                    }
+                    Request::DmaRemove { .. } | Request::DmaFault { .. } => {
+                        prop_assert!(out.is_err())
+                    }
+                    Request::DmaAdd { .. } => prop_assert!(out.is_err(), "{:?}", out),
+                }
+                c.tick();
+            }
+            prop_assert!(c.channel_reports().is_empty());
+            c.shutdown();
+        }
+    }
+}

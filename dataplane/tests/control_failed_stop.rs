@@ -1,0 +1,120 @@
+//! A removal whose `rte_dma_stop` fails (injected with `dma fault NAME stop`: the engine is
+//! left running): the quarantined buffers are kept (leaked, never freed), the channel is
+//! `failed`, and every later request on it gets an error instead of a panic. Its own test
+//! process: the failed device cannot be removed, and dma_skeleton allows one instance.
+
+use crossbeam_queue::SegQueue;
+use dataplane::control::{ChannelState, Control, Request, MAX_DMA_DEVS};
+use dataplane::dma::{DmaEngine, InFlight};
+use dataplane::fwd::Retired;
+use dataplane::qsbr::{channel_id, Qsbr};
+use pmd::{DmaDev, Eal, Mbuf, Mempool};
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::time::Duration;
+
+struct Hung(i16);
+
+// SAFETY: it never reports a completion, which is always truthful.
+unsafe impl DmaEngine for Hung {
+    fn capacity(&self) -> u16 {
+        64
+    }
+    unsafe fn enqueue(&mut self, _src: &Mbuf<'_>, _dst: &mut Mbuf<'_>, _offset: usize) -> bool {
+        true
+    }
+    fn submit(&mut self) {}
+    fn poll(&mut self, _status: &mut [u32]) -> usize {
+        0
+    }
+    fn dev_id(&self) -> Option<i16> {
+        Some(self.0)
+    }
+}
+
+#[test]
+fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
+    let eal = Eal::init(&[
+        "control_failed_stop",
+        "--no-huge",
+        "--no-pci",
+        "-m",
+        "256",
+        "-l",
+        "0",
+        "--log-level=error",
+        "--vdev=dma_skeleton0",
+        &format!("--file-prefix=ctlfail{}", std::process::id()),
+    ])
+    .expect("EAL init");
+    let pool = Mempool::create(&eal, "failstop", 1024, 0, 2048 + 128, 0).unwrap();
+    let dev = DmaDev::open(&eal, "dma_skeleton0", 64).unwrap();
+    let name = dev.name().to_owned();
+    let id = channel_id(dev.id(), 0);
+    let qsbr = Qsbr::new(&[1], &[vec![id]]);
+    qsbr.reader(0).offline(); // a parked worker: always quiescent
+    let retired = [SegQueue::new()];
+    let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
+    let cb = [AtomicU32::new(0)];
+    let mut c = Control::new(
+        &eal,
+        &qsbr,
+        &retired,
+        &faults,
+        &cb,
+        vec![(dev, ChannelState::Active(0))],
+        true,
+        Duration::from_secs(10),
+        64,
+    );
+    let no_stats = |_: &Control| serde_json::Value::Null;
+    let req = |name: &str, fault: &str| Request::DmaFault {
+        name: name.into(),
+        fault: fault.into(),
+    };
+
+    // The worker hands back a lane with a copy the engine may still write.
+    let mut src = pool.alloc().unwrap();
+    src.set_len(64).unwrap();
+    let mut dst = pool.alloc().unwrap();
+    dst.set_len(64).unwrap();
+    let mut f = InFlight::new(Hung(id as i16 >> 8), 4);
+    assert!(f.enqueue(1, src, dst, 0).is_ok());
+    let q = f.abandon(|_, s| drop(s));
+    retired[0].push(Retired {
+        channel: id,
+        drained: 0,
+        recopied: 1,
+        stalled: false,
+        quarantine: q,
+    });
+    let in_use = pool.in_use();
+    assert_eq!(in_use, 1);
+
+    c.handle(req(&name, "stop"), &no_stats).unwrap();
+    let e = c.remove(&name).unwrap_err();
+    assert!(e.contains("rte_dma_stop"), "{e}");
+    let r = &c.channel_reports()[0];
+    assert_eq!(r.state, "failed", "{r:?}");
+    assert!(r.error.as_deref().unwrap_or("").contains("rte_dma_stop"));
+    assert_eq!(
+        pool.in_use(),
+        in_use,
+        "kept, not freed: the engine may still write it"
+    );
+
+    // Every later request on it: a clear error, never a panic.
+    let e = c.remove(&name).unwrap_err();
+    assert!(e.contains("failed"), "{e}");
+    let e = c.handle(req(&name, "none"), &no_stats).unwrap_err();
+    assert!(e.contains("failed"), "{e}");
+    let e = c.add("dma_skeleton0").unwrap_err();
+    assert!(e.contains("in use"), "{e}");
+    c.tick();
+    c.tick();
+    assert_eq!(c.channel_reports()[0].state, "failed");
+
+    // At exit the (injected) stop fails again: still leaked, never freed.
+    let reports = c.shutdown();
+    assert_eq!(reports[0].state, "failed");
+    assert_eq!(pool.in_use(), in_use);
+}
