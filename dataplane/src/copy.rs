@@ -158,6 +158,23 @@ pub struct CopyStage<'p, E: DmaEngine> {
     streams: Vec<Stream<'p>>,
 }
 
+/// Splits off what `burst` holds beyond its first `keep` packets (cold: a caller that received
+/// more than a stream's room).
+#[cold]
+fn hold_back<'p>(burst: &mut Burst<'p>, keep: usize) -> Burst<'p> {
+    let (mut front, mut rest) = (Burst::new(), Burst::new());
+    for (i, m) in burst.drain().enumerate() {
+        // Cannot fail: each takes at most what `burst` held.
+        let _ = if i < keep {
+            front.push(m)
+        } else {
+            rest.push(m)
+        };
+    }
+    std::mem::swap(burst, &mut front);
+    rest
+}
+
 /// Slots per stream: bounds the packets a stream holds between receive and transmit.
 pub const STREAM_SLOTS: u32 = 1024;
 
@@ -318,8 +335,9 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
     }
 
     /// Takes a received burst into stream `s`: each packet is copied by the CPU or enqueued to
-    /// the DMA engine. The burst is left empty. Runts and packets with no mbuf for their copy
-    /// are dropped and counted against `rx_port`.
+    /// the DMA engine. Runts and packets with no mbuf for their copy are dropped and counted
+    /// against `rx_port`. The burst is left empty, unless it held more than [`Self::room`]
+    /// (receive no more than that): the packets beyond it stay in the burst, in order.
     pub fn accept(
         &mut self,
         s: usize,
@@ -328,8 +346,14 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         stats: &LcoreStats,
         rx_port: u16,
     ) {
+        let room = self.room(s);
+        if burst.len() > room {
+            let mut rest = hold_back(burst, room);
+            self.accept(s, burst, pool, stats, rx_port);
+            std::mem::swap(burst, &mut rest);
+            return;
+        }
         let n = burst.len();
-        debug_assert!(n <= self.room(s), "receive no more than room()");
         let mut copies: [Option<Mbuf<'p>>; MAX_BURST] = Default::default();
         if !pool.alloc_bulk(&mut copies[..n]) {
             // The pool cannot give the whole burst at once: take what it has, one by one.

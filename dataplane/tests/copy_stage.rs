@@ -494,3 +494,51 @@ fn only_the_stalled_lane_is_retired() {
     assert!(stats.copies.recopied.get() > 0);
     drop(quarantine);
 }
+
+#[test]
+fn a_burst_beyond_the_streams_room_keeps_the_rest() {
+    let pool = pool();
+    let stats = LcoreStats::default();
+    let mut stage: CopyStage<'static, Double> = CopyStage::new(CopyMode::Cpu, 0, None);
+    let s = stage.add_stream(DST, SRC, true);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut sent = Vec::new();
+    let mut fill = |n: usize, sent: &mut Vec<Vec<u8>>| {
+        let mut burst = Burst::new();
+        for _ in 0..n {
+            let f = frame(&mut rng, sent.len() as u32, 100);
+            let mut m = pool.alloc().expect("test pool has room");
+            m.set_len(f.len()).unwrap();
+            m.data_mut().copy_from_slice(&f);
+            burst.push(m).map_err(|_| ()).unwrap();
+            sent.push(f);
+        }
+        burst
+    };
+    // Fill the stream to 5 short of its room, then offer a full burst: 5 are taken, the rest
+    // stay in the burst in order (they used to overwrite the oldest slots).
+    while stage.room(s) > MAX_BURST {
+        let mut b = fill(MAX_BURST.min(stage.room(s) - 5), &mut sent);
+        stage.accept(s, &mut b, pool, &stats, 0);
+        assert!(b.is_empty());
+    }
+    let mut b = fill(MAX_BURST, &mut sent);
+    let room = stage.room(s);
+    stage.accept(s, &mut b, pool, &stats, 0);
+    assert_eq!(stage.room(s), 0);
+    assert_eq!(b.len(), MAX_BURST - room, "the rest stays in the burst");
+    let mut got = Vec::new();
+    let mut out = Burst::new();
+    while stage.take_ready(s, &mut out) > 0 {
+        got.extend(out.drain().map(|m| m.data().to_vec()));
+    }
+    stage.accept(s, &mut b, pool, &stats, 0);
+    assert!(b.is_empty());
+    while stage.take_ready(s, &mut out) > 0 {
+        got.extend(out.drain().map(|m| m.data().to_vec()));
+    }
+    assert_eq!(got.len(), sent.len(), "every packet out once");
+    for (i, (g, f)) in got.iter().zip(&sent).enumerate() {
+        assert_eq!(g, &expected(f), "packet {i} intact and in order");
+    }
+}
