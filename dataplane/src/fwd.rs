@@ -55,7 +55,7 @@ pub struct Worker<'q, 'p, 's> {
 impl Worker<'_, '_, '_> {
     /// Forwards until `quit` is set. Every packet received is transmitted or counted as dropped
     /// before this returns: no packet is left in flight. Never inlined, so that the compiled
-    /// loop can be inspected (`apps/tests/fastpath_asm.rs`).
+    /// loop can be inspected (`apps/l2fwd/tests/fastpath_asm.rs`).
     #[inline(never)]
     pub fn run(&mut self, quit: &AtomicBool) {
         let mut burst = Burst::new();
@@ -179,7 +179,7 @@ pub struct CopyWorker<'q, 'p, 's> {
 impl CopyWorker<'_, '_, '_> {
     /// Forwards until `quit` is set, then drains: every packet received is transmitted or
     /// counted as dropped before this returns, and every lane is handed back. Never inlined,
-    /// so that the compiled loop can be inspected (`apps/tests/fastpath_asm.rs`).
+    /// so that the compiled loop can be inspected (`apps/l2fwd/tests/fastpath_asm.rs`).
     #[inline(never)]
     pub fn run(mut self, quit: &AtomicBool) {
         let mut rx = Burst::new();
