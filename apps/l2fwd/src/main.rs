@@ -399,7 +399,9 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
         }) {
             Ok(m) => Some(m),
             Err(e) => {
-                apps_common::outln!("note: no device-event monitor ({e}); hot-remove by dpctl only");
+                apps_common::outln!(
+                    "note: no device-event monitor ({e}); hot-remove by dpctl only"
+                );
                 None
             }
         }
@@ -555,7 +557,9 @@ fn monitor<'e, 'q, 'p>(
                         r.latency_us
                     ),
                     Err(e) => {
-                        apps_common::errln!("device event: {name} removed; releasing {n} failed: {e}")
+                        apps_common::errln!(
+                            "device event: {name} removed; releasing {n} failed: {e}"
+                        )
                     }
                 }
             }

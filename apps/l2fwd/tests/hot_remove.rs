@@ -3,11 +3,10 @@
 //! abuses its DMA channels through dpctl and the control socket. pktgen must see every frame
 //! back, intact (payload CRC) and in order; l2fwd's report must show the removals.
 
-
 use apps_common::testing::*;
-use std::sync::LazyLock;
 use serde_json::Value;
 use std::process::Command;
+use std::sync::LazyLock;
 use std::sync::Mutex;
 
 static PKTGEN: LazyLock<String> = LazyLock::new(|| workspace_bin("pktgen"));

@@ -1,6 +1,5 @@
 //! Bad input gets a clear one-line reason and a non-zero exit, never a panic.
 
-
 use apps_common::testing::*;
 use std::process::{Command, Output};
 

@@ -1,7 +1,6 @@
 //! l2fwd on two net_pcap ports: every frame comes out of the paired port, in order, with its
 //! MACs rewritten and every other byte identical; the report balances.
 
-
 use apps_common::testing::*;
 use dataplane::report::L2fwdReport;
 

@@ -2,13 +2,12 @@
 //! the forwarder still finishes, closes its ports (net_pcap flushes its output then), writes its
 //! report and removes its control socket; dpctl still exits 0.
 
-
 use apps_common::testing::*;
-use std::sync::LazyLock;
 use dataplane::report::L2fwdReport;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::LazyLock;
 
 const L2FWD: &str = env!("CARGO_BIN_EXE_l2fwd");
 static DPCTL: LazyLock<String> = LazyLock::new(|| workspace_bin("dpctl"));

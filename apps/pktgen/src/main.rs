@@ -18,13 +18,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use pktgen::analyzer::{Analyzer, Counts, Latency};
 use dataplane::config::PktgenSection;
+use dataplane::stats::OwnedCounter;
+use pktgen::analyzer::{Analyzer, Counts, Latency};
 use pktgen::frames::{
     buf_len, build_frame, check_drain_ms, check_stats_period, parse_duration_s, parse_mac,
     EtherAddrs, Flow, Rate, SizeSpec, TokenBucket,
 };
-use dataplane::stats::OwnedCounter;
 use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
 use serde::Serialize;
 use std::io::Write;

@@ -2,12 +2,11 @@
 //! rejects, and end to end through a forwarder in another process over a veth pair: our l2fwd,
 //! and DPDK's own dpdk-testpmd as a cross-check.
 
-
 use apps_common::testing::*;
-use std::sync::LazyLock;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::LazyLock;
 use std::sync::Mutex;
 
 const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");

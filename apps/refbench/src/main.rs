@@ -15,10 +15,10 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dataplane::fwd::rewrite_macs;
+use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue};
 use refbench::protect::{
     micro, ArcSwapScheme, Arena, AtomicRef, Epoch, PerCpu, Qsbr, RteQsbr, Scheme, Unprotected,
 };
-use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;

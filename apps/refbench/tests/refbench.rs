@@ -1,7 +1,6 @@
 //! refbench runs every scheme at both levels and reports what it measured; protected schemes
 //! never touch a retired channel. (How fast each is, is the benchmark's to show, not a test's.)
 
-
 use apps_common::testing::*;
 use serde_json::Value;
 
