@@ -133,7 +133,10 @@ pub mod l2fwd_limits {
     use std::ops::RangeInclusive;
     /// `-T`: seconds between statistics prints, 0 for none; at most a day.
     pub const STATS_PERIOD_S: RangeInclusive<u64> = 0..=86_400;
-    /// `--duration`: seconds, more than 0 and at most a year.
+    /// `--duration`: seconds, at least a millisecond (a smaller positive value would round to
+    /// no time at all) and at most a year.
+    pub const DURATION_MIN_S: f64 = 0.001;
+    /// See [`DURATION_MIN_S`].
     pub const DURATION_MAX_S: f64 = 31_536_000.0;
     /// `--copybreak`: bytes, as `dpctl copybreak` takes them (a frame is at most 64 KiB).
     pub const COPYBREAK: RangeInclusive<u32> = 1..=65_535;
@@ -221,11 +224,11 @@ impl L2fwdSection {
             "seconds (0 = quiet)",
         )?;
         if let Some(d) = self.duration {
-            if !(d.is_finite() && d > 0.0 && d <= DURATION_MAX_S) {
+            if !(d.is_finite() && (DURATION_MIN_S..=DURATION_MAX_S).contains(&d)) {
                 return Err(InvalidOption::Range {
                     key: "duration",
                     value: format!("{d:?}"),
-                    expected: format!("more than 0 and at most {DURATION_MAX_S} seconds"),
+                    expected: format!("{DURATION_MIN_S} to {DURATION_MAX_S} seconds"),
                 });
             }
         }

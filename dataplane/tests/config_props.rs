@@ -128,7 +128,7 @@ fn valid(key: &str, v: &toml::Value) -> bool {
                 Float(f) => *f,
                 _ => return false,
             };
-            d.is_finite() && d > 0.0 && d <= 31_536_000.0
+            d.is_finite() && (0.001..=31_536_000.0).contains(&d)
         }
         "report" | "control" => matches!(v, String(_)),
         "copy" => matches!(v, String(s) if ["none", "cpu", "dma", "auto"].contains(&s.as_str())),
@@ -212,8 +212,19 @@ fn typed_value(key: &'static str) -> BoxedStrategy<toml::Value> {
         "copybreak" => ints(&[0, 1, 65_535, 65_536, 4_294_967_296]),
         "dma_timeout_ms" | "grace_ms" => ints(&[0, 1, 60_000, 60_001]),
         "duration" => prop_oneof![
-            prop::sample::select(&[0.5, 0.0, -1.0, 31_536_000.0, 31_536_000.5, f64::NAN][..])
-                .prop_map(Float),
+            prop::sample::select(
+                &[
+                    0.5,
+                    0.0,
+                    1e-308,
+                    0.001,
+                    -1.0,
+                    31_536_000.0,
+                    31_536_000.5,
+                    f64::NAN
+                ][..]
+            )
+            .prop_map(Float),
             (-2i64..40_000_000).prop_map(Integer),
         ]
         .boxed(),

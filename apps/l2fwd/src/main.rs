@@ -825,7 +825,7 @@ mod tests {
             t in number(), cb in number(), dto in number(), grace in number(),
             dur in prop_oneof![
                 any::<f64>(),
-                prop::sample::select(&[0.0, -0.0, 1e-9, 31_536_000.0, 31_536_000.5][..]),
+                prop::sample::select(&[0.0, -0.0, 1e-9, 1e-308, 0.001, 31_536_000.0, 31_536_000.5][..]),
             ],
             mask in prop_oneof!["(0[xX])?[0-9a-fA-F]{0,17}", ".{0,8}"],
             copy in prop_oneof![
@@ -863,7 +863,7 @@ mod tests {
                 && (1..=60_000).contains(&dto)
                 && (1..=60_000).contains(&grace)
                 && dur.is_finite()
-                && dur > 0.0
+                && dur >= 0.001
                 && dur <= 31_536_000.0
                 && ["none", "cpu", "dma", "auto"].contains(&copy.as_str());
             let got = merge(cli, L2fwdSection::default());

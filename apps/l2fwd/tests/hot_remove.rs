@@ -26,7 +26,7 @@ fn drill(name: &str, count: u32, l2fwd_args: &str, drill: &str) -> Drill {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch(name);
     let (pg, dut) = (dir.join("pktgen.json"), dir.join("l2fwd.json"));
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let out = Command::new("bash")
         .arg(format!("{root}/apps/scripts/veth-demo.sh"))
         .args([

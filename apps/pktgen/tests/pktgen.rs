@@ -207,7 +207,7 @@ fn veth_run(dut: &str) -> Value {
     let _one = VETH.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch(&format!("veth-{dut}"));
     let report = dir.join("report.json");
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let out = Command::new("bash")
         .arg(format!("{root}/apps/scripts/veth-demo.sh"))
         .args([
