@@ -863,8 +863,7 @@ mod tests {
                 && (1..=60_000).contains(&dto)
                 && (1..=60_000).contains(&grace)
                 && dur.is_finite()
-                && dur >= 0.001
-                && dur <= 31_536_000.0
+                && (0.001..=31_536_000.0).contains(&dur)
                 && ["none", "cpu", "dma", "auto"].contains(&copy.as_str());
             let got = merge(cli, L2fwdSection::default());
             prop_assert_eq!(got.is_ok(), expect_ok, "{:?} => {:?}", args, got);
