@@ -32,15 +32,13 @@
 
 pub use crate::dma::DmaEngine;
 use crate::dma::{InFlight, Quarantine};
-use crate::fwd::rewrite_macs;
+use crate::ether::rewrite_macs;
+pub use crate::ether::ETHER_HDR_LEN;
 use crate::stats::{DropReason, LcoreStats};
 use pmd::{Burst, FreeBatch, MacAddr, Mbuf, Mempool, MAX_BURST};
 
 /// Bytes the CPU copies itself on the DMA path: the Ethernet, IP and L4 headers it may rewrite.
 pub const HEADER_BYTES: usize = 64;
-
-/// Ethernet header length: shorter frames are runts.
-pub const ETHER_HDR_LEN: usize = 14;
 
 /// How a worker copies packets (`--copy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

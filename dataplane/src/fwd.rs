@@ -7,6 +7,7 @@
 
 use crate::copy::CopyStage;
 use crate::dma::{AttachedChannel, Quarantine};
+use crate::ether::{l2fwd_dst_mac, rewrite_macs, ETHER_HDR_LEN};
 use crate::qsbr::{channel_parts, Assignment, ChannelId, Reader};
 use crate::stats::{DropReason, LcoreStats};
 use crate::tuner::AutoTuner;
@@ -14,8 +15,6 @@ use crossbeam_queue::SegQueue;
 use pmd::{Burst, MacAddr, Mempool, RxQueue, TxQueue};
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use crate::copy::ETHER_HDR_LEN;
 
 /// How often the TX queue is retried for the rest of a burst before the rest is dropped.
 const TX_RETRIES: u32 = 16;
@@ -31,18 +30,10 @@ pub struct Rule<'q, 'p> {
 }
 
 impl Rule<'_, '_> {
-    /// l2fwd's destination MAC for packets leaving `tx_port`: 02:00:00:00:00:<tx_port>.
+    /// l2fwd's destination MAC for packets leaving `tx_port` (see [`l2fwd_dst_mac`]).
     pub fn dst_mac(tx_port: u16) -> MacAddr {
-        MacAddr([0x02, 0, 0, 0, 0, tx_port as u8])
+        l2fwd_dst_mac(tx_port)
     }
-}
-
-/// Rewrites the Ethernet addresses of a frame as DPDK l2fwd does. The frame must hold at least
-/// the 12 address bytes.
-#[inline(always)]
-pub fn rewrite_macs(frame: &mut [u8], dst: &MacAddr, src: &MacAddr) {
-    frame[0..6].copy_from_slice(&dst.0);
-    frame[6..12].copy_from_slice(&src.0);
 }
 
 /// A worker lcore's state.
@@ -351,20 +342,5 @@ impl CopyWorker<'_, '_, '_> {
         self.hand_back_drained();
         // Offline: quiescent for good; the control thread may now stop every device.
         self.control.reader.offline();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn l2fwd_macs() {
-        let mut f = [0xffu8; 20];
-        let src = MacAddr([1, 2, 3, 4, 5, 6]);
-        rewrite_macs(&mut f, &Rule::dst_mac(3), &src);
-        assert_eq!(&f[0..6], &[2, 0, 0, 0, 0, 3]);
-        assert_eq!(&f[6..12], &[1, 2, 3, 4, 5, 6]);
-        assert_eq!(&f[12..], &[0xff; 8]);
     }
 }

@@ -1,5 +1,6 @@
 //! The data plane: the engine that runs on the lcores, and nothing else (the tools that use it
-//! live under `apps/`, each with its own domain code).
+//! live under `apps/`, each with its own domain code). The design, as built, is `DESIGN.md`
+//! beside this crate's `Cargo.toml`.
 //!
 //! * [`ports`]: l2fwd's port mask, port pairing and the assignment of ports to worker lcores.
 //! * [`stats`]: per-lcore counters, each lcore's on its own cache lines, written by that lcore
@@ -8,6 +9,7 @@
 //! * [`copy`]: the net_dma-style copy stage: CPU or DMA copy, in order, never dropped.
 //! * [`dma`]: DMA engines as the copy stage drives them, owning the buffers of every copy in
 //!   flight; the one module with `unsafe` code (its invariants are written at its top).
+//! * [`ether`]: the Ethernet header: its length and l2fwd's MAC rewrite.
 //! * [`tuner`]: `--copy auto`'s run-time choice of the copybreak.
 //! * [`qsbr`]: quiescent-state-based reclamation of DMA channels for hot-remove.
 //! * [`control`]: the control thread: DMA channel registry, hot-remove and hot-add.
@@ -21,6 +23,7 @@ pub mod control;
 pub mod copy;
 pub mod ctlsock;
 pub mod dma;
+pub mod ether;
 pub mod fwd;
 pub mod ports;
 pub mod qsbr;

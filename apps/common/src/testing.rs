@@ -118,3 +118,22 @@ pub fn workspace_bin(name: &str) -> String {
     );
     bin.display().to_string()
 }
+
+/// Fails the test at once, saying why, unless it runs as root: the veth drills need network
+/// namespaces and raw sockets. (CI runs as root; a plain `cargo test` as a user would otherwise
+/// fail deep inside a shell script.)
+pub fn require_root(what: &str) {
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .unwrap_or_default();
+    assert!(
+        euid == "0",
+        "{what} needs root (a network namespace with a veth pair, raw sockets): run the tests \
+         as root, as CI does (`sudo -E cargo test --release --workspace`)"
+    );
+}

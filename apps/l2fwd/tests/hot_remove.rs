@@ -23,6 +23,7 @@ struct Drill {
 }
 
 fn drill(name: &str, count: u32, l2fwd_args: &str, drill: &str) -> Drill {
+    require_root(&format!("the hot-remove drill {name:?}"));
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch(name);
     let (pg, dut) = (dir.join("pktgen.json"), dir.join("l2fwd.json"));

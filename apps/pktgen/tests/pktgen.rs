@@ -204,6 +204,7 @@ fn bad_options_are_refused() {
 static VETH: Mutex<()> = Mutex::new(());
 
 fn veth_run(dut: &str) -> Value {
+    require_root(&format!("pktgen over a veth pair through {dut}"));
     let _one = VETH.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch(&format!("veth-{dut}"));
     let report = dir.join("report.json");

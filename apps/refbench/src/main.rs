@@ -14,7 +14,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use dataplane::fwd::rewrite_macs;
+use dataplane::ether::rewrite_macs;
 use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue};
 use refbench::protect::{
     micro, ArcSwapScheme, Arena, AtomicRef, Epoch, PerCpu, Qsbr, RteQsbr, Scheme, Unprotected,
