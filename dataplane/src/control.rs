@@ -30,15 +30,14 @@ use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
 use crate::qsbr::{channel_id, channel_parts, ChannelId, Qsbr, MAX_CHANNELS};
 use crate::report::{DmaChannelReport, HotRemoveReport};
+use crate::shared::Shared;
+pub use crate::shared::MAX_DMA_DEVS;
 use crossbeam_queue::SegQueue;
 use pmd::{bus_device_of, DmaDev, DmaStats, Eal, Port};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// Fault switches, one per possible dmadev id (DPDK's default RTE_DMADEV_DEFAULT_MAX).
-pub const MAX_DMA_DEVS: usize = 64;
 
 /// A request to the control thread, as the control socket carries it (one JSON object).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -166,45 +165,22 @@ pub struct Control<'e, 'q, 'p> {
 }
 
 impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
-    /// Takes `devs` (already started) and deals them to the workers, at most
-    /// [`MAX_CHANNELS`] each, round-robin; the rest are on standby. Returns the control state
-    /// and the initial channels of each worker, for [`Qsbr::new`].
-    pub fn deal(
-        devs: Vec<DmaDev<'e>>,
-        workers: usize,
-    ) -> (Vec<(DmaDev<'e>, ChannelState)>, Vec<Vec<ChannelId>>) {
-        let mut per: Vec<Vec<ChannelId>> = vec![Vec::new(); workers];
-        let mut out = Vec::new();
-        for (i, d) in devs.into_iter().enumerate() {
-            let w = if workers == 0 { 0 } else { i % workers };
-            if workers > 0 && per[w].len() < MAX_CHANNELS {
-                per[w].push(channel_id(d.id(), 0));
-                out.push((d, ChannelState::Active(w)));
-            } else {
-                out.push((d, ChannelState::Standby));
-            }
-        }
-        (out, per)
-    }
-
-    #[allow(clippy::too_many_arguments)]
+    /// The control thread of `shared`, taking its devices: one per shared state (None for a
+    /// second one).
     pub fn new(
         eal: &'e Eal,
-        qsbr: &'q Qsbr,
-        retired: &'q [SegQueue<Retired<'p>>],
-        faults: &'q [AtomicBool],
-        copybreak: &'q [AtomicU32],
-        devs: Vec<(DmaDev<'e>, ChannelState)>,
+        shared: &'q Shared<'e, 'p>,
         allow_faults: bool,
         grace_timeout: Duration,
         nb_desc: u16,
-    ) -> Self {
-        Control {
+    ) -> Option<Self> {
+        let devs = shared.take_devs()?;
+        Some(Control {
             eal,
-            qsbr,
-            retired,
-            faults,
-            copybreak,
+            qsbr: &shared.qsbr,
+            retired: &shared.retired,
+            faults: &shared.faults,
+            copybreak: &shared.copybreak,
             allow_faults,
             grace_timeout,
             nb_desc,
@@ -227,7 +203,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             leftover: Vec::new(),
             dma_enabled: true,
             hot_removes: Vec::new(),
-        }
+        })
     }
 
     /// Declares that the workers have no copy stage (`--copy none`): they never poll their
@@ -740,6 +716,12 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// was quarantined, then close them. Returns the channel reports.
     pub fn shutdown(mut self) -> Vec<DmaChannelReport> {
         self.collect();
+        if !self.workers_parked() {
+            // A worker still runs and may be using its channels: stopping or closing them
+            // under it is not allowed. Leak them (Drop does) and say so.
+            eprintln!("control: at exit, a worker is still running: DMA devices left open");
+            return self.channel_reports();
+        }
         for (_, r) in std::mem::take(&mut self.pending) {
             match self
                 .channels
@@ -775,6 +757,27 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             drop(c.dev.take()); // rte_dma_close, if stopped
         }
         reports
+    }
+}
+
+impl Control<'_, '_, '_> {
+    /// Whether every worker is offline, so that no channel is in use.
+    fn workers_parked(&self) -> bool {
+        (0..self.qsbr.workers()).all(|w| self.qsbr.parked(w))
+    }
+}
+
+impl Drop for Control<'_, '_, '_> {
+    fn drop(&mut self) {
+        // Dropped (not shut down) while a worker may still use its channels: never stop or
+        // close a device under it. Leak them instead.
+        if !self.workers_parked() {
+            for c in &mut self.channels {
+                if let Some(d) = c.dev.take() {
+                    std::mem::forget(d);
+                }
+            }
+        }
     }
 }
 

@@ -26,7 +26,10 @@
 //! tied to its device by a borrow, kept sound by the hot-remove protocol (see [`crate::qsbr`]
 //! and [`crate::control`]): the control thread publishes a channel to one worker only, and
 //! stops or closes the device only after that worker has stopped using it (drained, or
-//! abandoned into a quarantine) and adopted the new generation.
+//! abandoned into a quarantine) and adopted the new generation. The protocol cannot be driven
+//! from outside this crate: the slots live in a [`crate::shared::Shared`] built from the devices
+//! themselves, whose one `Control` publishes and whose per-worker ends are handed out once;
+//! only this crate's `CopyWorker` attaches channels, and only from its own slot.
 #![allow(unsafe_code)]
 
 use crate::qsbr::{channel_parts, Assignment, ChannelId};

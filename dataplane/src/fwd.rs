@@ -138,33 +138,83 @@ pub struct Retired<'p> {
     pub quarantine: Quarantine<'p>,
 }
 
-/// A worker's link to the control thread.
+/// A worker's end of the state it shares with the control thread ([`crate::shared::Shared`]
+/// hands out one per worker). Whoever holds it is that worker.
 pub struct WorkerControl<'q, 'p> {
     /// Its QSBR slot: the channels it may use.
-    pub reader: Reader<'q>,
+    pub(crate) reader: Reader<'q>,
     /// Where it hands retired lanes to the control thread.
-    pub retired: &'q SegQueue<Retired<'p>>,
+    pub(crate) retired: &'q SegQueue<Retired<'p>>,
     /// Fault switches, by device id.
-    pub faults: &'q [AtomicBool],
+    pub(crate) faults: &'q [AtomicBool],
     /// A copybreak set by the control thread (`dpctl copybreak`), 0 = none.
-    pub copybreak: &'q AtomicU32,
+    pub(crate) copybreak: &'q AtomicU32,
+}
+
+impl<'p> WorkerControl<'_, 'p> {
+    /// The worker's assignment, and whether it is new since the last call (see
+    /// [`Reader::poll`]).
+    pub fn poll(&mut self) -> (Assignment, bool) {
+        self.reader.poll()
+    }
+
+    /// Declares that the worker no longer touches any channel it held before `generation`.
+    pub fn adopt(&self, generation: u16) {
+        self.reader.adopt(generation)
+    }
+
+    /// The worker parks for good: quiescent from now on.
+    pub fn offline(&self) {
+        self.reader.offline()
+    }
+
+    /// Hands a retired lane to the control thread.
+    pub fn hand_back(&self, r: Retired<'p>) {
+        self.retired.push(r)
+    }
 }
 
 /// A worker with a copy stage (`--copy cpu|dma|auto`): every packet is copied into a fresh
 /// mbuf, and the copy is transmitted, in receive order per stream. Its DMA channels come and go
 /// under the QSBR protocol (see [`crate::qsbr`]).
 pub struct CopyWorker<'q, 'p, 's> {
-    pub rules: Vec<Rule<'q, 'p>>,
-    pub stage: CopyStage<'p, AttachedChannel<'s>>,
-    pub pool: &'p Mempool<'p>,
-    pub stats: &'s LcoreStats,
+    rules: Vec<Rule<'q, 'p>>,
+    stage: CopyStage<'p, AttachedChannel<'s>>,
+    pool: &'p Mempool<'p>,
+    stats: &'s LcoreStats,
     /// TSC cycles a DMA channel may hold copies without completing any before the worker gives
     /// up on it (surprise removal, hung engine): the copies are re-done by the CPU from their
     /// held sources and the lane is retired.
-    pub dma_timeout_cycles: u64,
+    dma_timeout_cycles: u64,
     /// Chooses the copybreak in `--copy auto`.
-    pub tuner: Option<AutoTuner>,
-    pub control: WorkerControl<'s, 'p>,
+    tuner: Option<AutoTuner>,
+    control: WorkerControl<'s, 'p>,
+}
+
+impl<'q, 'p, 's> CopyWorker<'q, 'p, 's> {
+    /// A worker forwarding by `rules` through `stage` (one stream per rule, in order), taking
+    /// copies from `pool`, counting into `stats`, giving up on a DMA channel that completes
+    /// nothing for `dma_timeout_cycles`, tuned by `tuner` (`--copy auto`), and following the
+    /// control thread through `control`. Its DMA channels come from `control` only.
+    pub fn new(
+        rules: Vec<Rule<'q, 'p>>,
+        stage: CopyStage<'p, AttachedChannel<'s>>,
+        pool: &'p Mempool<'p>,
+        stats: &'s LcoreStats,
+        dma_timeout_cycles: u64,
+        tuner: Option<AutoTuner>,
+        control: WorkerControl<'s, 'p>,
+    ) -> Self {
+        CopyWorker {
+            rules,
+            stage,
+            pool,
+            stats,
+            dma_timeout_cycles,
+            tuner,
+            control,
+        }
+    }
 }
 
 impl CopyWorker<'_, '_, '_> {

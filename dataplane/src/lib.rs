@@ -13,6 +13,8 @@
 //! * [`tuner`]: `--copy auto`'s run-time choice of the copybreak.
 //! * [`qsbr`]: quiescent-state-based reclamation of DMA channels for hot-remove.
 //! * [`control`]: the control thread: DMA channel registry, hot-remove and hot-add.
+//! * [`shared`]: what the control thread and the workers share (QSBR slots, retired-lane
+//!   queues, fault switches, copybreak commands), built from the DMA devices.
 //! * [`ctlsock`]: the control socket (one JSON request and response per line).
 //! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
@@ -28,5 +30,6 @@ pub mod fwd;
 pub mod ports;
 pub mod qsbr;
 pub mod report;
+pub mod shared;
 pub mod stats;
 pub mod tuner;

@@ -216,6 +216,13 @@ impl Qsbr {
         adopted.wrapping_sub(generation) < (1 << 15) || !st.online.load(Ordering::Acquire)
     }
 
+    /// Control: whether `worker` is offline (parked or gone), so that it touches no channel.
+    pub fn parked(&self, worker: usize) -> bool {
+        // Acquire: pairs with the worker's release in `offline`, so its last channel accesses
+        // happen-before what control does next.
+        !self.states[worker].online.load(Ordering::Acquire)
+    }
+
     /// Control: waits until `worker` is quiescent for `generation`, polling every `poll`, for
     /// at most `timeout`. Returns how long it took.
     pub fn wait_grace(

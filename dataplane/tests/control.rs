@@ -1,17 +1,16 @@
 //! The control thread's registry against a real dmadev (dma_skeleton, a software engine) under
 //! an EAL in this test process (--no-huge --no-pci): a stalled channel comes back once it
-//! completes, an empty fault table is an error rather than a panic, and `dma add` takes only
-//! DMA devices it can own. dma_skeleton allows one instance at a time: the tests that use it
+//! completes, and `dma add` takes only DMA devices it can own. (The fault table is sized for
+//! every dmadev id by the shared state, so a device beyond it cannot be represented.) dma_skeleton allows one instance at a time: the tests that use it
 //! take turns.
 
-use crossbeam_queue::SegQueue;
-use dataplane::control::{ChannelState, Control, Request, MAX_DMA_DEVS};
+use dataplane::control::{Control, Request};
 use dataplane::dma::{DmaEngine, InFlight, Quarantine};
 use dataplane::fwd::Retired;
-use dataplane::qsbr::{channel_id, Qsbr};
+use dataplane::qsbr::channel_id;
 use dataplane::report::DmaChannelReport;
+use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mbuf, Mempool, Port};
-use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -111,29 +110,25 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     let dev = skeleton();
     let name = dev.name().to_owned();
     let id = channel_id(dev.id(), 0);
-    let qsbr = Qsbr::new(&[1], &[vec![id]]);
-    let retired = [SegQueue::new()];
-    let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
-    let cb = [AtomicU32::new(0)];
-    let mut c = Control::new(
-        eal(),
-        &qsbr,
-        &retired,
-        &faults,
-        &cb,
-        vec![(dev, ChannelState::Active(0))],
-        true,
-        Duration::from_secs(10),
-        64,
+    let shared = Shared::new(&[1], vec![dev]);
+    assert_eq!(shared.initial(0), &[id]);
+    let mut c = Control::new(eal(), &shared, true, Duration::from_secs(10), 64).unwrap();
+    assert!(
+        Control::new(eal(), &shared, true, Duration::from_secs(10), 64).is_none(),
+        "one control thread per shared state"
     );
-    let mut worker = qsbr.reader(0);
+    let mut worker = shared.worker(0).unwrap();
+    assert!(
+        shared.worker(0).is_none(),
+        "each worker's end is handed out once"
+    );
     let (a, _) = worker.poll();
     worker.adopt(a.generation);
 
     // The drill stalls the engine; the worker gives up on the lane (re-copies on the CPU,
     // quarantines the destination) and reports it.
     c.handle(fault(&name, "stall"), &no_stats).unwrap();
-    retired[0].push(Retired {
+    worker.hand_back(Retired {
         channel: id,
         drained: 0,
         recopied: 1,
@@ -147,7 +142,10 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     assert_eq!(r.state, "stalled", "{r:?}");
     assert!(r.stalled);
     assert_eq!((r.stalls, r.recopied), (1, 1));
-    assert!(!qsbr.assignment(0).has(id), "taken from its worker");
+    assert!(
+        !shared.assignment(0).unwrap().has(id),
+        "taken from its worker"
+    );
     c.tick();
     assert_eq!(report(&c, &name).state, "stalled", "the fault is still on");
 
@@ -165,7 +163,7 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     c.tick();
     let r = report(&c, &name);
     assert_eq!((r.state.as_str(), r.worker), ("active", Some(0)), "{r:?}");
-    assert!(qsbr.assignment(0).has(id), "published again");
+    assert!(shared.assignment(0).unwrap().has(id), "published again");
     assert_eq!(
         pool().in_use(),
         in_use,
@@ -182,53 +180,10 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
 }
 
 #[test]
-fn an_empty_fault_table_is_an_error_not_a_panic() {
-    let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
-    let dev = skeleton();
-    let name = dev.name().to_owned();
-    let qsbr = Qsbr::new(&[], &[]);
-    let retired: [SegQueue<Retired>; 0] = [];
-    let cb: [AtomicU32; 0] = [];
-    let mut c = Control::new(
-        eal(),
-        &qsbr,
-        &retired,
-        &[],
-        &cb,
-        vec![(dev, ChannelState::Standby)],
-        true,
-        Duration::from_secs(10),
-        64,
-    );
-    let e = c.handle(fault(&name, "stall"), &no_stats).unwrap_err();
-    assert!(e.contains("no fault switch"), "{e}");
-    c.tick();
-    c.remove(&name).unwrap();
-    // A device the data plane could not drive is refused, and taken away again.
-    let e = c.add("dma_skeleton0").unwrap_err();
-    assert!(e.contains("beyond"), "{e}");
-    assert!(DmaDev::id_by_name(eal(), "dma_skeleton0").is_err());
-    c.shutdown();
-}
-
-#[test]
 fn dma_add_takes_only_dma_devices_it_can_own() {
     let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
-    let qsbr = Qsbr::new(&[], &[]);
-    let retired: [SegQueue<Retired>; 0] = [];
-    let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
-    let cb: [AtomicU32; 0] = [];
-    let mut c = Control::new(
-        eal(),
-        &qsbr,
-        &retired,
-        &faults,
-        &cb,
-        Vec::new(),
-        false,
-        Duration::from_secs(10),
-        64,
-    );
+    let shared = Shared::new(&[], Vec::new());
+    let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
     let add = |c: &mut Control, d: &str| c.handle(Request::DmaAdd { devargs: d.into() }, &no_stats);
 
     // A forwarding port is not a DMA device, and stays where it is.
@@ -296,16 +251,10 @@ mod arbitrary_requests {
         #[test]
         fn any_request_gets_an_answer(reqs in proptest::collection::vec(request(), 1..8)) {
             let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
-            let qsbr = Qsbr::new(&[1], &[Vec::new()]);
-            qsbr.reader(0).offline();
-            let retired = [SegQueue::new()];
-            let faults: Vec<AtomicBool> =
-                (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
-            let cb = [AtomicU32::new(0)];
-            let mut c = Control::new(
-                eal(), &qsbr, &retired, &faults, &cb, Vec::new(), true,
-                Duration::from_millis(100), 64,
-            );
+            let shared = Shared::new(&[1], Vec::new());
+            shared.worker(0).unwrap().offline();
+            let mut c =
+                Control::new(eal(), &shared, true, Duration::from_millis(100), 64).unwrap();
             for r in reqs {
                 let out = c.handle(r.clone(), &no_stats);
                 match r {

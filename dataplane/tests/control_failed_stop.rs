@@ -3,13 +3,12 @@
 //! `failed`, and every later request on it gets an error instead of a panic. Its own test
 //! process: the failed device cannot be removed, and dma_skeleton allows one instance.
 
-use crossbeam_queue::SegQueue;
-use dataplane::control::{ChannelState, Control, Request, MAX_DMA_DEVS};
+use dataplane::control::{Control, Request};
 use dataplane::dma::{DmaEngine, InFlight};
 use dataplane::fwd::Retired;
-use dataplane::qsbr::{channel_id, Qsbr};
+use dataplane::qsbr::channel_id;
+use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mbuf, Mempool};
-use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::Duration;
 
 struct Hung(i16);
@@ -50,22 +49,10 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     let dev = DmaDev::open(&eal, "dma_skeleton0", 64).unwrap();
     let name = dev.name().to_owned();
     let id = channel_id(dev.id(), 0);
-    let qsbr = Qsbr::new(&[1], &[vec![id]]);
-    qsbr.reader(0).offline(); // a parked worker: always quiescent
-    let retired = [SegQueue::new()];
-    let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
-    let cb = [AtomicU32::new(0)];
-    let mut c = Control::new(
-        &eal,
-        &qsbr,
-        &retired,
-        &faults,
-        &cb,
-        vec![(dev, ChannelState::Active(0))],
-        true,
-        Duration::from_secs(10),
-        64,
-    );
+    let shared = Shared::new(&[1], vec![dev]);
+    let worker = shared.worker(0).unwrap();
+    worker.offline(); // a parked worker: always quiescent
+    let mut c = Control::new(&eal, &shared, true, Duration::from_secs(10), 64).unwrap();
     let no_stats = |_: &Control| serde_json::Value::Null;
     let req = |name: &str, fault: &str| Request::DmaFault {
         name: name.into(),
@@ -80,7 +67,7 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     let mut f = InFlight::new(Hung(id as i16 >> 8), 4);
     assert!(f.enqueue(1, src, dst, 0).is_ok());
     let q = f.abandon(|_, s| drop(s));
-    retired[0].push(Retired {
+    worker.hand_back(Retired {
         channel: id,
         drained: 0,
         recopied: 1,

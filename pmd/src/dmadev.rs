@@ -66,6 +66,11 @@ pub struct DmaCompletion {
 /// handle can stop or close it under the first.
 static CLAIMED: Mutex<Vec<i16>> = Mutex::new(Vec::new());
 
+/// Whether some dmadev is still owned (a live or leaked handle, or one whose stop failed).
+pub(crate) fn any_owned() -> bool {
+    !claimed().is_empty()
+}
+
 fn claimed() -> std::sync::MutexGuard<'static, Vec<i16>> {
     // A poisoned lock only means a panic elsewhere while holding it; the list is still valid.
     CLAIMED.lock().unwrap_or_else(|e| e.into_inner())

@@ -198,8 +198,15 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
 
 impl Drop for Eal {
     fn drop(&mut self) {
+        // A port or DMA device still owned here was leaked (`mem::forget` is safe) or would not
+        // stop: it may still be running (a DMA engine's thread, a NIC's DMA), so releasing the
+        // EAL's memory under it is not allowed. Leave the EAL as it is; the process is ending.
+        if crate::ethdev::any_owned() || crate::dmadev::any_owned() {
+            return;
+        }
         // SAFETY: everything that borrows the EAL has been dropped (the borrow checker
-        // guarantees it), so releasing its resources is safe.
+        // guarantees it) and no device handle was leaked (checked above), so releasing its
+        // resources is safe.
         unsafe { dpdk_sys::rte_eal_cleanup() };
     }
 }

@@ -67,6 +67,11 @@ impl Default for PortConfig {
 /// handle can hand out its queues again or close it under the first.
 static CLAIMED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
+/// Whether some port is still owned (a live or leaked handle, or one whose stop failed).
+pub(crate) fn any_owned() -> bool {
+    !claimed().is_empty()
+}
+
 fn claimed() -> std::sync::MutexGuard<'static, Vec<u16>> {
     // A poisoned lock only means a panic elsewhere while holding it; the list is still valid.
     CLAIMED.lock().unwrap_or_else(|e| e.into_inner())

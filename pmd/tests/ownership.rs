@@ -18,6 +18,7 @@ fn ownership_is_checked() {
         "--log-level=error",
         "--vdev=net_null0",
         "--vdev=dma_skeleton0,lcore=0",
+        "--vdev=dma_skeleton1,lcore=0",
         &format!("--file-prefix=ownership{}", std::process::id()),
     ])
     .expect("EAL init");
@@ -88,4 +89,10 @@ fn ownership_is_checked() {
         assert!(err.contains(why), "lcore {lcore}: {err}");
     }
     drop(pool);
+
+    // A device handle leaked (mem::forget is safe) while its engine runs: dropping the EAL
+    // must not release memory and devices under it (rte_eal_cleanup crashed here).
+    let running = DmaDev::open(&eal, "dma_skeleton1", 64).expect("open dma_skeleton1");
+    std::mem::forget(running);
+    drop(eal);
 }

@@ -11,22 +11,22 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use crossbeam_queue::SegQueue;
 use dataplane::config::{L2fwdSection, PortMaskValue};
-use dataplane::control::{Control, MAX_DMA_DEVS};
+use dataplane::control::Control;
 use dataplane::copy::{CopyMode, CopyStage, STREAM_SLOTS};
 use dataplane::ctlsock::{CtlServer, Envelope};
 use dataplane::dma::AttachedChannel;
-use dataplane::fwd::{CopyWorker, Retired, Rule, Worker, WorkerControl};
+use dataplane::fwd::{CopyWorker, Rule, Worker};
 use dataplane::ports::{assign_to_workers, enabled_ports, pair_ports, parse_portmask};
-use dataplane::qsbr::{channel_parts, Qsbr};
+use dataplane::qsbr::channel_parts;
 use dataplane::report::{DmaChannelReport, L2fwdReport, PortReport};
+use dataplane::shared::Shared;
 use dataplane::stats::{port_totals, DropReason, LcoreStats, PortTotals};
 use dataplane::tuner::AutoTuner;
 use pmd::{DevEvent, DevEventMonitor, DmaDev, Eal, Mempool, Port, PortConfig, MAX_BURST};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -281,22 +281,15 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     let port_by_id = |id: u16| ports.iter().find(|p| p.id() == id).expect("enabled port");
 
     // The control plane: DMA channels dealt to workers through their QSBR slots.
-    let (devs, initial) = Control::deal(dma_devs, nb_workers);
-    let qsbr = Qsbr::new(&forwarding_lcores, &initial);
-    let retired: Vec<SegQueue<Retired>> = (0..nb_workers).map(|_| SegQueue::new()).collect();
-    let faults: Vec<AtomicBool> = (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect();
-    let copybreak: Vec<AtomicU32> = (0..nb_workers).map(|_| AtomicU32::new(0)).collect();
+    let shared = Shared::new(&forwarding_lcores, dma_devs);
     let mut control = Control::new(
         eal,
-        &qsbr,
-        &retired,
-        &faults,
-        &copybreak,
-        devs,
+        &shared,
         opts.allow_faults,
         opts.grace_timeout,
         DMA_RING,
-    );
+    )
+    .context("the DMA devices have a control thread already")?;
     control.set_dma_enabled(opts.copy != CopyMode::None);
 
     let stats: Vec<LcoreStats> = forwarding_lcores
@@ -323,7 +316,8 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 .map(|(rx, tx)| format!("RX port {rx} -> TX port {tx}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            initial[i]
+            shared
+                .initial(i)
                 .iter()
                 .map(|&id| {
                     let (dev, _) = channel_parts(id);
@@ -332,16 +326,18 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
                 .collect::<String>()
         );
         let lstats = &stats[i];
+        let wctl = shared
+            .worker(i)
+            .context("a worker's end of the control state is taken already")?;
         if opts.copy == CopyMode::None {
             let mut w = Worker {
                 rules: fwd_rules,
                 mac_updating: opts.mac_updating,
                 stats: lstats,
             };
-            let reader = qsbr.reader(i);
             jobs.push(Box::new(move |quit| {
                 w.run(quit);
-                reader.offline();
+                wctl.offline();
             }));
         } else {
             let mut stage: CopyStage<AttachedChannel> =
@@ -354,20 +350,16 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
             if let Some(t) = &tuner {
                 stage.set_copybreak(t.copybreak());
             }
-            let w = CopyWorker {
-                rules: fwd_rules,
+            let dma_timeout_cycles = (opts.dma_timeout.as_secs_f64() * tsc_hz as f64) as u64;
+            let w = CopyWorker::new(
+                fwd_rules,
                 stage,
-                pool: &pool,
-                stats: lstats,
-                dma_timeout_cycles: (opts.dma_timeout.as_secs_f64() * tsc_hz as f64) as u64,
+                &pool,
+                lstats,
+                dma_timeout_cycles,
                 tuner,
-                control: WorkerControl {
-                    reader: qsbr.reader(i),
-                    retired: &retired[i],
-                    faults: &faults,
-                    copybreak: &copybreak[i],
-                },
-            };
+                wctl,
+            );
             jobs.push(Box::new(move |quit| w.run(quit)));
         }
     }
@@ -452,7 +444,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     // written, then close them. The quarantined buffers came from the ports' RX queues, so
     // they are settled before the ports go.
     let dma_reports = control.shutdown();
-    drop(retired);
+    drop(shared);
     for mut p in ports.drain(..) {
         p.stop()
             .with_context(|| format!("cannot stop port {}", p.id()))?;
