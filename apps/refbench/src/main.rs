@@ -52,6 +52,9 @@ const ALL: [&str; 7] = [
     "arc_swap",
 ];
 
+/// Most reader lcores one measurement may run (threads, pinned round-robin to the cores).
+const MAX_READERS: usize = 256;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "refbench",
@@ -155,11 +158,24 @@ fn run() -> Result<()> {
         }
         v
     });
-    if lcores.contains(&0) {
-        bail!("--lcores counts start at 1");
+    // Each count is that many reader threads: bounded, so that a typo cannot start a million.
+    if let Some(&n) = lcores.iter().find(|&&n| !(1..=MAX_READERS).contains(&n)) {
+        bail!("invalid --lcores count {n}: give 1..={MAX_READERS} reader lcores");
     }
-    if !(cli.duration > 0.0 && cli.duration < 3600.0) || cli.rounds == 0 || cli.interval_us == 0 {
-        bail!("--duration, --rounds and --interval-us must be positive");
+    if !(cli.duration > 0.0 && cli.duration < 3600.0) {
+        bail!(
+            "invalid --duration {}: give more than 0 and less than 3600 s",
+            cli.duration
+        );
+    }
+    if !(1..=1000).contains(&cli.rounds) {
+        bail!("invalid --rounds {}: give 1..=1000", cli.rounds);
+    }
+    if !(1..=10_000_000).contains(&cli.interval_us) {
+        bail!(
+            "invalid --interval-us {}: give 1..=10000000",
+            cli.interval_us
+        );
     }
     let (micro_on, fwd_on) = match cli.level.as_str() {
         "micro" => (true, false),

@@ -89,3 +89,27 @@ fn bad_options() {
         );
     }
 }
+
+#[test]
+fn out_of_range_options_are_refused_at_once() {
+    // Each would have run (a million reader threads, a NaN duration's panic, nothing at all).
+    for (args, what) in [
+        (
+            &["--lcores", "1,999999"][..],
+            "invalid --lcores count 999999",
+        ),
+        (&["--lcores", "0"][..], "invalid --lcores count 0"),
+        (&["--duration", "nan"][..], "invalid --duration NaN"),
+        (&["--rounds", "0"][..], "invalid --rounds 0"),
+        (&["--interval-us", "0"][..], "invalid --interval-us 0"),
+    ] {
+        let out = run_app(BIN, &eal_base(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let line = err.lines().last().unwrap_or_default();
+        assert!(
+            line.starts_with("refbench: error: ") && line.contains(what),
+            "{args:?}: {err}"
+        );
+    }
+}
