@@ -77,9 +77,9 @@ fn every_scheme_at_both_levels() {
 fn bad_options() {
     for (args, needle) in [
         (&["--schemes", "none,rcu"][..], "unknown scheme \"rcu\""),
-        (&["--lcores", "0"][..], "--lcores counts start at 1"),
+        (&["--lcores", "0"][..], "invalid --lcores count 0"),
         (&["--level", "macro"][..], "invalid level"),
-        (&["--duration", "0"][..], "must be positive"),
+        (&["--duration", "0"][..], "invalid --duration 0"),
     ] {
         let out = std::process::Command::new(BIN).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
