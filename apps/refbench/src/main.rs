@@ -26,31 +26,47 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Runs `$run::<S>($args...)` with `S` the scheme type named `$name`: one monomorphised copy
-/// per scheme, chosen once per measurement, so the measured loop has no branch on the scheme.
-macro_rules! with_scheme {
-    ($name:expr, $run:ident ( $($arg:expr),* )) => {
-        match $name {
-            "none" => $run::<Unprotected>($($arg),*),
-            "atomic" => $run::<AtomicRef>($($arg),*),
-            "percpu" => $run::<PerCpu>($($arg),*),
-            "qsbr" => $run::<Qsbr>($($arg),*),
-            "rte_qsbr" => $run::<RteQsbr>($($arg),*),
-            "crossbeam_epoch" => $run::<Epoch>($($arg),*),
-            _ => $run::<ArcSwapScheme>($($arg),*),
-        }
+/// The one registry of protection schemes: each scheme type once, in report order; its name is
+/// its `Scheme::NAME`. `schemes!(m; ARGS)` expands to `m!(ARGS; Type, Type, ...)`.
+macro_rules! schemes {
+    ($m:ident; $($extra:tt)*) => {
+        $m!($($extra)*; Unprotected, AtomicRef, PerCpu, Qsbr, RteQsbr, Epoch, ArcSwapScheme)
     };
 }
 
-const ALL: [&str; 7] = [
-    "none",
-    "atomic",
-    "percpu",
-    "qsbr",
-    "rte_qsbr",
-    "crossbeam_epoch",
-    "arc_swap",
-];
+/// The names of the registry's schemes.
+macro_rules! scheme_names {
+    (; $($t:ty),*) => {
+        [$(<$t as Scheme>::NAME),*]
+    };
+}
+
+/// `Some($run::<S> $args)` with `S` the registry's scheme named `$name` (None for no such
+/// scheme): one monomorphised copy per scheme, chosen once per measurement, so the measured
+/// loop has no branch on the scheme.
+macro_rules! dispatch {
+    ($name:expr, $run:ident $args:tt; $($t:ty),*) => {{
+        let name: &str = $name;
+        let mut out = None;
+        $(
+            if out.is_none() && name == <$t as Scheme>::NAME {
+                out = Some($run::<$t> $args);
+            }
+        )*
+        out
+    }};
+}
+
+/// Runs `$run::<S>(args)` for the scheme named `$name`; an error for an unknown name.
+macro_rules! with_scheme {
+    ($name:expr, $run:ident $args:tt) => {
+        schemes!(dispatch; $name, $run $args)
+            .ok_or_else(|| anyhow::anyhow!("unknown scheme {:?}", $name))
+    };
+}
+
+/// Every scheme, in report order.
+const ALL: &[&str] = &schemes!(scheme_names;);
 
 /// Most reader lcores one measurement may run (threads, pinned round-robin to the cores).
 const MAX_READERS: usize = 256;
@@ -206,7 +222,7 @@ fn run() -> Result<()> {
             let mut samples: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); schemes.len()];
             for _ in 0..cli.rounds {
                 for (i, s) in schemes.iter().enumerate() {
-                    let r = with_scheme!(s.as_str(), micro(n, &cores, dur, interval));
+                    let r = with_scheme!(s.as_str(), micro(n, &cores, dur, interval))?;
                     apps_common::errln!(
                         "  micro {s:<16} lcores {n}: {:>8.3} ns/touch",
                         r.ns_per_touch(n)
@@ -365,7 +381,7 @@ fn forwarding(
             let r = with_scheme!(
                 s.as_str(),
                 fwd_once(eal, worker, &mut rx, &mut tx, mac1, dur, interval)
-            )?;
+            )??;
             apps_common::errln!("  forwarding {s:<16}: {:>7.2} Mpps", r.0);
             out[i].push(r);
         }
