@@ -4,13 +4,15 @@
 //! every dmadev id by the shared state, so a device beyond it cannot be represented.) dma_skeleton allows one instance at a time: the tests that use it
 //! take turns.
 
+mod common;
+use common::Hung;
 use dataplane::control::{Control, Request};
-use dataplane::dma::{DmaEngine, InFlight, Quarantine};
+use dataplane::dma::{InFlight, Quarantine};
 use dataplane::fwd::Retired;
 use dataplane::qsbr::channel_id;
 use dataplane::report::DmaChannelReport;
 use dataplane::shared::Shared;
-use pmd::{DmaDev, Eal, Mbuf, Mempool, Port};
+use pmd::{DmaDev, Eal, Mempool, Port};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -45,26 +47,6 @@ fn pool() -> &'static Mempool<'static> {
 fn skeleton() -> DmaDev<'static> {
     pmd::hotplug_add(eal(), "vdev", "dma_skeleton0", "").unwrap();
     DmaDev::open(eal(), "dma_skeleton0", 64).unwrap()
-}
-
-/// An engine that takes copies and never completes them, as device `dev`.
-struct Hung(i16);
-
-// SAFETY: it never reports a completion, which is always truthful.
-unsafe impl DmaEngine for Hung {
-    fn capacity(&self) -> u16 {
-        64
-    }
-    unsafe fn enqueue(&mut self, _src: &Mbuf<'_>, _dst: &mut Mbuf<'_>, _offset: usize) -> bool {
-        true
-    }
-    fn submit(&mut self) {}
-    fn poll(&mut self, _status: &mut [u32]) -> usize {
-        0
-    }
-    fn dev_id(&self) -> Option<i16> {
-        Some(self.0)
-    }
 }
 
 /// A quarantine of one destination buffer of device `dev`, as a worker abandoning a copy

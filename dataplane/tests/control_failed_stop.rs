@@ -3,32 +3,15 @@
 //! `failed`, and every later request on it gets an error instead of a panic. Its own test
 //! process: the failed device cannot be removed, and dma_skeleton allows one instance.
 
+mod common;
+use common::Hung;
 use dataplane::control::{Control, Request};
-use dataplane::dma::{DmaEngine, InFlight};
+use dataplane::dma::InFlight;
 use dataplane::fwd::Retired;
 use dataplane::qsbr::channel_id;
 use dataplane::shared::Shared;
-use pmd::{DmaDev, Eal, Mbuf, Mempool};
+use pmd::{DmaDev, Eal, Mempool};
 use std::time::Duration;
-
-struct Hung(i16);
-
-// SAFETY: it never reports a completion, which is always truthful.
-unsafe impl DmaEngine for Hung {
-    fn capacity(&self) -> u16 {
-        64
-    }
-    unsafe fn enqueue(&mut self, _src: &Mbuf<'_>, _dst: &mut Mbuf<'_>, _offset: usize) -> bool {
-        true
-    }
-    fn submit(&mut self) {}
-    fn poll(&mut self, _status: &mut [u32]) -> usize {
-        0
-    }
-    fn dev_id(&self) -> Option<i16> {
-        Some(self.0)
-    }
-}
 
 #[test]
 fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {

@@ -137,3 +137,19 @@ pub fn require_root(what: &str) {
          as root, as CI does (`sudo -E cargo test --release --workspace`)"
     );
 }
+
+/// EAL arguments for two `net_pcap` ports reading `in0.pcap`/`in1.pcap` (written here from
+/// `inputs`) and writing `out0.pcap`/`out1.pcap`, all in `dir`.
+pub fn pcap_pair_eal(dir: &Path, inputs: &[Vec<Vec<u8>>; 2]) -> Vec<String> {
+    let mut eal = eal_base();
+    for (i, frames) in inputs.iter().enumerate() {
+        let rx = dir.join(format!("in{i}.pcap"));
+        write_pcap(&rx, frames);
+        eal.push(format!(
+            "--vdev=net_pcap{i},rx_pcap={},tx_pcap={}",
+            rx.display(),
+            dir.join(format!("out{i}.pcap")).display()
+        ));
+    }
+    eal
+}

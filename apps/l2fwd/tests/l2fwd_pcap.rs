@@ -23,16 +23,7 @@ fn run_pcap_pair_with(name: &str, eal_extra: &[&str], extra: &[&str]) -> Run {
         random_frames(1, FRAMES, 60, 1514),
         random_frames(2, FRAMES, 60, 1514),
     ];
-    let mut eal = eal_base();
-    for (i, frames) in inputs.iter().enumerate() {
-        let rx = dir.join(format!("in{i}.pcap"));
-        write_pcap(&rx, frames);
-        eal.push(format!(
-            "--vdev=net_pcap{i},rx_pcap={},tx_pcap={}",
-            rx.display(),
-            dir.join(format!("out{i}.pcap")).display()
-        ));
-    }
+    let mut eal = pcap_pair_eal(&dir, &inputs);
     eal.extend(eal_extra.iter().map(|s| s.to_string()));
     let report_path = dir.join("report.json");
     let rp = report_path.to_str().unwrap();

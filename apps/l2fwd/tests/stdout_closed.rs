@@ -47,16 +47,7 @@ fn l2fwd_with_closed_stdout_finishes_and_flushes_its_captures() {
         random_frames(11, FRAMES, 60, 1514),
         random_frames(12, FRAMES, 60, 1514),
     ];
-    let mut eal = eal_base();
-    for (i, frames) in inputs.iter().enumerate() {
-        let rx = dir.join(format!("in{i}.pcap"));
-        write_pcap(&rx, frames);
-        eal.push(format!(
-            "--vdev=net_pcap{i},rx_pcap={},tx_pcap={}",
-            rx.display(),
-            dir.join(format!("out{i}.pcap")).display()
-        ));
-    }
+    let eal = pcap_pair_eal(&dir, &inputs);
     let report = dir.join("report.json");
     let sock = dir.join("ctl.sock");
     // -T 1: periodic prints while the run goes on, all of them into the closed pipe.

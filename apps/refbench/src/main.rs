@@ -170,6 +170,7 @@ fn run() -> Result<()> {
             n *= 2;
         }
         if *v.last().unwrap() != ncores {
+            // cannot fail: v starts as [1]
             v.push(ncores);
         }
         v
