@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
+# The drills drive other apps' binaries (pktgen, dpctl); build every binary first, so a clean
+# checkout does not depend on which packages' integration tests Cargo happens to build.
+cargo build --release --workspace --bins
 cargo test --release --workspace
 # The loom model checks the QSBR protocol under every interleaving; it needs its own build
 # (cfg(loom) swaps the atomics), kept in its own target directory.
