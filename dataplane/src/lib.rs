@@ -2,6 +2,8 @@
 //! live under `apps/`, each with its own domain code). The design, as built, is `DESIGN.md`
 //! beside this crate's `Cargo.toml`.
 //!
+//! * [`engine`]: one forwarder run wired from a config: pool, ports, dealing to lcores,
+//!   launch, the control loop, and the shutdown order.
 //! * [`ports`]: l2fwd's port mask, port pairing and the assignment of ports to worker lcores.
 //! * [`stats`]: per-lcore counters, each lcore's on its own cache lines, written by that lcore
 //!   only and read by the main lcore for periodic stats and the report.
@@ -25,6 +27,7 @@ pub mod control;
 pub mod copy;
 pub mod ctlsock;
 pub mod dma;
+pub mod engine;
 pub mod ether;
 pub mod fwd;
 pub mod ports;

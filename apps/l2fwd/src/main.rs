@@ -10,25 +10,20 @@
 //! prints stats every `-T` seconds, handles SIGINT/SIGTERM and writes the report.
 
 use anyhow::{bail, Context, Result};
+use apps_common::{errln, outln};
 use clap::Parser;
 use dataplane::config::{L2fwdSection, PortMaskValue};
-use dataplane::control::Control;
-use dataplane::copy::{CopyMode, CopyStage, STREAM_SLOTS};
-use dataplane::ctlsock::{CtlServer, Envelope};
-use dataplane::dma::AttachedChannel;
-use dataplane::fwd::{CopyWorker, Rule, Worker};
-use dataplane::ports::{assign_to_workers, enabled_ports, pair_ports, parse_portmask};
-use dataplane::qsbr::channel_parts;
-use dataplane::report::{DmaChannelReport, L2fwdReport, PortReport};
-use dataplane::shared::Shared;
-use dataplane::stats::{port_totals, DropReason, LcoreStats, PortTotals};
-use dataplane::tuner::AutoTuner;
-use pmd::{DevEvent, DevEventMonitor, DmaDev, Eal, Mempool, Port, PortConfig, MAX_BURST};
+use dataplane::copy::CopyMode;
+use dataplane::engine::{Engine, EngineConfig, Event, StatsSnapshot};
+use dataplane::ports::parse_portmask;
+use dataplane::report::L2fwdReport;
+use dataplane::stats::PortTotals;
+use pmd::Eal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,9 +81,6 @@ struct Cli {
     #[arg(long)]
     config: Option<PathBuf>,
 }
-
-/// Descriptors per DMA channel ring.
-const DMA_RING: u16 = 4096;
 
 /// Default copybreak: below this a CPU copy is cheaper than a descriptor on any engine.
 const DEFAULT_COPYBREAK: u32 = 256;
@@ -186,274 +178,21 @@ fn main() -> ExitCode {
     apps_common::main_with("l2fwd", run)
 }
 
+/// Parse, build, run, report: the shape of DPDK's `examples/l2fwd/main.c`.
 fn run() -> Result<()> {
     let cmd = apps_common::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
     let section = cmd.file.l2fwd()?;
     let opts = merge(cmd.cli, section)?;
     let eal = Eal::init(&cmd.eal)?;
-    forward(&eal, &opts)
-}
-
-/// The DMA devices to use: the ones named, or with none named every dmadev the EAL found.
-fn open_dma_devices<'e>(eal: &'e Eal, opts: &Options) -> Result<Vec<DmaDev<'e>>> {
-    if !matches!(opts.copy, CopyMode::Dma | CopyMode::Auto) {
-        if !opts.dma.is_empty() {
-            bail!("--dma needs --copy dma or --copy auto");
-        }
-        return Ok(Vec::new());
-    }
-    let names: Vec<String> = if opts.dma.is_empty() {
-        DmaDev::list(eal).into_iter().map(|d| d.name).collect()
-    } else {
-        opts.dma.clone()
-    };
-    if names.is_empty() && opts.copy == CopyMode::Dma {
-        bail!(
-            "--copy dma needs a DMA device: add one to the EAL options \
-             (--vdev=dma_skeleton0 here, -a <ioat/idxd PCI address> in the lab)"
-        );
-    }
-    names
-        .iter()
-        .map(|n| {
-            DmaDev::open(eal, n, DMA_RING).with_context(|| format!("cannot start DMA device {n}"))
-        })
-        .collect()
-}
-
-fn forward(eal: &Eal, opts: &Options) -> Result<()> {
-    let nb_ports = Port::count(eal);
-    let enabled = enabled_ports(opts.portmask, nb_ports)?;
-    let pairs = pair_ports(&enabled);
-
-    let worker_lcores = eal.worker_lcores();
-    // With only the main lcore, it forwards itself and a plain thread runs the control loop.
-    let forwarding_lcores = if worker_lcores.is_empty() {
-        vec![eal.main_lcore()]
-    } else {
-        worker_lcores.clone()
-    };
-    let nb_workers = forwarding_lcores.len();
-    let plan = assign_to_workers(&pairs, nb_workers);
-    let dma_devs = open_dma_devices(eal, opts)?;
-
-    // One pool feeds every port (received mbufs and their copies alike), so TX may free with
-    // MBUF_FAST_FREE where the device has it, as DPDK's l2fwd does.
-    let port_cfg = PortConfig {
-        tx_fast_free: true,
-        ..PortConfig::default()
-    };
-    let nb_lcores = nb_workers as u32 + 1;
-    let per_port = port_cfg.rx_desc as u32 + port_cfg.tx_desc as u32 + MAX_BURST as u32;
-    // With a copy stage each stream may hold a source and a copy per slot.
-    let copy_bufs = if opts.copy == CopyMode::None {
-        0
-    } else {
-        2 * STREAM_SLOTS + MAX_BURST as u32
-    };
-    let nb_mbufs = (enabled.len() as u32 * (per_port + copy_bufs + nb_lcores * 256)).max(8192);
-    let pool = Mempool::create(
-        eal,
-        "l2fwd_pool",
-        nb_mbufs,
-        256,
-        2048 + 128,
-        eal.socket_id(),
-    )
-    .context("cannot create the mbuf pool")?;
-
-    let mut ports: Vec<Port> = Vec::with_capacity(enabled.len());
-    for &id in &enabled {
-        let mut port = Port::configure(eal, id, &port_cfg, &pool)
-            .with_context(|| format!("cannot configure port {id}"))?;
-        port.start()
-            .with_context(|| format!("cannot start port {id}"))?;
-        let link = port.link()?;
-        apps_common::outln!(
-            "Port {id} ({}): MAC {}, link {} {} Mbps",
-            port.name(),
-            port.mac_addr()?,
-            if link.up { "up" } else { "down" },
-            link.speed_mbps
-        );
-        ports.push(port);
-    }
-    let port_by_id = |id: u16| ports.iter().find(|p| p.id() == id).expect("enabled port");
-
-    // The control plane: DMA channels dealt to workers through their QSBR slots.
-    let shared = Shared::new(&forwarding_lcores, dma_devs);
-    let mut control = Control::new(
-        eal,
-        &shared,
-        opts.allow_faults,
-        opts.grace_timeout,
-        DMA_RING,
-    )
-    .context("the DMA devices have a control thread already")?;
-    control.set_dma_enabled(opts.copy != CopyMode::None);
-
-    let stats: Vec<LcoreStats> = forwarding_lcores
-        .iter()
-        .map(|_| LcoreStats::default())
-        .collect();
-    let tsc_hz = pmd::tsc_hz();
-    let mut jobs: Vec<WorkerJob> = Vec::new();
-    for (i, rules) in plan.iter().enumerate() {
-        let mut fwd_rules = Vec::new();
-        for &(rx, tx) in rules {
-            let txp = port_by_id(tx);
-            fwd_rules.push(Rule {
-                rx: port_by_id(rx).rx_queue(0)?,
-                tx: txp.tx_queue(0)?,
-                tx_mac: txp.mac_addr()?,
-            });
-        }
-        apps_common::outln!(
-            "Lcore {}: {}{}",
-            forwarding_lcores[i],
-            rules
-                .iter()
-                .map(|(rx, tx)| format!("RX port {rx} -> TX port {tx}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            shared
-                .initial(i)
-                .iter()
-                .map(|&id| {
-                    let (dev, _) = channel_parts(id);
-                    format!(", DMA dev {dev}")
-                })
-                .collect::<String>()
-        );
-        let lstats = &stats[i];
-        let wctl = shared
-            .worker(i)
-            .context("a worker's end of the control state is taken already")?;
-        if opts.copy == CopyMode::None {
-            let mut w = Worker {
-                rules: fwd_rules,
-                mac_updating: opts.mac_updating,
-                stats: lstats,
-            };
-            jobs.push(Box::new(move |quit| {
-                w.run(quit);
-                wctl.offline();
-            }));
-        } else {
-            let mut stage: CopyStage<AttachedChannel> =
-                CopyStage::new(opts.copy, opts.copybreak as usize, None);
-            for r in &fwd_rules {
-                stage.add_stream(Rule::dst_mac(r.tx.port()), r.tx_mac, opts.mac_updating);
-            }
-            let tuner = (opts.copy == CopyMode::Auto)
-                .then(|| AutoTuner::new(tsc_hz / 50, 2 * tsc_hz, pmd::rdtsc()));
-            if let Some(t) = &tuner {
-                stage.set_copybreak(t.copybreak());
-            }
-            let dma_timeout_cycles = (opts.dma_timeout.as_secs_f64() * tsc_hz as f64) as u64;
-            let w = CopyWorker::new(
-                fwd_rules,
-                stage,
-                &pool,
-                lstats,
-                dma_timeout_cycles,
-                tuner,
-                wctl,
-            );
-            jobs.push(Box::new(move |quit| w.run(quit)));
-        }
-    }
-
+    let engine = Engine::new(&eal, opts.engine_config())?;
     let quit = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&quit))
             .context("cannot install signal handler")?;
     }
-
-    // Requests reach the control loop from the control socket and from device events.
-    let (req_tx, req_rx) = mpsc::channel::<Envelope>();
-    let sock_path = opts
-        .control
-        .clone()
-        .unwrap_or_else(|| eal.runtime_dir().join("l2fwd.sock"));
-    let server = CtlServer::start(&sock_path, req_tx.clone())
-        .with_context(|| format!("cannot open the control socket {}", sock_path.display()))?;
-    apps_common::outln!("Control socket: {}", server.path().display());
-    let (ev_tx, ev_rx) = mpsc::channel::<String>();
-    let _events = if control.channel_reports().is_empty() {
-        None
-    } else {
-        match DevEventMonitor::start(eal, move |name, ev| {
-            // DPDK's interrupt thread: hand the event on and return.
-            if ev == DevEvent::Remove {
-                let _ = ev_tx.send(name.to_owned());
-            }
-        }) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                apps_common::outln!(
-                    "note: no device-event monitor ({e}); hot-remove by dpctl only"
-                );
-                None
-            }
-        }
-    };
-
-    let started = Instant::now();
-    let ctx = MonitorCtx {
-        opts,
-        ports: &ports,
-        stats: &stats,
-        quit: &quit,
-        started,
-    };
-    let monitor = move || monitor(&ctx, control, &req_rx, &ev_rx);
-    let control = if worker_lcores.is_empty() {
-        let job = jobs.into_iter().next().expect("one forwarding lcore");
-        std::thread::scope(|s| {
-            let h = s.spawn(monitor);
-            job(&quit);
-            h.join().expect("the control loop does not panic")
-        })
-    } else {
-        let quit = &quit;
-        let launch = worker_lcores
-            .iter()
-            .zip(jobs)
-            .map(|(&lcore, job)| {
-                let f: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
-                    job(quit);
-                    0
-                });
-                (lcore, f)
-            })
-            .collect();
-        let (control, codes) = eal.run_on_lcores(launch, monitor)?;
-        if let Some(c) = codes.iter().find(|&&c| c != 0) {
-            bail!("a worker lcore failed (exit code {c})");
-        }
-        control
-    };
-    drop(server);
-    let elapsed = started.elapsed().as_secs_f64();
-
-    let totals = PortSummary::of(&ports, &stats);
-    apps_common::outln!("\nStopping: forwarded for {elapsed:.2} s");
-    let hot_removes = control.hot_removes.clone();
-    // Every worker is offline: stop every device, then free what stalled engines might have
-    // written, then close them. The quarantined buffers came from the ports' RX queues, so
-    // they are settled before the ports go.
-    let dma_reports = control.shutdown();
-    drop(shared);
-    for mut p in ports.drain(..) {
-        p.stop()
-            .with_context(|| format!("cannot stop port {}", p.id()))?;
-        // Dropping closes the port (net_pcap flushes its output here).
-    }
-    let mut report = build_report(&totals, &stats, pool.in_use() as u64, elapsed);
-    report.dma_channels = dma_reports;
-    report.hot_removes = hot_removes;
-    print_final(&totals, &report);
+    let mut console = Console::default();
+    let report = engine.run(&quit, &mut |ev| console.print(ev))?;
+    console.print_final(&report);
     if let Some(path) = &opts.report {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, text + "\n")
@@ -470,165 +209,123 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
     Ok(())
 }
 
-/// What one forwarding lcore runs, given the quit flag.
-type WorkerJob<'a> = Box<dyn FnOnce(&AtomicBool) + Send + 'a>;
-
-/// A port's identity and final counters.
-struct PortSummary {
-    id: u16,
-    name: String,
-    mac: String,
-    totals: PortTotals,
-}
-
-impl PortSummary {
-    /// Every port's identity and counters summed over the lcores, now.
-    fn of(ports: &[Port], stats: &[LcoreStats]) -> Vec<PortSummary> {
-        ports
-            .iter()
-            .map(|p| PortSummary {
-                id: p.id(),
-                name: p.name().to_owned(),
-                mac: p.mac_addr().map(|m| m.to_string()).unwrap_or_default(),
-                totals: port_totals(stats, p.id()),
-            })
-            .collect()
+impl Options {
+    /// What the engine needs of the options (the rest is the app's: the report path).
+    fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            portmask: self.portmask,
+            mac_updating: self.mac_updating,
+            copy: self.copy,
+            copybreak: self.copybreak,
+            dma: self.dma.clone(),
+            dma_timeout: self.dma_timeout,
+            allow_faults: self.allow_faults,
+            grace_timeout: self.grace_timeout,
+            control_socket: self.control.clone(),
+            stats_period: (self.stats_period > 0).then(|| Duration::from_secs(self.stats_period)),
+            duration: self.duration,
+        }
     }
 }
 
-/// What the control loop reads.
-struct MonitorCtx<'a, 'p> {
-    opts: &'a Options,
-    ports: &'a [Port<'p>],
-    stats: &'a [LcoreStats],
-    quit: &'a AtomicBool,
-    started: Instant,
+/// Prints the run's events as DPDK's l2fwd prints its own: the ports and lcores at start,
+/// a statistics table every `-T` seconds, the final statistics.
+#[derive(Default)]
+struct Console {
+    /// The totals at the last periodic print, and when it was.
+    last: Vec<PortTotals>,
+    last_at: Duration,
 }
 
-/// The main lcore's loop, the control thread: requests from the control socket, device
-/// events, stalled channels, periodic stats, `--duration` and signals. Returns the control
-/// state for the report once the workers are told to stop.
-fn monitor<'e, 'q, 'p>(
-    ctx: &MonitorCtx,
-    mut control: Control<'e, 'q, 'p>,
-    requests: &mpsc::Receiver<Envelope>,
-    events: &mpsc::Receiver<String>,
-) -> Control<'e, 'q, 'p> {
-    let opts = ctx.opts;
-    let period = Duration::from_secs(opts.stats_period);
-    // -T is bounded at parse time; checked anyway, since an Instant overflow panics. None:
-    // no (further) periodic print.
-    let mut next_print = ctx.started.checked_add(period);
-    let mut last: Vec<PortTotals> = ctx.ports.iter().map(|_| PortTotals::default()).collect();
-    let mut last_t = ctx.started;
-    let stats_json = |c: &Control| -> serde_json::Value {
-        let totals = PortSummary::of(ctx.ports, ctx.stats);
-        let mut r = build_report(&totals, ctx.stats, 0, ctx.started.elapsed().as_secs_f64());
-        r.dma_channels = c.channel_reports();
-        r.hot_removes = c.hot_removes.clone();
-        serde_json::to_value(r).expect("serialisable")
-    };
-    // Relaxed: the flag carries no data (see the worker loop).
-    while !ctx.quit.load(Ordering::Relaxed) {
-        if let Ok(env) = requests.recv_timeout(Duration::from_millis(10)) {
-            let answer = control.handle(env.req, &stats_json);
-            let _ = env.reply.send(answer);
-        }
-        while let Ok(name) = events.try_recv() {
-            let known: Vec<String> = control
-                .channel_reports()
-                .into_iter()
-                .filter(|c| c.state != "removed")
-                .map(|c| c.name)
-                .filter(|n| n == &name || n.starts_with(&format!("{name}-")))
-                .collect();
-            for n in known {
-                match control.remove(&n) {
-                    Ok(r) => apps_common::outln!(
-                        "device event: {name} removed; DMA channel {n} released in {:.0} us",
-                        r.latency_us
-                    ),
-                    Err(e) => {
-                        apps_common::errln!(
-                            "device event: {name} removed; releasing {n} failed: {e}"
-                        )
-                    }
+impl Console {
+    fn print(&mut self, ev: Event) {
+        match ev {
+            Event::PortStarted {
+                port,
+                name,
+                mac,
+                link,
+            } => outln!(
+                "Port {port} ({name}): MAC {mac}, link {} {} Mbps",
+                if link.up { "up" } else { "down" },
+                link.speed_mbps
+            ),
+            Event::LcorePlan {
+                lcore,
+                rules,
+                dma_devs,
+            } => outln!(
+                "Lcore {lcore}: {}{}",
+                rules
+                    .iter()
+                    .map(|(rx, tx)| format!("RX port {rx} -> TX port {tx}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dma_devs
+                    .iter()
+                    .map(|dev| format!(", DMA dev {dev}"))
+                    .collect::<String>()
+            ),
+            Event::ControlSocket(path) => outln!("Control socket: {}", path.display()),
+            Event::NoDeviceEvents(e) => {
+                outln!("note: no device-event monitor ({e}); hot-remove by dpctl only")
+            }
+            Event::DeviceRemoved {
+                device,
+                channel,
+                outcome,
+            } => match outcome {
+                Ok(r) => outln!(
+                    "device event: {device} removed; DMA channel {channel} released in {:.0} us",
+                    r.latency_us
+                ),
+                Err(e) => {
+                    errln!("device event: {device} removed; releasing {channel} failed: {e}")
                 }
+            },
+            Event::Stats(s) => self.print_periodic(s),
+            Event::Stopping { elapsed } => {
+                outln!("\nStopping: forwarded for {:.2} s", elapsed.as_secs_f64())
             }
-        }
-        control.tick();
-        let now = Instant::now();
-        if let Some(d) = opts.duration {
-            if now.duration_since(ctx.started) >= d {
-                ctx.quit.store(true, Ordering::Relaxed);
-                break;
-            }
-        }
-        if opts.stats_period > 0 && next_print.is_some_and(|t| now >= t) {
-            let dt = now.duration_since(last_t).as_secs_f64();
-            print_periodic(
-                opts,
-                ctx.ports,
-                &control.channel_reports(),
-                ctx.stats,
-                &mut last,
-                dt,
-                now.duration_since(ctx.started),
-            );
-            last_t = now;
-            next_print = next_print.and_then(|t| t.checked_add(period));
         }
     }
-    control
-}
 
-fn print_periodic(
-    opts: &Options,
-    ports: &[Port],
-    dma: &[DmaChannelReport],
-    stats: &[LcoreStats],
-    last: &mut [PortTotals],
-    dt: f64,
-    at: Duration,
-) {
-    let mut out = String::new();
-    let mut sum = PortTotals::default();
-    out.push_str(&format!(
-        "\nPort statistics at {:.1} s ====================================\n",
-        at.as_secs_f64()
-    ));
-    for (p, prev) in ports.iter().zip(last.iter_mut()) {
-        let t = port_totals(stats, p.id());
-        let rate = |now: u64, before: u64| (now - before) as f64 / dt / 1e6;
-        out.push_str(&format!(
-            "Port {:>2} {:<16} rx {:>14} ({:>8.3} Mpps)  tx {:>14} ({:>8.3} Mpps)  dropped {:>10}\n",
-            p.id(),
-            p.name(),
-            t.rx,
-            rate(t.rx, prev.rx),
-            t.tx,
-            rate(t.tx, prev.tx),
-            t.dropped_total()
-        ));
-        sum.rx += t.rx;
-        sum.tx += t.tx;
-        for (s, d) in sum.dropped.iter_mut().zip(t.dropped) {
-            *s += d;
+    fn print_periodic(&mut self, s: &StatsSnapshot) {
+        let dt = (s.at - self.last_at).as_secs_f64();
+        self.last_at = s.at;
+        self.last.resize(s.ports.len(), PortTotals::default());
+        let mut out = format!(
+            "\nPort statistics at {:.1} s ====================================\n",
+            s.at.as_secs_f64()
+        );
+        let mut sum = PortTotals::default();
+        for (p, prev) in s.ports.iter().zip(self.last.iter_mut()) {
+            let t = &p.totals;
+            let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / dt / 1e6;
+            out.push_str(&format!(
+                "Port {:>2} {:<16} rx {:>14} ({:>8.3} Mpps)  tx {:>14} ({:>8.3} Mpps)  dropped {:>10}\n",
+                p.id,
+                p.name,
+                t.rx,
+                rate(t.rx, prev.rx),
+                t.tx,
+                rate(t.tx, prev.tx),
+                t.dropped_total()
+            ));
+            sum.rx += t.rx;
+            sum.tx += t.tx;
+            for (s, d) in sum.dropped.iter_mut().zip(t.dropped) {
+                *s += d;
+            }
+            *prev = *t;
         }
-        *prev = t;
-    }
-    if opts.copy != CopyMode::None {
-        for (i, l) in stats.iter().enumerate() {
-            let c = &l.copies;
+        for (i, c) in s.copies.iter().enumerate() {
             out.push_str(&format!(
                 "Worker {i} copies: cpu {:>14}  dma {:>14}  dma_errors {:>8}  recopied {:>8}\n",
-                c.cpu.get(),
-                c.dma.get(),
-                c.dma_errors.get(),
-                c.recopied.get()
+                c.cpu, c.dma, c.dma_errors, c.recopied
             ));
         }
-        for d in dma {
+        for d in &s.dma_channels {
             out.push_str(&format!(
                 "DMA {:<20} {:<8}{:<8} submitted {:>14}  completed {:>14}  failed {:>8}\n",
                 d.name,
@@ -639,111 +336,61 @@ fn print_periodic(
                 d.failed
             ));
         }
+        out.push_str(&format!("Total packets sent:     {:>14}\n", sum.tx));
+        out.push_str(&format!("Total packets received: {:>14}\n", sum.rx));
+        out.push_str(&format!(
+            "Total packets dropped:  {:>14}\n",
+            sum.dropped_total()
+        ));
+        apps_common::out!("{out}");
     }
-    out.push_str(&format!("Total packets sent:     {:>14}\n", sum.tx));
-    out.push_str(&format!("Total packets received: {:>14}\n", sum.rx));
-    out.push_str(&format!(
-        "Total packets dropped:  {:>14}\n",
-        sum.dropped_total()
-    ));
-    apps_common::out!("{out}");
-}
 
-fn build_report(
-    totals: &[PortSummary],
-    stats: &[LcoreStats],
-    mbufs_in_use: u64,
-    elapsed: f64,
-) -> L2fwdReport {
-    let mut r = L2fwdReport {
-        elapsed_s: elapsed,
-        mbufs_in_use_at_exit: mbufs_in_use,
-        ..Default::default()
-    };
-    for reason in DropReason::ALL {
-        r.dropped.insert(reason.name().to_owned(), 0);
-    }
-    for PortSummary {
-        id,
-        name,
-        mac,
-        totals: t,
-    } in totals
-    {
-        r.rx_packets += t.rx;
-        r.tx_packets += t.tx;
-        for reason in DropReason::ALL {
-            *r.dropped.get_mut(reason.name()).expect("inserted above") +=
-                t.dropped[reason as usize];
+    fn print_final(&self, r: &L2fwdReport) {
+        outln!("Final statistics ===================================");
+        for p in &r.ports {
+            outln!(
+                "Port {:>2} {:<16} rx {:>14}  tx {:>14}  dropped {:>10}",
+                p.port,
+                p.name,
+                p.rx_packets,
+                p.tx_packets,
+                p.dropped
+            );
         }
-        r.ports.push(PortReport {
-            port: *id,
-            name: name.clone(),
-            mac: mac.clone(),
-            rx_packets: t.rx,
-            tx_packets: t.tx,
-            dropped: t.dropped_total(),
-        });
-    }
-    for l in stats {
-        r.copies.cpu += l.copies.cpu.get();
-        r.copies.dma += l.copies.dma.get();
-        r.copies.dma_errors += l.copies.dma_errors.get();
-        r.copies.recopied += l.copies.recopied.get();
-    }
-    r.in_flight = r
-        .rx_packets
-        .saturating_sub(r.tx_packets + r.dropped_total());
-    r
-}
-
-fn print_final(totals: &[PortSummary], r: &L2fwdReport) {
-    apps_common::outln!("Final statistics ===================================");
-    for PortSummary {
-        id,
-        name,
-        totals: t,
-        ..
-    } in totals
-    {
-        apps_common::outln!(
-            "Port {id:>2} {name:<16} rx {:>14}  tx {:>14}  dropped {:>10}",
-            t.rx,
-            t.tx,
-            t.dropped_total()
+        outln!("Total packets sent:     {:>14}", r.tx_packets);
+        outln!("Total packets received: {:>14}", r.rx_packets);
+        outln!(
+            "Total packets dropped:  {:>14} {:?}",
+            r.dropped_total(),
+            r.dropped
         );
-    }
-    apps_common::outln!("Total packets sent:     {:>14}", r.tx_packets);
-    apps_common::outln!("Total packets received: {:>14}", r.rx_packets);
-    apps_common::outln!(
-        "Total packets dropped:  {:>14} {:?}",
-        r.dropped_total(),
-        r.dropped
-    );
-    apps_common::outln!(
-        "Copies:                 cpu {} dma {} dma_errors {} recopied {}",
-        r.copies.cpu,
-        r.copies.dma,
-        r.copies.dma_errors,
-        r.copies.recopied
-    );
-    for d in &r.dma_channels {
-        apps_common::outln!(
-            "DMA channel {}: submitted {} completed {} failed {}",
-            d.name,
-            d.submitted,
-            d.completed,
-            d.failed
+        let c = &r.copies;
+        outln!(
+            "Copies:                 cpu {} dma {} dma_errors {} recopied {}",
+            c.cpu,
+            c.dma,
+            c.dma_errors,
+            c.recopied
         );
+        for d in &r.dma_channels {
+            outln!(
+                "DMA channel {}: submitted {} completed {} failed {}",
+                d.name,
+                d.submitted,
+                d.completed,
+                d.failed
+            );
+        }
+        outln!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
+        outln!("====================================================");
     }
-    apps_common::outln!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
-    apps_common::outln!("====================================================");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::time::Instant;
 
     fn parse(args: &[String]) -> std::result::Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("l2fwd".to_owned()).chain(args.iter().cloned()))

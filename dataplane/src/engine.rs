@@ -1,0 +1,866 @@
+//! The engine: one forwarder run, wired as DPDK's `examples/l2fwd/main.c` wires it by hand.
+//!
+//! [`Engine::new`] checks the configuration against what the EAL found (the port mask against
+//! the ports, `--dma` against `--copy`), opens the DMA devices and creates the one mbuf pool.
+//! [`Engine::run`] then
+//!
+//! 1. configures and starts every enabled port (one RX and one TX queue each, all fed by the one
+//!    pool, so TX may free with `MBUF_FAST_FREE` where the device has it, as l2fwd does);
+//! 2. pairs the ports (first<->second, ...), deals the pairs to the forwarding lcores (the EAL's
+//!    worker lcores, or the main lcore alone when there are none) and the DMA channels to their
+//!    workers through the shared control state ([`Shared`]);
+//! 3. opens the control socket and the device-event monitor, launches one worker per lcore and
+//!    runs the control loop on the main lcore (requests, device events, stalled channels,
+//!    periodic stats, `duration`) until `quit` is set;
+//! 4. shuts down in an order that frees nothing a device might still write ([`shut_down`]):
+//!    the workers have stopped and gone offline (the launch returns only once every worker has
+//!    returned), then no more requests (socket and event monitor closed), then every DMA
+//!    device is stopped, its quarantined buffers freed and the device closed, then the ports
+//!    stop and close, and last the mbufs still out of the pool are counted for the report.
+//!
+//! The app sees the run as [`Event`]s (and prints them); the result is the [`L2fwdReport`].
+
+use crate::control::Control;
+use crate::copy::{CopyMode, CopyStage, STREAM_SLOTS};
+use crate::ctlsock::{CtlServer, Envelope};
+use crate::dma::AttachedChannel;
+use crate::fwd::{CopyWorker, Rule, Worker};
+use crate::ports::{assign_to_workers, enabled_ports, pair_ports, PortMaskError};
+use crate::qsbr::channel_parts;
+use crate::report::{CopyReport, DmaChannelReport, HotRemoveReport, L2fwdReport, PortReport};
+use crate::shared::Shared;
+use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
+use crate::tuner::AutoTuner;
+use pmd::{
+    DevEvent, DevEventMonitor, DmaDev, Eal, LinkStatus, MacAddr, Mempool, Port, PortConfig,
+    MAX_BURST,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Descriptors per DMA channel ring.
+pub const DMA_RING: u16 = 4096;
+
+/// What one run forwards and how (the app's options, resolved and checked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// The ports to forward between (bit n = port n).
+    pub portmask: u64,
+    /// Rewrite source and destination MACs as l2fwd does.
+    pub mac_updating: bool,
+    /// Copy every packet into a fresh mbuf, and how.
+    pub copy: CopyMode,
+    /// With a DMA copy stage: packets of at least this many bytes go to the engine.
+    pub copybreak: u32,
+    /// DMA devices to use; empty: every dmadev the EAL found (with `copy` dma or auto).
+    pub dma: Vec<String>,
+    /// How long a DMA channel may hold copies without completing any before its worker gives
+    /// up on it.
+    pub dma_timeout: Duration,
+    /// Accept fault injection on the control socket.
+    pub allow_faults: bool,
+    /// How long a hot-remove waits for a worker to release the channel.
+    pub grace_timeout: Duration,
+    /// The control socket; None: `l2fwd.sock` in DPDK's runtime directory.
+    pub control_socket: Option<PathBuf>,
+    /// Time between [`Event::Stats`]; None: none.
+    pub stats_period: Option<Duration>,
+    /// Stop after this long; None: when `quit` is set.
+    pub duration: Option<Duration>,
+}
+
+/// Why a run could not start, or could not finish cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    PortMask(#[from] PortMaskError),
+    #[error("--dma needs --copy dma or --copy auto")]
+    DmaWithoutCopy,
+    #[error(
+        "--copy dma needs a DMA device: add one to the EAL options \
+         (--vdev=dma_skeleton0 here, -a <ioat/idxd PCI address> in the lab)"
+    )]
+    NoDmaDevice,
+    #[error("cannot start DMA device {name}")]
+    DmaDevice {
+        name: String,
+        #[source]
+        source: pmd::Error,
+    },
+    #[error("cannot create the mbuf pool")]
+    Pool(#[source] pmd::Error),
+    /// A port step failed: `what` is "configure", "start", "stop", "read the link of", ...
+    #[error("cannot {what} port {port}")]
+    Port {
+        what: &'static str,
+        port: u16,
+        #[source]
+        source: pmd::Error,
+    },
+    #[error("the DMA devices have a control thread already")]
+    ControlTaken,
+    #[error("cannot open the control socket {}", path.display())]
+    ControlSocket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot launch the workers")]
+    Launch(#[source] pmd::Error),
+    #[error("a worker lcore failed (exit code {0})")]
+    WorkerFailed(i32),
+}
+
+/// A port's identity and counters summed over the lcores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortSummary {
+    pub id: u16,
+    pub name: String,
+    pub mac: String,
+    pub totals: PortTotals,
+}
+
+/// The periodic statistics ([`Event::Stats`]).
+#[derive(Debug, Clone)]
+pub struct StatsSnapshot {
+    /// Since the run started.
+    pub at: Duration,
+    pub ports: Vec<PortSummary>,
+    /// Each worker's copy counters (empty without a copy stage).
+    pub copies: Vec<CopyReport>,
+    /// The DMA channels (empty without a copy stage).
+    pub dma_channels: Vec<DmaChannelReport>,
+}
+
+/// What happens during a run, for the app to print.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A port is configured and started.
+    PortStarted {
+        port: u16,
+        name: &'a str,
+        mac: MacAddr,
+        link: LinkStatus,
+    },
+    /// What a forwarding lcore polls: `(rx port, tx port)` pairs, and the DMA devices (ids)
+    /// it starts with.
+    LcorePlan {
+        lcore: u32,
+        rules: &'a [(u16, u16)],
+        dma_devs: &'a [i16],
+    },
+    /// The control socket is listening here.
+    ControlSocket(&'a Path),
+    /// No device-event monitor (hot-remove by the control socket only).
+    NoDeviceEvents(&'a pmd::Error),
+    /// A device went away and its DMA channel was released (or releasing it failed).
+    DeviceRemoved {
+        device: &'a str,
+        channel: &'a str,
+        outcome: Result<&'a HotRemoveReport, String>,
+    },
+    /// Every `stats_period`.
+    Stats(&'a StatsSnapshot),
+    /// `quit` was seen: the workers are stopped and the shutdown begins.
+    Stopping { elapsed: Duration },
+}
+
+/// A run, ready to start: the ports checked, the DMA devices open, the pool created.
+pub struct Engine<'e> {
+    eal: &'e Eal,
+    cfg: EngineConfig,
+    enabled: Vec<u16>,
+    /// The lcores that forward: the EAL's workers, or the main lcore alone.
+    forwarding_lcores: Vec<u32>,
+    dma_devs: Vec<DmaDev<'e>>,
+    port_cfg: PortConfig,
+    pool: Mempool<'e>,
+}
+
+impl<'e> Engine<'e> {
+    /// Checks `cfg` against the EAL's ports and lcores, opens the DMA devices and creates the
+    /// mbuf pool.
+    pub fn new(eal: &'e Eal, cfg: EngineConfig) -> Result<Self, EngineError> {
+        let enabled = enabled_ports(cfg.portmask, Port::count(eal))?;
+        let worker_lcores = eal.worker_lcores();
+        let forwarding_lcores = if worker_lcores.is_empty() {
+            vec![eal.main_lcore()]
+        } else {
+            worker_lcores
+        };
+        let dma_devs = open_dma_devices(eal, &cfg)?;
+        let port_cfg = PortConfig {
+            tx_fast_free: true,
+            ..PortConfig::default()
+        };
+        let nb_mbufs = pool_size(&port_cfg, enabled.len(), forwarding_lcores.len(), cfg.copy);
+        let pool = Mempool::create(
+            eal,
+            "l2fwd_pool",
+            nb_mbufs,
+            256,
+            2048 + 128,
+            eal.socket_id(),
+        )
+        .map_err(EngineError::Pool)?;
+        Ok(Engine {
+            eal,
+            cfg,
+            enabled,
+            forwarding_lcores,
+            dma_devs,
+            port_cfg,
+            pool,
+        })
+    }
+
+    /// Runs until `quit` is set (or `duration` passes, which sets it), then shuts down in order
+    /// and returns the report. `events` sees the run; it is called from the control thread.
+    pub fn run(
+        self,
+        quit: &AtomicBool,
+        events: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<L2fwdReport, EngineError> {
+        let Engine {
+            eal,
+            cfg,
+            enabled,
+            forwarding_lcores,
+            dma_devs,
+            port_cfg,
+            pool,
+        } = self;
+        let ports = start_ports(eal, &enabled, &port_cfg, &pool, events)?;
+        let shared = Shared::new(&forwarding_lcores, dma_devs);
+        let mut control = Control::new(eal, &shared, cfg.allow_faults, cfg.grace_timeout, DMA_RING)
+            .ok_or(EngineError::ControlTaken)?;
+        control.set_dma_enabled(cfg.copy != CopyMode::None);
+        let stats: Vec<LcoreStats> = forwarding_lcores
+            .iter()
+            .map(|_| LcoreStats::default())
+            .collect();
+        let plan = assign_to_workers(&pair_ports(&enabled), forwarding_lcores.len());
+        let mut jobs = Vec::with_capacity(plan.len());
+        for (i, rules) in plan.iter().enumerate() {
+            let dma_devs: Vec<i16> = shared
+                .initial(i)
+                .iter()
+                .map(|&id| channel_parts(id).0)
+                .collect();
+            events(Event::LcorePlan {
+                lcore: forwarding_lcores[i],
+                rules,
+                dma_devs: &dma_devs,
+            });
+            let job = worker_job(&cfg, &ports, rules, &pool, &stats[i], &shared, i)?;
+            jobs.push(job);
+        }
+        let (requests, monitor) = Requests::open(eal, &cfg, &control, events)?;
+        let started = Instant::now();
+        let ctx = ControlLoop {
+            cfg: &cfg,
+            ports: &ports,
+            stats: &stats,
+            quit,
+            started,
+        };
+        let ev = &mut *events;
+        let (control, requests) = launch(eal, &forwarding_lcores, jobs, quit, move || {
+            let control = ctx.run(control, &requests, ev);
+            (control, requests)
+        })?;
+        let elapsed = started.elapsed();
+        events(Event::Stopping { elapsed });
+        let totals = summarise(&ports, &stats);
+        let hot_removes = control.hot_removes.clone();
+        let mut steps = EngineTeardown {
+            requests: Some((requests, monitor)),
+            control: Some(control),
+            ports,
+            pool: &pool,
+        };
+        let done = shut_down(&mut steps);
+        drop(steps);
+        drop(shared);
+        let mut report = build_report(&totals, &stats, done.mbufs_in_use, elapsed.as_secs_f64());
+        report.dma_channels = done.dma_channels;
+        report.hot_removes = hot_removes;
+        match done.port_errors.into_iter().next() {
+            Some((port, source)) => Err(EngineError::Port {
+                what: "stop",
+                port,
+                source,
+            }),
+            None => Ok(report),
+        }
+    }
+}
+
+/// Mbufs for every port's rings and a burst in hand, a copy and its source per stream slot
+/// with a copy stage, and a per-lcore cache's worth; at least 8192.
+fn pool_size(port_cfg: &PortConfig, ports: usize, forwarding_lcores: usize, copy: CopyMode) -> u32 {
+    let nb_lcores = forwarding_lcores as u32 + 1;
+    let per_port = port_cfg.rx_desc as u32 + port_cfg.tx_desc as u32 + MAX_BURST as u32;
+    let copy_bufs = if copy == CopyMode::None {
+        0
+    } else {
+        2 * STREAM_SLOTS + MAX_BURST as u32
+    };
+    (ports as u32 * (per_port + copy_bufs + nb_lcores * 256)).max(8192)
+}
+
+/// The DMA devices to use: the ones named, or with none named every dmadev the EAL found.
+fn open_dma_devices<'e>(eal: &'e Eal, cfg: &EngineConfig) -> Result<Vec<DmaDev<'e>>, EngineError> {
+    if !matches!(cfg.copy, CopyMode::Dma | CopyMode::Auto) {
+        if !cfg.dma.is_empty() {
+            return Err(EngineError::DmaWithoutCopy);
+        }
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = if cfg.dma.is_empty() {
+        DmaDev::list(eal).into_iter().map(|d| d.name).collect()
+    } else {
+        cfg.dma.clone()
+    };
+    if names.is_empty() && cfg.copy == CopyMode::Dma {
+        return Err(EngineError::NoDmaDevice);
+    }
+    names
+        .iter()
+        .map(|n| {
+            DmaDev::open(eal, n, DMA_RING).map_err(|source| EngineError::DmaDevice {
+                name: n.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Configures and starts each enabled port.
+fn start_ports<'e, 'p>(
+    eal: &'e Eal,
+    enabled: &[u16],
+    port_cfg: &PortConfig,
+    pool: &'p Mempool<'e>,
+    events: &mut dyn FnMut(Event),
+) -> Result<Vec<Port<'p>>, EngineError> {
+    let port_err = |what, port| move |source| EngineError::Port { what, port, source };
+    let mut ports = Vec::with_capacity(enabled.len());
+    for &id in enabled {
+        let mut port =
+            Port::configure(eal, id, port_cfg, pool).map_err(port_err("configure", id))?;
+        port.start().map_err(port_err("start", id))?;
+        events(Event::PortStarted {
+            port: id,
+            name: port.name(),
+            mac: port.mac_addr().map_err(port_err("read the MAC of", id))?,
+            link: port.link().map_err(port_err("read the link of", id))?,
+        });
+        ports.push(port);
+    }
+    Ok(ports)
+}
+
+/// What one forwarding lcore runs, given the quit flag.
+type WorkerJob<'a> = Box<dyn FnOnce(&AtomicBool) + Send + 'a>;
+
+/// The worker of forwarding lcore `i`: plain l2fwd, or with a copy stage.
+fn worker_job<'a, 'p>(
+    cfg: &EngineConfig,
+    ports: &'a [Port<'p>],
+    rules: &[(u16, u16)],
+    pool: &'p Mempool<'p>,
+    stats: &'a LcoreStats,
+    shared: &'a Shared<'_, 'p>,
+    i: usize,
+) -> Result<WorkerJob<'a>, EngineError> {
+    let port_err = |what, port| move |source| EngineError::Port { what, port, source };
+    let port_by_id = |id: u16| ports.iter().find(|p| p.id() == id).expect("enabled port");
+    let mut fwd_rules = Vec::with_capacity(rules.len());
+    for &(rx, tx) in rules {
+        let txp = port_by_id(tx);
+        fwd_rules.push(Rule {
+            rx: port_by_id(rx).rx_queue(0).map_err(port_err("poll", rx))?,
+            tx: txp.tx_queue(0).map_err(port_err("transmit on", tx))?,
+            tx_mac: txp.mac_addr().map_err(port_err("read the MAC of", tx))?,
+        });
+    }
+    let wctl = shared
+        .worker(i)
+        .expect("each worker's end is taken once, here");
+    if cfg.copy == CopyMode::None {
+        let mut w = Worker {
+            rules: fwd_rules,
+            mac_updating: cfg.mac_updating,
+            stats,
+        };
+        return Ok(Box::new(move |quit| {
+            w.run(quit);
+            wctl.offline();
+        }));
+    }
+    let mut stage: CopyStage<AttachedChannel> =
+        CopyStage::new(cfg.copy, cfg.copybreak as usize, None);
+    for r in &fwd_rules {
+        stage.add_stream(Rule::dst_mac(r.tx.port()), r.tx_mac, cfg.mac_updating);
+    }
+    let tsc_hz = pmd::tsc_hz();
+    let tuner =
+        (cfg.copy == CopyMode::Auto).then(|| AutoTuner::new(tsc_hz / 50, 2 * tsc_hz, pmd::rdtsc()));
+    if let Some(t) = &tuner {
+        stage.set_copybreak(t.copybreak());
+    }
+    let dma_timeout_cycles = (cfg.dma_timeout.as_secs_f64() * tsc_hz as f64) as u64;
+    let w = CopyWorker::new(
+        fwd_rules,
+        stage,
+        pool,
+        stats,
+        dma_timeout_cycles,
+        tuner,
+        wctl,
+    );
+    Ok(Box::new(move |quit| w.run(quit)))
+}
+
+/// Runs `jobs` on `lcores` and `control` on this (the main) lcore, until every job returns.
+/// With only the main lcore forwarding, the control loop runs on a plain thread beside it.
+fn launch<'a, T: Send>(
+    eal: &Eal,
+    lcores: &[u32],
+    jobs: Vec<WorkerJob<'a>>,
+    quit: &'a AtomicBool,
+    control: impl FnOnce() -> T + Send,
+) -> Result<T, EngineError> {
+    if lcores == [eal.main_lcore()] {
+        let job = jobs.into_iter().next().expect("one forwarding lcore");
+        return Ok(std::thread::scope(|s| {
+            let h = s.spawn(control);
+            job(quit);
+            h.join().expect("the control loop does not panic")
+        }));
+    }
+    let launch = lcores
+        .iter()
+        .zip(jobs)
+        .map(|(&lcore, job)| {
+            let f: Box<dyn FnOnce() -> i32 + Send + 'a> = Box::new(move || {
+                job(quit);
+                0
+            });
+            (lcore, f)
+        })
+        .collect();
+    let (t, codes) = eal
+        .run_on_lcores(launch, control)
+        .map_err(EngineError::Launch)?;
+    match codes.iter().find(|&&c| c != 0) {
+        Some(&c) => Err(EngineError::WorkerFailed(c)),
+        None => Ok(t),
+    }
+}
+
+/// Where requests reach the control loop from: the control socket and device events.
+struct Requests {
+    rx: mpsc::Receiver<Envelope>,
+    events: mpsc::Receiver<String>,
+    server: CtlServer,
+}
+
+impl Requests {
+    /// Opens the control socket and, when there are DMA channels to release on a device
+    /// removal, the device-event monitor (which stays on this thread: DPDK calls it).
+    fn open<'e>(
+        eal: &'e Eal,
+        cfg: &EngineConfig,
+        control: &Control,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<(Self, Option<DevEventMonitor<'e>>), EngineError> {
+        let (req_tx, rx) = mpsc::channel::<Envelope>();
+        let path = cfg
+            .control_socket
+            .clone()
+            .unwrap_or_else(|| eal.runtime_dir().join("l2fwd.sock"));
+        let server = CtlServer::start(&path, req_tx)
+            .map_err(|source| EngineError::ControlSocket { path, source })?;
+        events(Event::ControlSocket(server.path()));
+        let (ev_tx, ev_rx) = mpsc::channel::<String>();
+        let monitor = if control.channel_reports().is_empty() {
+            None
+        } else {
+            let started = DevEventMonitor::start(eal, move |name, ev| {
+                // DPDK's interrupt thread: hand the event on and return.
+                if ev == DevEvent::Remove {
+                    let _ = ev_tx.send(name.to_owned());
+                }
+            });
+            match started {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    events(Event::NoDeviceEvents(&e));
+                    None
+                }
+            }
+        };
+        let requests = Requests {
+            rx,
+            events: ev_rx,
+            server,
+        };
+        Ok((requests, monitor))
+    }
+}
+
+/// What the control loop reads.
+struct ControlLoop<'a, 'p> {
+    cfg: &'a EngineConfig,
+    ports: &'a [Port<'p>],
+    stats: &'a [LcoreStats],
+    quit: &'a AtomicBool,
+    started: Instant,
+}
+
+impl ControlLoop<'_, '_> {
+    /// The main lcore's loop, the control thread: requests from the control socket, device
+    /// events, stalled channels, periodic stats, `duration` and `quit`. Returns the control
+    /// state for the shutdown once the workers are told to stop.
+    fn run<'e, 'q, 'p>(
+        &self,
+        mut control: Control<'e, 'q, 'p>,
+        requests: &Requests,
+        events: &mut (dyn FnMut(Event) + Send),
+    ) -> Control<'e, 'q, 'p> {
+        let period = self.cfg.stats_period.filter(|p| !p.is_zero());
+        // An Instant overflow panics: None means no (further) periodic print.
+        let mut next_print = period.and_then(|p| self.started.checked_add(p));
+        // Relaxed: the flag carries no data (see the worker loop).
+        while !self.quit.load(Ordering::Relaxed) {
+            if let Ok(env) = requests.rx.recv_timeout(Duration::from_millis(10)) {
+                let answer = control.handle(env.req, &|c| self.stats_json(c));
+                let _ = env.reply.send(answer);
+            }
+            while let Ok(device) = requests.events.try_recv() {
+                device_removed(&mut control, &device, events);
+            }
+            control.tick();
+            let now = Instant::now();
+            let at = now.duration_since(self.started);
+            if self.cfg.duration.is_some_and(|d| at >= d) {
+                self.quit.store(true, Ordering::Relaxed);
+                break;
+            }
+            if let (Some(p), Some(t)) = (period, next_print) {
+                if now >= t {
+                    events(Event::Stats(&self.snapshot(&control, at)));
+                    next_print = t.checked_add(p);
+                }
+            }
+        }
+        control
+    }
+
+    fn snapshot(&self, control: &Control, at: Duration) -> StatsSnapshot {
+        let with_copies = self.cfg.copy != CopyMode::None;
+        StatsSnapshot {
+            at,
+            ports: summarise(self.ports, self.stats),
+            copies: if with_copies {
+                self.stats.iter().map(copy_report).collect()
+            } else {
+                Vec::new()
+            },
+            dma_channels: if with_copies {
+                control.channel_reports()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The control socket's `stats`: the report as it stands.
+    fn stats_json(&self, control: &Control) -> serde_json::Value {
+        let totals = summarise(self.ports, self.stats);
+        let mut r = build_report(&totals, self.stats, 0, self.started.elapsed().as_secs_f64());
+        r.dma_channels = control.channel_reports();
+        r.hot_removes = control.hot_removes.clone();
+        serde_json::to_value(r).expect("serialisable")
+    }
+}
+
+/// A device went away: release each of its channels still in use (the device's own, and its
+/// DSA work queues `NAME-q0`, ...).
+fn device_removed(control: &mut Control, device: &str, events: &mut dyn FnMut(Event)) {
+    let known: Vec<String> = control
+        .channel_reports()
+        .into_iter()
+        .filter(|c| c.state != "removed")
+        .map(|c| c.name)
+        .filter(|n| n == device || n.starts_with(&format!("{device}-")))
+        .collect();
+    for channel in known {
+        let outcome = control.remove(&channel);
+        events(Event::DeviceRemoved {
+            device,
+            channel: &channel,
+            outcome: outcome.as_ref().map_err(|e| e.to_string()),
+        });
+    }
+}
+
+/// The steps of a shutdown, which [`shut_down`] takes in order.
+trait Teardown {
+    /// No more requests: close the control socket and the device-event monitor.
+    fn close_requests(&mut self);
+    /// Stop every DMA device, then free what its workers quarantined, then close it.
+    fn stop_dma(&mut self) -> Vec<DmaChannelReport>;
+    /// Stop and close every port; the ones that failed to stop (each is closed anyway).
+    fn stop_ports(&mut self) -> Vec<(u16, pmd::Error)>;
+    /// Mbufs not back in the pool.
+    fn mbufs_in_use(&self) -> u64;
+}
+
+/// What the shutdown left.
+struct ShutDown {
+    dma_channels: Vec<DmaChannelReport>,
+    port_errors: Vec<(u16, pmd::Error)>,
+    mbufs_in_use: u64,
+}
+
+/// Shuts down a run whose workers have all returned (offline: none holds a channel or a
+/// queue). Requests stop first, so that no hot-add or hot-remove races the rest; the DMA
+/// devices stop before their quarantined buffers are freed (a running engine may still write
+/// them) and before the ports, whose pool those buffers belong to; the ports stop before the
+/// pool is counted, so that their rings' mbufs are back.
+fn shut_down(t: &mut impl Teardown) -> ShutDown {
+    t.close_requests();
+    let dma_channels = t.stop_dma();
+    let port_errors = t.stop_ports();
+    ShutDown {
+        dma_channels,
+        port_errors,
+        mbufs_in_use: t.mbufs_in_use(),
+    }
+}
+
+/// The shutdown of a real run.
+struct EngineTeardown<'a, 'e, 'q, 'p> {
+    requests: Option<(Requests, Option<DevEventMonitor<'e>>)>,
+    control: Option<Control<'e, 'q, 'p>>,
+    ports: Vec<Port<'p>>,
+    pool: &'a Mempool<'e>,
+}
+
+impl Teardown for EngineTeardown<'_, '_, '_, '_> {
+    fn close_requests(&mut self) {
+        if let Some((requests, monitor)) = self.requests.take() {
+            drop(monitor);
+            drop(requests.server);
+        }
+    }
+
+    fn stop_dma(&mut self) -> Vec<DmaChannelReport> {
+        self.control
+            .take()
+            .map(Control::shutdown)
+            .unwrap_or_default()
+    }
+
+    fn stop_ports(&mut self) -> Vec<(u16, pmd::Error)> {
+        let mut failed = Vec::new();
+        for mut p in self.ports.drain(..) {
+            if let Err(e) = p.stop() {
+                failed.push((p.id(), e));
+            }
+            // Dropping closes the port (net_pcap flushes its output here).
+        }
+        failed
+    }
+
+    fn mbufs_in_use(&self) -> u64 {
+        self.pool.in_use() as u64
+    }
+}
+
+fn copy_report(l: &LcoreStats) -> CopyReport {
+    CopyReport {
+        cpu: l.copies.cpu.get(),
+        dma: l.copies.dma.get(),
+        dma_errors: l.copies.dma_errors.get(),
+        recopied: l.copies.recopied.get(),
+    }
+}
+
+/// Every port's identity and counters summed over the lcores, now.
+fn summarise(ports: &[Port], stats: &[LcoreStats]) -> Vec<PortSummary> {
+    ports
+        .iter()
+        .map(|p| PortSummary {
+            id: p.id(),
+            name: p.name().to_owned(),
+            mac: p.mac_addr().map(|m| m.to_string()).unwrap_or_default(),
+            totals: port_totals(stats, p.id()),
+        })
+        .collect()
+}
+
+/// The report of a run: the ports' totals, every drop reason (zeros included), the copies.
+pub fn build_report(
+    totals: &[PortSummary],
+    stats: &[LcoreStats],
+    mbufs_in_use: u64,
+    elapsed_s: f64,
+) -> L2fwdReport {
+    let mut r = L2fwdReport {
+        elapsed_s,
+        mbufs_in_use_at_exit: mbufs_in_use,
+        ..Default::default()
+    };
+    for reason in DropReason::ALL {
+        r.dropped.insert(reason.name().to_owned(), 0);
+    }
+    for p in totals {
+        let t = &p.totals;
+        r.rx_packets += t.rx;
+        r.tx_packets += t.tx;
+        for reason in DropReason::ALL {
+            *r.dropped.get_mut(reason.name()).expect("inserted above") +=
+                t.dropped[reason as usize];
+        }
+        r.ports.push(PortReport {
+            port: p.id,
+            name: p.name.clone(),
+            mac: p.mac.clone(),
+            rx_packets: t.rx,
+            tx_packets: t.tx,
+            dropped: t.dropped_total(),
+        });
+    }
+    for l in stats {
+        let c = copy_report(l);
+        r.copies.cpu += c.cpu;
+        r.copies.dma += c.dma;
+        r.copies.dma_errors += c.dma_errors;
+        r.copies.recopied += c.recopied;
+    }
+    r.in_flight = r
+        .rx_packets
+        .saturating_sub(r.tx_packets + r.dropped_total());
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Records the steps; `stop_ports` fails for `failing` ports, and `mbufs_in_use` counts
+    /// what the earlier steps have not given back.
+    struct Recorder {
+        steps: RefCell<Vec<&'static str>>,
+        ports: Vec<u16>,
+        failing: Vec<u16>,
+        quarantined: u64,
+        in_port_rings: u64,
+    }
+
+    impl Teardown for Recorder {
+        fn close_requests(&mut self) {
+            self.steps.borrow_mut().push("close_requests");
+        }
+        fn stop_dma(&mut self) -> Vec<DmaChannelReport> {
+            self.steps.borrow_mut().push("stop_dma");
+            self.quarantined = 0;
+            vec![DmaChannelReport {
+                name: "dma_skeleton0".into(),
+                ..Default::default()
+            }]
+        }
+        fn stop_ports(&mut self) -> Vec<(u16, pmd::Error)> {
+            self.steps.borrow_mut().push("stop_ports");
+            self.in_port_rings = 0;
+            self.ports
+                .drain(..)
+                .filter(|p| self.failing.contains(p))
+                .map(|p| (p, pmd::Error::Invalid(format!("port {p} would not stop"))))
+                .collect()
+        }
+        fn mbufs_in_use(&self) -> u64 {
+            self.steps.borrow_mut().push("mbufs_in_use");
+            self.quarantined + self.in_port_rings
+        }
+    }
+
+    fn recorder(failing: &[u16]) -> Recorder {
+        Recorder {
+            steps: RefCell::new(Vec::new()),
+            ports: vec![0, 1, 2],
+            failing: failing.to_vec(),
+            quarantined: 7,
+            in_port_rings: 512,
+        }
+    }
+
+    #[test]
+    fn shutdown_closes_requests_then_dma_then_ports_then_counts_the_pool() {
+        let mut r = recorder(&[]);
+        let done = shut_down(&mut r);
+        assert_eq!(
+            *r.steps.borrow(),
+            ["close_requests", "stop_dma", "stop_ports", "mbufs_in_use"]
+        );
+        assert_eq!(done.mbufs_in_use, 0, "counted after everything came back");
+        assert_eq!(done.dma_channels.len(), 1);
+        assert!(done.port_errors.is_empty());
+        assert!(r.ports.is_empty());
+    }
+
+    #[test]
+    fn a_port_that_fails_to_stop_does_not_skip_the_others_or_the_count() {
+        let mut r = recorder(&[1]);
+        let done = shut_down(&mut r);
+        assert_eq!(
+            *r.steps.borrow(),
+            ["close_requests", "stop_dma", "stop_ports", "mbufs_in_use"]
+        );
+        assert!(r.ports.is_empty(), "every port was stopped and closed");
+        let failed: Vec<u16> = done.port_errors.iter().map(|(p, _)| *p).collect();
+        assert_eq!(failed, [1]);
+        assert_eq!(done.mbufs_in_use, 0);
+    }
+
+    #[test]
+    fn the_pool_is_sized_for_rings_copies_and_caches() {
+        let cfg = PortConfig::default();
+        let plain = pool_size(&cfg, 2, 1, CopyMode::None);
+        let copying = pool_size(&cfg, 2, 1, CopyMode::Dma);
+        assert_eq!(plain, 8192, "two ports' rings fit in the floor");
+        assert!(copying > plain);
+        let many = pool_size(&cfg, 64, 16, CopyMode::Dma);
+        let per_port = cfg.rx_desc as u32 + cfg.tx_desc as u32 + MAX_BURST as u32;
+        assert!(many >= 64 * (per_port + 2 * STREAM_SLOTS + 17 * 256));
+    }
+
+    #[test]
+    fn report_lists_every_drop_reason_and_balances() {
+        let mut t = PortTotals {
+            rx: 10,
+            tx: 7,
+            ..Default::default()
+        };
+        t.dropped[DropReason::ALL[0] as usize] = 3;
+        let totals = [PortSummary {
+            id: 0,
+            name: "net_null0".into(),
+            mac: "02:00:00:00:00:00".into(),
+            totals: t,
+        }];
+        let r = build_report(&totals, &[], 0, 1.0);
+        assert_eq!(r.dropped.len(), DropReason::ALL.len());
+        assert_eq!(r.dropped_total(), 3);
+        assert_eq!(r.in_flight, 0);
+        assert!(r.balances());
+        assert_eq!(r.ports[0].dropped, 3);
+    }
+}
