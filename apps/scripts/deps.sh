@@ -8,8 +8,9 @@
 #   libpcap-dev       : net_pcap and the pcap examples
 #   tcpdump iproute2  : reading test captures; veth pairs for two-process runs
 #   binutils          : objdump, for the test that inspects the compiled worker loop
+#   socat             : talking to the control socket without dpctl (README)
 set -euo pipefail
-pkgs=(dpdk libdpdk-dev dpdk-dev dpdk-doc libclang-dev clang pkg-config make gcc binutils libpcap-dev tcpdump iproute2 python3)
+pkgs=(dpdk libdpdk-dev dpdk-dev dpdk-doc libclang-dev clang pkg-config make gcc binutils libpcap-dev tcpdump iproute2 python3 socat)
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

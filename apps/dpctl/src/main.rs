@@ -1,7 +1,7 @@
 //! dpctl: talks to a running l2fwd over its control socket.
 //!
 //! ```text
-//! dpctl --socket PATH stats
+//! dpctl [-f PREFIX | --socket PATH] stats
 //! dpctl --socket PATH dma list
 //! dpctl --socket PATH dma remove NAME
 //! dpctl --socket PATH dma add DEVARGS          (for example dma_skeleton1,lcore=0)
@@ -10,6 +10,10 @@
 //! ```
 //!
 //! Prints the JSON result; on error prints the reason and exits 1.
+//!
+//! l2fwd listens on `l2fwd.sock` in DPDK's runtime directory of its `--file-prefix` (unless
+//! given `--control PATH`), so dpctl finds it by prefix, as DPDK's `dpdk-telemetry.py -f`
+//! does: `-f PREFIX` (default `rte`, DPDK's default prefix), or the whole `--socket PATH`.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -26,9 +30,13 @@ use std::time::Duration;
     about = "Control a running data plane through its control socket"
 )]
 struct Cli {
-    /// The data plane's control socket (l2fwd --control PATH).
-    #[arg(long)]
-    socket: PathBuf,
+    /// The --file-prefix of the l2fwd to control: its socket is l2fwd.sock in DPDK's runtime
+    /// directory for that prefix (/var/run/dpdk/PREFIX/ as root).
+    #[arg(short = 'f', long = "file-prefix", default_value = DEFAULT_PREFIX)]
+    file_prefix: String,
+    /// The control socket itself (l2fwd --control PATH), instead of finding it by prefix.
+    #[arg(long, conflicts_with = "file_prefix")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -58,6 +66,23 @@ enum DmaCmd {
     Fault { name: String, fault: String },
 }
 
+/// DPDK's default `--file-prefix`.
+const DEFAULT_PREFIX: &str = "rte";
+
+/// DPDK's runtime directory for `prefix`, as `eal_create_runtime_dir` makes it: under
+/// `/var/run` for root, else under `$XDG_RUNTIME_DIR` or `/tmp`.
+fn dpdk_runtime_dir(prefix: &str) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let base = if root {
+        PathBuf::from("/var/run")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+    };
+    base.join("dpdk").join(prefix)
+}
+
 fn main() -> ExitCode {
     apps_common::main_with("dpctl", || {
         let v = run()?;
@@ -85,12 +110,22 @@ fn request(cmd: Cmd) -> Value {
 fn run() -> Result<Value> {
     let cli = Cli::try_parse().map_err(apps_common::usage_error)?;
     let req = request(cli.cmd);
-    let mut conn = UnixStream::connect(&cli.socket).with_context(|| {
-        format!(
-            "cannot connect to {} (is l2fwd running with --control?)",
-            cli.socket.display()
-        )
-    })?;
+    let (socket, hint) = match cli.socket {
+        Some(path) => (
+            path,
+            "is l2fwd running with --control at this path?".to_owned(),
+        ),
+        None => (
+            dpdk_runtime_dir(&cli.file_prefix).join("l2fwd.sock"),
+            format!(
+                "no l2fwd running with --file-prefix {}? l2fwd listens there unless given \
+                 --control PATH; then use dpctl --socket PATH",
+                cli.file_prefix
+            ),
+        ),
+    };
+    let mut conn = UnixStream::connect(&socket)
+        .with_context(|| format!("cannot connect to {} ({hint})", socket.display()))?;
     conn.set_read_timeout(Some(Duration::from_secs(90)))?;
     conn.write_all(format!("{req}\n").as_bytes())?;
     let mut line = String::new();
@@ -117,7 +152,7 @@ mod tests {
         prop_oneof![
             3 => prop::sample::select(
                 &[
-                    "--socket", "/tmp/s", "stats", "dma", "list", "remove", "add", "fault",
+                    "--socket", "/tmp/s", "-f", "--file-prefix", "x", "stats", "dma", "list", "remove", "add", "fault",
                     "stall", "none", "copybreak", "512", "0", "-1", "4294967296", "--", "-h",
                     "--help", "help",
                 ][..]

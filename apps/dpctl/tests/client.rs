@@ -131,3 +131,36 @@ fn bad_arguments_are_a_usage_error() {
     assert_ne!(out.status.code(), Some(0));
     assert!(!stderr(&out).is_empty());
 }
+
+#[test]
+fn a_prefix_and_a_socket_together_are_refused() {
+    let path = socket_path("both");
+    let out = std::process::Command::new(DPCTL)
+        .args(["-f", "x", "--socket"])
+        .arg(&path)
+        .arg("stats")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn with_no_l2fwd_under_a_prefix_it_says_where_it_looked() {
+    let prefix = format!("dpctl-none-{}", std::process::id());
+    let out = std::process::Command::new(DPCTL)
+        .args(["-f", &prefix, "stats"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!("/dpdk/{prefix}/l2fwd.sock"))
+            && e.contains(&format!("--file-prefix {prefix}")),
+        "{e}"
+    );
+}
