@@ -51,6 +51,23 @@ impl Eal {
         if ret < 0 {
             let no_huge = args.iter().any(|a| a.as_ref() == "--no-huge");
             return Err(match last_error("rte_eal_init") {
+                // DPDK fails some steps without setting rte_errno ("Success").
+                Error::Dpdk { code: 0, .. } => {
+                    let prefix = file_prefix(args);
+                    let config = runtime_dir_of(&prefix).join("config");
+                    Error::Invalid(if locked_by_another_process(&config) {
+                        format!(
+                            "rte_eal_init failed: another DPDK process uses --file-prefix \
+                             {prefix} (it holds {}): stop it, or give this one its own \
+                             --file-prefix",
+                            config.display()
+                        )
+                    } else {
+                        "rte_eal_init failed without a reason code: see the EAL: lines above, \
+                         and check the EAL options"
+                            .to_owned()
+                    })
+                }
                 Error::Dpdk { code, reason, .. } => Error::Dpdk {
                     call: "rte_eal_init",
                     code,
@@ -180,6 +197,55 @@ impl Eal {
 /// `--no-huge`, EACCES is what the EAL sets when it finds no usable hugepages ("Cannot get
 /// hugepage information": none reserved, or hugetlbfs not mounted), and ENOMEM when the
 /// reserved ones are too few: say so, and how to fix it.
+/// The `--file-prefix` in EAL arguments (DPDK's default `rte` when none).
+fn file_prefix<S: AsRef<str>>(args: &[S]) -> String {
+    let mut it = args.iter().map(AsRef::as_ref);
+    let mut prefix = "rte".to_owned();
+    while let Some(a) = it.next() {
+        if let Some(p) = a.strip_prefix("--file-prefix=") {
+            prefix = p.to_owned();
+        } else if a == "--file-prefix" {
+            if let Some(p) = it.next() {
+                prefix = p.to_owned();
+            }
+        }
+    }
+    prefix
+}
+
+/// DPDK's runtime directory for `prefix`, as `eal_create_runtime_dir` makes it: under
+/// `/var/run` for root, else under `$XDG_RUNTIME_DIR` or `/tmp`.
+fn runtime_dir_of(prefix: &str) -> std::path::PathBuf {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    let base = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(x) if !root => std::path::PathBuf::from(x),
+        _ if !root => std::path::PathBuf::from("/tmp"),
+        _ => std::path::PathBuf::from("/var/run"),
+    };
+    base.join("dpdk").join(prefix)
+}
+
+/// Whether another process holds the write lock DPDK's primary process takes on `config`.
+fn locked_by_another_process(config: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(config)
+    else {
+        return false;
+    };
+    // SAFETY: a zeroed flock is a valid value of a plain C struct; the fields are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    // F_GETLK only reads: it reports a conflicting lock of another process, if any.
+    // SAFETY: `f` is an open file for the duration of the call; `lock` is a valid flock.
+    let ret = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut lock) };
+    ret == 0 && lock.l_type != libc::F_UNLCK as _
+}
+
 fn init_hint(code: i32, no_huge: bool) -> &'static str {
     if !no_huge && (code == -libc::EACCES || code == -libc::ENOMEM) {
         "no hugepages available? reserve some (e.g. `dpdk-hugepages.py --setup 1G`) or run \

@@ -305,3 +305,58 @@ fn no_hugepages_says_how_to_fix_it() {
         "{stderr}"
     );
 }
+
+/// A second primary process on a prefix in use: DPDK itself says only "Success"; l2fwd names
+/// the prefix and what to do. The first run goes on unharmed.
+#[test]
+fn a_file_prefix_in_use_is_named() {
+    let eal = null_pair();
+    let prefix = eal
+        .iter()
+        .find_map(|a| a.strip_prefix("--file-prefix="))
+        .expect("eal_base names a prefix")
+        .to_owned();
+    let sock = scratch("prefix-in-use").join("ctl.sock");
+    let mut first = Command::new(BIN)
+        .args(&eal)
+        .args([
+            "--",
+            "-p",
+            "0x3",
+            "-T",
+            "0",
+            "--duration",
+            "30",
+            "--control",
+        ])
+        .arg(&sock)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first holds the prefix once its control socket (made after the EAL) is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !sock.exists() {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended");
+        assert!(std::time::Instant::now() < deadline, "no socket {sock:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = Command::new(BIN)
+        .args(&eal)
+        .args(["--", "-p", "0x3", "-T", "0", "--duration", "1"])
+        .output()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status();
+    let first = first.wait_with_output().unwrap();
+    expect_failure(
+        &out,
+        &format!("another DPDK process uses --file-prefix {prefix}"),
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+}
