@@ -17,6 +17,33 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+usage() {
+    cat <<'EOF'
+Usage: apps/scripts/veth-demo.sh [options]
+
+Runs pktgen against a forwarder through a veth pair in a private network namespace (both on
+net_af_packet), then tears everything down. Needs root.
+
+Options:
+  --dut l2fwd|testpmd     the device under test (default l2fwd; testpmd = DPDK's, io mode)
+  --count N               frames pktgen sends (default 20000)
+  --rate PPS              send rate (default 20000)
+  --size S|MIN-MAX        frame size or range (default 64-1518)
+  --flows N               flows (default 4)
+  --report FILE.json      pktgen's report
+  --dut-args "ARGS"       extra l2fwd options (after its --)
+  --dut-eal "EAL ARGS"    extra EAL options for the device under test
+  --dut-report FILE.json  l2fwd's report
+  --control SOCKET        l2fwd's control socket
+  --drill "SNIPPET"       shell run in the background while pktgen sends, with $DPCTL set to
+                          dpctl on l2fwd's socket, e.g. 'sleep 1; $DPCTL dma remove dma_skeleton0'
+  -h, --help              this text
+
+Binaries: $L2FWD, $PKTGEN, $DPCTL_BIN (default target/release/{l2fwd,pktgen,dpctl}).
+Exit status: pktgen's, or the drill's if it failed; 1 on a set-up error, 2 on a bad option.
+EOF
+}
+
 dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" dut_args="" dut_eal="" dut_report="" control="" drill=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -31,7 +58,7 @@ while [ $# -gt 0 ]; do
         --dut-report) dut_report=$2; shift 2 ;;
         --control) control=$2; shift 2 ;;
         --drill) drill=$2; shift 2 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) usage; exit 0 ;;
         *) echo "veth-demo: unknown option $1" >&2; exit 2 ;;
     esac
 done
