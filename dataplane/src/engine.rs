@@ -33,7 +33,7 @@ use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
 use crate::tuner::AutoTuner;
 use pmd::{
     DevEvent, DevEventMonitor, DmaDev, Eal, LinkStatus, MacAddr, Mempool, Port, PortConfig,
-    MAX_BURST,
+    PortStats, MAX_BURST,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,13 +113,16 @@ pub enum EngineError {
     WorkerFailed(i32),
 }
 
-/// A port's identity and counters summed over the lcores.
-#[derive(Debug, Clone, PartialEq)]
+/// A port's identity, its counters summed over the lcores, and the device's own counters.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PortSummary {
     pub id: u16,
     pub name: String,
     pub mac: String,
     pub totals: PortTotals,
+    /// `rte_eth_stats_get` (zeros where the driver keeps none): bytes, and what the device
+    /// dropped before the workers saw it (`imissed`, `ierrors`, `rx_nombuf`).
+    pub device: PortStats,
 }
 
 /// The periodic statistics ([`Event::Stats`]).
@@ -701,6 +704,7 @@ fn summarise(ports: &[Port], stats: &[LcoreStats]) -> Vec<PortSummary> {
             name: p.name().to_owned(),
             mac: p.mac_addr().map(|m| m.to_string()).unwrap_or_default(),
             totals: port_totals(stats, p.id()),
+            device: p.stats().unwrap_or_default(),
         })
         .collect()
 }
@@ -735,6 +739,11 @@ pub fn build_report(
             rx_packets: t.rx,
             tx_packets: t.tx,
             dropped: t.dropped_total(),
+            rx_bytes: p.device.ibytes,
+            tx_bytes: p.device.obytes,
+            imissed: p.device.imissed,
+            ierrors: p.device.ierrors,
+            rx_nombuf: p.device.rx_nombuf,
         });
     }
     for l in stats {
@@ -855,6 +864,11 @@ mod tests {
             name: "net_null0".into(),
             mac: "02:00:00:00:00:00".into(),
             totals: t,
+            device: PortStats {
+                ibytes: 640,
+                imissed: 2,
+                ..Default::default()
+            },
         }];
         let r = build_report(&totals, &[], 0, 1.0);
         assert_eq!(r.dropped.len(), DropReason::ALL.len());
@@ -862,5 +876,6 @@ mod tests {
         assert_eq!(r.in_flight, 0);
         assert!(r.balances());
         assert_eq!(r.ports[0].dropped, 3);
+        assert_eq!((r.ports[0].rx_bytes, r.ports[0].imissed), (640, 2));
     }
 }

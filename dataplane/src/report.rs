@@ -59,6 +59,20 @@ pub struct PortReport {
     pub rx_packets: u64,
     pub tx_packets: u64,
     pub dropped: u64,
+    /// The device's own counters (`rte_eth_stats_get`; 0 where the driver keeps none): bytes
+    /// received and sent, and packets it dropped before a worker saw them (`imissed`: no free
+    /// RX descriptor; `ierrors`: bad frames; `rx_nombuf`: no mbuf to refill the ring). These
+    /// are outside the forwarder's own books (`rx_packets` counts what the workers received).
+    #[serde(default)]
+    pub rx_bytes: u64,
+    #[serde(default)]
+    pub tx_bytes: u64,
+    #[serde(default)]
+    pub imissed: u64,
+    #[serde(default)]
+    pub ierrors: u64,
+    #[serde(default)]
+    pub rx_nombuf: u64,
 }
 
 /// The l2fwd report.

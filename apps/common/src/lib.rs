@@ -4,6 +4,7 @@
 
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod units;
 
 use std::ffi::OsString;
 use std::fmt;

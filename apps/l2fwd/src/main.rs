@@ -10,15 +10,16 @@
 //! prints stats every `-T` seconds, handles SIGINT/SIGTERM and writes the report.
 
 use anyhow::{bail, Context, Result};
+use apps_common::units;
 use apps_common::{errln, outln};
 use clap::Parser;
 use dataplane::config::{L2fwdSection, PortMaskValue};
 use dataplane::copy::CopyMode;
-use dataplane::engine::{Engine, EngineConfig, Event, StatsSnapshot};
+use dataplane::engine::{Engine, EngineConfig, Event, PortSummary, StatsSnapshot};
 use dataplane::ports::parse_portmask;
 use dataplane::report::L2fwdReport;
 use dataplane::stats::PortTotals;
-use pmd::Eal;
+use pmd::{Eal, PortStats};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -232,8 +233,8 @@ impl Options {
 /// a statistics table every `-T` seconds, the final statistics.
 #[derive(Default)]
 struct Console {
-    /// The totals at the last periodic print, and when it was.
-    last: Vec<PortTotals>,
+    /// The ports at the last periodic print, and when it was.
+    last: Vec<PortSummary>,
     last_at: Duration,
 }
 
@@ -293,31 +294,38 @@ impl Console {
     fn print_periodic(&mut self, s: &StatsSnapshot) {
         let dt = (s.at - self.last_at).as_secs_f64();
         self.last_at = s.at;
-        self.last.resize(s.ports.len(), PortTotals::default());
+        self.last.resize(s.ports.len(), PortSummary::default());
         let mut out = format!(
             "\nPort statistics at {:.1} s ====================================\n",
             s.at.as_secs_f64()
         );
         let mut sum = PortTotals::default();
         for (p, prev) in s.ports.iter().zip(self.last.iter_mut()) {
-            let t = &p.totals;
-            let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / dt / 1e6;
+            let (t, d) = (&p.totals, &p.device);
+            let pkts = |now: u64, before: u64| units::pps(now.saturating_sub(before) as f64 / dt);
+            let bits = |now: u64, before: u64| {
+                units::bits_per_s(now.saturating_sub(before) as f64 * 8.0 / dt)
+            };
             out.push_str(&format!(
-                "Port {:>2} {:<16} rx {:>14} ({:>8.3} Mpps)  tx {:>14} ({:>8.3} Mpps)  dropped {:>10}\n",
+                "Port {:>2} {:<16} rx {:>14} ({:>12}, {:>14})  tx {:>14} ({:>12}, {:>14})  \
+                 dropped {:>10}{}\n",
                 p.id,
                 p.name,
                 t.rx,
-                rate(t.rx, prev.rx),
+                pkts(t.rx, prev.totals.rx),
+                bits(d.ibytes, prev.device.ibytes),
                 t.tx,
-                rate(t.tx, prev.tx),
-                t.dropped_total()
+                pkts(t.tx, prev.totals.tx),
+                bits(d.obytes, prev.device.obytes),
+                t.dropped_total(),
+                device_drops(d)
             ));
             sum.rx += t.rx;
             sum.tx += t.tx;
             for (s, d) in sum.dropped.iter_mut().zip(t.dropped) {
                 *s += d;
             }
-            *prev = *t;
+            *prev = p.clone();
         }
         for (i, c) in s.copies.iter().enumerate() {
             out.push_str(&format!(
@@ -336,6 +344,7 @@ impl Console {
                 d.failed
             ));
         }
+        // As DPDK's l2fwd prints them (benchmark scripts read "Total packets sent").
         out.push_str(&format!("Total packets sent:     {:>14}\n", sum.tx));
         out.push_str(&format!("Total packets received: {:>14}\n", sum.rx));
         out.push_str(&format!(
@@ -349,20 +358,32 @@ impl Console {
         outln!("Final statistics ===================================");
         for p in &r.ports {
             outln!(
-                "Port {:>2} {:<16} rx {:>14}  tx {:>14}  dropped {:>10}",
+                "Port {:>2} {:<16} rx {:>14}{}  tx {:>14}{}  dropped {:>10}{}",
                 p.port,
                 p.name,
                 p.rx_packets,
+                byte_count(p.rx_bytes),
                 p.tx_packets,
-                p.dropped
+                byte_count(p.tx_bytes),
+                p.dropped,
+                device_drops(&PortStats {
+                    imissed: p.imissed,
+                    ierrors: p.ierrors,
+                    rx_nombuf: p.rx_nombuf,
+                    ..Default::default()
+                })
             );
         }
         outln!("Total packets sent:     {:>14}", r.tx_packets);
         outln!("Total packets received: {:>14}", r.rx_packets);
         outln!(
-            "Total packets dropped:  {:>14} {:?}",
+            "Total packets dropped:  {:>14} ({})",
             r.dropped_total(),
             r.dropped
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let c = &r.copies;
         outln!(
@@ -374,15 +395,51 @@ impl Console {
         );
         for d in &r.dma_channels {
             outln!(
-                "DMA channel {}: submitted {} completed {} failed {}",
+                "DMA channel {}: {}{}, submitted {} completed {} failed {}",
                 d.name,
+                d.state,
+                if d.stalls > 0 {
+                    format!(" (stalled {} times)", d.stalls)
+                } else {
+                    String::new()
+                },
                 d.submitted,
                 d.completed,
                 d.failed
             );
         }
+        for h in &r.hot_removes {
+            outln!(
+                "Hot-remove {}: {:.0} us, {} drained, {} re-copied",
+                h.channel,
+                h.latency_us,
+                h.drained,
+                h.recopied
+            );
+        }
         outln!("Mbufs in use at exit:   {:>14}", r.mbufs_in_use_at_exit);
         outln!("====================================================");
+    }
+}
+
+/// ` (1.50 MB)`, or nothing where the driver keeps no byte counter.
+fn byte_count(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({})", units::bytes(n))
+    }
+}
+
+/// What the device dropped before a worker saw it, when it dropped anything.
+fn device_drops(d: &PortStats) -> String {
+    if d.imissed + d.ierrors + d.rx_nombuf == 0 {
+        String::new()
+    } else {
+        format!(
+            "  (device: missed {} errors {} nombuf {})",
+            d.imissed, d.ierrors, d.rx_nombuf
+        )
     }
 }
 

@@ -11,6 +11,7 @@ struct Run {
     inputs: [Vec<Vec<u8>>; 2],
     outputs: [Vec<Vec<u8>>; 2],
     report: L2fwdReport,
+    stdout: String,
 }
 
 fn run_pcap_pair(name: &str, extra: &[&str]) -> Run {
@@ -42,6 +43,7 @@ fn run_pcap_pair_with(name: &str, eal_extra: &[&str], extra: &[&str]) -> Run {
         inputs,
         outputs,
         report,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
     }
 }
 
@@ -57,6 +59,16 @@ fn check_report(r: &L2fwdReport) {
     for p in &r.ports {
         assert_eq!(p.rx_packets, FRAMES as u64);
         assert_eq!(p.tx_packets, FRAMES as u64);
+    }
+}
+
+/// The device's byte counters (net_pcap keeps them) match the captures.
+fn check_bytes(run: &Run) {
+    let total = |frames: &[Vec<u8>]| frames.iter().map(|f| f.len() as u64).sum::<u64>();
+    for (i, p) in run.report.ports.iter().enumerate() {
+        assert_eq!(p.rx_bytes, total(&run.inputs[i]), "port {i} rx_bytes");
+        assert_eq!(p.tx_bytes, total(&run.outputs[i]), "port {i} tx_bytes");
+        assert_eq!((p.imissed, p.ierrors, p.rx_nombuf), (0, 0, 0));
     }
 }
 
@@ -78,6 +90,15 @@ fn check_forwarded_with_macs(run: &Run) {
 #[test]
 fn forwards_every_frame_in_order_with_macs_rewritten() {
     let run = run_pcap_pair("mac", &[]);
+    check_bytes(&run);
+    // The final summary reads as text: drop reasons on a line, bytes with a unit, no JSON.
+    let summary = &run.stdout[run.stdout.find("Final statistics").expect("summary")..];
+    assert!(!summary.contains('{'), "{summary}");
+    assert!(
+        summary.contains("Total packets dropped:               0 (no_mbuf 0, runt 0, tx_full 0)"),
+        "{summary}"
+    );
+    assert!(summary.contains(" MB)  tx "), "{summary}");
     check_report(&run.report);
     check_forwarded_with_macs(&run);
     assert_eq!(
