@@ -74,8 +74,9 @@ pub struct EngineConfig {
 /// Why a run could not start, or could not finish cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(transparent)]
-    PortMask(#[from] PortMaskError),
+    /// The port mask names ports that do not exist; `hint` says why they may be missing.
+    #[error("{cause}{hint}")]
+    PortsMissing { cause: PortMaskError, hint: String },
     #[error("--dma needs --copy dma or --copy auto")]
     DmaWithoutCopy,
     #[error(
@@ -186,7 +187,12 @@ impl<'e> Engine<'e> {
     /// Checks `cfg` against the EAL's ports and lcores, opens the DMA devices and creates the
     /// mbuf pool.
     pub fn new(eal: &'e Eal, cfg: EngineConfig) -> Result<Self, EngineError> {
-        let enabled = enabled_ports(cfg.portmask, Port::count(eal))?;
+        let nb_ports = Port::count(eal);
+        let enabled =
+            enabled_ports(cfg.portmask, nb_ports).map_err(|cause| EngineError::PortsMissing {
+                cause,
+                hint: missing_ports_hint(eal, nb_ports),
+            })?;
         let worker_lcores = eal.worker_lcores();
         let forwarding_lcores = if worker_lcores.is_empty() {
             vec![eal.main_lcore()]
@@ -298,6 +304,28 @@ impl<'e> Engine<'e> {
             }),
             None => Ok(report),
         }
+    }
+}
+
+/// Why ports may be missing: a `--vdev` of a network driver that made no port (its driver
+/// refused the arguments, or could not open a file), or no device at all.
+fn missing_ports_hint(eal: &Eal, nb_ports: u16) -> String {
+    let failed: Vec<&str> = eal
+        .vdev_args()
+        .iter()
+        .map(|v| v.split(',').next().unwrap_or(v).trim())
+        .filter(|name| name.starts_with("net_") && Port::id_by_name(eal, name).is_none())
+        .collect();
+    if !failed.is_empty() {
+        format!(
+            ": DPDK made no port of --vdev {} (its driver refused it: see DPDK's messages above, \
+             such as a file it could not open)",
+            failed.join(", --vdev ")
+        )
+    } else if nb_ports == 0 {
+        " (no --vdev given, or no device bound to a DPDK driver?)".to_owned()
+    } else {
+        String::new()
     }
 }
 

@@ -43,12 +43,7 @@ pub fn enabled_ports(mask: u64, nb_ports: u16) -> Result<Vec<u16>, PortMaskError
         .collect();
     if let Some(&bad) = ports.iter().find(|&&p| p >= nb_ports) {
         return Err(PortMaskError(format!(
-            "portmask {mask:#x} names port {bad}, but only {nb_ports} port(s) exist{}",
-            if nb_ports == 0 {
-                " (no --vdev given, or no device bound to a DPDK driver?)"
-            } else {
-                ""
-            }
+            "portmask {mask:#x} names port {bad}, but only {nb_ports} port(s) exist"
         )));
     }
     Ok(ports)

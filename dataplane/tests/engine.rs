@@ -138,7 +138,7 @@ fn what_the_eal_cannot_serve_is_refused_before_anything_starts() {
     )
     .err()
     .expect("port 2 does not exist");
-    assert!(matches!(e, EngineError::PortMask(_)), "{e}");
+    assert!(matches!(e, EngineError::PortsMissing { .. }), "{e}");
     assert!(e.to_string().contains("names port 2"), "{e}");
 
     let e = Engine::new(

@@ -12,7 +12,8 @@ static EAL_INITIALISED: AtomicBool = AtomicBool::new(false);
 /// `rte_eal_cleanup` (after they are gone). Its queries are thread-safe reads of the EAL's
 /// configuration; launching work on lcores is checked to happen on the main lcore.
 pub struct Eal {
-    _private: (),
+    /// The `--vdev` arguments it was given (to explain a port that did not come up).
+    vdevs: Vec<String>,
 }
 
 impl Eal {
@@ -76,7 +77,15 @@ impl Eal {
                 e => e,
             });
         }
-        Ok(Eal { _private: () })
+        Ok(Eal {
+            vdevs: vdev_args(args),
+        })
+    }
+
+    /// The `--vdev` arguments the EAL was given, in order (a virtual device that failed to
+    /// probe is among them but has no port or dmadev).
+    pub fn vdev_args(&self) -> &[String] {
+        &self.vdevs
     }
 
     /// The lcore this thread runs as (the main lcore here).
@@ -197,6 +206,20 @@ impl Eal {
 /// `--no-huge`, EACCES is what the EAL sets when it finds no usable hugepages ("Cannot get
 /// hugepage information": none reserved, or hugetlbfs not mounted), and ENOMEM when the
 /// reserved ones are too few: say so, and how to fix it.
+/// The values of the `--vdev` options in EAL arguments.
+fn vdev_args<S: AsRef<str>>(args: &[S]) -> Vec<String> {
+    let mut it = args.iter().map(AsRef::as_ref);
+    let mut out = Vec::new();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--vdev=") {
+            out.push(v.to_owned());
+        } else if a == "--vdev" {
+            out.extend(it.next().map(str::to_owned));
+        }
+    }
+    out
+}
+
 /// The `--file-prefix` in EAL arguments (DPDK's default `rte` when none).
 fn file_prefix<S: AsRef<str>>(args: &[S]) -> String {
     let mut it = args.iter().map(AsRef::as_ref);

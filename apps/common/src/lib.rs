@@ -2,6 +2,7 @@
 //! error line and exit 1, output that survives a closed pipe, and (feature `testing`) the
 //! helpers of their integration tests.
 
+pub mod outfile;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod units;

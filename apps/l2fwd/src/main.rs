@@ -184,6 +184,9 @@ fn run() -> Result<()> {
     let cmd = apps_common::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
     let section = cmd.file.l2fwd()?;
     let opts = merge(cmd.cli, section)?;
+    if let Some(path) = &opts.report {
+        apps_common::outfile::check_writable("--report", path)?;
+    }
     let eal = Eal::init(&cmd.eal)?;
     let engine = Engine::new(&eal, opts.engine_config())?;
     let quit = Arc::new(AtomicBool::new(false));

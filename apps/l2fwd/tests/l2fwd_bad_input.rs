@@ -88,6 +88,23 @@ fn portmask_names_a_port_that_does_not_exist() {
     expect_failure(&out, "names port 2, but only 2 port(s) exist");
 }
 
+/// A vdev whose driver refuses it (here: a capture file that is not there) makes no port; the
+/// error names that vdev instead of suggesting that none was given.
+#[test]
+fn a_vdev_that_made_no_port_is_named() {
+    let dir = scratch("vdev-no-port");
+    let mut eal = eal_base();
+    eal.push(format!(
+        "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
+        dir.join("missing.pcap").display(),
+        dir.join("out.pcap").display()
+    ));
+    let out = run_app(BIN, &eal, &["-p", "0x1", "-T", "0", "--duration", "1"]);
+    expect_failure(&out, "DPDK made no port of --vdev net_pcap0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("no --vdev given"), "{stderr}");
+}
+
 #[test]
 fn eal_failure() {
     let mut eal = eal_base();
@@ -358,5 +375,32 @@ fn a_file_prefix_in_use_is_named() {
         first.status.success(),
         "{}",
         String::from_utf8_lossy(&first.stderr)
+    );
+}
+
+/// A report that cannot be written fails the run at start, not after it.
+#[test]
+fn an_unwritable_report_fails_before_the_run() {
+    let out = run_app(
+        BIN,
+        &null_pair(),
+        &[
+            "-p",
+            "0x3",
+            "-T",
+            "0",
+            "--duration",
+            "30",
+            "--report",
+            "/nonexistent/dir/r.json",
+        ],
+    );
+    expect_failure(
+        &out,
+        "--report /nonexistent/dir/r.json: the directory /nonexistent/dir does not exist",
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("Port 0"),
+        "nothing started"
     );
 }
