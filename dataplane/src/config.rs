@@ -162,24 +162,6 @@ impl L2fwdSection {
     }
 }
 
-/// The `[pktgen]` table: each key is the command-line option of the same name (transitional:
-/// until pktgen reads its own options type).
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PktgenSection {
-    pub tx_port: Option<u16>,
-    pub rx_port: Option<u16>,
-    pub rate: Option<String>,
-    pub size: Option<String>,
-    pub flows: Option<u16>,
-    pub count: Option<u64>,
-    pub duration: Option<f64>,
-    pub drain_ms: Option<u64>,
-    pub dst_mac: Option<String>,
-    pub stats_period: Option<u64>,
-    pub report: Option<PathBuf>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

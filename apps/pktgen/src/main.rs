@@ -17,149 +17,27 @@
 //! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
-use dataplane::config::PktgenSection;
 use dataplane::stats::OwnedCounter;
 use pktgen::analyzer::{Analyzer, Counts, Latency};
-use pktgen::frames::{
-    buf_len, build_frame, check_drain_ms, check_stats_period, parse_duration_s, parse_mac,
-    EtherAddrs, Flow, Rate, SizeSpec, TokenBucket,
-};
-use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
+use pktgen::frames::{buf_len, build_frame, EtherAddrs, Flow, SizeSpec, TokenBucket};
+use pktgen::options::{PktgenOptions, Settings};
+use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
 use serde::Serialize;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "pktgen",
-    about = "Load generator and analyzer on DPDK ports: pktgen [EAL options] -- [options]"
-)]
-struct Cli {
-    /// Port to transmit on.
-    #[arg(long = "tx-port")]
-    tx_port: Option<u16>,
-    /// Port whose received frames are analyzed (default: the TX port).
-    #[arg(long = "rx-port")]
-    rx_port: Option<u16>,
-    /// max, packets/s (50000, 1.5M, 10kpps; 1 to 10G) or bits/s on the wire (100Mbps, 1Gbps;
-    /// 1kbps to 10000Gbps).
-    #[arg(long)]
-    rate: Option<String>,
-    /// Frame size with FCS: BYTES (64..1518), MIN-MAX, or imix (64/594/1518 at 7:4:1).
-    #[arg(long)]
-    size: Option<String>,
-    /// Number of flows (streams), varying IPv4 addresses and UDP ports.
-    #[arg(long)]
-    flows: Option<u16>,
-    /// Frames to send in total.
-    #[arg(long)]
-    count: Option<u64>,
-    /// Seconds to send for (at most a year).
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Milliseconds to keep receiving after the last frame is sent before counting the rest lost
-    /// (at most an hour).
-    #[arg(long = "drain-ms")]
-    drain_ms: Option<u64>,
-    /// Destination MAC of the frames (default: the RX port's MAC).
-    #[arg(long = "dst-mac")]
-    dst_mac: Option<String>,
-    /// Seconds between stats lines (0 = quiet, at most 86400).
-    #[arg(short = 'T', long = "stats-period")]
-    stats_period: Option<u64>,
-    /// Write the JSON report here.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// TOML config ([pktgen] table, `eal` list); command-line options override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
-
-#[derive(Debug)]
-struct Options {
-    tx_port: u16,
-    rx_port: u16,
-    rate: Rate,
-    size: SizeSpec,
-    flows: u16,
-    count: Option<u64>,
-    duration: Option<Duration>,
-    drain: Duration,
-    dst_mac: Option<MacAddr>,
-    stats_period: u64,
-    report: Option<PathBuf>,
-}
-
-fn merge(cli: Cli, f: PktgenSection) -> Result<Options> {
-    let tx_port = cli.tx_port.or(f.tx_port).unwrap_or(0);
-    let rate: Rate = cli
-        .rate
-        .or(f.rate)
-        .unwrap_or_else(|| "max".into())
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let size: SizeSpec = cli
-        .size
-        .or(f.size)
-        .unwrap_or_else(|| "64".into())
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let flows = cli.flows.or(f.flows).unwrap_or(1);
-    if flows == 0 {
-        bail!("invalid flows 0: give at least 1");
-    }
-    let duration = cli
-        .duration
-        .or(f.duration)
-        .map(parse_duration_s)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let count = cli.count.or(f.count);
-    if count == Some(0) {
-        bail!("invalid count 0: give at least 1");
-    }
-    if count.is_none() && duration.is_none() {
-        bail!(
-            "give --count N or --duration S (or both): pktgen needs to know when to stop sending"
-        );
-    }
-    Ok(Options {
-        tx_port,
-        rx_port: cli.rx_port.or(f.rx_port).unwrap_or(tx_port),
-        rate,
-        size,
-        flows,
-        count,
-        duration,
-        drain: check_drain_ms(cli.drain_ms.or(f.drain_ms).unwrap_or(500))
-            .map_err(anyhow::Error::msg)?,
-        dst_mac: cli
-            .dst_mac
-            .or(f.dst_mac)
-            .map(|m| parse_mac(&m).map(MacAddr))
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
-        stats_period: check_stats_period(cli.stats_period.or(f.stats_period).unwrap_or(1))
-            .map_err(anyhow::Error::msg)?,
-        report: cli.report.or(f.report),
-    })
-}
 
 fn main() -> ExitCode {
     apps_common::main_with("pktgen", run)
 }
 
 fn run() -> Result<()> {
-    let cmd = apps_common::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
-    let section: PktgenSection = cmd.file.section("pktgen")?;
-    let opts = merge(cmd.cli, section)?;
-    let eal = Eal::init(&cmd.eal)?;
-    generate(&eal, &opts)
+    let loaded = apps_common::options::load::<PktgenOptions>()?;
+    let settings = loaded.options.resolve()?;
+    let eal = Eal::init(&loaded.eal)?;
+    generate(&eal, &settings)
 }
 
 /// State both sides share: stop flags and owner-written progress counters.
@@ -377,7 +255,7 @@ struct Report {
     streams: Vec<StreamReport>,
 }
 
-fn generate(eal: &Eal, opts: &Options) -> Result<()> {
+fn generate(eal: &Eal, opts: &Settings) -> Result<()> {
     let nb_ports = Port::count(eal);
     for (what, p) in [("--tx-port", opts.tx_port), ("--rx-port", opts.rx_port)] {
         if p >= nb_ports {
@@ -603,7 +481,7 @@ fn run_both<'q, 'a>(
 
 /// The main lcore: duration, signals, periodic stats.
 fn monitor(
-    opts: &Options,
+    opts: &Settings,
     shared: &Shared,
     quit: &AtomicBool,
     rx_done: &AtomicBool,
