@@ -18,11 +18,9 @@
 //! * [`shared`]: what the control thread and the workers share (QSBR slots, retired-lane
 //!   queues, fault switches, copybreak commands), built from the DMA devices.
 //! * [`ctlsock`]: the control socket (one JSON request and response per line).
-//! * [`config`]: the TOML configuration shared by the apps.
 //! * [`report`]: the JSON report an app writes at exit.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
-pub mod config;
 pub mod control;
 pub mod copy;
 pub mod ctlsock;

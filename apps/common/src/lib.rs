@@ -1,7 +1,9 @@
-//! What the apps share: DPDK-style command lines (`APP [EAL options] -- [app options]`), one
-//! error line and exit 1, output that survives a closed pipe, and (feature `testing`) the
-//! helpers of their integration tests.
+//! What the apps share: DPDK-style command lines (`APP [EAL options] -- [app options]`) with
+//! their options and config files ([`options`], [`config`]), one error line and exit 1, output
+//! that survives a closed pipe, and (feature `testing`) the helpers of their integration tests.
 
+pub mod config;
+pub mod options;
 pub mod outfile;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -10,7 +12,6 @@ pub mod units;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 /// Writes to stdout and ignores failures: a reader that went away (`APP | head`) must not
@@ -64,29 +65,6 @@ pub fn one_line(text: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// A DPDK-style command line parsed: the EAL arguments, the app's options (clap), and the
-/// config file they name (empty when none), whose `eal` list stands in for missing EAL options.
-pub struct Cmdline<C> {
-    pub cli: C,
-    pub eal: Vec<String>,
-    pub file: dataplane::config::ConfigFile,
-}
-
-/// Parses `APP [EAL options] -- [app options]`; clap's own errors (and --help) exit as clap
-/// does. `config` picks the `--config` path out of the parsed options.
-pub fn parse_cmdline<C: clap::Parser>(
-    config: impl Fn(&C) -> Option<&Path>,
-) -> anyhow::Result<Cmdline<C>> {
-    let (eal_cmdline, app_args) = split_args(std::env::args_os());
-    let cli = C::try_parse_from(app_args).map_err(usage_error)?;
-    let file = match config(&cli) {
-        Some(p) => dataplane::config::ConfigFile::load(p)?,
-        None => dataplane::config::ConfigFile::default(),
-    };
-    let eal = eal_args(eal_cmdline, &file.eal);
-    Ok(Cmdline { cli, eal, file })
 }
 
 /// clap's verdict on a command line: `--help` and `--version` (and a bare command that needs

@@ -1,9 +1,12 @@
-//! pktgen's domain code: the test frames it sends and the analyzer that judges what comes back.
+//! pktgen's domain code: the test frames it sends, the analyzer that judges what comes back,
+//! and its options.
 //!
 //! * [`frames`]: Ethernet/IPv4/UDP test frames whose payload carries a magic number, stream,
 //!   sequence number, TSC timestamp and CRC-32; frame sizes (fixed, range, IMIX); the TSC token
 //!   bucket that holds the rate.
 //! * [`analyzer`]: per-stream loss, duplicates, reordering (exact within a sliding window),
 //!   late and foreign frames, corruption, and latency percentiles.
+//! * [`options`]: the command line and `[pktgen]` table (one type), and the settings of a run.
 pub mod analyzer;
 pub mod frames;
+pub mod options;

@@ -17,149 +17,27 @@
 //! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
-use dataplane::config::PktgenSection;
 use dataplane::stats::OwnedCounter;
 use pktgen::analyzer::{Analyzer, Counts, Latency};
-use pktgen::frames::{
-    buf_len, build_frame, check_drain_ms, check_stats_period, parse_duration_s, parse_mac,
-    EtherAddrs, Flow, Rate, SizeSpec, TokenBucket,
-};
-use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
+use pktgen::frames::{buf_len, build_frame, EtherAddrs, Flow, SizeSpec, TokenBucket};
+use pktgen::options::{PktgenOptions, Settings};
+use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
 use serde::Serialize;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "pktgen",
-    about = "Load generator and analyzer on DPDK ports: pktgen [EAL options] -- [options]"
-)]
-struct Cli {
-    /// Port to transmit on.
-    #[arg(long = "tx-port")]
-    tx_port: Option<u16>,
-    /// Port whose received frames are analyzed (default: the TX port).
-    #[arg(long = "rx-port")]
-    rx_port: Option<u16>,
-    /// max, packets/s (50000, 1.5M, 10kpps; 1 to 10G) or bits/s on the wire (100Mbps, 1Gbps;
-    /// 1kbps to 10000Gbps).
-    #[arg(long)]
-    rate: Option<String>,
-    /// Frame size with FCS: BYTES (64..1518), MIN-MAX, or imix (64/594/1518 at 7:4:1).
-    #[arg(long)]
-    size: Option<String>,
-    /// Number of flows (streams), varying IPv4 addresses and UDP ports.
-    #[arg(long)]
-    flows: Option<u16>,
-    /// Frames to send in total.
-    #[arg(long)]
-    count: Option<u64>,
-    /// Seconds to send for (at most a year).
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Milliseconds to keep receiving after the last frame is sent before counting the rest lost
-    /// (at most an hour).
-    #[arg(long = "drain-ms")]
-    drain_ms: Option<u64>,
-    /// Destination MAC of the frames (default: the RX port's MAC).
-    #[arg(long = "dst-mac")]
-    dst_mac: Option<String>,
-    /// Seconds between stats lines (0 = quiet, at most 86400).
-    #[arg(short = 'T', long = "stats-period")]
-    stats_period: Option<u64>,
-    /// Write the JSON report here.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// TOML config ([pktgen] table, `eal` list); command-line options override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
-
-#[derive(Debug)]
-struct Options {
-    tx_port: u16,
-    rx_port: u16,
-    rate: Rate,
-    size: SizeSpec,
-    flows: u16,
-    count: Option<u64>,
-    duration: Option<Duration>,
-    drain: Duration,
-    dst_mac: Option<MacAddr>,
-    stats_period: u64,
-    report: Option<PathBuf>,
-}
-
-fn merge(cli: Cli, f: PktgenSection) -> Result<Options> {
-    let tx_port = cli.tx_port.or(f.tx_port).unwrap_or(0);
-    let rate: Rate = cli
-        .rate
-        .or(f.rate)
-        .unwrap_or_else(|| "max".into())
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let size: SizeSpec = cli
-        .size
-        .or(f.size)
-        .unwrap_or_else(|| "64".into())
-        .parse()
-        .map_err(anyhow::Error::msg)?;
-    let flows = cli.flows.or(f.flows).unwrap_or(1);
-    if flows == 0 {
-        bail!("invalid flows 0: give at least 1");
-    }
-    let duration = cli
-        .duration
-        .or(f.duration)
-        .map(parse_duration_s)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let count = cli.count.or(f.count);
-    if count == Some(0) {
-        bail!("invalid count 0: give at least 1");
-    }
-    if count.is_none() && duration.is_none() {
-        bail!(
-            "give --count N or --duration S (or both): pktgen needs to know when to stop sending"
-        );
-    }
-    Ok(Options {
-        tx_port,
-        rx_port: cli.rx_port.or(f.rx_port).unwrap_or(tx_port),
-        rate,
-        size,
-        flows,
-        count,
-        duration,
-        drain: check_drain_ms(cli.drain_ms.or(f.drain_ms).unwrap_or(500))
-            .map_err(anyhow::Error::msg)?,
-        dst_mac: cli
-            .dst_mac
-            .or(f.dst_mac)
-            .map(|m| parse_mac(&m).map(MacAddr))
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
-        stats_period: check_stats_period(cli.stats_period.or(f.stats_period).unwrap_or(1))
-            .map_err(anyhow::Error::msg)?,
-        report: cli.report.or(f.report),
-    })
-}
 
 fn main() -> ExitCode {
     apps_common::main_with("pktgen", run)
 }
 
 fn run() -> Result<()> {
-    let cmd = apps_common::parse_cmdline::<Cli>(|c| c.config.as_deref())?;
-    let section: PktgenSection = cmd.file.section("pktgen")?;
-    let opts = merge(cmd.cli, section)?;
-    let eal = Eal::init(&cmd.eal)?;
-    generate(&eal, &opts)
+    let loaded = apps_common::options::load::<PktgenOptions>()?;
+    let settings = loaded.options.resolve()?;
+    let eal = Eal::init(&loaded.eal)?;
+    generate(&eal, &settings)
 }
 
 /// State both sides share: stop flags and owner-written progress counters.
@@ -377,7 +255,53 @@ struct Report {
     streams: Vec<StreamReport>,
 }
 
-fn generate(eal: &Eal, opts: &Options) -> Result<()> {
+impl StreamReport {
+    /// Stream `stream`'s counts, with the addresses and ports of its flow.
+    fn new(stream: u16, counts: Counts) -> Self {
+        let f = Flow::nth(stream);
+        let ip = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+        StreamReport {
+            stream,
+            src_ip: ip(f.src_ip),
+            dst_ip: ip(f.dst_ip),
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+            counts,
+        }
+    }
+}
+
+impl Report {
+    /// The run's results: the analyzer's verdict on what the TX side sent, over `elapsed_s`.
+    fn new(tx: &Tx, rx: &Rx, opts: &Settings, elapsed_s: f64) -> Self {
+        let (per, total) = rx.analyzer.counts(&tx.seq);
+        Report {
+            sent: total.sent,
+            received: total.received,
+            lost: total.lost,
+            duplicated: total.duplicated,
+            reordered: total.reordered,
+            corrupted: total.corrupted,
+            late: total.late,
+            foreign: rx.analyzer.foreign(),
+            elapsed_s,
+            tx_pps: total.sent as f64 / elapsed_s,
+            rx_pps: total.received as f64 / elapsed_s,
+            latency_ns: rx.analyzer.latency(),
+            rate: format!("{:?}", opts.rate),
+            size: opts.size.to_string(),
+            flows: opts.flows,
+            streams: per
+                .iter()
+                .enumerate()
+                .map(|(i, c)| StreamReport::new(i as u16, *c))
+                .collect(),
+        }
+    }
+}
+
+/// One run: the ports, both sides on the lcores there are, then the results.
+fn generate(eal: &Eal, opts: &Settings) -> Result<()> {
     let nb_ports = Port::count(eal);
     for (what, p) in [("--tx-port", opts.tx_port), ("--rx-port", opts.rx_port)] {
         if p >= nb_ports {
@@ -392,62 +316,8 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
         .context("cannot create the TX mbuf pool")?;
     let pool = Mempool::create(eal, "pktgen_rx", 8192, 256, 2048 + 128, eal.socket_id())
         .context("cannot create the RX mbuf pool")?;
-    let cfg = PortConfig::default();
-    let mut tx_port = Port::configure(eal, opts.tx_port, &cfg, &pool)
-        .with_context(|| format!("cannot configure port {}", opts.tx_port))?;
-    tx_port.start()?;
-    let mut rx_port_own = if opts.rx_port != opts.tx_port {
-        let mut p = Port::configure(eal, opts.rx_port, &cfg, &pool)
-            .with_context(|| format!("cannot configure port {}", opts.rx_port))?;
-        p.start()?;
-        Some(p)
-    } else {
-        None
-    };
-    let rx_port = rx_port_own.as_ref().unwrap_or(&tx_port);
-    let src = tx_port.mac_addr()?;
-    let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
-    apps_common::outln!(
-        "pktgen: TX port {} ({}) -> RX port {} ({}), rate {:?}, size {}, {} flow(s), dst {dst}",
-        tx_port.id(),
-        tx_port.name(),
-        rx_port.id(),
-        rx_port.name(),
-        opts.rate,
-        opts.size,
-        opts.flows
-    );
-
-    let hz = pmd::tsc_hz();
-    let now = pmd::rdtsc();
-    let bucket = opts
-        .rate
-        .pps(opts.size.mean())
-        .map(|pps| TokenBucket::new(pps, hz, MAX_BURST as u32, now));
-    let mut tx = Tx {
-        txq: tx_port.tx_queue(0)?,
-        pool: &tx_pool,
-        eth: EtherAddrs {
-            dst: dst.0,
-            src: src.0,
-        },
-        flows: (0..opts.flows).map(Flow::nth).collect(),
-        size: opts.size.clone(),
-        count: opts.count.unwrap_or(u64::MAX),
-        bucket,
-        seq: vec![0; opts.flows as usize],
-        sent: 0,
-        pending: Burst::new(),
-    };
-    let mut rx = Rx {
-        rxq: rx_port.rx_queue(0)?,
-        analyzer: Analyzer::new(opts.flows as usize, hz),
-        burst: Burst::new(),
-        next_snapshot: now,
-        snapshot_every: hz / 5,
-        tx_done_at: None,
-        drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
-    };
+    let mut ports = Ports::start(eal, opts, &pool)?;
+    let (tx, rx) = sides(&ports, &tx_pool, opts)?;
     let shared = Shared {
         stop_tx: AtomicBool::new(false),
         tx_done: AtomicBool::new(false),
@@ -461,107 +331,212 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
         signal_hook::flag::register(sig, Arc::clone(&quit))
             .context("cannot install signal handler")?;
     }
-
     let started = Instant::now();
+    let (tx, rx) = launch(eal, opts, tx, rx, &shared, &quit, started)?;
+    let report = Report::new(&tx, &rx, opts, started.elapsed().as_secs_f64());
+    drop(tx);
+    drop(rx);
+    ports.stop()?;
+    finish(&report, opts)
+}
+
+/// The TX port and, when it is another one, the RX port: configured and started.
+struct Ports<'p> {
+    tx: Port<'p>,
+    rx: Option<Port<'p>>,
+}
+
+impl<'p> Ports<'p> {
+    fn start<'e: 'p>(eal: &'p Eal, opts: &Settings, pool: &'p Mempool<'e>) -> Result<Self> {
+        let cfg = PortConfig::default();
+        let start = |id: u16| -> Result<Port<'p>> {
+            let mut p = Port::configure(eal, id, &cfg, pool)
+                .with_context(|| format!("cannot configure port {id}"))?;
+            p.start()?;
+            Ok(p)
+        };
+        let tx = start(opts.tx_port)?;
+        let rx = if opts.rx_port != opts.tx_port {
+            Some(start(opts.rx_port)?)
+        } else {
+            None
+        };
+        Ok(Ports { tx, rx })
+    }
+
+    fn rx(&self) -> &Port<'p> {
+        self.rx.as_ref().unwrap_or(&self.tx)
+    }
+
+    /// Stops the ports (no queue handle is left: the borrow checker sees to it).
+    fn stop(&mut self) -> Result<()> {
+        self.tx.stop()?;
+        if let Some(p) = self.rx.as_mut() {
+            p.stop()?;
+        }
+        Ok(())
+    }
+}
+
+/// Both sides, ready to run: the TX side's flows, frame sizes and token bucket, the RX side's
+/// analyzer. Says on stdout what is about to run.
+fn sides<'q, 'a>(
+    ports: &'q Ports<'a>,
+    tx_pool: &'a Mempool<'a>,
+    opts: &Settings,
+) -> Result<(Tx<'q, 'a>, Rx<'q, 'a>)> {
+    let (tx_port, rx_port) = (&ports.tx, ports.rx());
+    let src = tx_port.mac_addr()?;
+    let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
+    apps_common::outln!(
+        "pktgen: TX port {} ({}) -> RX port {} ({}), rate {:?}, size {}, {} flow(s), dst {dst}",
+        tx_port.id(),
+        tx_port.name(),
+        rx_port.id(),
+        rx_port.name(),
+        opts.rate,
+        opts.size,
+        opts.flows
+    );
+    let hz = pmd::tsc_hz();
+    let now = pmd::rdtsc();
+    let bucket = opts
+        .rate
+        .pps(opts.size.mean())
+        .map(|pps| TokenBucket::new(pps, hz, MAX_BURST as u32, now));
+    let tx = Tx {
+        txq: tx_port.tx_queue(0)?,
+        pool: tx_pool,
+        eth: EtherAddrs {
+            dst: dst.0,
+            src: src.0,
+        },
+        flows: (0..opts.flows).map(Flow::nth).collect(),
+        size: opts.size.clone(),
+        count: opts.count.unwrap_or(u64::MAX),
+        bucket,
+        seq: vec![0; opts.flows as usize],
+        sent: 0,
+        pending: Burst::new(),
+    };
+    let rx = Rx {
+        rxq: rx_port.rx_queue(0)?,
+        analyzer: Analyzer::new(opts.flows as usize, hz),
+        burst: Burst::new(),
+        next_snapshot: now,
+        snapshot_every: hz / 5,
+        tx_done_at: None,
+        drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
+    };
+    Ok((tx, rx))
+}
+
+/// Runs both sides: with two or more worker lcores TX on the first and RX on the second, with
+/// one both on it, with none both on a thread beside the main lcore; meanwhile the main lcore
+/// runs [`monitor`]. Returns both sides once the RX side's drain is over.
+fn launch<'q, 'a>(
+    eal: &Eal,
+    opts: &Settings,
+    tx: Tx<'q, 'a>,
+    rx: Rx<'q, 'a>,
+    shared: &Shared,
+    quit: &AtomicBool,
+    started: Instant,
+) -> Result<(Tx<'q, 'a>, Rx<'q, 'a>)> {
     let workers = eal.worker_lcores();
     let rx_done = AtomicBool::new(false);
-    let monitor = || monitor(opts, &shared, &quit, &rx_done, started);
+    let monitor = || monitor(opts, shared, quit, &rx_done, started);
     let (tx_result, rx_result) = if workers.len() >= 2 {
-        let tx_slot = Mutex::new(None);
-        let rx_slot = Mutex::new(None);
-        {
-            let (shared, tx_slot, rx_slot, rx_done) = (&shared, &tx_slot, &rx_slot, &rx_done);
-            let tx_job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
-                while tx.step(shared) {}
-                tx.finish(shared);
-                *tx_slot.lock().expect("not poisoned") = Some(tx);
-                0
-            });
-            let rx_job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
-                while rx.step(shared) {}
-                rx.publish(shared);
-                // Relaxed: only ends the monitor's loop; the result goes through the mutex.
-                rx_done.store(true, Ordering::Relaxed);
-                *rx_slot.lock().expect("not poisoned") = Some(rx);
-                0
-            });
-            eal.run_on_lcores(vec![(workers[0], tx_job), (workers[1], rx_job)], monitor)?;
-        }
-        (
-            tx_slot.into_inner().expect("not poisoned"),
-            rx_slot.into_inner().expect("not poisoned"),
-        )
+        on_two_lcores(
+            eal,
+            [workers[0], workers[1]],
+            tx,
+            rx,
+            shared,
+            &rx_done,
+            monitor,
+        )?
     } else {
-        let both = |tx, rx| run_both(tx, rx, &shared, &rx_done);
         let (t, r) = if workers.is_empty() {
             std::thread::scope(|s| {
                 s.spawn(monitor);
-                both(tx, rx)
+                run_both(tx, rx, shared, &rx_done)
             })
         } else {
-            let slot = Mutex::new(None);
-            {
-                let slot = &slot;
-                let job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
-                    *slot.lock().expect("not poisoned") = Some(both(tx, rx));
-                    0
-                });
-                eal.run_on_lcores(vec![(workers[0], job)], monitor)?;
-            }
-            slot.into_inner()
-                .expect("not poisoned")
-                .context("the pktgen lcore failed")?
+            on_one_lcore(eal, workers[0], tx, rx, shared, &rx_done, monitor)?
         };
         (Some(t), Some(r))
     };
-    let elapsed = started.elapsed().as_secs_f64();
-    let (tx, rx) = match (tx_result, rx_result) {
-        (Some(t), Some(r)) => (t, r),
+    match (tx_result, rx_result) {
+        (Some(t), Some(r)) => Ok((t, r)),
         _ => bail!("a pktgen lcore failed"),
-    };
-    let (per, total) = rx.analyzer.counts(&tx.seq);
-    let latency = rx.analyzer.latency();
-    let foreign = rx.analyzer.foreign();
-    drop(tx);
-    drop(rx);
-    tx_port.stop()?;
-    if let Some(p) = rx_port_own.as_mut() {
-        p.stop()?;
     }
-    let report = Report {
-        sent: total.sent,
-        received: total.received,
-        lost: total.lost,
-        duplicated: total.duplicated,
-        reordered: total.reordered,
-        corrupted: total.corrupted,
-        late: total.late,
-        foreign,
-        elapsed_s: elapsed,
-        tx_pps: total.sent as f64 / elapsed,
-        rx_pps: total.received as f64 / elapsed,
-        latency_ns: latency,
-        rate: format!("{:?}", opts.rate),
-        size: opts.size.to_string(),
-        flows: opts.flows,
-        streams: per
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let f = Flow::nth(i as u16);
-                let ip = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
-                StreamReport {
-                    stream: i as u16,
-                    src_ip: ip(f.src_ip),
-                    dst_ip: ip(f.dst_ip),
-                    src_port: f.src_port,
-                    dst_port: f.dst_port,
-                    counts: *c,
-                }
-            })
-            .collect(),
-    };
-    print_table(&report);
+}
+
+/// TX on `lcores[0]`, RX on `lcores[1]`, `monitor` on the main lcore. Each side comes back
+/// through its slot; None: its lcore failed.
+fn on_two_lcores<'q, 'a>(
+    eal: &Eal,
+    lcores: [u32; 2],
+    mut tx: Tx<'q, 'a>,
+    mut rx: Rx<'q, 'a>,
+    shared: &Shared,
+    rx_done: &AtomicBool,
+    monitor: impl FnOnce(),
+) -> Result<(Option<Tx<'q, 'a>>, Option<Rx<'q, 'a>>)> {
+    let tx_slot = Mutex::new(None);
+    let rx_slot = Mutex::new(None);
+    {
+        let (tx_slot, rx_slot) = (&tx_slot, &rx_slot);
+        let tx_job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
+            while tx.step(shared) {}
+            tx.finish(shared);
+            *tx_slot.lock().expect("not poisoned") = Some(tx);
+            0
+        });
+        let rx_job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
+            while rx.step(shared) {}
+            rx.publish(shared);
+            // Relaxed: only ends the monitor's loop; the result goes through the mutex.
+            rx_done.store(true, Ordering::Relaxed);
+            *rx_slot.lock().expect("not poisoned") = Some(rx);
+            0
+        });
+        eal.run_on_lcores(vec![(lcores[0], tx_job), (lcores[1], rx_job)], monitor)?;
+    }
+    Ok((
+        tx_slot.into_inner().expect("not poisoned"),
+        rx_slot.into_inner().expect("not poisoned"),
+    ))
+}
+
+/// Both sides in one loop ([`run_both`]) on worker lcore `lcore`, `monitor` on the main lcore.
+fn on_one_lcore<'q, 'a>(
+    eal: &Eal,
+    lcore: u32,
+    tx: Tx<'q, 'a>,
+    rx: Rx<'q, 'a>,
+    shared: &Shared,
+    rx_done: &AtomicBool,
+    monitor: impl FnOnce(),
+) -> Result<(Tx<'q, 'a>, Rx<'q, 'a>)> {
+    let slot = Mutex::new(None);
+    {
+        let slot = &slot;
+        let job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
+            *slot.lock().expect("not poisoned") = Some(run_both(tx, rx, shared, rx_done));
+            0
+        });
+        eal.run_on_lcores(vec![(lcore, job)], monitor)?;
+    }
+    slot.into_inner()
+        .expect("not poisoned")
+        .context("the pktgen lcore failed")
+}
+
+/// The results: the final table, a warning when only foreign frames came back, the report.
+fn finish(report: &Report, opts: &Settings) -> Result<()> {
+    print_table(report);
     if report.received == 0 && report.sent > 0 && report.foreign > 0 {
         let _ = writeln!(
             std::io::stderr().lock(),
@@ -572,7 +547,7 @@ fn generate(eal: &Eal, opts: &Options) -> Result<()> {
         );
     }
     if let Some(path) = &opts.report {
-        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+        std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
             .with_context(|| format!("cannot write report {}", path.display()))?;
     }
     Ok(())
@@ -603,7 +578,7 @@ fn run_both<'q, 'a>(
 
 /// The main lcore: duration, signals, periodic stats.
 fn monitor(
-    opts: &Options,
+    opts: &Settings,
     shared: &Shared,
     quit: &AtomicBool,
     rx_done: &AtomicBool,

@@ -147,140 +147,197 @@ fn run() -> Result<()> {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    let schemes = cli
-        .schemes
-        .clone()
-        .unwrap_or_else(|| ALL.iter().map(|s| s.to_string()).collect());
-    for s in &schemes {
-        if !ALL.contains(&s.as_str()) {
-            bail!("unknown scheme {s:?}: expected some of {}", ALL.join(","));
-        }
-    }
-    let cores: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    let ncores = cores.len().max(1);
-    let lcores = cli.lcores.clone().unwrap_or_else(|| {
-        let mut v = vec![1];
-        let mut n = 2;
-        while n <= ncores {
-            v.push(n);
-            n *= 2;
-        }
-        if *v.last().unwrap() != ncores {
-            // cannot fail: v starts as [1]
-            v.push(ncores);
-        }
-        v
-    });
-    // Each count is that many reader threads: bounded, so that a typo cannot start a million.
-    if let Some(&n) = lcores.iter().find(|&&n| !(1..=MAX_READERS).contains(&n)) {
-        bail!("invalid --lcores count {n}: give 1..={MAX_READERS} reader lcores");
-    }
-    if !(cli.duration > 0.0 && cli.duration < 3600.0) {
-        bail!(
-            "invalid --duration {}: give more than 0 and less than 3600 s",
-            cli.duration
-        );
-    }
-    if !(1..=1000).contains(&cli.rounds) {
-        bail!("invalid --rounds {}: give 1..=1000", cli.rounds);
-    }
-    if !(1..=10_000_000).contains(&cli.interval_us) {
-        bail!(
-            "invalid --interval-us {}: give 1..=10000000",
-            cli.interval_us
-        );
-    }
-    let (micro_on, fwd_on) = match cli.level.as_str() {
-        "micro" => (true, false),
-        "forwarding" => (false, true),
-        "both" => (true, true),
-        l => bail!("invalid level {l:?}: micro, forwarding or both"),
-    };
-    let dur = Duration::from_secs_f64(cli.duration);
-    let interval = Duration::from_micros(cli.interval_us);
-    let machine = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let plan = Plan::new(&cli)?;
+    let machine = machine_name();
     apps_common::outln!(
-        "refbench: {machine}, {ncores} cores; {} s x {} rounds per point, replacement every {} us",
+        "refbench: {machine}, {} cores; {} s x {} rounds per point, replacement every {} us",
+        plan.ncores,
         cli.duration,
         cli.rounds,
         cli.interval_us
     );
-
     let mut rows: Vec<Row> = Vec::new();
-    if micro_on {
-        for &n in &lcores {
-            let mut samples: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); schemes.len()];
-            for _ in 0..cli.rounds {
-                for (i, s) in schemes.iter().enumerate() {
-                    let r = with_scheme!(s.as_str(), micro(n, &cores, dur, interval))?;
-                    apps_common::errln!(
-                        "  micro {s:<16} lcores {n}: {:>8.3} ns/touch",
-                        r.ns_per_touch(n)
-                    );
-                    samples[i].push((r.ns_per_touch(n), r.replacements, r.violations));
-                }
-            }
-            push_rows(&mut rows, "micro", n, &schemes, &samples, false);
-        }
+    if plan.micro {
+        micro_rows(&plan, &mut rows)?;
     }
-    if fwd_on {
-        let mut eal_argv = apps_common::eal_args(eal_cmdline, &[]);
-        if eal_argv.len() == 1 {
-            eal_argv.extend(
-                [
-                    "-l",
-                    "0-1",
-                    "--no-huge",
-                    "--no-pci",
-                    "-m",
-                    "256",
-                    "--vdev=net_null0",
-                    "--vdev=net_null1",
-                    "--log-level=warning",
-                    "--file-prefix=refbench",
-                ]
-                .iter()
-                .map(|s| s.to_string()),
-            );
-        }
-        let eal = Eal::init(&eal_argv)?;
-        let samples = forwarding(&eal, &schemes, cli.rounds, dur, interval)?;
-        push_rows(&mut rows, "forwarding", 1, &schemes, &samples, true);
+    if plan.forwarding {
+        let eal = Eal::init(&forwarding_eal_args(eal_cmdline))?;
+        let samples = forwarding(&eal, &plan.schemes, plan.rounds, plan.dur, plan.interval)?;
+        push_rows(&mut rows, "forwarding", 1, &plan.schemes, &samples, true);
     }
     print_table(&rows);
     let report = Report {
         machine,
-        cores: ncores,
+        cores: plan.ncores,
         duration_s: cli.duration,
         rounds: cli.rounds,
         interval_us: cli.interval_us,
         results: rows.clone(),
     };
-    if let Some(p) = &cli.report {
-        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    if let Some(p) = &cli.plot {
-        plot(p, &rows, &report.machine)
-            .with_context(|| format!("cannot write the plot {}", p.display()))?;
-    }
+    write_outputs(&cli, &report, &rows)?;
     if let Some(r) = rows.iter().find(|r| r.scheme != "none" && r.violations > 0) {
         bail!(
             "{} touched a retired channel {} times",
             r.scheme,
             r.violations
         );
+    }
+    Ok(())
+}
+
+/// What to measure: the command line checked, defaults filled in from the machine.
+struct Plan {
+    schemes: Vec<String>,
+    /// The cores reader threads are pinned to, round-robin.
+    cores: Vec<usize>,
+    ncores: usize,
+    /// Reader-lcore counts for the micro level.
+    lcores: Vec<usize>,
+    rounds: usize,
+    dur: Duration,
+    interval: Duration,
+    micro: bool,
+    forwarding: bool,
+}
+
+impl Plan {
+    fn new(cli: &Cli) -> Result<Plan> {
+        let schemes = cli
+            .schemes
+            .clone()
+            .unwrap_or_else(|| ALL.iter().map(|s| s.to_string()).collect());
+        for s in &schemes {
+            if !ALL.contains(&s.as_str()) {
+                bail!("unknown scheme {s:?}: expected some of {}", ALL.join(","));
+            }
+        }
+        let cores: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let ncores = cores.len().max(1);
+        let lcores = cli.lcores.clone().unwrap_or_else(|| default_lcores(ncores));
+        // Each count is that many reader threads: bounded, so that a typo cannot start a million.
+        if let Some(&n) = lcores.iter().find(|&&n| !(1..=MAX_READERS).contains(&n)) {
+            bail!("invalid --lcores count {n}: give 1..={MAX_READERS} reader lcores");
+        }
+        if !(cli.duration > 0.0 && cli.duration < 3600.0) {
+            bail!(
+                "invalid --duration {}: give more than 0 and less than 3600 s",
+                cli.duration
+            );
+        }
+        if !(1..=1000).contains(&cli.rounds) {
+            bail!("invalid --rounds {}: give 1..=1000", cli.rounds);
+        }
+        if !(1..=10_000_000).contains(&cli.interval_us) {
+            bail!(
+                "invalid --interval-us {}: give 1..=10000000",
+                cli.interval_us
+            );
+        }
+        let (micro, forwarding) = match cli.level.as_str() {
+            "micro" => (true, false),
+            "forwarding" => (false, true),
+            "both" => (true, true),
+            l => bail!("invalid level {l:?}: micro, forwarding or both"),
+        };
+        Ok(Plan {
+            schemes,
+            cores,
+            ncores,
+            lcores,
+            rounds: cli.rounds,
+            dur: Duration::from_secs_f64(cli.duration),
+            interval: Duration::from_micros(cli.interval_us),
+            micro,
+            forwarding,
+        })
+    }
+}
+
+/// 1, 2, 4, ... up to `ncores`, and `ncores` itself.
+fn default_lcores(ncores: usize) -> Vec<usize> {
+    let mut v = vec![1];
+    let mut n = 2;
+    while n <= ncores {
+        v.push(n);
+        n *= 2;
+    }
+    if *v.last().unwrap() != ncores {
+        // cannot fail: v starts as [1]
+        v.push(ncores);
+    }
+    v
+}
+
+/// The CPU's model name, for the report.
+fn machine_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The micro level: for each reader-lcore count, every round of every scheme, alternating.
+fn micro_rows(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+    let (cores, dur, interval) = (&plan.cores, plan.dur, plan.interval);
+    for &n in &plan.lcores {
+        let mut samples: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); plan.schemes.len()];
+        for _ in 0..plan.rounds {
+            for (i, s) in plan.schemes.iter().enumerate() {
+                let r = with_scheme!(s.as_str(), micro(n, cores, dur, interval))?;
+                apps_common::errln!(
+                    "  micro {s:<16} lcores {n}: {:>8.3} ns/touch",
+                    r.ns_per_touch(n)
+                );
+                samples[i].push((r.ns_per_touch(n), r.replacements, r.violations));
+            }
+        }
+        push_rows(rows, "micro", n, &plan.schemes, &samples, false);
+    }
+    Ok(())
+}
+
+/// The EAL arguments of the forwarding level: the command line's, else a net_null pair with
+/// one worker lcore that runs anywhere.
+fn forwarding_eal_args(eal_cmdline: Vec<String>) -> Vec<String> {
+    let mut eal_argv = apps_common::eal_args(eal_cmdline, &[]);
+    if eal_argv.len() == 1 {
+        eal_argv.extend(
+            [
+                "-l",
+                "0-1",
+                "--no-huge",
+                "--no-pci",
+                "-m",
+                "256",
+                "--vdev=net_null0",
+                "--vdev=net_null1",
+                "--log-level=warning",
+                "--file-prefix=refbench",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+    }
+    eal_argv
+}
+
+/// The JSON report and the plot, where asked for.
+fn write_outputs(cli: &Cli, report: &Report, rows: &[Row]) -> Result<()> {
+    if let Some(p) = &cli.report {
+        std::fs::write(p, serde_json::to_string_pretty(report)? + "\n")
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &cli.plot {
+        plot(p, rows, &report.machine)
+            .with_context(|| format!("cannot write the plot {}", p.display()))?;
     }
     Ok(())
 }
