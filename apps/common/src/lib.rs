@@ -3,6 +3,7 @@
 //! that survives a closed pipe, and (feature `testing`) the helpers of their integration tests.
 
 pub mod config;
+pub mod eal;
 pub mod options;
 pub mod outfile;
 #[cfg(feature = "testing")]
@@ -96,8 +97,10 @@ pub fn usage_message(e: &clap::Error) -> Option<String> {
 }
 
 /// Splits a DPDK-style command line at the first `--`: the EAL arguments (program name first)
-/// and the application's (program name first too, for clap). Without a `--`, everything is the
-/// application's, so that `APP --config FILE` works with the EAL arguments taken from the file.
+/// and the application's (program name first too, for clap). Without a `--`, the EAL options
+/// found are the EAL's and the rest the application's ([`eal::take_eal_options`]), so that
+/// `APP --config FILE` and `APP --config FILE --file-prefix=x` work, with the EAL arguments
+/// taken from the file and changed by the command line's ([`eal::merge`]).
 pub fn split_args<I: IntoIterator<Item = OsString>>(args: I) -> (Vec<String>, Vec<OsString>) {
     let mut it = args.into_iter();
     let prog = it.next().unwrap_or_else(|| "app".into());
@@ -113,18 +116,14 @@ pub fn split_args<I: IntoIterator<Item = OsString>>(args: I) -> (Vec<String>, Ve
                 .collect();
             (eal, app)
         }
-        None => (vec![prog_s], std::iter::once(prog).chain(rest).collect()),
-    }
-}
-
-/// The EAL arguments to use: the command line's when it gave any, else the config file's.
-pub fn eal_args(cmdline: Vec<String>, from_config: &[String]) -> Vec<String> {
-    if cmdline.len() > 1 || from_config.is_empty() {
-        cmdline
-    } else {
-        let mut v = vec![cmdline[0].clone()];
-        v.extend(from_config.iter().cloned());
-        v
+        // No `--`: the EAL options in it are the EAL's, the rest the app's.
+        None => {
+            let all: Vec<String> = std::iter::once(prog_s)
+                .chain(rest.iter().map(|a| a.to_string_lossy().into_owned()))
+                .collect();
+            let (eal, app) = eal::take_eal_options(all);
+            (eal, app.into_iter().map(OsString::from).collect())
+        }
     }
 }
 
@@ -175,16 +174,5 @@ mod tests {
         let (eal, app) = split_args(os(&["a", "--", "x", "--", "y"]));
         assert_eq!(eal, ["a"]);
         assert_eq!(app, os(&["a", "x", "--", "y"]));
-    }
-
-    #[test]
-    fn eal_from_config_when_cmdline_has_none() {
-        let cfg = vec!["--no-huge".to_string()];
-        assert_eq!(eal_args(vec!["a".into()], &cfg), ["a", "--no-huge"]);
-        assert_eq!(
-            eal_args(vec!["a".into(), "-l".into(), "1".into()], &cfg),
-            ["a", "-l", "1"]
-        );
-        assert_eq!(eal_args(vec!["a".into()], &[]), ["a"]);
     }
 }

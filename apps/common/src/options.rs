@@ -204,7 +204,8 @@ pub struct Loaded<O> {
     /// The command line over the config file's table, every value checked; the app's
     /// defaults are still to apply.
     pub options: O,
-    /// The EAL arguments (program name first): the command line's, else the file's `eal`.
+    /// The EAL arguments (program name first): the file's `eal` changed by the command line's
+    /// (see [`crate::eal`]).
     pub eal: Vec<String>,
 }
 
@@ -232,7 +233,7 @@ where
     let options = cli.over(&file)?;
     Ok(Loaded {
         options,
-        eal: crate::eal_args(eal_cmdline, &file.eal),
+        eal: crate::eal::merge(&eal_cmdline, &file.eal),
     })
 }
 
@@ -386,8 +387,9 @@ mod tests {
             (Some(3), Some(9))
         );
         assert_eq!(l.options.config.as_deref(), Some(path.as_path()));
+        // EAL options on the command line change the file's (see crate::eal).
         let l: Loaded<Demo> = load_from(args(&["demo", "-l", "0", "--", "--config", p])).unwrap();
-        assert_eq!(l.eal, ["demo", "-l", "0"]);
+        assert_eq!(l.eal, ["demo", "--no-huge", "-l", "0"]);
         let e = load_from::<Demo, _>(args(&["demo", "--config", "/nonexistent/d.toml"]));
         assert!(e
             .unwrap_err()

@@ -395,6 +395,8 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         L2fwdOptions::command().debug_assert();
+        // EAL options given without `--` are told apart by name.
+        apps_common::eal::assert_no_clash_with_eal(&L2fwdOptions::command());
     }
 
     #[test]

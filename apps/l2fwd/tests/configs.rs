@@ -1,0 +1,123 @@
+//! The repository's configs as a user runs them, changed from the command line: an EAL option
+//! given with a config replaces the file's own and keeps the rest, on either side of `--`; a
+//! mistyped table is an error; relative paths in a config are relative to the file.
+
+use apps_common::testing::*;
+use dataplane::report::L2fwdReport;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_l2fwd");
+
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+fn prefix() -> String {
+    format!("cfgtest{}", std::process::id())
+}
+
+/// The control socket l2fwd printed: it lives in the runtime directory of its file prefix.
+fn control_socket(stdout: &[u8]) -> String {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Control socket: "))
+        .expect("l2fwd prints its control socket")
+        .to_owned()
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+#[test]
+fn an_eal_option_on_the_command_line_changes_only_that_option_of_the_config() {
+    let cfg = configs().join("l2fwd-vdev.toml");
+    let cfg = cfg.to_str().unwrap();
+    let p = prefix();
+    let fp = format!("--file-prefix={p}a");
+    // DPDK's form: EAL options before `--`. The file's --no-huge and vdevs stay.
+    let out = run(&[
+        &fp,
+        "-l",
+        "0",
+        "--",
+        "--config",
+        cfg,
+        "-T",
+        "0",
+        "--duration",
+        "0.5",
+    ]);
+    assert_success("l2fwd --file-prefix=... -- --config", &out);
+    assert!(
+        control_socket(&out.stdout).ends_with(&format!("/dpdk/{p}a/l2fwd.sock")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // -l 0 replaced the file's -l 0-1: the main lcore forwards alone.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Lcore 0: "));
+    // Without `--`: the EAL options are picked out by name.
+    let fp = format!("--file-prefix={p}b");
+    let out = run(&["--config", cfg, &fp, "-T", "0", "--duration", "0.5"]);
+    assert_success("l2fwd --config ... --file-prefix=...", &out);
+    assert!(control_socket(&out.stdout).ends_with(&format!("/dpdk/{p}b/l2fwd.sock")));
+    // A vdev added on the command line comes on top of the file's two.
+    let fp = format!("--file-prefix={p}c");
+    let out = run(&[
+        "--config",
+        cfg,
+        &fp,
+        "--vdev=net_null2",
+        "-p",
+        "0x7",
+        "-T",
+        "0",
+        "--duration",
+        "0.5",
+    ]);
+    assert_success("l2fwd --config ... --vdev=net_null2", &out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Port 2 (net_null2)"));
+}
+
+#[test]
+fn a_mistyped_table_is_an_error() {
+    let dir = scratch("mistyped-table");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[L2fwd]\nportmask = \"0x3\"\n").unwrap();
+    let out = run(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("unknown table [L2fwd] (did you mean [l2fwd]?)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_config_reads_its_captures_and_writes_its_report_beside_itself() {
+    let dir = scratch("relative-paths");
+    std::fs::create_dir_all(dir.join("pcap")).unwrap();
+    let frames = random_frames(5, 100, 60, 1514);
+    write_pcap(&dir.join("pcap/in.pcap"), &frames);
+    let text = format!(
+        "eal = [\"-l\", \"0-1\", \"--no-huge\", \"--no-pci\", \"-m\", \"256\", \
+         \"--vdev=net_pcap0,rx_pcap=pcap/in.pcap,tx_pcap=out.pcap\", \
+         \"--file-prefix={}d\", \"--log-level=warning\"]\n\
+         [l2fwd]\nportmask = 1\nstats_period = 0\nduration = 1\nreport = \"report.json\"\n",
+        prefix()
+    );
+    std::fs::write(dir.join("c.toml"), text).unwrap();
+    // Run from elsewhere: the paths are the file's, not the current directory's.
+    let out = Command::new(BIN)
+        .args(["--config", dir.join("c.toml").to_str().unwrap()])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_success("l2fwd --config with relative paths", &out);
+    let r: L2fwdReport =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r.rx_packets, frames.len() as u64);
+    assert_eq!(read_pcap(&dir.join("out.pcap")).len(), frames.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
