@@ -307,7 +307,7 @@ fn micro_rows(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
 /// The EAL arguments of the forwarding level: the command line's, else a net_null pair with
 /// one worker lcore that runs anywhere.
 fn forwarding_eal_args(eal_cmdline: Vec<String>) -> Vec<String> {
-    let mut eal_argv = apps_common::eal_args(eal_cmdline, &[]);
+    let mut eal_argv = eal_cmdline;
     if eal_argv.len() == 1 {
         eal_argv.extend(
             [
