@@ -28,7 +28,7 @@
 
 use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
-use crate::qsbr::{channel_id, channel_parts, ChannelId, Qsbr, MAX_CHANNELS};
+use crate::qsbr::{ChannelId, Qsbr, MAX_CHANNELS};
 use crate::report::{DmaChannelReport, HotRemoveReport};
 use crate::shared::Shared;
 pub use crate::shared::MAX_DMA_DEVS;
@@ -188,7 +188,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 .into_iter()
                 .map(|(d, state)| Channel {
                     name: d.name().to_owned(),
-                    id: channel_id(d.id(), 0),
+                    id: ChannelId::new(d.id(), 0),
                     dev: Some(d),
                     state,
                     last_stats: DmaStats::default(),
@@ -222,8 +222,9 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
 
     /// The fault switch of channel `id`'s device, if the table has one for it.
     fn fault_switch(&self, id: ChannelId) -> Option<&'q AtomicBool> {
-        let (dev, _) = channel_parts(id);
-        usize::try_from(dev).ok().and_then(|d| self.faults.get(d))
+        usize::try_from(id.dev())
+            .ok()
+            .and_then(|d| self.faults.get(d))
     }
 
     /// Whether channel `id`'s stall switch is on (a drill).
@@ -623,7 +624,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 )
             }
         })?;
-        let id = channel_id(dev.id(), 0);
+        let id = ChannelId::new(dev.id(), 0);
         let Some(fault) = self.fault_switch(id) else {
             let n = self.faults.len();
             let e = format!(
@@ -702,7 +703,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         let Some(switch) = self.fault_switch(id) else {
             return Err(format!(
                 "DMA channel {name} has no fault switch (device id {} is beyond the table of {})",
-                channel_parts(id).0,
+                id.dev(),
                 self.faults.len()
             ));
         };

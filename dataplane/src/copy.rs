@@ -34,6 +34,7 @@ pub use crate::dma::DmaEngine;
 use crate::dma::{InFlight, Quarantine};
 use crate::ether::rewrite_macs;
 pub use crate::ether::ETHER_HDR_LEN;
+use crate::qsbr::ChannelId;
 use crate::stats::{DropReason, LcoreStats};
 use pmd::{Burst, FreeBatch, MacAddr, Mbuf, Mempool, MAX_BURST};
 
@@ -109,7 +110,7 @@ struct Lane<'p, E: DmaEngine> {
     /// TSC of the lane's last completion, or of the last poll that found it idle.
     last_progress: u64,
     /// The channel this lane drives, as the control thread names it (None: a bare engine).
-    id: Option<u32>,
+    id: Option<ChannelId>,
     /// Takes no new copies; leaves once its outstanding ones completed (hot-remove).
     draining: bool,
     /// Copies completed while draining.
@@ -121,7 +122,7 @@ struct Lane<'p, E: DmaEngine> {
 /// A lane that left the stage: its engine and what happened to its copies.
 pub struct RetiredLane<'p, E> {
     pub engine: Option<E>,
-    pub id: Option<u32>,
+    pub id: Option<ChannelId>,
     /// Copies that completed after the lane started draining.
     pub drained: u64,
     /// Copies given up on and re-done by the CPU (a stalled engine).
@@ -210,11 +211,11 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
     }
 
     /// Adds a DMA channel known to the control thread as `id`. Between bursts.
-    pub fn add_lane(&mut self, engine: E, id: u32) {
+    pub fn add_lane(&mut self, engine: E, id: ChannelId) {
         self.push_lane(engine, Some(id));
     }
 
-    fn push_lane(&mut self, engine: E, id: Option<u32>) {
+    fn push_lane(&mut self, engine: E, id: Option<ChannelId>) {
         let cap = self.tag_capacity();
         self.lanes.push(Lane {
             flight: InFlight::new(engine, cap),
@@ -235,7 +236,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
     }
 
     /// The ids of the lanes, draining ones included.
-    pub fn lane_ids(&self) -> impl Iterator<Item = u32> + '_ {
+    pub fn lane_ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
         self.lanes.iter().filter_map(|l| l.id)
     }
 
@@ -247,7 +248,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
     /// Starts draining every lane whose id `keep` rejects: it takes no new copies, its
     /// outstanding ones still complete (or are re-done if it stalls), and
     /// [`Self::take_drained`] hands it back once empty.
-    pub fn drain_lanes(&mut self, keep: impl Fn(Option<u32>) -> bool) {
+    pub fn drain_lanes(&mut self, keep: impl Fn(Option<ChannelId>) -> bool) {
         for lane in &mut self.lanes {
             if !keep(lane.id) {
                 lane.draining = true;

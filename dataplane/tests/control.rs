@@ -9,7 +9,7 @@ use common::Hung;
 use dataplane::control::{Control, Request};
 use dataplane::dma::{InFlight, Quarantine};
 use dataplane::fwd::Retired;
-use dataplane::qsbr::channel_id;
+use dataplane::qsbr::ChannelId;
 use dataplane::report::DmaChannelReport;
 use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mempool, Port};
@@ -91,7 +91,7 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
     let dev = skeleton();
     let name = dev.name().to_owned();
-    let id = channel_id(dev.id(), 0);
+    let id = ChannelId::new(dev.id(), 0);
     let shared = Shared::new(&[1], vec![dev]);
     assert_eq!(shared.initial(0), &[id]);
     let mut c = Control::new(eal(), &shared, true, Duration::from_secs(10), 64).unwrap();
@@ -115,7 +115,7 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
         drained: 0,
         recopied: 1,
         stalled: true,
-        quarantine: quarantine(id as i16 >> 8),
+        quarantine: quarantine(id.dev()),
     });
     let in_use = pool().in_use();
     assert!(in_use >= 1, "the quarantined buffer is held");

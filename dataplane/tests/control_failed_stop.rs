@@ -8,7 +8,7 @@ use common::Hung;
 use dataplane::control::{Control, Request};
 use dataplane::dma::InFlight;
 use dataplane::fwd::Retired;
-use dataplane::qsbr::channel_id;
+use dataplane::qsbr::ChannelId;
 use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mempool};
 use std::time::Duration;
@@ -31,7 +31,7 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     let pool = Mempool::create(&eal, "failstop", 1024, 0, 2048 + 128, 0).unwrap();
     let dev = DmaDev::open(&eal, "dma_skeleton0", 64).unwrap();
     let name = dev.name().to_owned();
-    let id = channel_id(dev.id(), 0);
+    let id = ChannelId::new(dev.id(), 0);
     let shared = Shared::new(&[1], vec![dev]);
     let worker = shared.worker(0).unwrap();
     worker.offline(); // a parked worker: always quiescent
@@ -47,7 +47,7 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     src.set_len(64).unwrap();
     let mut dst = pool.alloc().unwrap();
     dst.set_len(64).unwrap();
-    let mut f = InFlight::new(Hung(id as i16 >> 8), 4);
+    let mut f = InFlight::new(Hung(id.dev()), 4);
     assert!(f.enqueue(1, src, dst, 0).is_ok());
     let q = f.abandon(|_, s| drop(s));
     worker.hand_back(Retired {

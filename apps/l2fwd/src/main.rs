@@ -18,7 +18,6 @@ use dataplane::ctlsock::{CtlServer, Envelope};
 use dataplane::dma::AttachedChannel;
 use dataplane::fwd::{CopyWorker, Rule, Worker};
 use dataplane::ports::{assign_to_workers, enabled_ports, pair_ports, parse_portmask};
-use dataplane::qsbr::channel_parts;
 use dataplane::report::{DmaChannelReport, L2fwdReport, PortReport};
 use dataplane::shared::Shared;
 use dataplane::stats::{port_totals, DropReason, LcoreStats, PortTotals};
@@ -319,10 +318,7 @@ fn forward(eal: &Eal, opts: &Options) -> Result<()> {
             shared
                 .initial(i)
                 .iter()
-                .map(|&id| {
-                    let (dev, _) = channel_parts(id);
-                    format!(", DMA dev {dev}")
-                })
+                .map(|id| format!(", DMA dev {}", id.dev()))
                 .collect::<String>()
         );
         let lstats = &stats[i];
