@@ -69,6 +69,33 @@ impl std::str::FromStr for CopyMode {
     }
 }
 
+/// Which packets go to the DMA engine (`--copybreak`, `dpctl copybreak`, `--copy auto`'s
+/// choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copybreak {
+    /// None: every packet is copied by the CPU.
+    CpuOnly,
+    /// Packets of at least this many bytes (when there is an engine with room).
+    Bytes(usize),
+}
+
+impl Copybreak {
+    /// Whether a packet of `len` bytes is long enough for DMA.
+    #[inline]
+    pub fn admits(self, len: usize) -> bool {
+        match self {
+            Copybreak::CpuOnly => false,
+            Copybreak::Bytes(n) => len >= n,
+        }
+    }
+}
+
+impl From<usize> for Copybreak {
+    fn from(bytes: usize) -> Self {
+        Copybreak::Bytes(bytes)
+    }
+}
+
 /// One packet between receive and transmit.
 #[derive(Default)]
 struct Slot<'p> {
@@ -148,8 +175,8 @@ impl<E: DmaEngine> Lane<'_, E> {
 /// uses lane `s % lanes`.
 pub struct CopyStage<'p, E: DmaEngine> {
     mode: CopyMode,
-    /// Packets of at least this many bytes go to DMA (when there is an engine with room).
-    copybreak: usize,
+    /// Which packets go to DMA (when there is an engine with room).
+    copybreak: Copybreak,
     lanes: Vec<Lane<'p, E>>,
     /// Indices of the lanes that take new copies (not draining); stream `s` uses
     /// `active[s % active.len()]`.
@@ -186,10 +213,10 @@ pub const LANE_DEPTH: u32 = 512;
 impl<'p, E: DmaEngine> CopyStage<'p, E> {
     /// A stage for `mode` with `engine` (if any). Streams are added with [`Self::add_stream`],
     /// more engines with [`Self::add_engine`].
-    pub fn new(mode: CopyMode, copybreak: usize, engine: Option<E>) -> Self {
+    pub fn new(mode: CopyMode, copybreak: impl Into<Copybreak>, engine: Option<E>) -> Self {
         let mut stage = CopyStage {
             mode,
-            copybreak,
+            copybreak: copybreak.into(),
             lanes: Vec::new(),
             active: Vec::new(),
             streams: Vec::new(),
@@ -304,12 +331,13 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         self.streams.len() - 1
     }
 
-    pub fn copybreak(&self) -> usize {
+    pub fn copybreak(&self) -> Copybreak {
         self.copybreak
     }
 
-    pub fn set_copybreak(&mut self, bytes: usize) {
-        self.copybreak = bytes;
+    /// Sets which packets go to DMA from the next burst on: a [`Copybreak`], or a byte count.
+    pub fn set_copybreak(&mut self, copybreak: impl Into<Copybreak>) {
+        self.copybreak = copybreak.into();
     }
 
     /// DMA channels the stage drives.
@@ -363,20 +391,22 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         let (mut cpu, mut dma, mut no_mbuf, mut runt) = (0u64, 0u64, 0u64, 0u64);
         // Sources whose copy is done go back to the pool together.
         let mut done = FreeBatch::new();
-        let lane_idx = match self.active.len() {
-            0 => usize::MAX,
-            n => self.active[s % n],
+        // The stream's lane, if the mode copies by DMA and the stage has an active one.
+        let dma_lane = match self.active.len() {
+            n if n > 0 && matches!(self.mode, CopyMode::Dma | CopyMode::Auto) => {
+                Some(self.active[s % n])
+            }
+            _ => None,
         };
-        let dma_allowed =
-            matches!(self.mode, CopyMode::Dma | CopyMode::Auto) && lane_idx != usize::MAX;
         // Descriptors this burst may still put on its lane: the ring's free room (asked of the
         // device once per burst, not per packet) within LANE_DEPTH outstanding.
-        let mut dma_room = if dma_allowed {
-            let lane = &self.lanes[lane_idx];
-            (lane.flight.engine().capacity() as u32)
-                .min(LANE_DEPTH.saturating_sub(lane.in_flight()))
-        } else {
-            0
+        let mut dma_room = match dma_lane {
+            Some(l) => {
+                let lane = &self.lanes[l];
+                (lane.flight.engine().capacity() as u32)
+                    .min(LANE_DEPTH.saturating_sub(lane.in_flight()))
+            }
+            None => 0,
         };
         for (src, copy) in burst.drain().zip(copies.iter_mut()) {
             let len = src.len();
@@ -395,10 +425,11 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
             }
             let stream = &mut self.streams[s];
             let seq = stream.tail;
-            let to_dma = dma_room > 0 && len >= self.copybreak && len > HEADER_BYTES;
+            let to_dma = dma_lane
+                .filter(|_| dma_room > 0 && self.copybreak.admits(len) && len > HEADER_BYTES);
             let slot = &mut stream.slots[(seq & stream.mask) as usize];
             slot.in_dma = false;
-            if to_dma {
+            if let Some(lane_idx) = to_dma {
                 // Header by CPU, rewritten before the engine is given the buffer: from the
                 // enqueue until its completion the CPU does not touch the copy.
                 let d = dst.data_mut();

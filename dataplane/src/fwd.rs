@@ -5,7 +5,7 @@
 //! the MACs (unless disabled), transmit it out of the peer port, count. Nothing on this path
 //! allocates, locks, makes a system call, or writes a cache line another lcore writes.
 
-use crate::copy::CopyStage;
+use crate::copy::{CopyStage, Copybreak};
 use crate::dma::{AttachedChannel, Quarantine};
 use crate::ether::{l2fwd_dst_mac, rewrite_macs, ETHER_HDR_LEN};
 use crate::qsbr::{Assignment, ChannelId, Reader};
@@ -242,7 +242,7 @@ impl CopyWorker<'_, '_, '_> {
             let cb = self.control.copybreak.load(Ordering::Relaxed);
             if cb != copybreak_cmd {
                 copybreak_cmd = cb;
-                self.stage.set_copybreak(cb as usize);
+                self.stage.set_copybreak(Copybreak::Bytes(cb as usize));
                 self.tuner = None; // a copybreak set by hand overrides auto
             }
             let mut work = 0;
