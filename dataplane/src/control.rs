@@ -29,7 +29,7 @@
 use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
 use crate::qsbr::{ChannelId, Qsbr, MAX_CHANNELS};
-use crate::report::{DmaChannelReport, HotRemoveReport};
+use crate::report::{DmaChannelReport, DmaChannelState, HotRemoveReport};
 use crate::shared::Shared;
 pub use crate::shared::MAX_DMA_DEVS;
 use crossbeam_queue::SegQueue;
@@ -80,14 +80,19 @@ pub enum ChannelState {
 
 impl ChannelState {
     /// The state as reported (`dma list`, the report's `dma_channels`).
-    pub fn as_str(&self) -> &'static str {
+    pub fn reported(&self) -> DmaChannelState {
         match self {
-            ChannelState::Active(_) => "active",
-            ChannelState::Standby => "standby",
-            ChannelState::Stalled { .. } => "stalled",
-            ChannelState::Failed => "failed",
-            ChannelState::Removed => "removed",
+            ChannelState::Active(_) => DmaChannelState::Active,
+            ChannelState::Standby => DmaChannelState::Standby,
+            ChannelState::Stalled { .. } => DmaChannelState::Stalled,
+            ChannelState::Failed => DmaChannelState::Failed,
+            ChannelState::Removed => DmaChannelState::Removed,
         }
+    }
+
+    /// The reported state's name (`active`, `standby`, `stalled`, `failed`, `removed`).
+    pub fn as_str(&self) -> &'static str {
+        self.reported().as_str()
     }
 }
 
@@ -279,7 +284,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 };
                 DmaChannelReport {
                     name: c.name.clone(),
-                    state: c.state.as_str().to_owned(),
+                    state: c.state.reported(),
                     worker,
                     stalled: c.stalls > 0,
                     stalls: c.stalls,

@@ -10,7 +10,7 @@ use dataplane::control::{Control, Request};
 use dataplane::dma::{InFlight, Quarantine};
 use dataplane::fwd::Retired;
 use dataplane::qsbr::ChannelId;
-use dataplane::report::DmaChannelReport;
+use dataplane::report::{DmaChannelReport, DmaChannelState};
 use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mempool, Port};
 use std::sync::{Mutex, OnceLock};
@@ -71,7 +71,7 @@ fn quarantine(dev: i16) -> Quarantine<'static> {
 fn report(c: &Control, name: &str) -> DmaChannelReport {
     c.channel_reports()
         .into_iter()
-        .find(|r| r.name == name && r.state != "removed")
+        .find(|r| r.name == name && !r.is_removed())
         .unwrap_or_else(|| panic!("no channel {name}"))
 }
 
@@ -121,7 +121,7 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     assert!(in_use >= 1, "the quarantined buffer is held");
     c.tick();
     let r = report(&c, &name);
-    assert_eq!(r.state, "stalled", "{r:?}");
+    assert_eq!(r.state, DmaChannelState::Stalled, "{r:?}");
     assert!(r.stalled);
     assert_eq!((r.stalls, r.recopied), (1, 1));
     assert!(
@@ -129,14 +129,18 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
         "taken from its worker"
     );
     c.tick();
-    assert_eq!(report(&c, &name).state, "stalled", "the fault is still on");
+    assert_eq!(
+        report(&c, &name).state,
+        DmaChannelState::Stalled,
+        "the fault is still on"
+    );
 
     // One registry, one answer: the stalled channel takes requests.
     c.handle(fault(&name, "none"), &no_stats).unwrap();
     c.tick();
     assert_eq!(
         report(&c, &name).state,
-        "stalled",
+        DmaChannelState::Stalled,
         "its worker has not yet passed the grace period"
     );
     let (a, changed) = worker.poll();
@@ -144,7 +148,11 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     worker.adopt(a.generation);
     c.tick();
     let r = report(&c, &name);
-    assert_eq!((r.state.as_str(), r.worker), ("active", Some(0)), "{r:?}");
+    assert_eq!(
+        (r.state, r.worker),
+        (DmaChannelState::Active, Some(0)),
+        "{r:?}"
+    );
     assert!(shared.assignment(0).unwrap().has(id), "published again");
     assert_eq!(
         pool().in_use(),
@@ -157,7 +165,7 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     let hr = c.remove(&name).unwrap();
     assert_eq!(hr.channel, name);
     assert_eq!(pool().in_use(), in_use - 1);
-    assert_eq!(c.channel_reports()[0].state, "removed");
+    assert!(c.channel_reports()[0].is_removed());
     c.shutdown();
 }
 

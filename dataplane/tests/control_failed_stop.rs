@@ -9,6 +9,7 @@ use dataplane::control::{Control, Request};
 use dataplane::dma::InFlight;
 use dataplane::fwd::Retired;
 use dataplane::qsbr::ChannelId;
+use dataplane::report::DmaChannelState;
 use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mempool};
 use std::time::Duration;
@@ -64,7 +65,7 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     let e = c.remove(&name).unwrap_err();
     assert!(e.contains("rte_dma_stop"), "{e}");
     let r = &c.channel_reports()[0];
-    assert_eq!(r.state, "failed", "{r:?}");
+    assert_eq!(r.state, DmaChannelState::Failed, "{r:?}");
     assert!(r.error.as_deref().unwrap_or("").contains("rte_dma_stop"));
     assert_eq!(
         pool.in_use(),
@@ -81,10 +82,10 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     assert!(e.contains("in use"), "{e}");
     c.tick();
     c.tick();
-    assert_eq!(c.channel_reports()[0].state, "failed");
+    assert_eq!(c.channel_reports()[0].state, DmaChannelState::Failed);
 
     // At exit the (injected) stop fails again: still leaked, never freed.
     let reports = c.shutdown();
-    assert_eq!(reports[0].state, "failed");
+    assert_eq!(reports[0].state, DmaChannelState::Failed);
     assert_eq!(pool.in_use(), in_use);
 }

@@ -534,7 +534,7 @@ fn monitor<'e, 'q, 'p>(
             let known: Vec<String> = control
                 .channel_reports()
                 .into_iter()
-                .filter(|c| c.state != "removed")
+                .filter(|c| !c.is_removed())
                 .map(|c| c.name)
                 .filter(|n| n == &name || n.starts_with(&format!("{name}-")))
                 .collect();
