@@ -11,7 +11,7 @@
 //! The socket is created with mode 0600 from the start: it is bound inside a private (0700)
 //! directory next to its path, set to 0600 there, and only then renamed into place, so there
 //! is no moment at which it has the umask's mode at a reachable path.
-use crate::control::Request;
+use crate::control::{ControlError, Request};
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -43,7 +43,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
 /// A request and where its answer goes.
 pub struct Envelope {
     pub req: Request,
-    pub reply: mpsc::Sender<Result<Value, String>>,
+    pub reply: mpsc::Sender<Result<Value, ControlError>>,
 }
 
 /// The running socket server. Dropping it stops accepting and removes the socket file.
@@ -266,7 +266,7 @@ fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -
         }
         let answer = match rrx.recv_timeout(Duration::from_secs(60)) {
             Ok(Ok(v)) => json!({"ok": true, "result": v}),
-            Ok(Err(e)) => json!({"ok": false, "error": e}),
+            Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
             Err(_) => json!({"ok": false, "error": "no answer from the control thread"}),
         };
         reply(&mut out, answer)?;

@@ -6,7 +6,7 @@
 
 mod common;
 use common::Hung;
-use dataplane::control::{Control, Request};
+use dataplane::control::{Control, ControlError, Request};
 use dataplane::dma::{InFlight, Quarantine};
 use dataplane::fwd::Retired;
 use dataplane::qsbr::ChannelId;
@@ -178,7 +178,8 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
 
     // A forwarding port is not a DMA device, and stays where it is.
     let e = add(&mut c, "net_null0").unwrap_err();
-    assert!(e.contains("not a DMA device"), "{e}");
+    assert!(matches!(e, ControlError::NotADmaDevice { .. }), "{e:?}");
+    assert!(e.to_string().contains("not a DMA device"), "{e}");
     assert!(Port::id_by_name(eal(), "net_null0").is_some());
 
     // A non-DMA driver is refused before anything is probed: no file is truncated.
@@ -187,7 +188,7 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
     let victim = dir.join("x");
     std::fs::write(&victim, b"keep me").unwrap();
     let e = add(&mut c, &format!("net_pcap9,tx_pcap={}", victim.display())).unwrap_err();
-    assert!(e.contains("not a DMA device"), "{e}");
+    assert!(e.to_string().contains("not a DMA device"), "{e}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
     assert!(Port::id_by_name(eal(), "net_pcap9").is_none());
     let _ = std::fs::remove_dir_all(&dir);
@@ -195,16 +196,18 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
     // A dmadev that already exists (not ours) is refused, and left alone.
     pmd::hotplug_add(eal(), "vdev", "dma_skeleton0", "").unwrap();
     let e = add(&mut c, "dma_skeleton0").unwrap_err();
-    assert!(e.contains("already exists"), "{e}");
+    assert!(matches!(e, ControlError::DeviceExists { .. }), "{e:?}");
+    assert!(e.to_string().contains("already exists"), "{e}");
     let theirs = DmaDev::open(eal(), "dma_skeleton0", 64).unwrap();
     theirs.unplug(eal()).map_err(|(_, e)| e).unwrap();
 
     // Ours: added once, then in use.
     add(&mut c, "dma_skeleton0").unwrap();
     let e = add(&mut c, "dma_skeleton0").unwrap_err();
-    assert!(e.contains("already in use"), "{e}");
+    assert!(matches!(e, ControlError::NameInUse { .. }), "{e:?}");
+    assert!(e.to_string().contains("already in use"), "{e}");
     let e = add(&mut c, ",lcore=0").unwrap_err();
-    assert!(e.contains("invalid devargs"), "{e}");
+    assert!(e.to_string().contains("invalid devargs"), "{e}");
     c.remove("dma_skeleton0").unwrap();
     c.shutdown();
 }
