@@ -25,17 +25,19 @@
 //! Addition (`dpctl dma add DEVARGS`): only DMA devices (a `dma_*` vdev, or a PCI device that
 //! carries a dmadev of that name), never a name already in use; probe the device on its bus,
 //! configure and start it, publish it to the worker with the fewest channels.
+//!
+//! Requests ([`Request`]) are answered with typed values: a [`Response`] or a
+//! [`ControlError`]. Only the control socket ([`crate::ctlsock`]) turns them into JSON.
 
 use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
 use crate::qsbr::{ChannelId, GraceTimeout, Qsbr, MAX_CHANNELS};
-use crate::report::{DmaChannelReport, DmaChannelState, HotRemoveReport};
+use crate::report::{DmaChannelReport, DmaChannelState, HotRemoveReport, L2fwdReport};
 use crate::shared::Shared;
 pub use crate::shared::MAX_DMA_DEVS;
 use crossbeam_queue::SegQueue;
 use pmd::{bus_device_of, DmaDev, DmaStats, Eal, Port};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -214,6 +216,85 @@ pub enum Request {
     DmaFault { name: String, fault: String },
     #[serde(rename = "copybreak")]
     Copybreak { bytes: u32 },
+}
+
+/// What a request produced. The control socket sends it as the `result` of its answer
+/// ([`crate::ctlsock::answer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// `stats`: the data plane's statistics, as the stats hook of [`Control::handle`] took them.
+    Stats(Box<L2fwdReport>),
+    /// `dma list`: the channel registry.
+    Channels(Vec<DmaChannelReport>),
+    /// `dma remove`: the removal of the channel named.
+    Removed(HotRemoveReport),
+    /// `dma add`: the channel registered.
+    Added(Added),
+    /// `dma fault`: the fault set.
+    Fault(FaultSet),
+    /// `copybreak`: the copybreak (bytes) every worker takes at the top of its next iteration.
+    Copybreak(u32),
+}
+
+/// A channel `dma add` registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub name: String,
+    /// The worker it was published to; None: on standby (no worker had room).
+    pub worker: Option<usize>,
+}
+
+impl Added {
+    /// `active` when published to a worker, else `standby`.
+    pub fn state(&self) -> DmaChannelState {
+        match self.worker {
+            Some(_) => DmaChannelState::Active,
+            None => DmaChannelState::Standby,
+        }
+    }
+}
+
+/// A drill fault (`dma fault NAME stall|stop|none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The channel's completions stop arriving: its worker retires it as stalled.
+    Stall,
+    /// Its next `rte_dma_stop` fails (the engine is left running).
+    Stop,
+    /// Clears both.
+    None,
+}
+
+impl Fault {
+    /// The fault as requested: `stall`, `stop` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Stall => "stall",
+            Fault::Stop => "stop",
+            Fault::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = ControlError;
+    fn from_str(s: &str) -> Result<Self, ControlError> {
+        match s {
+            "stall" => Ok(Fault::Stall),
+            "stop" => Ok(Fault::Stop),
+            "none" => Ok(Fault::None),
+            _ => Err(ControlError::UnknownFault {
+                fault: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The fault `dma fault` set on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultSet {
+    pub channel: String,
+    pub fault: Fault,
 }
 
 /// Where a channel stands.
@@ -397,21 +478,18 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
-    /// Handles one request; `stats` renders the data plane's statistics for `stats`.
+    /// Handles one request; `stats` takes the data plane's statistics for `stats`.
     pub fn handle(
         &mut self,
         req: Request,
-        stats: &dyn Fn(&Self) -> Value,
-    ) -> Result<Value, ControlError> {
+        stats: &dyn Fn(&Self) -> L2fwdReport,
+    ) -> Result<Response, ControlError> {
         match req {
-            Request::Stats {} => Ok(stats(self)),
-            Request::DmaList {} => Ok(json!({ "channels": self.channel_reports() })),
-            Request::DmaRemove { name } => {
-                let r = self.remove(&name)?;
-                Ok(serde_json::to_value(r).expect("a removal report serializes"))
-            }
-            Request::DmaAdd { devargs } => self.add(&devargs),
-            Request::DmaFault { name, fault } => self.fault(&name, &fault),
+            Request::Stats {} => Ok(Response::Stats(Box::new(stats(self)))),
+            Request::DmaList {} => Ok(Response::Channels(self.channel_reports())),
+            Request::DmaRemove { name } => self.remove(&name).map(Response::Removed),
+            Request::DmaAdd { devargs } => self.add(&devargs).map(Response::Added),
+            Request::DmaFault { name, fault } => self.fault(&name, &fault).map(Response::Fault),
             Request::Copybreak { bytes } => {
                 if bytes == 0 || bytes > 65535 {
                     return Err(ControlError::BadCopybreak { bytes });
@@ -420,7 +498,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                     // Relaxed: a setting each worker picks up at the top of its loop.
                     c.store(bytes, Ordering::Relaxed);
                 }
-                Ok(json!({ "copybreak": bytes }))
+                Ok(Response::Copybreak(bytes))
             }
         }
     }
@@ -739,7 +817,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// dmadevs). Only DMA devices, and never a name already in use: a vdev must be of a DMA
     /// driver (`dma_*`), which is checked before anything is probed; a PCI device must carry a
     /// dmadev of that name once probed. Nothing is ever removed here.
-    pub fn add(&mut self, devargs: &str) -> Result<Value, ControlError> {
+    pub fn add(&mut self, devargs: &str) -> Result<Added, ControlError> {
         self.need_dma()?;
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
         let name = name.trim();
@@ -850,32 +928,32 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             error: None,
         });
         confirm?;
-        Ok(match state {
-            ChannelState::Active(w) => json!({ "added": name, "state": "active", "worker": w }),
-            _ => json!({ "added": name, "state": "standby" }),
+        Ok(Added {
+            name: name.to_owned(),
+            worker: match state {
+                ChannelState::Active(w) => Some(w),
+                _ => None,
+            },
         })
     }
 
     /// `dma fault NAME stall|stop|none`, for drills: `stall` makes a channel's completions
     /// stop arriving (its worker then retires it as stalled), `stop` makes its next
     /// `rte_dma_stop` fail (the engine is left running), `none` clears both. Only with fault
-    /// injection enabled.
-    pub fn fault(&mut self, name: &str, fault: &str) -> Result<Value, ControlError> {
+    /// injection enabled. `fault` is checked once the channel is found (the order of the
+    /// refusals is part of the protocol).
+    pub fn fault(&mut self, name: &str, fault: &str) -> Result<FaultSet, ControlError> {
         self.need_dma()?;
         if !self.allow_faults {
             return Err(ControlError::FaultInjectionDisabled);
         }
         let i = self.find(name)?;
         self.usable(i).map_err(ControlError::ChannelFailed)?;
+        let fault: Fault = fault.parse()?;
         let (stall, stop) = match fault {
-            "stall" => (true, false),
-            "stop" => (false, true),
-            "none" => (false, false),
-            _ => {
-                return Err(ControlError::UnknownFault {
-                    fault: fault.to_owned(),
-                })
-            }
+            Fault::Stall => (true, false),
+            Fault::Stop => (false, true),
+            Fault::None => (false, false),
         };
         let id = self.channels[i].id;
         let Some(switch) = self.fault_switch(id) else {
@@ -888,7 +966,10 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         // Relaxed: a drill switch the worker reads once per completion poll.
         switch.store(stall, Ordering::Relaxed);
         self.channels[i].fail_stop = stop;
-        Ok(json!({ "channel": name, "fault": fault }))
+        Ok(FaultSet {
+            channel: name.to_owned(),
+            fault,
+        })
     }
 
     /// At shutdown, after every worker stopped (offline): stop every device, then free what

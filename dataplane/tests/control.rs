@@ -6,11 +6,11 @@
 
 mod common;
 use common::Hung;
-use dataplane::control::{Control, ControlError, Request};
+use dataplane::control::{Added, Control, ControlError, Request, Response};
 use dataplane::dma::{InFlight, Quarantine};
 use dataplane::fwd::Retired;
 use dataplane::qsbr::ChannelId;
-use dataplane::report::{DmaChannelReport, DmaChannelState};
+use dataplane::report::{DmaChannelReport, DmaChannelState, L2fwdReport};
 use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mempool, Port};
 use std::sync::{Mutex, OnceLock};
@@ -75,8 +75,8 @@ fn report(c: &Control, name: &str) -> DmaChannelReport {
         .unwrap_or_else(|| panic!("no channel {name}"))
 }
 
-fn no_stats(_: &Control) -> serde_json::Value {
-    serde_json::Value::Null
+fn no_stats(_: &Control) -> L2fwdReport {
+    L2fwdReport::default()
 }
 
 fn fault(name: &str, fault: &str) -> Request {
@@ -201,8 +201,14 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
     let theirs = DmaDev::open(eal(), "dma_skeleton0", 64).unwrap();
     theirs.unplug(eal()).map_err(|(_, e)| e).unwrap();
 
-    // Ours: added once, then in use.
-    add(&mut c, "dma_skeleton0").unwrap();
+    // Ours: added once (on standby: there is no worker), then in use.
+    assert_eq!(
+        add(&mut c, "dma_skeleton0").unwrap(),
+        Response::Added(Added {
+            name: "dma_skeleton0".into(),
+            worker: None,
+        })
+    );
     let e = add(&mut c, "dma_skeleton0").unwrap_err();
     assert!(matches!(e, ControlError::NameInUse { .. }), "{e:?}");
     assert!(e.to_string().contains("already in use"), "{e}");

@@ -9,7 +9,7 @@ use dataplane::control::{Control, ControlError, Request};
 use dataplane::dma::InFlight;
 use dataplane::fwd::Retired;
 use dataplane::qsbr::ChannelId;
-use dataplane::report::DmaChannelState;
+use dataplane::report::{DmaChannelState, L2fwdReport};
 use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mempool};
 use std::time::Duration;
@@ -37,7 +37,7 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     let worker = shared.worker(0).unwrap();
     worker.offline(); // a parked worker: always quiescent
     let mut c = Control::new(&eal, &shared, true, Duration::from_secs(10), 64).unwrap();
-    let no_stats = |_: &Control| serde_json::Value::Null;
+    let no_stats = |_: &Control| L2fwdReport::default();
     let req = |name: &str, fault: &str| Request::DmaFault {
         name: name.into(),
         fault: fault.into(),

@@ -517,17 +517,17 @@ fn monitor<'e, 'q, 'p>(
     let mut next_print = ctx.started.checked_add(period);
     let mut last: Vec<PortTotals> = ctx.ports.iter().map(|_| PortTotals::default()).collect();
     let mut last_t = ctx.started;
-    let stats_json = |c: &Control| -> serde_json::Value {
+    let stats_report = |c: &Control| -> L2fwdReport {
         let totals = PortSummary::of(ctx.ports, ctx.stats);
         let mut r = build_report(&totals, ctx.stats, 0, ctx.started.elapsed().as_secs_f64());
         r.dma_channels = c.channel_reports();
         r.hot_removes = c.hot_removes.clone();
-        serde_json::to_value(r).expect("serialisable")
+        r
     };
     // Relaxed: the flag carries no data (see the worker loop).
     while !ctx.quit.load(Ordering::Relaxed) {
         if let Ok(env) = requests.recv_timeout(Duration::from_millis(10)) {
-            let answer = control.handle(env.req, &stats_json);
+            let answer = control.handle(env.req, &stats_report);
             let _ = env.reply.send(answer);
         }
         while let Ok(name) = events.try_recv() {
