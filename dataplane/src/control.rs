@@ -25,19 +25,179 @@
 //! Addition (`dpctl dma add DEVARGS`): only DMA devices (a `dma_*` vdev, or a PCI device that
 //! carries a dmadev of that name), never a name already in use; probe the device on its bus,
 //! configure and start it, publish it to the worker with the fewest channels.
+//!
+//! Requests ([`Request`]) are answered with typed values: a [`Response`] or a
+//! [`ControlError`]. Only the control socket ([`crate::ctlsock`]) turns them into JSON.
 
 use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
-use crate::qsbr::{channel_id, channel_parts, ChannelId, Qsbr, MAX_CHANNELS};
-use crate::report::{DmaChannelReport, HotRemoveReport};
+use crate::qsbr::{ChannelId, GraceTimeout, Qsbr, MAX_CHANNELS};
+use crate::report::{DmaChannelReport, DmaChannelState, HotRemoveReport, L2fwdReport};
 use crate::shared::Shared;
 pub use crate::shared::MAX_DMA_DEVS;
 use crossbeam_queue::SegQueue;
 use pmd::{bus_device_of, DmaDev, DmaStats, Eal, Port};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// Why a request to the control thread failed. Its `Display` is the text the control socket
+/// sends as the error (and l2fwd logs for a device event).
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The workers have no copy stage (`--copy none`).
+    #[error("no copy stage (--copy none): there are no DMA channels to manage")]
+    NoCopyStage,
+    /// No registered (not removed) channel has this name; `known` are those that do.
+    #[error("no DMA channel named {name:?} (channels: {})", .known.join(", "))]
+    UnknownChannel { name: String, known: Vec<String> },
+    /// The channel failed: it takes no more requests.
+    #[error(transparent)]
+    ChannelFailed(FailedChannel),
+    /// Another channel on `name`'s bus device failed, so the device cannot be removed.
+    #[error("{name} shares its device with a failed channel: {failed}")]
+    SiblingFailed {
+        name: String,
+        #[source]
+        failed: FailedChannel,
+    },
+    /// A worker did not pass the grace period of `name`'s removal in time (a later `remove`
+    /// tries again).
+    #[error("removing {name}: {source}")]
+    GraceTimeout { name: String, source: GraceTimeout },
+    /// A removal could not stop these channels' devices: they are now `failed`.
+    #[error(
+        "{}: the channel is marked failed; its quarantined buffers are kept",
+        joined(.failures)
+    )]
+    StopFailed { failures: Vec<StopFailure> },
+    /// A removal finished without a record of `name` (a bug, not a device state).
+    #[error("{name}: removal not recorded")]
+    RemovalNotRecorded { name: String },
+    /// `dma add` was given no device name.
+    #[error("invalid devargs {devargs:?}: expected NAME[,ARGS]")]
+    BadDevargs { devargs: String },
+    /// `dma add` was given a vdev of a driver that is not a DMA driver.
+    #[error(
+        "{name} is not a DMA device: dma add takes a DMA driver's vdev (dma_skeleton1, ...) \
+         or a PCI address"
+    )]
+    NotADmaDevice { name: String },
+    /// A registered channel has this name already.
+    #[error("DMA channel {name} is already in use")]
+    NameInUse { name: String },
+    /// A port has this name (or is on this device).
+    #[error("{name} is in use as a port, not a DMA device")]
+    PortInUse { name: String },
+    /// A DMA device of this name exists already and is not the data plane's.
+    #[error("DMA device {name} already exists")]
+    DeviceExists { name: String },
+    /// Probing the device on its bus failed.
+    #[error("cannot probe {devargs:?} on bus {bus}: {source}")]
+    Probe {
+        devargs: String,
+        bus: &'static str,
+        source: pmd::Error,
+    },
+    /// The probed device has no usable dmadev of this name; `others` are the dmadevs its bus
+    /// device does carry.
+    #[error("{name} is not a usable DMA device: {source}{}", carries(.others))]
+    Unusable {
+        name: String,
+        source: pmd::Error,
+        others: Vec<String>,
+    },
+    /// The device's id is beyond the fault table (the devices the data plane can drive). It
+    /// was unplugged again, unless `unplug` says why not.
+    #[error(
+        "{name} has device id {dev_id}, beyond the {table} the data plane can drive{}",
+        unplug_failure(.unplug)
+    )]
+    DeviceIdBeyondTable {
+        name: String,
+        dev_id: i16,
+        table: usize,
+        unplug: Option<pmd::Error>,
+    },
+    /// The added channel is published to a worker (and registered as active), but the worker
+    /// has not yet confirmed it.
+    #[error("{name} is published, but not yet confirmed: {source}")]
+    Unconfirmed { name: String, source: GraceTimeout },
+    /// `dma fault` without `--allow-fault-injection`.
+    #[error("fault injection is disabled: start l2fwd with --allow-fault-injection")]
+    FaultInjectionDisabled,
+    /// `dma fault` with a fault other than `stall`, `stop` or `none`.
+    #[error("unknown fault {fault:?}: expected stall, stop or none")]
+    UnknownFault { fault: String },
+    /// The channel's device id has no fault switch.
+    #[error(
+        "DMA channel {name} has no fault switch (device id {dev_id} is beyond the table of \
+         {table})"
+    )]
+    NoFaultSwitch {
+        name: String,
+        dev_id: i16,
+        table: usize,
+    },
+    /// `copybreak` outside 1..=65535 bytes.
+    #[error("invalid copybreak {bytes}: give 1..=65535 bytes")]
+    BadCopybreak { bytes: u32 },
+}
+
+/// A channel that failed (a removal could not stop its device): its device and quarantined
+/// buffers are kept until exit, and requests on it are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("DMA channel {name} failed: {reason}; its device and buffers are kept until exit")]
+pub struct FailedChannel {
+    pub name: String,
+    /// Why, as reported in its `error` field.
+    pub reason: String,
+}
+
+/// Why `rte_dma_stop` failed on a channel.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    /// A drill (`dma fault NAME stop`) made it fail; the engine is left running.
+    #[error("rte_dma_stop failed (injected by `dma fault NAME stop`)")]
+    Injected,
+    /// DPDK's own failure.
+    #[error(transparent)]
+    Dpdk(#[from] pmd::Error),
+}
+
+/// A channel whose device a removal could not stop.
+#[derive(Debug, thiserror::Error)]
+#[error("rte_dma_stop on {channel}: {cause}")]
+pub struct StopFailure {
+    pub channel: String,
+    #[source]
+    pub cause: StopError,
+}
+
+/// `items`' texts joined by `; `.
+fn joined(items: &[impl std::fmt::Display]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// ` (its device carries A, B)`, or nothing when `others` is empty.
+fn carries(others: &[String]) -> String {
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!(" (its device carries {})", others.join(", "))
+    }
+}
+
+/// ` (and it could not be unplugged: ERROR)`, or nothing.
+fn unplug_failure(e: &Option<pmd::Error>) -> String {
+    e.as_ref()
+        .map(|e| format!(" (and it could not be unplugged: {e})"))
+        .unwrap_or_default()
+}
 
 /// A request to the control thread, as the control socket carries it (one JSON object).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -56,6 +216,85 @@ pub enum Request {
     DmaFault { name: String, fault: String },
     #[serde(rename = "copybreak")]
     Copybreak { bytes: u32 },
+}
+
+/// What a request produced. The control socket sends it as the `result` of its answer
+/// ([`crate::ctlsock::answer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// `stats`: the data plane's statistics, as the stats hook of [`Control::handle`] took them.
+    Stats(Box<L2fwdReport>),
+    /// `dma list`: the channel registry.
+    Channels(Vec<DmaChannelReport>),
+    /// `dma remove`: the removal of the channel named.
+    Removed(HotRemoveReport),
+    /// `dma add`: the channel registered.
+    Added(Added),
+    /// `dma fault`: the fault set.
+    Fault(FaultSet),
+    /// `copybreak`: the copybreak (bytes) every worker takes at the top of its next iteration.
+    Copybreak(u32),
+}
+
+/// A channel `dma add` registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub name: String,
+    /// The worker it was published to; None: on standby (no worker had room).
+    pub worker: Option<usize>,
+}
+
+impl Added {
+    /// `active` when published to a worker, else `standby`.
+    pub fn state(&self) -> DmaChannelState {
+        match self.worker {
+            Some(_) => DmaChannelState::Active,
+            None => DmaChannelState::Standby,
+        }
+    }
+}
+
+/// A drill fault (`dma fault NAME stall|stop|none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The channel's completions stop arriving: its worker retires it as stalled.
+    Stall,
+    /// Its next `rte_dma_stop` fails (the engine is left running).
+    Stop,
+    /// Clears both.
+    None,
+}
+
+impl Fault {
+    /// The fault as requested: `stall`, `stop` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Stall => "stall",
+            Fault::Stop => "stop",
+            Fault::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = ControlError;
+    fn from_str(s: &str) -> Result<Self, ControlError> {
+        match s {
+            "stall" => Ok(Fault::Stall),
+            "stop" => Ok(Fault::Stop),
+            "none" => Ok(Fault::None),
+            _ => Err(ControlError::UnknownFault {
+                fault: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The fault `dma fault` set on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultSet {
+    pub channel: String,
+    pub fault: Fault,
 }
 
 /// Where a channel stands.
@@ -80,14 +319,19 @@ pub enum ChannelState {
 
 impl ChannelState {
     /// The state as reported (`dma list`, the report's `dma_channels`).
-    pub fn as_str(&self) -> &'static str {
+    pub fn reported(&self) -> DmaChannelState {
         match self {
-            ChannelState::Active(_) => "active",
-            ChannelState::Standby => "standby",
-            ChannelState::Stalled { .. } => "stalled",
-            ChannelState::Failed => "failed",
-            ChannelState::Removed => "removed",
+            ChannelState::Active(_) => DmaChannelState::Active,
+            ChannelState::Standby => DmaChannelState::Standby,
+            ChannelState::Stalled { .. } => DmaChannelState::Stalled,
+            ChannelState::Failed => DmaChannelState::Failed,
+            ChannelState::Removed => DmaChannelState::Removed,
         }
+    }
+
+    /// The reported state's name (`active`, `standby`, `stalled`, `failed`, `removed`).
+    pub fn as_str(&self) -> &'static str {
+        self.reported().as_str()
     }
 }
 
@@ -123,15 +367,15 @@ struct Channel<'e, 'p> {
 impl Channel<'_, '_> {
     /// Stops the device (unless a drill says the stop fails) and frees what it held if it is
     /// stopped.
-    fn stop(&mut self) -> Result<(), String> {
+    fn stop(&mut self) -> Result<(), StopError> {
         let Some(d) = self.dev.as_mut() else {
             return Ok(());
         };
         self.last_stats = d.stats().unwrap_or(self.last_stats);
         if self.fail_stop {
-            return Err("rte_dma_stop failed (injected by `dma fault NAME stop`)".into());
+            return Err(StopError::Injected);
         }
-        d.stop().map_err(|e| e.to_string())?;
+        d.stop()?;
         // Stopped: nothing can write the quarantined buffers any more.
         let mut kept = Vec::new();
         for q in self.held.drain(..) {
@@ -188,7 +432,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 .into_iter()
                 .map(|(d, state)| Channel {
                     name: d.name().to_owned(),
-                    id: channel_id(d.id(), 0),
+                    id: ChannelId::new(d.id(), 0),
                     dev: Some(d),
                     state,
                     last_stats: DmaStats::default(),
@@ -212,18 +456,19 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         self.dma_enabled = on;
     }
 
-    fn need_dma(&self) -> Result<(), String> {
+    fn need_dma(&self) -> Result<(), ControlError> {
         if self.dma_enabled {
             Ok(())
         } else {
-            Err("no copy stage (--copy none): there are no DMA channels to manage".into())
+            Err(ControlError::NoCopyStage)
         }
     }
 
     /// The fault switch of channel `id`'s device, if the table has one for it.
     fn fault_switch(&self, id: ChannelId) -> Option<&'q AtomicBool> {
-        let (dev, _) = channel_parts(id);
-        usize::try_from(dev).ok().and_then(|d| self.faults.get(d))
+        usize::try_from(id.dev())
+            .ok()
+            .and_then(|d| self.faults.get(d))
     }
 
     /// Whether channel `id`'s stall switch is on (a drill).
@@ -233,30 +478,27 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
-    /// Handles one request; `stats` renders the data plane's statistics for `stats`.
+    /// Handles one request; `stats` takes the data plane's statistics for `stats`.
     pub fn handle(
         &mut self,
         req: Request,
-        stats: &dyn Fn(&Self) -> Value,
-    ) -> Result<Value, String> {
+        stats: &dyn Fn(&Self) -> L2fwdReport,
+    ) -> Result<Response, ControlError> {
         match req {
-            Request::Stats {} => Ok(stats(self)),
-            Request::DmaList {} => Ok(json!({ "channels": self.channel_reports() })),
-            Request::DmaRemove { name } => {
-                let r = self.remove(&name)?;
-                serde_json::to_value(r).map_err(|e| e.to_string())
-            }
-            Request::DmaAdd { devargs } => self.add(&devargs),
-            Request::DmaFault { name, fault } => self.fault(&name, &fault),
+            Request::Stats {} => Ok(Response::Stats(Box::new(stats(self)))),
+            Request::DmaList {} => Ok(Response::Channels(self.channel_reports())),
+            Request::DmaRemove { name } => self.remove(&name).map(Response::Removed),
+            Request::DmaAdd { devargs } => self.add(&devargs).map(Response::Added),
+            Request::DmaFault { name, fault } => self.fault(&name, &fault).map(Response::Fault),
             Request::Copybreak { bytes } => {
                 if bytes == 0 || bytes > 65535 {
-                    return Err(format!("invalid copybreak {bytes}: give 1..=65535 bytes"));
+                    return Err(ControlError::BadCopybreak { bytes });
                 }
                 for c in self.copybreak {
                     // Relaxed: a setting each worker picks up at the top of its loop.
                     c.store(bytes, Ordering::Relaxed);
                 }
-                Ok(json!({ "copybreak": bytes }))
+                Ok(Response::Copybreak(bytes))
             }
         }
     }
@@ -278,7 +520,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 };
                 DmaChannelReport {
                     name: c.name.clone(),
-                    state: c.state.as_str().to_owned(),
+                    state: c.state.reported(),
                     worker,
                     stalled: c.stalls > 0,
                     stalls: c.stalls,
@@ -294,33 +536,29 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
 
     /// The channel named `name` that is not removed (stalled and failed ones included: one
     /// registry, one answer).
-    fn find(&self, name: &str) -> Result<usize, String> {
+    fn find(&self, name: &str) -> Result<usize, ControlError> {
         self.channels
             .iter()
             .position(|c| c.name == name && c.state != ChannelState::Removed)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self
+            .ok_or_else(|| ControlError::UnknownChannel {
+                name: name.to_owned(),
+                known: self
                     .channels
                     .iter()
                     .filter(|c| c.state != ChannelState::Removed)
-                    .map(|c| c.name.as_str())
-                    .collect();
-                format!(
-                    "no DMA channel named {name:?} (channels: {})",
-                    known.join(", ")
-                )
+                    .map(|c| c.name.clone())
+                    .collect(),
             })
     }
 
     /// Refuses a request on a failed channel.
-    fn usable(&self, i: usize) -> Result<(), String> {
+    fn usable(&self, i: usize) -> Result<(), FailedChannel> {
         let c = &self.channels[i];
         if c.state == ChannelState::Failed {
-            return Err(format!(
-                "DMA channel {} failed: {}; its device and buffers are kept until exit",
-                c.name,
-                c.error.as_deref().unwrap_or("unknown error")
-            ));
+            return Err(FailedChannel {
+                name: c.name.clone(),
+                reason: c.error.clone().unwrap_or_else(|| "unknown error".into()),
+            });
         }
         Ok(())
     }
@@ -440,11 +678,11 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
 
     /// Hot-removes channel `name`, and every other channel on its bus device (see the module
     /// docs). Returns the report of `name`'s removal; each is recorded in `hot_removes`.
-    pub fn remove(&mut self, name: &str) -> Result<HotRemoveReport, String> {
+    pub fn remove(&mut self, name: &str) -> Result<HotRemoveReport, ControlError> {
         self.need_dma()?;
         let t0 = Instant::now();
         let i = self.find(name)?;
-        self.usable(i)?;
+        self.usable(i).map_err(ControlError::ChannelFailed)?;
         let mut group = vec![i];
         let live: Vec<&str> = self
             .channels
@@ -457,7 +695,10 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
         for &j in &group[1..] {
             self.usable(j)
-                .map_err(|e| format!("{name} shares its device with a failed channel: {e}"))?;
+                .map_err(|failed| ControlError::SiblingFailed {
+                    name: name.to_owned(),
+                    failed,
+                })?;
         }
         // 1. Unpublish every channel of the device from its worker.
         let mut waits = Vec::new();
@@ -481,7 +722,10 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         for (w, g) in waits {
             self.qsbr
                 .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
-                .map_err(|e| format!("removing {name}: {e}"))?;
+                .map_err(|source| ControlError::GraceTimeout {
+                    name: name.to_owned(),
+                    source,
+                })?;
         }
         // Quiescent: the workers handed the lanes back before adopting.
         self.collect();
@@ -502,23 +746,24 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             c.held.push(r.quarantine);
         }
         // 3. Stop every one; a failed stop keeps the device and its buffers.
-        let mut failed = Vec::new();
+        let mut failures = Vec::new();
         for &j in &group {
-            if let Err(e) = self.channels[j].stop() {
-                failed.push(format!("rte_dma_stop on {}: {e}", self.channels[j].name));
+            if let Err(cause) = self.channels[j].stop() {
+                failures.push(StopFailure {
+                    channel: self.channels[j].name.clone(),
+                    cause,
+                });
             }
         }
-        if !failed.is_empty() {
-            let why = failed.join("; ");
+        if !failures.is_empty() {
+            let why = joined(&failures);
             for &j in &group {
                 let c = &mut self.channels[j];
                 c.state = ChannelState::Failed;
                 c.error = Some(why.clone());
                 eprintln!("control: DMA channel {} failed: {why}", c.name);
             }
-            return Err(format!(
-                "{why}: the channel is marked failed; its quarantined buffers are kept"
-            ));
+            return Err(ControlError::StopFailed { failures });
         }
         // 4. Close the siblings, then remove the device with the last one.
         let mut unplug = Ok(());
@@ -562,7 +807,9 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             .rev()
             .find(|r| r.channel == name)
             .cloned()
-            .ok_or_else(|| format!("{name}: removal not recorded"))
+            .ok_or_else(|| ControlError::RemovalNotRecorded {
+                name: name.to_owned(),
+            })
     }
 
     /// Hot-adds a DMA device: `NAME[,ARGS]`, for example `dma_skeleton1,lcore=0` (a vdev) or
@@ -570,31 +817,36 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// dmadevs). Only DMA devices, and never a name already in use: a vdev must be of a DMA
     /// driver (`dma_*`), which is checked before anything is probed; a PCI device must carry a
     /// dmadev of that name once probed. Nothing is ever removed here.
-    pub fn add(&mut self, devargs: &str) -> Result<Value, String> {
+    pub fn add(&mut self, devargs: &str) -> Result<Added, ControlError> {
         self.need_dma()?;
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
         let name = name.trim();
         if name.is_empty() {
-            return Err(format!("invalid devargs {devargs:?}: expected NAME[,ARGS]"));
+            return Err(ControlError::BadDevargs {
+                devargs: devargs.to_owned(),
+            });
         }
         let (bus, dev_name) = bus_device_of(name);
         if bus == "vdev" && !name.starts_with("dma_") {
-            return Err(format!(
-                "{name} is not a DMA device: dma add takes a DMA driver's vdev \
-                 (dma_skeleton1, ...) or a PCI address"
-            ));
+            return Err(ControlError::NotADmaDevice {
+                name: name.to_owned(),
+            });
         }
         if self
             .channels
             .iter()
             .any(|c| c.name == name && c.state != ChannelState::Removed)
         {
-            return Err(format!("DMA channel {name} is already in use"));
+            return Err(ControlError::NameInUse {
+                name: name.to_owned(),
+            });
         }
         if Port::id_by_name(self.eal, name).is_some()
             || Port::id_by_name(self.eal, dev_name).is_some()
         {
-            return Err(format!("{name} is in use as a port, not a DMA device"));
+            return Err(ControlError::PortInUse {
+                name: name.to_owned(),
+            });
         }
         // A PCI device already probed (another work queue of a DSA function) is not probed
         // again; anything else that already exists is someone else's.
@@ -602,40 +854,44 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             .iter()
             .any(|d| d.bus == "pci" && d.device == dev_name);
         if bus == "vdev" && DmaDev::id_by_name(self.eal, name).is_ok() {
-            return Err(format!("DMA device {name} already exists"));
+            return Err(ControlError::DeviceExists {
+                name: name.to_owned(),
+            });
         }
         if !(bus == "pci" && probed) {
-            pmd::hotplug_add(self.eal, bus, dev_name, args)
-                .map_err(|e| format!("cannot probe {devargs:?} on bus {bus}: {e}"))?;
+            pmd::hotplug_add(self.eal, bus, dev_name, args).map_err(|source| {
+                ControlError::Probe {
+                    devargs: devargs.to_owned(),
+                    bus,
+                    source,
+                }
+            })?;
         }
-        let dev = DmaDev::open(self.eal, name, self.nb_desc).map_err(|e| {
-            let theirs: Vec<String> = DmaDev::list(self.eal)
-                .into_iter()
-                .filter(|d| d.device == dev_name && d.name != name)
-                .map(|d| d.name)
-                .collect();
-            if theirs.is_empty() {
-                format!("{name} is not a usable DMA device: {e}")
-            } else {
-                format!(
-                    "{name} is not a usable DMA device: {e} (its device carries {})",
-                    theirs.join(", ")
-                )
+        let dev = DmaDev::open(self.eal, name, self.nb_desc).map_err(|source| {
+            ControlError::Unusable {
+                name: name.to_owned(),
+                source,
+                others: DmaDev::list(self.eal)
+                    .into_iter()
+                    .filter(|d| d.device == dev_name && d.name != name)
+                    .map(|d| d.name)
+                    .collect(),
             }
         })?;
-        let id = channel_id(dev.id(), 0);
+        let id = ChannelId::new(dev.id(), 0);
         let Some(fault) = self.fault_switch(id) else {
-            let n = self.faults.len();
-            let e = format!(
-                "{name} has device id {}, beyond the {n} the data plane can drive",
-                dev.id()
-            );
+            let dev_id = dev.id();
             // We probed it: take it away again (or at least close it).
-            if let Err((dev, err)) = dev.unplug(self.eal) {
+            let unplug = dev.unplug(self.eal).err().map(|(dev, err)| {
                 drop(dev);
-                return Err(format!("{e} (and it could not be unplugged: {err})"));
-            }
-            return Err(e);
+                err
+            });
+            return Err(ControlError::DeviceIdBeyondTable {
+                name: name.to_owned(),
+                dev_id,
+                table: self.faults.len(),
+                unplug,
+            });
         };
         // Relaxed: the fault switch of a fresh device starts off.
         fault.store(false, Ordering::Relaxed);
@@ -651,7 +907,10 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                     .qsbr
                     .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
                     .map(|_| ())
-                    .map_err(|e| format!("{name} is published, but not yet confirmed: {e}"));
+                    .map_err(|source| ControlError::Unconfirmed {
+                        name: name.to_owned(),
+                        source,
+                    });
                 ChannelState::Active(w)
             }
             None => ChannelState::Standby,
@@ -669,47 +928,48 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             error: None,
         });
         confirm?;
-        Ok(match state {
-            ChannelState::Active(w) => json!({ "added": name, "state": "active", "worker": w }),
-            _ => json!({ "added": name, "state": "standby" }),
+        Ok(Added {
+            name: name.to_owned(),
+            worker: match state {
+                ChannelState::Active(w) => Some(w),
+                _ => None,
+            },
         })
     }
 
     /// `dma fault NAME stall|stop|none`, for drills: `stall` makes a channel's completions
     /// stop arriving (its worker then retires it as stalled), `stop` makes its next
     /// `rte_dma_stop` fail (the engine is left running), `none` clears both. Only with fault
-    /// injection enabled.
-    pub fn fault(&mut self, name: &str, fault: &str) -> Result<Value, String> {
+    /// injection enabled. `fault` is checked once the channel is found (the order of the
+    /// refusals is part of the protocol).
+    pub fn fault(&mut self, name: &str, fault: &str) -> Result<FaultSet, ControlError> {
         self.need_dma()?;
         if !self.allow_faults {
-            return Err(
-                "fault injection is disabled: start l2fwd with --allow-fault-injection".into(),
-            );
+            return Err(ControlError::FaultInjectionDisabled);
         }
         let i = self.find(name)?;
-        self.usable(i)?;
+        self.usable(i).map_err(ControlError::ChannelFailed)?;
+        let fault: Fault = fault.parse()?;
         let (stall, stop) = match fault {
-            "stall" => (true, false),
-            "stop" => (false, true),
-            "none" => (false, false),
-            _ => {
-                return Err(format!(
-                    "unknown fault {fault:?}: expected stall, stop or none"
-                ))
-            }
+            Fault::Stall => (true, false),
+            Fault::Stop => (false, true),
+            Fault::None => (false, false),
         };
         let id = self.channels[i].id;
         let Some(switch) = self.fault_switch(id) else {
-            return Err(format!(
-                "DMA channel {name} has no fault switch (device id {} is beyond the table of {})",
-                channel_parts(id).0,
-                self.faults.len()
-            ));
+            return Err(ControlError::NoFaultSwitch {
+                name: name.to_owned(),
+                dev_id: id.dev(),
+                table: self.faults.len(),
+            });
         };
         // Relaxed: a drill switch the worker reads once per completion poll.
         switch.store(stall, Ordering::Relaxed);
         self.channels[i].fail_stop = stop;
-        Ok(json!({ "channel": name, "fault": fault }))
+        Ok(FaultSet {
+            channel: name.to_owned(),
+            fault,
+        })
     }
 
     /// At shutdown, after every worker stopped (offline): stop every device, then free what
@@ -830,6 +1090,184 @@ mod tests {
         assert!(siblings_of("dma_skeleton0", names).is_empty());
         // Not a work queue suffix: its own vdev.
         assert!(siblings_of("dma_x-q0", ["dma_x-q1", "dma_x"]).is_empty());
+    }
+
+    /// Each error's text, as the control socket has always sent it (tests and scripts match
+    /// on these).
+    #[test]
+    fn errors_read_as_before() {
+        let dpdk = || pmd::Error::Invalid("boom".into());
+        let grace = || GraceTimeout {
+            worker: 1,
+            lcore: 3,
+            generation: 7,
+            waited_ms: 10,
+        };
+        let s = String::from;
+        let failed = || FailedChannel {
+            name: s("q1"),
+            reason: s("rte_dma_stop on q1: boom"),
+        };
+        let cases: Vec<(ControlError, String)> =
+            vec![
+            (
+                ControlError::NoCopyStage,
+                s("no copy stage (--copy none): there are no DMA channels to manage"),
+            ),
+            (
+                ControlError::UnknownChannel {
+                    name: s("x"),
+                    known: vec![s("a"), s("b")],
+                },
+                s(r#"no DMA channel named "x" (channels: a, b)"#),
+            ),
+            (
+                ControlError::UnknownChannel {
+                    name: s("x"),
+                    known: vec![],
+                },
+                s(r#"no DMA channel named "x" (channels: )"#),
+            ),
+            (
+                ControlError::ChannelFailed(failed()),
+                s("DMA channel q1 failed: rte_dma_stop on q1: boom; its device and buffers \
+                   are kept until exit"),
+            ),
+            (
+                ControlError::SiblingFailed {
+                    name: s("q0"),
+                    failed: failed(),
+                },
+                s("q0 shares its device with a failed channel: DMA channel q1 failed: \
+                   rte_dma_stop on q1: boom; its device and buffers are kept until exit"),
+            ),
+            (
+                ControlError::GraceTimeout {
+                    name: s("q0"),
+                    source: grace(),
+                },
+                format!("removing q0: {}", grace()),
+            ),
+            (
+                ControlError::StopFailed {
+                    failures: vec![
+                        StopFailure {
+                            channel: s("q0"),
+                            cause: StopError::Injected,
+                        },
+                        StopFailure {
+                            channel: s("q1"),
+                            cause: StopError::Dpdk(dpdk()),
+                        },
+                    ],
+                },
+                s("rte_dma_stop on q0: rte_dma_stop failed (injected by `dma fault NAME \
+                   stop`); rte_dma_stop on q1: boom: the channel is marked failed; its \
+                   quarantined buffers are kept"),
+            ),
+            (
+                ControlError::RemovalNotRecorded { name: s("q0") },
+                s("q0: removal not recorded"),
+            ),
+            (
+                ControlError::BadDevargs {
+                    devargs: s(",lcore=0"),
+                },
+                s(r#"invalid devargs ",lcore=0": expected NAME[,ARGS]"#),
+            ),
+            (
+                ControlError::NotADmaDevice {
+                    name: s("net_null0"),
+                },
+                s("net_null0 is not a DMA device: dma add takes a DMA driver's vdev \
+                   (dma_skeleton1, ...) or a PCI address"),
+            ),
+            (
+                ControlError::NameInUse { name: s("d") },
+                s("DMA channel d is already in use"),
+            ),
+            (
+                ControlError::PortInUse { name: s("d") },
+                s("d is in use as a port, not a DMA device"),
+            ),
+            (
+                ControlError::DeviceExists { name: s("d") },
+                s("DMA device d already exists"),
+            ),
+            (
+                ControlError::Probe {
+                    devargs: s("d,x=1"),
+                    bus: "vdev",
+                    source: dpdk(),
+                },
+                s(r#"cannot probe "d,x=1" on bus vdev: boom"#),
+            ),
+            (
+                ControlError::Unusable {
+                    name: s("d"),
+                    source: dpdk(),
+                    others: vec![],
+                },
+                s("d is not a usable DMA device: boom"),
+            ),
+            (
+                ControlError::Unusable {
+                    name: s("d-q2"),
+                    source: dpdk(),
+                    others: vec![s("d-q0"), s("d-q1")],
+                },
+                s("d-q2 is not a usable DMA device: boom (its device carries d-q0, d-q1)"),
+            ),
+            (
+                ControlError::DeviceIdBeyondTable {
+                    name: s("d"),
+                    dev_id: 70,
+                    table: 64,
+                    unplug: None,
+                },
+                s("d has device id 70, beyond the 64 the data plane can drive"),
+            ),
+            (
+                ControlError::DeviceIdBeyondTable {
+                    name: s("d"),
+                    dev_id: 70,
+                    table: 64,
+                    unplug: Some(dpdk()),
+                },
+                s("d has device id 70, beyond the 64 the data plane can drive (and it could \
+                   not be unplugged: boom)"),
+            ),
+            (
+                ControlError::Unconfirmed {
+                    name: s("d"),
+                    source: grace(),
+                },
+                format!("d is published, but not yet confirmed: {}", grace()),
+            ),
+            (
+                ControlError::FaultInjectionDisabled,
+                s("fault injection is disabled: start l2fwd with --allow-fault-injection"),
+            ),
+            (
+                ControlError::UnknownFault { fault: s("zap") },
+                s(r#"unknown fault "zap": expected stall, stop or none"#),
+            ),
+            (
+                ControlError::NoFaultSwitch {
+                    name: s("d"),
+                    dev_id: 70,
+                    table: 64,
+                },
+                s("DMA channel d has no fault switch (device id 70 is beyond the table of 64)"),
+            ),
+            (
+                ControlError::BadCopybreak { bytes: 0 },
+                s("invalid copybreak 0: give 1..=65535 bytes"),
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text, "{e:?}");
+        }
     }
 
     #[test]

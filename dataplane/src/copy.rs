@@ -34,6 +34,7 @@ pub use crate::dma::DmaEngine;
 use crate::dma::{InFlight, Quarantine};
 use crate::ether::rewrite_macs;
 pub use crate::ether::ETHER_HDR_LEN;
+use crate::qsbr::ChannelId;
 use crate::stats::{DropReason, LcoreStats};
 use pmd::{Burst, FreeBatch, MacAddr, Mbuf, Mempool, MAX_BURST};
 
@@ -65,6 +66,33 @@ impl std::str::FromStr for CopyMode {
                 "invalid copy mode {s:?}: expected none, cpu, dma or auto"
             )),
         }
+    }
+}
+
+/// Which packets go to the DMA engine (`--copybreak`, `dpctl copybreak`, `--copy auto`'s
+/// choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copybreak {
+    /// None: every packet is copied by the CPU.
+    CpuOnly,
+    /// Packets of at least this many bytes (when there is an engine with room).
+    Bytes(usize),
+}
+
+impl Copybreak {
+    /// Whether a packet of `len` bytes is long enough for DMA.
+    #[inline]
+    pub fn admits(self, len: usize) -> bool {
+        match self {
+            Copybreak::CpuOnly => false,
+            Copybreak::Bytes(n) => len >= n,
+        }
+    }
+}
+
+impl From<usize> for Copybreak {
+    fn from(bytes: usize) -> Self {
+        Copybreak::Bytes(bytes)
     }
 }
 
@@ -109,7 +137,7 @@ struct Lane<'p, E: DmaEngine> {
     /// TSC of the lane's last completion, or of the last poll that found it idle.
     last_progress: u64,
     /// The channel this lane drives, as the control thread names it (None: a bare engine).
-    id: Option<u32>,
+    id: Option<ChannelId>,
     /// Takes no new copies; leaves once its outstanding ones completed (hot-remove).
     draining: bool,
     /// Copies completed while draining.
@@ -121,7 +149,7 @@ struct Lane<'p, E: DmaEngine> {
 /// A lane that left the stage: its engine and what happened to its copies.
 pub struct RetiredLane<'p, E> {
     pub engine: Option<E>,
-    pub id: Option<u32>,
+    pub id: Option<ChannelId>,
     /// Copies that completed after the lane started draining.
     pub drained: u64,
     /// Copies given up on and re-done by the CPU (a stalled engine).
@@ -147,8 +175,8 @@ impl<E: DmaEngine> Lane<'_, E> {
 /// uses lane `s % lanes`.
 pub struct CopyStage<'p, E: DmaEngine> {
     mode: CopyMode,
-    /// Packets of at least this many bytes go to DMA (when there is an engine with room).
-    copybreak: usize,
+    /// Which packets go to DMA (when there is an engine with room).
+    copybreak: Copybreak,
     lanes: Vec<Lane<'p, E>>,
     /// Indices of the lanes that take new copies (not draining); stream `s` uses
     /// `active[s % active.len()]`.
@@ -185,10 +213,10 @@ pub const LANE_DEPTH: u32 = 512;
 impl<'p, E: DmaEngine> CopyStage<'p, E> {
     /// A stage for `mode` with `engine` (if any). Streams are added with [`Self::add_stream`],
     /// more engines with [`Self::add_engine`].
-    pub fn new(mode: CopyMode, copybreak: usize, engine: Option<E>) -> Self {
+    pub fn new(mode: CopyMode, copybreak: impl Into<Copybreak>, engine: Option<E>) -> Self {
         let mut stage = CopyStage {
             mode,
-            copybreak,
+            copybreak: copybreak.into(),
             lanes: Vec::new(),
             active: Vec::new(),
             streams: Vec::new(),
@@ -210,11 +238,11 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
     }
 
     /// Adds a DMA channel known to the control thread as `id`. Between bursts.
-    pub fn add_lane(&mut self, engine: E, id: u32) {
+    pub fn add_lane(&mut self, engine: E, id: ChannelId) {
         self.push_lane(engine, Some(id));
     }
 
-    fn push_lane(&mut self, engine: E, id: Option<u32>) {
+    fn push_lane(&mut self, engine: E, id: Option<ChannelId>) {
         let cap = self.tag_capacity();
         self.lanes.push(Lane {
             flight: InFlight::new(engine, cap),
@@ -235,7 +263,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
     }
 
     /// The ids of the lanes, draining ones included.
-    pub fn lane_ids(&self) -> impl Iterator<Item = u32> + '_ {
+    pub fn lane_ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
         self.lanes.iter().filter_map(|l| l.id)
     }
 
@@ -247,7 +275,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
     /// Starts draining every lane whose id `keep` rejects: it takes no new copies, its
     /// outstanding ones still complete (or are re-done if it stalls), and
     /// [`Self::take_drained`] hands it back once empty.
-    pub fn drain_lanes(&mut self, keep: impl Fn(Option<u32>) -> bool) {
+    pub fn drain_lanes(&mut self, keep: impl Fn(Option<ChannelId>) -> bool) {
         for lane in &mut self.lanes {
             if !keep(lane.id) {
                 lane.draining = true;
@@ -303,12 +331,13 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         self.streams.len() - 1
     }
 
-    pub fn copybreak(&self) -> usize {
+    pub fn copybreak(&self) -> Copybreak {
         self.copybreak
     }
 
-    pub fn set_copybreak(&mut self, bytes: usize) {
-        self.copybreak = bytes;
+    /// Sets which packets go to DMA from the next burst on: a [`Copybreak`], or a byte count.
+    pub fn set_copybreak(&mut self, copybreak: impl Into<Copybreak>) {
+        self.copybreak = copybreak.into();
     }
 
     /// DMA channels the stage drives.
@@ -362,20 +391,22 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         let (mut cpu, mut dma, mut no_mbuf, mut runt) = (0u64, 0u64, 0u64, 0u64);
         // Sources whose copy is done go back to the pool together.
         let mut done = FreeBatch::new();
-        let lane_idx = match self.active.len() {
-            0 => usize::MAX,
-            n => self.active[s % n],
+        // The stream's lane, if the mode copies by DMA and the stage has an active one.
+        let dma_lane = match self.active.len() {
+            n if n > 0 && matches!(self.mode, CopyMode::Dma | CopyMode::Auto) => {
+                Some(self.active[s % n])
+            }
+            _ => None,
         };
-        let dma_allowed =
-            matches!(self.mode, CopyMode::Dma | CopyMode::Auto) && lane_idx != usize::MAX;
         // Descriptors this burst may still put on its lane: the ring's free room (asked of the
         // device once per burst, not per packet) within LANE_DEPTH outstanding.
-        let mut dma_room = if dma_allowed {
-            let lane = &self.lanes[lane_idx];
-            (lane.flight.engine().capacity() as u32)
-                .min(LANE_DEPTH.saturating_sub(lane.in_flight()))
-        } else {
-            0
+        let mut dma_room = match dma_lane {
+            Some(l) => {
+                let lane = &self.lanes[l];
+                (lane.flight.engine().capacity() as u32)
+                    .min(LANE_DEPTH.saturating_sub(lane.in_flight()))
+            }
+            None => 0,
         };
         for (src, copy) in burst.drain().zip(copies.iter_mut()) {
             let len = src.len();
@@ -394,10 +425,11 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
             }
             let stream = &mut self.streams[s];
             let seq = stream.tail;
-            let to_dma = dma_room > 0 && len >= self.copybreak && len > HEADER_BYTES;
+            let to_dma = dma_lane
+                .filter(|_| dma_room > 0 && self.copybreak.admits(len) && len > HEADER_BYTES);
             let slot = &mut stream.slots[(seq & stream.mask) as usize];
             slot.in_dma = false;
-            if to_dma {
+            if let Some(lane_idx) = to_dma {
                 // Header by CPU, rewritten before the engine is given the buffer: from the
                 // enqueue until its completion the CPU does not touch the copy.
                 let d = dst.data_mut();

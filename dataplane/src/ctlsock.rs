@@ -2,7 +2,9 @@
 //! one JSON response per line, `{"ok":true,"result":...}` or `{"ok":false,"error":"..."}`.
 //!
 //! Requests are [`crate::control::Request`]s, handed to the control thread through a channel;
-//! the socket threads never touch the data plane. Lines are bounded ([`MAX_LINE`] bytes): a
+//! the socket threads never touch the data plane. The control thread answers with a typed
+//! [`Response`] or [`ControlError`], which [`answer`] turns into the response line: this module
+//! is the one place that knows the JSON of answers. Lines are bounded ([`MAX_LINE`] bytes): a
 //! longer one gets an error and the connection is closed. Malformed JSON gets an error and the
 //! connection stays open. A client that disconnects mid-request costs nothing, and one that
 //! takes longer than the request deadline ([`REQUEST_DEADLINE`] by default) to send a whole
@@ -11,7 +13,7 @@
 //! The socket is created with mode 0600 from the start: it is bound inside a private (0700)
 //! directory next to its path, set to 0600 there, and only then renamed into place, so there
 //! is no moment at which it has the umask's mode at a reachable path.
-use crate::control::Request;
+use crate::control::{ControlError, Request, Response};
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -43,7 +45,32 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
 /// A request and where its answer goes.
 pub struct Envelope {
     pub req: Request,
-    pub reply: mpsc::Sender<Result<Value, String>>,
+    pub reply: mpsc::Sender<Result<Response, ControlError>>,
+}
+
+/// The response line's JSON for what the control thread made of a request:
+/// `{"ok":true,"result":...}` or `{"ok":false,"error":"..."}`.
+pub fn answer(outcome: Result<Response, ControlError>) -> Value {
+    match outcome.map(|r| result(&r)) {
+        Ok(Ok(v)) => json!({"ok": true, "result": v}),
+        Ok(Err(e)) => json!({"ok": false, "error": format!("cannot encode the answer: {e}")}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    }
+}
+
+/// The `result` of a request that succeeded.
+fn result(r: &Response) -> serde_json::Result<Value> {
+    Ok(match r {
+        Response::Stats(report) => serde_json::to_value(report)?,
+        Response::Channels(channels) => json!({ "channels": serde_json::to_value(channels)? }),
+        Response::Removed(removal) => serde_json::to_value(removal)?,
+        Response::Added(a) => match a.worker {
+            Some(w) => json!({ "added": a.name, "state": a.state().as_str(), "worker": w }),
+            None => json!({ "added": a.name, "state": a.state().as_str() }),
+        },
+        Response::Fault(f) => json!({ "channel": f.channel, "fault": f.fault.as_str() }),
+        Response::Copybreak(bytes) => json!({ "copybreak": bytes }),
+    })
 }
 
 /// The running socket server. Dropping it stops accepting and removes the socket file.
@@ -264,12 +291,11 @@ fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -
             )?;
             return Ok(());
         }
-        let answer = match rrx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(v)) => json!({"ok": true, "result": v}),
-            Ok(Err(e)) => json!({"ok": false, "error": e}),
+        let line = match rrx.recv_timeout(Duration::from_secs(60)) {
+            Ok(outcome) => answer(outcome),
             Err(_) => json!({"ok": false, "error": "no answer from the control thread"}),
         };
-        reply(&mut out, answer)?;
+        reply(&mut out, line)?;
     }
 }
 
@@ -291,10 +317,80 @@ mod tests {
         let (tx, rx) = mpsc::channel::<Envelope>();
         std::thread::spawn(move || {
             for env in rx {
-                let _ = env.reply.send(Ok(json!("pong")));
+                let _ = env.reply.send(Ok(Response::Copybreak(1)));
             }
         });
         tx
+    }
+
+    /// The JSON of each answer, as the socket has always sent it (dpctl and the drills read
+    /// these fields).
+    #[test]
+    fn answers_are_the_json_they_always_were() {
+        use crate::control::{Added, Fault, FaultSet};
+        use crate::report::{DmaChannelReport, DmaChannelState, HotRemoveReport, L2fwdReport};
+        let ok = |r: Response| answer(Ok(r));
+        assert_eq!(
+            ok(Response::Added(Added {
+                name: "dma_skeleton1".into(),
+                worker: Some(2),
+            })),
+            json!({"ok": true, "result": {"added": "dma_skeleton1", "state": "active", "worker": 2}})
+        );
+        assert_eq!(
+            ok(Response::Added(Added {
+                name: "dma_skeleton1".into(),
+                worker: None,
+            })),
+            json!({"ok": true, "result": {"added": "dma_skeleton1", "state": "standby"}})
+        );
+        assert_eq!(
+            ok(Response::Fault(FaultSet {
+                channel: "dma_skeleton0".into(),
+                fault: Fault::Stall,
+            })),
+            json!({"ok": true, "result": {"channel": "dma_skeleton0", "fault": "stall"}})
+        );
+        assert_eq!(
+            ok(Response::Copybreak(512)),
+            json!({"ok": true, "result": {"copybreak": 512}})
+        );
+        let removal = HotRemoveReport {
+            channel: "dma_skeleton0".into(),
+            latency_us: 12.5,
+            drained: 3,
+            recopied: 1,
+        };
+        assert_eq!(
+            ok(Response::Removed(removal.clone())),
+            json!({"ok": true, "result": serde_json::to_value(&removal).unwrap()})
+        );
+        let channel = DmaChannelReport {
+            name: "dma_skeleton0".into(),
+            state: DmaChannelState::Stalled,
+            ..Default::default()
+        };
+        let listed = answer(Ok(Response::Channels(vec![channel.clone()])));
+        assert_eq!(listed["result"]["channels"][0]["state"], "stalled");
+        assert_eq!(
+            listed["result"],
+            json!({ "channels": [serde_json::to_value(&channel).unwrap()] })
+        );
+        let report = L2fwdReport {
+            rx_packets: 5,
+            ..Default::default()
+        };
+        assert_eq!(
+            answer(Ok(Response::Stats(Box::new(report.clone())))),
+            json!({"ok": true, "result": serde_json::to_value(&report).unwrap()})
+        );
+        assert_eq!(
+            answer(Err(ControlError::FaultInjectionDisabled)),
+            json!({
+                "ok": false,
+                "error": "fault injection is disabled: start l2fwd with --allow-fault-injection"
+            })
+        );
     }
 
     #[test]

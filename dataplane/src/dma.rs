@@ -32,7 +32,7 @@
 //! only this crate's `CopyWorker` attaches channels, and only from its own slot.
 #![allow(unsafe_code)]
 
-use crate::qsbr::{channel_parts, Assignment, ChannelId};
+use crate::qsbr::{Assignment, ChannelId};
 use pmd::{DmaChannel, DmaDev, Mbuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -155,7 +155,7 @@ impl<'q> AttachedChannel<'q> {
         if !assigned.has(id) {
             return None;
         }
-        let (dev, vchan) = channel_parts(id);
+        let (dev, vchan) = (id.dev(), id.vchan());
         Some(AttachedChannel {
             // SAFETY: `id` is in the worker's current assignment, so its device is configured
             // and started, this worker is its only user, and it stays so until this handle is

@@ -26,7 +26,6 @@ use crate::ctlsock::{CtlServer, Envelope};
 use crate::dma::AttachedChannel;
 use crate::fwd::{CopyWorker, Rule, Worker};
 use crate::ports::{assign_to_workers, enabled_ports, pair_ports, PortMaskError};
-use crate::qsbr::channel_parts;
 use crate::report::{CopyReport, DmaChannelReport, HotRemoveReport, L2fwdReport, PortReport};
 use crate::shared::Shared;
 use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
@@ -253,11 +252,7 @@ impl<'e> Engine<'e> {
         let plan = assign_to_workers(&pair_ports(&enabled), forwarding_lcores.len());
         let mut jobs = Vec::with_capacity(plan.len());
         for (i, rules) in plan.iter().enumerate() {
-            let dma_devs: Vec<i16> = shared
-                .initial(i)
-                .iter()
-                .map(|&id| channel_parts(id).0)
-                .collect();
+            let dma_devs: Vec<i16> = shared.initial(i).iter().map(|id| id.dev()).collect();
             events(Event::LcorePlan {
                 lcore: forwarding_lcores[i],
                 rules,
@@ -569,7 +564,7 @@ impl ControlLoop<'_, '_> {
         // Relaxed: the flag carries no data (see the worker loop).
         while !self.quit.load(Ordering::Relaxed) {
             if let Ok(env) = requests.rx.recv_timeout(Duration::from_millis(10)) {
-                let answer = control.handle(env.req, &|c| self.stats_json(c));
+                let answer = control.handle(env.req, &|c| self.stats_report(c));
                 let _ = env.reply.send(answer);
             }
             while let Ok(device) = requests.events.try_recv() {
@@ -611,12 +606,12 @@ impl ControlLoop<'_, '_> {
     }
 
     /// The control socket's `stats`: the report as it stands.
-    fn stats_json(&self, control: &Control) -> serde_json::Value {
+    fn stats_report(&self, control: &Control) -> L2fwdReport {
         let totals = summarise(self.ports, self.stats);
         let mut r = build_report(&totals, self.stats, 0, self.started.elapsed().as_secs_f64());
         r.dma_channels = control.channel_reports();
         r.hot_removes = control.hot_removes.clone();
-        serde_json::to_value(r).expect("serialisable")
+        r
     }
 }
 
@@ -626,7 +621,7 @@ fn device_removed(control: &mut Control, device: &str, events: &mut dyn FnMut(Ev
     let known: Vec<String> = control
         .channel_reports()
         .into_iter()
-        .filter(|c| c.state != "removed")
+        .filter(|c| !c.is_removed())
         .map(|c| c.name)
         .filter(|n| n == device || n.starts_with(&format!("{device}-")))
         .collect();

@@ -5,10 +5,10 @@
 //! the MACs (unless disabled), transmit it out of the peer port, count. Nothing on this path
 //! allocates, locks, makes a system call, or writes a cache line another lcore writes.
 
-use crate::copy::CopyStage;
+use crate::copy::{CopyStage, Copybreak};
 use crate::dma::{AttachedChannel, Quarantine};
 use crate::ether::{l2fwd_dst_mac, rewrite_macs, ETHER_HDR_LEN};
-use crate::qsbr::{channel_parts, Assignment, ChannelId, Reader};
+use crate::qsbr::{Assignment, ChannelId, Reader};
 use crate::stats::{DropReason, LcoreStats};
 use crate::tuner::AutoTuner;
 use crossbeam_queue::SegQueue;
@@ -242,7 +242,7 @@ impl CopyWorker<'_, '_, '_> {
             let cb = self.control.copybreak.load(Ordering::Relaxed);
             if cb != copybreak_cmd {
                 copybreak_cmd = cb;
-                self.stage.set_copybreak(cb as usize);
+                self.stage.set_copybreak(Copybreak::Bytes(cb as usize));
                 self.tuner = None; // a copybreak set by hand overrides auto
             }
             let mut work = 0;
@@ -314,17 +314,15 @@ impl CopyWorker<'_, '_, '_> {
     #[cold]
     fn reassign(&mut self, a: Assignment, dead: &mut Vec<ChannelId>) {
         dead.retain(|&d| a.has(d));
-        self.stage
-            .drain_lanes(|id| id.is_some_and(|id| a.has(id as ChannelId)));
-        let have: Vec<u32> = self.stage.lane_ids().collect();
+        self.stage.drain_lanes(|id| id.is_some_and(|id| a.has(id)));
+        let have: Vec<ChannelId> = self.stage.lane_ids().collect();
         for id in a.channels() {
-            if !have.contains(&(id as u32)) && !dead.contains(&id) {
-                let (dev, _) = channel_parts(id);
-                let Some(fault) = self.control.faults.get(dev as usize) else {
+            if !have.contains(&id) && !dead.contains(&id) {
+                let Some(fault) = self.control.faults.get(id.dev() as usize) else {
                     continue;
                 };
                 if let Some(e) = AttachedChannel::attach(&a, id, fault) {
-                    self.stage.add_lane(e, id as u32);
+                    self.stage.add_lane(e, id);
                 }
             }
         }
@@ -336,7 +334,7 @@ impl CopyWorker<'_, '_, '_> {
         for lane in self.stage.take_drained() {
             if let Some(id) = lane.id {
                 self.control.retired.push(Retired {
-                    channel: id as ChannelId,
+                    channel: id,
                     drained: lane.drained,
                     recopied: lane.recopied,
                     stalled: false,
@@ -360,9 +358,9 @@ impl CopyWorker<'_, '_, '_> {
                 });
         for lane in lanes {
             let Some(id) = lane.id else { continue };
-            dead.push(id as ChannelId);
+            dead.push(id);
             self.control.retired.push(Retired {
-                channel: id as ChannelId,
+                channel: id,
                 drained: lane.drained,
                 recopied: lane.recopied,
                 stalled: true,

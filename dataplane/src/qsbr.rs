@@ -51,29 +51,42 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 use std::time::{Duration, Instant};
 
-/// A DMA channel as a slot names it: the dmadev id in the high byte, the vchan in the low one.
-pub type ChannelId = u16;
+/// A DMA channel as a slot names it: vchan `vchan` of dmadev `dev`, packed into 16 bits (the
+/// device id in the high byte, the vchan in the low one) so that a slot holds several of them
+/// and its generation in one atomic word.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChannelId(u16);
 
-/// The channel id of `vchan` of DMA device `dev_id`.
-pub fn channel_id(dev_id: i16, vchan: u16) -> ChannelId {
-    ((dev_id as u16 & 0xff) << 8) | (vchan & 0xff)
-}
+impl ChannelId {
+    /// Vchan `vchan` of DMA device `dev_id` (each taken modulo 256: a slot has a byte for each).
+    pub const fn new(dev_id: i16, vchan: u16) -> Self {
+        ChannelId(((dev_id as u16 & 0xff) << 8) | (vchan & 0xff))
+    }
 
-/// The (device id, vchan) of a channel id.
-pub fn channel_parts(id: ChannelId) -> (i16, u16) {
-    ((id >> 8) as i16, id & 0xff)
+    /// The dmadev id.
+    pub const fn dev(self) -> i16 {
+        (self.0 >> 8) as i16
+    }
+
+    /// The vchan on that device.
+    pub const fn vchan(self) -> u16 {
+        self.0 & 0xff
+    }
 }
 
 /// Most channels one worker is assigned at once.
 pub const MAX_CHANNELS: usize = 3;
 
-/// "No channel" in a slot position.
+/// "No channel" in a slot position: internal to the packed word (a real channel never packs to
+/// it, which would take vchan 255 of dmadev 255).
 const NONE: u16 = u16::MAX;
 
 /// What control assigned to a worker, and when: up to [`MAX_CHANNELS`] channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Assignment {
     pub generation: u16,
+    /// Raw channel ids as packed in the slot word, [`NONE`] where there is none.
     channels: [u16; MAX_CHANNELS],
 }
 
@@ -85,7 +98,9 @@ impl Assignment {
             "at most {MAX_CHANNELS} channels a worker"
         );
         let mut c = [NONE; MAX_CHANNELS];
-        c[..channels.len()].copy_from_slice(channels);
+        for (raw, id) in c.iter_mut().zip(channels) {
+            *raw = id.0;
+        }
         Assignment {
             generation,
             channels: c,
@@ -94,7 +109,11 @@ impl Assignment {
 
     /// The assigned channels.
     pub fn channels(&self) -> impl Iterator<Item = ChannelId> + '_ {
-        self.channels.iter().copied().filter(|&c| c != NONE)
+        self.channels
+            .iter()
+            .copied()
+            .filter(|&c| c != NONE)
+            .map(ChannelId)
     }
 
     pub fn has(&self, id: ChannelId) -> bool {
@@ -321,11 +340,24 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    /// Channel `n`: vchan 0 of dmadev `n`.
+    fn ch(n: i16) -> ChannelId {
+        ChannelId::new(n, 0)
+    }
+
+    #[test]
+    fn channel_ids_pack_device_and_vchan() {
+        let id = ChannelId::new(5, 2);
+        assert_eq!((id.dev(), id.vchan()), (5, 2));
+        assert_eq!(id.0, 0x0502, "the packing the slot word relies on");
+        assert_ne!(ChannelId::new(5, 0), ChannelId::new(5, 1));
+    }
+
     #[test]
     fn publish_poll_adopt_wait() {
-        let q = Qsbr::new(&[1, 2], &[vec![7], vec![]]);
+        let q = Qsbr::new(&[1, 2], &[vec![ch(7)], vec![]]);
         let mut r0 = q.reader(0);
-        assert_eq!(r0.poll(), (Assignment::new(0, &[7]), false));
+        assert_eq!(r0.poll(), (Assignment::new(0, &[ch(7)]), false));
         let g = q.publish(0, &[]);
         assert_eq!(g, 1);
         assert!(!q.quiescent(0, g));
@@ -346,19 +378,21 @@ mod tests {
 
     #[test]
     fn several_channels_in_one_word() {
-        let a = Assignment::new(9, &[channel_id(3, 0), channel_id(63, 1)]);
+        let a = Assignment::new(9, &[ChannelId::new(3, 0), ChannelId::new(63, 1)]);
         assert_eq!(unpack(pack(a)), a);
         assert_eq!(a.len(), 2);
-        assert!(a.has(channel_id(63, 1)) && !a.has(channel_id(3, 1)));
-        assert_eq!(channel_parts(channel_id(63, 1)), (63, 1));
-        let full = Assignment::new(u16::MAX, &[1, 2, 3]);
+        assert!(a.has(ChannelId::new(63, 1)) && !a.has(ChannelId::new(3, 1)));
+        let id = ChannelId::new(63, 1);
+        assert_eq!((id.dev(), id.vchan()), (63, 1));
+        let full = Assignment::new(u16::MAX, &[ch(1), ch(2), ch(3)]);
         assert_eq!(unpack(pack(full)), full);
+        assert_eq!(full.channels().collect::<Vec<_>>(), [ch(1), ch(2), ch(3)]);
     }
 
     #[test]
     fn a_reader_made_late_still_sees_what_was_published() {
-        let q = Qsbr::new(&[0], &[vec![1]]);
-        let g = q.publish(0, &[2]);
+        let q = Qsbr::new(&[0], &[vec![ch(1)]]);
+        let g = q.publish(0, &[ch(2)]);
         let mut r = q.reader(0);
         let (a, changed) = r.poll();
         assert!(
@@ -372,9 +406,9 @@ mod tests {
 
     #[test]
     fn offline_workers_are_quiescent() {
-        let q = Qsbr::new(&[3], &[vec![1]]);
+        let q = Qsbr::new(&[3], &[vec![ch(1)]]);
         let r = q.reader(0);
-        let g = q.publish(0, &[2]);
+        let g = q.publish(0, &[ch(2)]);
         assert!(!q.quiescent(0, g));
         r.offline();
         assert!(q.quiescent(0, g));
@@ -390,7 +424,7 @@ mod tests {
             .assignment
             .store(pack(Assignment::new(u16::MAX, &[])), Ordering::Relaxed);
         r.adopt(u16::MAX);
-        let g = q.publish(0, &[4]);
+        let g = q.publish(0, &[ch(4)]);
         assert_eq!(g, 0);
         assert!(!q.quiescent(0, g), "u16::MAX is before 0 on the circle");
         r.adopt(g);

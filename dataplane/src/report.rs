@@ -12,14 +12,48 @@ pub struct CopyReport {
     pub recopied: u64,
 }
 
+/// Where a DMA channel stands, as reported: serialized (and displayed) as its lowercase name.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum DmaChannelState {
+    /// A worker uses it.
+    #[default]
+    Active,
+    /// No worker had room for it.
+    Standby,
+    /// Its worker gave up on it; it comes back once it completes again.
+    Stalled,
+    /// A removal could not stop it; its device and buffers are kept.
+    Failed,
+    /// Removed (by request or a device event).
+    Removed,
+}
+
+impl DmaChannelState {
+    /// The state's name: `active`, `standby`, `stalled`, `failed` or `removed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmaChannelState::Active => "active",
+            DmaChannelState::Standby => "standby",
+            DmaChannelState::Stalled => "stalled",
+            DmaChannelState::Failed => "failed",
+            DmaChannelState::Removed => "removed",
+        }
+    }
+}
+
+impl std::fmt::Display for DmaChannelState {
+    /// The name, padded as the format asks (`{:<8}`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One DMA channel (device vchan).
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DmaChannelReport {
     pub name: String,
-    /// `active` (a worker uses it), `standby` (no worker had room), `stalled` (its worker gave
-    /// up on it; it comes back once it completes again), `failed` (a removal could not stop
-    /// it; its device and buffers are kept) or `removed`.
-    pub state: String,
+    pub state: DmaChannelState,
     /// The worker using it, when active.
     #[serde(default)]
     pub worker: Option<usize>,
@@ -38,6 +72,13 @@ pub struct DmaChannelReport {
     pub submitted: u64,
     pub completed: u64,
     pub failed: u64,
+}
+
+impl DmaChannelReport {
+    /// Whether the channel is gone (removed), as opposed to registered in any other state.
+    pub fn is_removed(&self) -> bool {
+        self.state == DmaChannelState::Removed
+    }
 }
 
 /// One completed hot-remove.
@@ -122,5 +163,31 @@ mod tests {
         assert_eq!(back, r);
         r.tx_packets = 6;
         assert!(!r.balances());
+    }
+
+    #[test]
+    fn channel_states_are_written_and_read_as_their_lowercase_names() {
+        use DmaChannelState::*;
+        for (s, name) in [
+            (Active, "active"),
+            (Standby, "standby"),
+            (Stalled, "stalled"),
+            (Failed, "failed"),
+            (Removed, "removed"),
+        ] {
+            assert_eq!(s.as_str(), name);
+            assert_eq!(s.to_string(), name);
+            assert_eq!(format!("{s:<8}|"), format!("{name:<8}|"));
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, serde_json::json!(name));
+            assert_eq!(serde_json::from_value::<DmaChannelState>(json).unwrap(), s);
+        }
+        assert!(serde_json::from_str::<DmaChannelState>("\"Active\"").is_err());
+        let r = DmaChannelReport {
+            state: Removed,
+            ..Default::default()
+        };
+        assert!(r.is_removed());
+        assert_eq!(serde_json::to_value(&r).unwrap()["state"], "removed");
     }
 }

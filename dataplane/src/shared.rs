@@ -10,7 +10,7 @@
 
 use crate::control::ChannelState;
 use crate::fwd::{Retired, WorkerControl};
-use crate::qsbr::{channel_id, Assignment, ChannelId, Qsbr, MAX_CHANNELS};
+use crate::qsbr::{Assignment, ChannelId, Qsbr, MAX_CHANNELS};
 use crossbeam_queue::SegQueue;
 use pmd::DmaDev;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -42,7 +42,7 @@ impl<'e, 'p> Shared<'e, 'p> {
         for (i, d) in devs.into_iter().enumerate() {
             let w = if workers == 0 { 0 } else { i % workers };
             if workers > 0 && initial[w].len() < MAX_CHANNELS {
-                initial[w].push(channel_id(d.id(), 0));
+                initial[w].push(ChannelId::new(d.id(), 0));
                 dealt.push((d, ChannelState::Active(w)));
             } else {
                 dealt.push((d, ChannelState::Standby));

@@ -19,11 +19,16 @@
 //! The tuner is called once per loop iteration with counters the worker has anyway; it does
 //! no allocation and touches only its own state.
 
-/// CPU only: no packet is long enough for DMA.
-pub const CPU_ONLY: usize = usize::MAX;
+use crate::copy::Copybreak;
 
 /// The copybreaks tried, CPU only first.
-pub const CANDIDATES: [usize; 5] = [CPU_ONLY, 1024, 512, 256, 128];
+pub const CANDIDATES: [Copybreak; 5] = [
+    Copybreak::CpuOnly,
+    Copybreak::Bytes(1024),
+    Copybreak::Bytes(512),
+    Copybreak::Bytes(256),
+    Copybreak::Bytes(128),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
@@ -68,7 +73,7 @@ impl AutoTuner {
     }
 
     /// The copybreak to use now.
-    pub fn copybreak(&self) -> usize {
+    pub fn copybreak(&self) -> Copybreak {
         match self.phase {
             Phase::Trial { i, .. } => CANDIDATES[i],
             Phase::Exploit => CANDIDATES[self.best],
@@ -76,14 +81,14 @@ impl AutoTuner {
     }
 
     /// The copybreak chosen by the last round of trials, and its score.
-    pub fn choice(&self) -> (usize, f64) {
+    pub fn choice(&self) -> (Copybreak, f64) {
         (CANDIDATES[self.best], self.scores[self.best])
     }
 
     /// Records one busy loop iteration (`sent` packets in `busy_cycles`) at TSC `now`; returns
     /// the new copybreak when it changes.
     #[inline]
-    pub fn record(&mut self, sent: u64, busy_cycles: u64, now: u64) -> Option<usize> {
+    pub fn record(&mut self, sent: u64, busy_cycles: u64, now: u64) -> Option<Copybreak> {
         self.pkts += sent;
         self.busy += busy_cycles;
         let elapsed = now.wrapping_sub(self.phase_start);
@@ -144,9 +149,10 @@ fn best_of(scores: &[f64]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Copybreak::{Bytes, CpuOnly};
 
     /// Drives the tuner with a synthetic cost per packet for each copybreak.
-    fn drive(t: &mut AutoTuner, cost: impl Fn(usize) -> u64, start: u64, iters: u64) -> u64 {
+    fn drive(t: &mut AutoTuner, cost: impl Fn(Copybreak) -> u64, start: u64, iters: u64) -> u64 {
         let mut now = start;
         let mut cb = t.copybreak();
         for _ in 0..iters {
@@ -164,30 +170,30 @@ mod tests {
     fn picks_the_cheapest_candidate() {
         let mut t = AutoTuner::new(10_000, 1_000_000, 0);
         // DMA from 512 bytes up is cheapest.
-        let cost = |cb: usize| match cb {
-            512 => 50,
-            1024 => 60,
-            CPU_ONLY => 100,
+        let cost = |cb| match cb {
+            Bytes(512) => 50,
+            Bytes(1024) => 60,
+            CpuOnly => 100,
             _ => 200,
         };
         let now = drive(&mut t, cost, 0, 2_000);
-        assert_eq!(t.choice().0, 512);
-        assert_eq!(t.copybreak(), 512);
+        assert_eq!(t.choice().0, Bytes(512));
+        assert_eq!(t.copybreak(), Bytes(512));
         // The choice follows a change: now CPU copies are cheapest.
         drive(
             &mut t,
-            |cb| if cb == CPU_ONLY { 10 } else { 300 },
+            |cb| if cb == CpuOnly { 10 } else { 300 },
             now,
             200_000,
         );
-        assert_eq!(t.choice().0, CPU_ONLY);
+        assert_eq!(t.choice().0, CpuOnly);
     }
 
     #[test]
     fn ties_prefer_cpu() {
         let mut t = AutoTuner::new(10_000, 1_000_000, 0);
         drive(&mut t, |_| 100, 0, 2_000);
-        assert_eq!(t.choice().0, CPU_ONLY);
+        assert_eq!(t.choice().0, CpuOnly);
     }
 
     #[test]

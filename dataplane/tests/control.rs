@@ -6,11 +6,11 @@
 
 mod common;
 use common::Hung;
-use dataplane::control::{Control, Request};
+use dataplane::control::{Added, Control, ControlError, Request, Response};
 use dataplane::dma::{InFlight, Quarantine};
 use dataplane::fwd::Retired;
-use dataplane::qsbr::channel_id;
-use dataplane::report::DmaChannelReport;
+use dataplane::qsbr::ChannelId;
+use dataplane::report::{DmaChannelReport, DmaChannelState, L2fwdReport};
 use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mempool, Port};
 use std::sync::{Mutex, OnceLock};
@@ -71,12 +71,12 @@ fn quarantine(dev: i16) -> Quarantine<'static> {
 fn report(c: &Control, name: &str) -> DmaChannelReport {
     c.channel_reports()
         .into_iter()
-        .find(|r| r.name == name && r.state != "removed")
+        .find(|r| r.name == name && !r.is_removed())
         .unwrap_or_else(|| panic!("no channel {name}"))
 }
 
-fn no_stats(_: &Control) -> serde_json::Value {
-    serde_json::Value::Null
+fn no_stats(_: &Control) -> L2fwdReport {
+    L2fwdReport::default()
 }
 
 fn fault(name: &str, fault: &str) -> Request {
@@ -91,7 +91,7 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
     let dev = skeleton();
     let name = dev.name().to_owned();
-    let id = channel_id(dev.id(), 0);
+    let id = ChannelId::new(dev.id(), 0);
     let shared = Shared::new(&[1], vec![dev]);
     assert_eq!(shared.initial(0), &[id]);
     let mut c = Control::new(eal(), &shared, true, Duration::from_secs(10), 64).unwrap();
@@ -115,13 +115,13 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
         drained: 0,
         recopied: 1,
         stalled: true,
-        quarantine: quarantine(id as i16 >> 8),
+        quarantine: quarantine(id.dev()),
     });
     let in_use = pool().in_use();
     assert!(in_use >= 1, "the quarantined buffer is held");
     c.tick();
     let r = report(&c, &name);
-    assert_eq!(r.state, "stalled", "{r:?}");
+    assert_eq!(r.state, DmaChannelState::Stalled, "{r:?}");
     assert!(r.stalled);
     assert_eq!((r.stalls, r.recopied), (1, 1));
     assert!(
@@ -129,14 +129,18 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
         "taken from its worker"
     );
     c.tick();
-    assert_eq!(report(&c, &name).state, "stalled", "the fault is still on");
+    assert_eq!(
+        report(&c, &name).state,
+        DmaChannelState::Stalled,
+        "the fault is still on"
+    );
 
     // One registry, one answer: the stalled channel takes requests.
     c.handle(fault(&name, "none"), &no_stats).unwrap();
     c.tick();
     assert_eq!(
         report(&c, &name).state,
-        "stalled",
+        DmaChannelState::Stalled,
         "its worker has not yet passed the grace period"
     );
     let (a, changed) = worker.poll();
@@ -144,7 +148,11 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     worker.adopt(a.generation);
     c.tick();
     let r = report(&c, &name);
-    assert_eq!((r.state.as_str(), r.worker), ("active", Some(0)), "{r:?}");
+    assert_eq!(
+        (r.state, r.worker),
+        (DmaChannelState::Active, Some(0)),
+        "{r:?}"
+    );
     assert!(shared.assignment(0).unwrap().has(id), "published again");
     assert_eq!(
         pool().in_use(),
@@ -157,7 +165,7 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     let hr = c.remove(&name).unwrap();
     assert_eq!(hr.channel, name);
     assert_eq!(pool().in_use(), in_use - 1);
-    assert_eq!(c.channel_reports()[0].state, "removed");
+    assert!(c.channel_reports()[0].is_removed());
     c.shutdown();
 }
 
@@ -170,7 +178,8 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
 
     // A forwarding port is not a DMA device, and stays where it is.
     let e = add(&mut c, "net_null0").unwrap_err();
-    assert!(e.contains("not a DMA device"), "{e}");
+    assert!(matches!(e, ControlError::NotADmaDevice { .. }), "{e:?}");
+    assert!(e.to_string().contains("not a DMA device"), "{e}");
     assert!(Port::id_by_name(eal(), "net_null0").is_some());
 
     // A non-DMA driver is refused before anything is probed: no file is truncated.
@@ -179,7 +188,7 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
     let victim = dir.join("x");
     std::fs::write(&victim, b"keep me").unwrap();
     let e = add(&mut c, &format!("net_pcap9,tx_pcap={}", victim.display())).unwrap_err();
-    assert!(e.contains("not a DMA device"), "{e}");
+    assert!(e.to_string().contains("not a DMA device"), "{e}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
     assert!(Port::id_by_name(eal(), "net_pcap9").is_none());
     let _ = std::fs::remove_dir_all(&dir);
@@ -187,16 +196,24 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
     // A dmadev that already exists (not ours) is refused, and left alone.
     pmd::hotplug_add(eal(), "vdev", "dma_skeleton0", "").unwrap();
     let e = add(&mut c, "dma_skeleton0").unwrap_err();
-    assert!(e.contains("already exists"), "{e}");
+    assert!(matches!(e, ControlError::DeviceExists { .. }), "{e:?}");
+    assert!(e.to_string().contains("already exists"), "{e}");
     let theirs = DmaDev::open(eal(), "dma_skeleton0", 64).unwrap();
     theirs.unplug(eal()).map_err(|(_, e)| e).unwrap();
 
-    // Ours: added once, then in use.
-    add(&mut c, "dma_skeleton0").unwrap();
+    // Ours: added once (on standby: there is no worker), then in use.
+    assert_eq!(
+        add(&mut c, "dma_skeleton0").unwrap(),
+        Response::Added(Added {
+            name: "dma_skeleton0".into(),
+            worker: None,
+        })
+    );
     let e = add(&mut c, "dma_skeleton0").unwrap_err();
-    assert!(e.contains("already in use"), "{e}");
+    assert!(matches!(e, ControlError::NameInUse { .. }), "{e:?}");
+    assert!(e.to_string().contains("already in use"), "{e}");
     let e = add(&mut c, ",lcore=0").unwrap_err();
-    assert!(e.contains("invalid devargs"), "{e}");
+    assert!(e.to_string().contains("invalid devargs"), "{e}");
     c.remove("dma_skeleton0").unwrap();
     c.shutdown();
 }

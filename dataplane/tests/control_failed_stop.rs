@@ -5,10 +5,11 @@
 
 mod common;
 use common::Hung;
-use dataplane::control::{Control, Request};
+use dataplane::control::{Control, ControlError, Request};
 use dataplane::dma::InFlight;
 use dataplane::fwd::Retired;
-use dataplane::qsbr::channel_id;
+use dataplane::qsbr::ChannelId;
+use dataplane::report::{DmaChannelState, L2fwdReport};
 use dataplane::shared::Shared;
 use pmd::{DmaDev, Eal, Mempool};
 use std::time::Duration;
@@ -31,12 +32,12 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     let pool = Mempool::create(&eal, "failstop", 1024, 0, 2048 + 128, 0).unwrap();
     let dev = DmaDev::open(&eal, "dma_skeleton0", 64).unwrap();
     let name = dev.name().to_owned();
-    let id = channel_id(dev.id(), 0);
+    let id = ChannelId::new(dev.id(), 0);
     let shared = Shared::new(&[1], vec![dev]);
     let worker = shared.worker(0).unwrap();
     worker.offline(); // a parked worker: always quiescent
     let mut c = Control::new(&eal, &shared, true, Duration::from_secs(10), 64).unwrap();
-    let no_stats = |_: &Control| serde_json::Value::Null;
+    let no_stats = |_: &Control| L2fwdReport::default();
     let req = |name: &str, fault: &str| Request::DmaFault {
         name: name.into(),
         fault: fault.into(),
@@ -47,7 +48,7 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     src.set_len(64).unwrap();
     let mut dst = pool.alloc().unwrap();
     dst.set_len(64).unwrap();
-    let mut f = InFlight::new(Hung(id as i16 >> 8), 4);
+    let mut f = InFlight::new(Hung(id.dev()), 4);
     assert!(f.enqueue(1, src, dst, 0).is_ok());
     let q = f.abandon(|_, s| drop(s));
     worker.hand_back(Retired {
@@ -62,9 +63,10 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
 
     c.handle(req(&name, "stop"), &no_stats).unwrap();
     let e = c.remove(&name).unwrap_err();
-    assert!(e.contains("rte_dma_stop"), "{e}");
+    assert!(matches!(e, ControlError::StopFailed { .. }), "{e:?}");
+    assert!(e.to_string().contains("rte_dma_stop"), "{e}");
     let r = &c.channel_reports()[0];
-    assert_eq!(r.state, "failed", "{r:?}");
+    assert_eq!(r.state, DmaChannelState::Failed, "{r:?}");
     assert!(r.error.as_deref().unwrap_or("").contains("rte_dma_stop"));
     assert_eq!(
         pool.in_use(),
@@ -74,17 +76,18 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
 
     // Every later request on it: a clear error, never a panic.
     let e = c.remove(&name).unwrap_err();
-    assert!(e.contains("failed"), "{e}");
+    assert!(matches!(e, ControlError::ChannelFailed(_)), "{e:?}");
+    assert!(e.to_string().contains("failed"), "{e}");
     let e = c.handle(req(&name, "none"), &no_stats).unwrap_err();
-    assert!(e.contains("failed"), "{e}");
+    assert!(e.to_string().contains("failed"), "{e}");
     let e = c.add("dma_skeleton0").unwrap_err();
-    assert!(e.contains("in use"), "{e}");
+    assert!(e.to_string().contains("in use"), "{e}");
     c.tick();
     c.tick();
-    assert_eq!(c.channel_reports()[0].state, "failed");
+    assert_eq!(c.channel_reports()[0].state, DmaChannelState::Failed);
 
     // At exit the (injected) stop fails again: still leaked, never freed.
     let reports = c.shutdown();
-    assert_eq!(reports[0].state, "failed");
+    assert_eq!(reports[0].state, DmaChannelState::Failed);
     assert_eq!(pool.in_use(), in_use);
 }

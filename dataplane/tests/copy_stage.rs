@@ -3,7 +3,7 @@
 //! completions that ignore batch boundaries, an engine that stops completing. Every packet must
 //! come out once, intact (MACs rewritten, every other byte identical), in receive order.
 
-use dataplane::copy::{CopyMode, CopyStage, DmaEngine, HEADER_BYTES};
+use dataplane::copy::{CopyMode, CopyStage, Copybreak, DmaEngine, HEADER_BYTES};
 use dataplane::dma::Quarantine;
 use dataplane::fwd::Rule;
 use dataplane::stats::{DropReason, LcoreStats};
@@ -143,7 +143,7 @@ struct Outcome {
 fn run_stage(
     engine: Option<Double>,
     mode: CopyMode,
-    copybreak: usize,
+    copybreak: impl Into<Copybreak>,
     count: usize,
     size: impl Fn(&mut rand::rngs::StdRng) -> usize,
     abandon_after: Option<usize>,
@@ -269,6 +269,27 @@ fn dma_mode_mixed_sizes_around_the_copybreak_keep_order() {
         "both paths used: cpu {cpu} dma {dma}"
     );
     assert_eq!(cpu + dma, 5000);
+}
+
+#[test]
+fn cpu_only_sends_nothing_to_the_engine_whatever_the_size() {
+    let b = Behaviour {
+        ring: 4096,
+        fail_every: 0,
+        max_per_poll: 64,
+        ragged: false,
+    };
+    let o = run_stage(
+        Some(Double::new(b)),
+        CopyMode::Dma,
+        Copybreak::CpuOnly,
+        2000,
+        |r| r.gen_range(60..=1514),
+        None,
+    );
+    assert_intact_in_order(&o);
+    assert_eq!(o.stats.copies.cpu.get(), 2000);
+    assert_eq!(o.stats.copies.dma.get(), 0);
 }
 
 #[test]

@@ -12,10 +12,13 @@
 //! Run with: `RUSTFLAGS="--cfg loom" cargo test -p dataplane --test loom_qsbr --release`
 #![cfg(loom)]
 
-use dataplane::qsbr::Qsbr;
+use dataplane::qsbr::{ChannelId, Qsbr};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use loom::sync::Arc;
 use loom::thread;
+
+/// The worker's one channel.
+const CHANNEL: ChannelId = ChannelId::new(0, 0);
 
 /// Packets the worker receives in the model.
 const PACKETS: usize = 2;
@@ -35,7 +38,7 @@ struct Device {
 
 fn model(device_completes: bool) {
     loom::model(move || {
-        let q = Arc::new(Qsbr::new(&[1], &[vec![0]]));
+        let q = Arc::new(Qsbr::new(&[1], &[vec![CHANNEL]]));
         let dev = Arc::new(Device::default());
 
         // The engine: completes in order what was submitted, a couple of times.
@@ -72,7 +75,7 @@ fn model(device_completes: bool) {
                     }
                     if received < PACKETS {
                         received += 1;
-                        if a.has(0) {
+                        if a.has(CHANNEL) {
                             assert!(!d.closed.load(Relaxed), "enqueue on a closed channel");
                             d.submitted.store(d.submitted.load(Relaxed) + 1, Release);
                             in_flight += 1;

@@ -2,7 +2,7 @@
 //! MACs rewritten and every other byte identical; the report balances.
 
 use apps_common::testing::*;
-use dataplane::report::L2fwdReport;
+use dataplane::report::{DmaChannelState, L2fwdReport};
 
 const BIN: &str = env!("CARGO_BIN_EXE_l2fwd");
 const FRAMES: usize = 10_000;
@@ -143,7 +143,7 @@ fn copy_dma_delivers_every_frame_intact_in_order() {
     let ch = &run.report.dma_channels;
     assert_eq!(ch.len(), 1);
     assert_eq!(ch[0].name, "dma_skeleton0");
-    assert_eq!(ch[0].state, "active");
+    assert_eq!(ch[0].state, DmaChannelState::Active);
     assert_eq!(ch[0].submitted, c.dma);
     assert_eq!(ch[0].completed, c.dma);
 }

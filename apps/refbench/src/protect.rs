@@ -305,7 +305,7 @@ impl Scheme for PerCpu {
 pub struct Qsbr {
     arena: Arc<Arena>,
     domain: qsbr::Qsbr,
-    /// Channel ids (as slots carry them) to arena indices: ids 0 and 1 alternate.
+    /// Channels (as slots carry them) to arena indices: vchans 0 and 1 of dmadev 0 alternate.
     table: [AtomicUsize; 2],
     current: AtomicUsize,
     /// Serialises replacements (one control thread anyway).
@@ -326,7 +326,7 @@ impl Scheme for Qsbr {
         let lcores: Vec<u32> = (0..readers as u32).collect();
         Qsbr {
             arena,
-            domain: qsbr::Qsbr::new(&lcores, &vec![vec![0]; readers]),
+            domain: qsbr::Qsbr::new(&lcores, &vec![vec![qsbr::ChannelId::new(0, 0)]; readers]),
             table: [AtomicUsize::new(first), AtomicUsize::new(first)],
             current: AtomicUsize::new(first),
             gen_id: AtomicU64::new(0),
@@ -346,7 +346,7 @@ impl Scheme for Qsbr {
         // (every touch of the old one was in an earlier burst).
         let (a, changed) = r.r.poll();
         if changed {
-            let id = a.channels().next().unwrap_or(0) as usize;
+            let id = a.channels().next().map_or(0, |c| c.vchan() as usize);
             // Acquire: pairs with the control thread's release of the table entry.
             r.chan = r.s.table[id & 1].load(Ordering::Acquire);
             r.r.adopt(a.generation);
@@ -370,7 +370,7 @@ impl Scheme for Qsbr {
         self.table[id as usize].store(new, Ordering::Release);
         let old = self.current.swap(new, Ordering::Relaxed);
         let gens: Vec<u16> = (0..self.domain.workers())
-            .map(|w| self.domain.publish(w, &[id]))
+            .map(|w| self.domain.publish(w, &[qsbr::ChannelId::new(0, id)]))
             .collect();
         for (w, g) in gens.into_iter().enumerate() {
             while !self.domain.quiescent(w, g) {
