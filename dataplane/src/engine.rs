@@ -25,7 +25,9 @@ use crate::copy::{CopyMode, CopyStage, STREAM_SLOTS};
 use crate::ctlsock::{CtlServer, Envelope};
 use crate::dma::AttachedChannel;
 use crate::fwd::{CopyWorker, Rule, Worker};
-use crate::ports::{assign_to_workers, enabled_ports, pair_ports, PortMaskError};
+use crate::ports::{
+    assign_per_lcore, assign_to_workers, enabled_ports, pair_ports, portmap_pairs, PortMaskError,
+};
 use crate::report::{CopyReport, DmaChannelReport, HotRemoveReport, L2fwdReport, PortReport};
 use crate::shared::Shared;
 use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
@@ -47,6 +49,12 @@ pub const DMA_RING: u16 = 4096;
 pub struct EngineConfig {
     /// The ports to forward between (bit n = port n).
     pub portmask: u64,
+    /// Port pairs that forward to each other (DPDK l2fwd's `--portmap`); None: consecutive
+    /// enabled ports pair up.
+    pub portmap: Option<Vec<(u16, u16)>>,
+    /// RX ports each forwarding lcore takes in turn (DPDK l2fwd's `-q`); None: the ports are
+    /// dealt to every forwarding lcore round-robin.
+    pub ports_per_lcore: Option<usize>,
     /// Rewrite source and destination MACs as l2fwd does.
     pub mac_updating: bool,
     /// Copy every packet into a fresh mbuf, and how.
@@ -73,6 +81,9 @@ pub struct EngineConfig {
 /// Why a run could not start, or could not finish cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The port map or the ports per lcore do not fit the enabled ports and lcores.
+    #[error(transparent)]
+    Ports(#[from] PortMaskError),
     /// The port mask names ports that do not exist; `hint` says why they may be missing.
     #[error("{cause}{hint}")]
     PortsMissing { cause: PortMaskError, hint: String },
@@ -177,6 +188,8 @@ pub struct Engine<'e> {
     enabled: Vec<u16>,
     /// The lcores that forward: the EAL's workers, or the main lcore alone.
     forwarding_lcores: Vec<u32>,
+    /// Each forwarding lcore's `(rx port, tx port)` pairs.
+    plan: Vec<Vec<(u16, u16)>>,
     dma_devs: Vec<DmaDev<'e>>,
     port_cfg: PortConfig,
     pool: Mempool<'e>,
@@ -198,6 +211,14 @@ impl<'e> Engine<'e> {
         } else {
             worker_lcores
         };
+        let pairs = match &cfg.portmap {
+            Some(map) => portmap_pairs(map, &enabled)?,
+            None => pair_ports(&enabled),
+        };
+        let plan = match cfg.ports_per_lcore {
+            Some(q) => assign_per_lcore(&pairs, forwarding_lcores.len(), q)?,
+            None => assign_to_workers(&pairs, forwarding_lcores.len()),
+        };
         let dma_devs = open_dma_devices(eal, &cfg)?;
         let port_cfg = PortConfig {
             tx_fast_free: true,
@@ -218,6 +239,7 @@ impl<'e> Engine<'e> {
             cfg,
             enabled,
             forwarding_lcores,
+            plan,
             dma_devs,
             port_cfg,
             pool,
@@ -236,6 +258,7 @@ impl<'e> Engine<'e> {
             cfg,
             enabled,
             forwarding_lcores,
+            plan,
             dma_devs,
             port_cfg,
             pool,
@@ -249,7 +272,6 @@ impl<'e> Engine<'e> {
             .iter()
             .map(|_| LcoreStats::default())
             .collect();
-        let plan = assign_to_workers(&pair_ports(&enabled), forwarding_lcores.len());
         let mut jobs = Vec::with_capacity(plan.len());
         for (i, rules) in plan.iter().enumerate() {
             let dma_devs: Vec<i16> = shared.initial(i).iter().map(|id| id.dev()).collect();

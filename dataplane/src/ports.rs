@@ -67,6 +67,99 @@ pub fn pair_ports(enabled: &[u16]) -> Vec<(u16, u16)> {
     out
 }
 
+/// Parses DPDK l2fwd's `--portmap "(0,1)(2,3)"`: port pairs that forward to each other.
+pub fn parse_portmap(s: &str) -> Result<Vec<(u16, u16)>, PortMaskError> {
+    let bad = |why: &str| PortMaskError(format!("invalid portmap {s:?}: {why}"));
+    let mut pairs = Vec::new();
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad("empty (expected pairs like (0,1)(2,3))"));
+    }
+    while !rest.is_empty() {
+        let inner = rest
+            .strip_prefix('(')
+            .and_then(|r| r.split_once(')'))
+            .ok_or_else(|| bad("expected pairs like (0,1)(2,3)"))?;
+        let (pair, after) = inner;
+        let (a, b) = pair
+            .split_once(',')
+            .ok_or_else(|| bad("a pair is two ports, as (0,1)"))?;
+        let port = |t: &str| {
+            t.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| (p as usize) < MAX_PORTS)
+                .ok_or_else(|| {
+                    bad(&format!(
+                        "{:?} is no port number below {MAX_PORTS}",
+                        t.trim()
+                    ))
+                })
+        };
+        pairs.push((port(a)?, port(b)?));
+        rest = after.trim_start();
+    }
+    Ok(pairs)
+}
+
+/// The forwarding of a `--portmap`, checked as DPDK's l2fwd checks it: every port once, and
+/// exactly the enabled ports. Returns `(rx_port, tx_port)` for every enabled port, in port
+/// order, as [`pair_ports`] does.
+pub fn portmap_pairs(
+    portmap: &[(u16, u16)],
+    enabled: &[u16],
+) -> Result<Vec<(u16, u16)>, PortMaskError> {
+    let mut used = 0u64;
+    for &(a, b) in portmap {
+        for p in [a, b] {
+            if used & (1 << p) != 0 {
+                return Err(PortMaskError(format!(
+                    "portmap uses port {p} twice (each port is in one pair)"
+                )));
+            }
+            used |= 1 << p;
+            if !enabled.contains(&p) {
+                return Err(PortMaskError(format!(
+                    "portmap names port {p}, which the portmask does not enable"
+                )));
+            }
+        }
+    }
+    if let Some(p) = enabled.iter().find(|&&p| used & (1 << p) == 0) {
+        return Err(PortMaskError(format!(
+            "port {p} is enabled but in no portmap pair"
+        )));
+    }
+    let mut out: Vec<(u16, u16)> = portmap
+        .iter()
+        .flat_map(|&(a, b)| [(a, b), (b, a)])
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// DPDK l2fwd's `-q N`: each lcore in turn takes up to `per_lcore` RX ports, in order. Fails
+/// when the lcores cannot take them all.
+pub fn assign_per_lcore(
+    pairs: &[(u16, u16)],
+    nb_workers: usize,
+    per_lcore: usize,
+) -> Result<Vec<Vec<(u16, u16)>>, PortMaskError> {
+    let per_lcore = per_lcore.max(1);
+    if pairs.len() > nb_workers * per_lcore {
+        return Err(PortMaskError(format!(
+            "{} ports at -q {per_lcore} per lcore need {} forwarding lcores, but there are {nb_workers}",
+            pairs.len(),
+            pairs.len().div_ceil(per_lcore)
+        )));
+    }
+    let mut out = vec![Vec::new(); nb_workers];
+    for (i, &p) in pairs.iter().enumerate() {
+        out[i / per_lcore].push(p);
+    }
+    Ok(out)
+}
+
 /// Deals the forwarding pairs to `nb_workers` workers round-robin. Each worker gets the list of
 /// `(rx_port, tx_port)` it polls. Because pairing is a bijection, every TX port is used by
 /// exactly one worker, so one TX queue per port suffices.
@@ -153,5 +246,46 @@ mod tests {
         let w = assign_to_workers(&pairs, 1);
         assert_eq!(w[0].len(), 4);
         assert!(assign_to_workers(&pairs, 0).is_empty());
+    }
+
+    #[test]
+    fn portmap_as_dpdk_l2fwd() {
+        assert_eq!(parse_portmap("(0,1)(2,3)").unwrap(), [(0, 1), (2, 3)]);
+        assert_eq!(parse_portmap(" (0, 3) (1,2) ").unwrap(), [(0, 3), (1, 2)]);
+        for bad in ["", "(0,1", "0,1", "(0)", "(0,x)", "(0,64)", "(0,1)x"] {
+            let e = parse_portmap(bad).unwrap_err();
+            assert!(e.0.starts_with("invalid portmap"), "{bad}: {e}");
+        }
+        let map = parse_portmap("(0,3)(1,2)").unwrap();
+        assert_eq!(
+            portmap_pairs(&map, &[0, 1, 2, 3]).unwrap(),
+            [(0, 3), (1, 2), (2, 1), (3, 0)]
+        );
+        let e = portmap_pairs(&[(0, 1), (1, 2)], &[0, 1, 2]).unwrap_err();
+        assert!(e.0.contains("port 1 twice"), "{e}");
+        let e = portmap_pairs(&[(0, 1)], &[0, 1, 2]).unwrap_err();
+        assert!(
+            e.0.contains("port 2 is enabled but in no portmap pair"),
+            "{e}"
+        );
+        let e = portmap_pairs(&[(0, 5)], &[0]).unwrap_err();
+        assert!(
+            e.0.contains("port 5, which the portmask does not enable"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ports_per_lcore_as_dpdk_l2fwd() {
+        let pairs = pair_ports(&[0, 1, 2, 3]);
+        let w = assign_per_lcore(&pairs, 2, 2).unwrap();
+        assert_eq!(w, [vec![(0, 1), (1, 0)], vec![(2, 3), (3, 2)]]);
+        let w = assign_per_lcore(&pairs, 3, 4).unwrap();
+        assert_eq!((w[0].len(), w[1].len(), w[2].len()), (4, 0, 0));
+        let e = assign_per_lcore(&pairs, 1, 2).unwrap_err();
+        assert!(
+            e.0.contains("need 2 forwarding lcores, but there are 1"),
+            "{e}"
+        );
     }
 }

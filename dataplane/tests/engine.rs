@@ -36,6 +36,8 @@ fn eal() -> &'static Eal {
 fn config(dir: &std::path::Path) -> EngineConfig {
     EngineConfig {
         portmask: 0x3,
+        portmap: None,
+        ports_per_lcore: None,
         mac_updating: true,
         copy: CopyMode::Dma,
         copybreak: 1,

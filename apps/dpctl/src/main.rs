@@ -27,6 +27,7 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(
     name = "dpctl",
+    version,
     about = "Control a running data plane through its control socket"
 )]
 struct Cli {

@@ -63,6 +63,8 @@ fn run() -> Result<()> {
 fn engine_config(opts: &Settings) -> EngineConfig {
     EngineConfig {
         portmask: opts.portmask,
+        portmap: opts.portmap.clone(),
+        ports_per_lcore: opts.ports_per_lcore,
         mac_updating: opts.mac_updating,
         copy: opts.copy,
         copybreak: opts.copybreak,

@@ -7,7 +7,7 @@ use anyhow::Context;
 use apps_common::options::{in_range, AppOptions, InvalidOption};
 use clap::{CommandFactory, Parser};
 use dataplane::copy::CopyMode;
-use dataplane::ports::parse_portmask;
+use dataplane::ports::{parse_portmap, parse_portmask};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +29,8 @@ pub mod limits {
     pub const DMA_TIMEOUT_MS: RangeInclusive<u64> = 1..=60_000;
     /// `--grace-ms`: a hot-remove waits this long for a worker, and SIGINT waits for it.
     pub const GRACE_MS: RangeInclusive<u64> = 1..=60_000;
+    /// `-q`: an lcore may take every port.
+    pub const PORTS_PER_LCORE: RangeInclusive<u64> = 1..=64;
 }
 
 /// Default copybreak: below this a CPU copy is cheaper than a descriptor on any engine.
@@ -66,6 +68,7 @@ impl std::str::FromStr for PortMask {
 #[derive(Parser, Deserialize, Debug, Default)]
 #[command(
     name = "l2fwd",
+    version,
     about = "Layer-2 forwarder on DPDK ports: l2fwd [EAL options] -- [options]",
     after_help = "EAL options (-l, --vdev, --no-huge, -a, ...) go before `--`; with --config they may \
                   come from the file's `eal` list instead."
@@ -75,9 +78,17 @@ pub struct L2fwdOptions {
     /// Hexadecimal mask of the ports to forward between.
     #[arg(short = 'p', long = "portmask")]
     pub portmask: Option<PortMask>,
-    /// Seconds between statistics prints, 0..=86400 (0 = quiet).
+    /// Seconds between statistics prints, 0..=86400 (0 = quiet) [default: 10].
     #[arg(short = 'T', long = "stats-period")]
     pub stats_period: Option<u64>,
+    /// RX ports each forwarding lcore takes in turn, 1..=64, as DPDK's l2fwd -q [default:
+    /// the ports dealt to every forwarding lcore round-robin].
+    #[arg(short = 'q', long = "ports-per-lcore")]
+    pub ports_per_lcore: Option<u64>,
+    /// Port pairs that forward to each other, as DPDK's l2fwd --portmap "(0,1)(2,3)": each
+    /// enabled port in one pair [default: consecutive enabled ports pair up].
+    #[arg(long)]
+    pub portmap: Option<String>,
     /// Rewrite source and destination MACs (the default).
     #[arg(
         long = "mac-updating",
@@ -94,11 +105,12 @@ pub struct L2fwdOptions {
     /// SIGINT/SIGTERM).
     #[arg(long, allow_negative_numbers = true)]
     pub duration: Option<f64>,
-    /// Copy every packet into a fresh mbuf: none (plain l2fwd), cpu, dma, or auto.
+    /// Copy every packet into a fresh mbuf: none (plain l2fwd), cpu, dma, or auto [default:
+    /// none].
     #[arg(long)]
     pub copy: Option<String>,
     /// With --copy dma: packets of at least this many bytes have their payload copied by DMA
-    /// (1..=65535).
+    /// (1..=65535) [default: 256].
     #[arg(long)]
     pub copybreak: Option<u32>,
     /// DMA device to use (repeatable; default with --copy dma|auto: every dmadev found).
@@ -106,7 +118,7 @@ pub struct L2fwdOptions {
     pub dma: Option<Vec<String>>,
     /// Milliseconds a DMA channel may hold copies without completing any before the worker
     /// gives up on it (a surprise removal or a hung engine) and re-copies them on the CPU
-    /// (1..=60000).
+    /// (1..=60000) [default: 10].
     #[arg(long = "dma-timeout-ms")]
     pub dma_timeout_ms: Option<u64>,
     /// Write the JSON report here at exit.
@@ -123,7 +135,8 @@ pub struct L2fwdOptions {
     )]
     pub allow_fault_injection: Option<bool>,
     /// Milliseconds a hot-remove waits for a worker to release the channel before failing
-    /// (1..=60000).
+    /// (1..=60000) [default: 2000, or twice --dma-timeout-ms if that is longer: a worker
+    /// waits that long for a stalled engine before it lets go].
     #[arg(long = "grace-ms")]
     pub grace_ms: Option<u64>,
     /// TOML config; command-line options override it.
@@ -136,6 +149,8 @@ pub struct L2fwdOptions {
 #[derive(Debug)]
 pub struct Settings {
     pub portmask: u64,
+    pub ports_per_lcore: Option<usize>,
+    pub portmap: Option<Vec<(u16, u16)>>,
     pub stats_period: u64,
     pub mac_updating: bool,
     pub duration: Option<Duration>,
@@ -188,13 +203,23 @@ impl AppOptions for L2fwdOptions {
             "milliseconds",
         )?;
         in_range("grace_ms", self.grace_ms, GRACE_MS, "milliseconds")?;
+        in_range(
+            "ports_per_lcore",
+            self.ports_per_lcore,
+            PORTS_PER_LCORE,
+            "ports",
+        )?;
+        if let Some(m) = &self.portmap {
+            parse_portmap(m).map_err(|e| InvalidOption::Value(e.to_string()))?;
+        }
         Ok(())
     }
 }
 
 impl L2fwdOptions {
     /// The settings of a run: l2fwd's defaults (stats every 10 s, MAC updating on, no copy,
-    /// copybreak 256 bytes, DMA timeout 10 ms, grace 2000 ms) where nothing was given; the
+    /// copybreak 256 bytes, DMA timeout 10 ms, grace 2000 ms or twice the DMA timeout) where
+    /// nothing was given; the
     /// port mask is required. Checks the values again, so that options that did not come
     /// through `apps_common::options::load` are refused too, never taken unchecked.
     pub fn resolve(self) -> anyhow::Result<Settings> {
@@ -212,19 +237,26 @@ impl L2fwdOptions {
             None => CopyMode::None,
             Some(s) => s.parse().map_err(anyhow::Error::msg)?,
         };
+        let dma_timeout_ms = self.dma_timeout_ms.unwrap_or(10);
         Ok(Settings {
             portmask: parse_portmask(&mask)?,
+            // Checked above: 1..=64.
+            ports_per_lcore: self.ports_per_lcore.map(|q| q as usize),
+            portmap: self.portmap.as_deref().map(parse_portmap).transpose()?,
             stats_period: self.stats_period.unwrap_or(10),
             mac_updating: !self.no_mac_updating && self.mac_updating.unwrap_or(true),
             duration,
             copy,
             copybreak: self.copybreak.unwrap_or(DEFAULT_COPYBREAK),
             dma: self.dma.unwrap_or_default(),
-            dma_timeout: Duration::from_millis(self.dma_timeout_ms.unwrap_or(10)),
+            dma_timeout: Duration::from_millis(dma_timeout_ms),
             report: self.report,
             control: self.control,
             allow_faults: self.allow_fault_injection.unwrap_or(false),
-            grace_timeout: Duration::from_millis(self.grace_ms.unwrap_or(2000)),
+            // A removal waits for a worker, which may wait out a stalled engine first.
+            grace_timeout: Duration::from_millis(
+                self.grace_ms.unwrap_or(2000.max(2 * dma_timeout_ms)),
+            ),
         })
     }
 }
@@ -428,6 +460,25 @@ mod tests {
         assert_eq!(o.dma_timeout, Duration::from_millis(10));
         assert_eq!(o.grace_timeout, Duration::from_millis(2000));
         assert!(o.duration.is_none() && o.dma.is_empty() && !o.allow_faults);
+        assert!(o.ports_per_lcore.is_none() && o.portmap.is_none());
+        // The grace period outlasts a worker's wait for a stalled engine.
+        let o = settings(&["-p", "0x3", "--dma-timeout-ms", "3000"], "").unwrap();
+        assert_eq!(o.grace_timeout, Duration::from_millis(6000));
+        let o = settings(
+            &["-p", "3", "--dma-timeout-ms", "3000", "--grace-ms", "5"],
+            "",
+        )
+        .unwrap();
+        assert_eq!(o.grace_timeout, Duration::from_millis(5));
+        let o = settings(&["-p", "0xf", "-q", "2", "--portmap", "(0,3)(1,2)"], "").unwrap();
+        assert_eq!(o.ports_per_lcore, Some(2));
+        assert_eq!(o.portmap, Some(vec![(0, 3), (1, 2)]));
+        let e = settings(&["-p", "3", "-q", "0"], "")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "invalid -q/--ports-per-lcore 0: expected 1..=64 ports");
+        let e = settings(&["-p", "3"], "[l2fwd]\nportmap = \"(0,1\"").unwrap_err();
+        assert!(e.to_string().contains("invalid portmap \"(0,1\""), "{e}");
         assert!(o.report.is_none() && o.control.is_none());
         let e = settings(&["-T", "0"], "").unwrap_err().to_string();
         assert!(e.starts_with("no portmask given"), "{e}");
