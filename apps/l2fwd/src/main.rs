@@ -235,13 +235,15 @@ impl Console {
                 .join(", ")
         );
         let c = &r.copies;
-        outln!(
-            "Copies:                 cpu {} dma {} dma_errors {} recopied {}",
-            c.cpu,
-            c.dma,
-            c.dma_errors,
-            c.recopied
-        );
+        if c.cpu + c.dma > 0 || !r.dma_channels.is_empty() {
+            outln!(
+                "Copies:                 cpu {} dma {} dma_errors {} recopied {}",
+                c.cpu,
+                c.dma,
+                c.dma_errors,
+                c.recopied
+            );
+        }
         for d in &r.dma_channels {
             outln!(
                 "DMA channel {}: {}{}, submitted {} completed {} failed {}",
