@@ -29,6 +29,7 @@
 //! Requests ([`Request`]) are answered with typed values: a [`Response`] or a
 //! [`ControlError`]. Only the control socket ([`crate::ctlsock`]) turns them into JSON.
 
+use crate::copy::CopyMode;
 use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
 use crate::qsbr::{ChannelId, GraceTimeout, Qsbr, MAX_CHANNELS};
@@ -41,6 +42,27 @@ use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// A failed hot-add probe in a DPDK user's words: DPDK's own errno for it (`Bad address` for a
+/// vdev no driver takes) says nothing useful.
+fn probe_message(devargs: &str, bus: &str, source: &pmd::Error) -> String {
+    let code = match source {
+        pmd::Error::Dpdk { code, .. } => *code,
+        pmd::Error::Invalid(_) => 0,
+    };
+    match bus {
+        "vdev" => format!(
+            "cannot probe {devargs:?}: no vdev driver took it (a vdev's name starts with its \
+             driver's, such as dma_skeleton1, and the driver must accept its arguments: see \
+             DPDK's log) ({source})"
+        ),
+        "pci" if code == -19 => format!(
+            "cannot probe {devargs:?}: no such PCI device, or it is not bound to vfio-pci \
+             (dpdk-devbind.py --status) ({source})"
+        ),
+        _ => format!("cannot probe {devargs:?} on bus {bus}: {source}"),
+    }
+}
+
 /// Why a request to the control thread failed. Its `Display` is the text the control socket
 /// sends as the error (and l2fwd logs for a device event).
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +70,9 @@ pub enum ControlError {
     /// The workers have no copy stage (`--copy none`).
     #[error("no copy stage (--copy none): there are no DMA channels to manage")]
     NoCopyStage,
+    /// A copybreak was set on a run that sends nothing to DMA (`--copy none` or `cpu`).
+    #[error("copybreak applies with --copy dma or auto; this run copies with --copy {mode}")]
+    NoCopybreak { mode: &'static str },
     /// No registered (not removed) channel has this name; `known` are those that do.
     #[error("no DMA channel named {name:?} (channels: {})", .known.join(", "))]
     UnknownChannel { name: String, known: Vec<String> },
@@ -93,7 +118,7 @@ pub enum ControlError {
     #[error("DMA device {name} already exists")]
     DeviceExists { name: String },
     /// Probing the device on its bus failed.
-    #[error("cannot probe {devargs:?} on bus {bus}: {source}")]
+    #[error("{}", probe_message(devargs, bus, source))]
     Probe {
         devargs: String,
         bus: &'static str,
@@ -405,6 +430,8 @@ pub struct Control<'e, 'q, 'p> {
     leftover: Vec<Quarantine<'p>>,
     /// The workers follow their slots (a copy stage); without one there is nothing to manage.
     dma_enabled: bool,
+    /// The workers' copy mode (`--copy`).
+    copy_mode: CopyMode,
     pub hot_removes: Vec<HotRemoveReport>,
 }
 
@@ -446,6 +473,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             pending: Vec::new(),
             leftover: Vec::new(),
             dma_enabled: true,
+            copy_mode: CopyMode::Dma,
             hot_removes: Vec::new(),
         })
     }
@@ -454,6 +482,14 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// slots, so DMA channels cannot be added, removed or faulted.
     pub fn set_dma_enabled(&mut self, on: bool) {
         self.dma_enabled = on;
+    }
+
+    /// Declares the workers' copy mode (`--copy`, dma when never set): `none` has no copy
+    /// stage (as [`Self::set_dma_enabled`]`(false)`), and only `dma` and `auto` take a
+    /// copybreak.
+    pub fn set_copy_mode(&mut self, mode: CopyMode) {
+        self.copy_mode = mode;
+        self.dma_enabled = mode != CopyMode::None;
     }
 
     fn need_dma(&self) -> Result<(), ControlError> {
@@ -491,6 +527,11 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             Request::DmaAdd { devargs } => self.add(&devargs).map(Response::Added),
             Request::DmaFault { name, fault } => self.fault(&name, &fault).map(Response::Fault),
             Request::Copybreak { bytes } => {
+                if !matches!(self.copy_mode, CopyMode::Dma | CopyMode::Auto) {
+                    return Err(ControlError::NoCopybreak {
+                        mode: self.copy_mode.name(),
+                    });
+                }
                 if bytes == 0 || bytes > 65535 {
                     return Err(ControlError::BadCopybreak { bytes });
                 }
@@ -1108,11 +1149,14 @@ mod tests {
             name: s("q1"),
             reason: s("rte_dma_stop on q1: boom"),
         };
-        let cases: Vec<(ControlError, String)> =
-            vec![
+        let cases: Vec<(ControlError, String)> = vec![
             (
                 ControlError::NoCopyStage,
                 s("no copy stage (--copy none): there are no DMA channels to manage"),
+            ),
+            (
+                ControlError::NoCopybreak { mode: "cpu" },
+                s("copybreak applies with --copy dma or auto; this run copies with --copy cpu"),
             ),
             (
                 ControlError::UnknownChannel {
@@ -1130,16 +1174,20 @@ mod tests {
             ),
             (
                 ControlError::ChannelFailed(failed()),
-                s("DMA channel q1 failed: rte_dma_stop on q1: boom; its device and buffers \
-                   are kept until exit"),
+                s(
+                    "DMA channel q1 failed: rte_dma_stop on q1: boom; its device and buffers \
+                   are kept until exit",
+                ),
             ),
             (
                 ControlError::SiblingFailed {
                     name: s("q0"),
                     failed: failed(),
                 },
-                s("q0 shares its device with a failed channel: DMA channel q1 failed: \
-                   rte_dma_stop on q1: boom; its device and buffers are kept until exit"),
+                s(
+                    "q0 shares its device with a failed channel: DMA channel q1 failed: \
+                   rte_dma_stop on q1: boom; its device and buffers are kept until exit",
+                ),
             ),
             (
                 ControlError::GraceTimeout {
@@ -1161,9 +1209,11 @@ mod tests {
                         },
                     ],
                 },
-                s("rte_dma_stop on q0: rte_dma_stop failed (injected by `dma fault NAME \
+                s(
+                    "rte_dma_stop on q0: rte_dma_stop failed (injected by `dma fault NAME \
                    stop`); rte_dma_stop on q1: boom: the channel is marked failed; its \
-                   quarantined buffers are kept"),
+                   quarantined buffers are kept",
+                ),
             ),
             (
                 ControlError::RemovalNotRecorded { name: s("q0") },
@@ -1179,8 +1229,10 @@ mod tests {
                 ControlError::NotADmaDevice {
                     name: s("net_null0"),
                 },
-                s("net_null0 is not a DMA device: dma add takes a DMA driver's vdev \
-                   (dma_skeleton1, ...) or a PCI address"),
+                s(
+                    "net_null0 is not a DMA device: dma add takes a DMA driver's vdev \
+                   (dma_skeleton1, ...) or a PCI address",
+                ),
             ),
             (
                 ControlError::NameInUse { name: s("d") },
@@ -1200,7 +1252,9 @@ mod tests {
                     bus: "vdev",
                     source: dpdk(),
                 },
-                s(r#"cannot probe "d,x=1" on bus vdev: boom"#),
+                s(
+                    r#"cannot probe "d,x=1": no vdev driver took it (a vdev's name starts with its driver's, such as dma_skeleton1, and the driver must accept its arguments: see DPDK's log) (boom)"#,
+                ),
             ),
             (
                 ControlError::Unusable {
@@ -1234,8 +1288,10 @@ mod tests {
                     table: 64,
                     unplug: Some(dpdk()),
                 },
-                s("d has device id 70, beyond the 64 the data plane can drive (and it could \
-                   not be unplugged: boom)"),
+                s(
+                    "d has device id 70, beyond the 64 the data plane can drive (and it could \
+                   not be unplugged: boom)",
+                ),
             ),
             (
                 ControlError::Unconfirmed {

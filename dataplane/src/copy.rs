@@ -54,6 +54,18 @@ pub enum CopyMode {
     Auto,
 }
 
+impl CopyMode {
+    /// The mode as `--copy` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CopyMode::None => "none",
+            CopyMode::Cpu => "cpu",
+            CopyMode::Dma => "dma",
+            CopyMode::Auto => "auto",
+        }
+    }
+}
+
 impl std::str::FromStr for CopyMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

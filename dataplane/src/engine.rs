@@ -267,7 +267,7 @@ impl<'e> Engine<'e> {
         let shared = Shared::new(&forwarding_lcores, dma_devs);
         let mut control = Control::new(eal, &shared, cfg.allow_faults, cfg.grace_timeout, DMA_RING)
             .ok_or(EngineError::ControlTaken)?;
-        control.set_dma_enabled(cfg.copy != CopyMode::None);
+        control.set_copy_mode(cfg.copy);
         let stats: Vec<LcoreStats> = forwarding_lcores
             .iter()
             .map(|_| LcoreStats::default())

@@ -47,6 +47,23 @@ fn dpctl_finds_l2fwd_by_its_file_prefix() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(stats["ports"].as_array().map(Vec::len), Some(2), "{stats}");
+    // No copy stage: copybreak and DMA requests are refused, saying why.
+    for (args, why) in [
+        (
+            &["copybreak", "512"][..],
+            "copybreak applies with --copy dma or auto; this run copies with --copy none",
+        ),
+        (&["dma", "remove", "x"][..], "no copy stage (--copy none)"),
+    ] {
+        let out = Command::new(&*DPCTL)
+            .args(["-f", &prefix])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "dpctl {args:?}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(why), "dpctl {args:?}: {e}");
+    }
     let kill = Command::new("kill")
         .args(["-INT", &l2fwd.id().to_string()])
         .status()

@@ -190,7 +190,7 @@ fn bad_commands_get_clear_errors_and_forwarding_goes_on() {
            fails() { if out=$("$@" 2>&1); then echo "should have failed: $*" >&2; exit 1; fi
                      echo "$out"; }
            fails $DPCTL dma remove dma_nosuch7 | grep -q 'no DMA channel named "dma_nosuch7"'
-           fails $DPCTL dma add dma_bogus9 | grep -q 'cannot probe'
+           fails $DPCTL dma add dma_bogus9 | grep -q 'cannot probe "dma_bogus9": no vdev driver took it'
            fails $DPCTL dma add ',lcore=0' | grep -q 'invalid devargs'
            # Not DMA devices: the forwarding port itself, and a pcap vdev that would truncate
            # its tx_pcap file if it were probed.
