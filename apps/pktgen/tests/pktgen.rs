@@ -660,3 +660,51 @@ fn validation_before_anything_starts() {
         "unexpected argument '--max-los' found (tip: a similar argument exists: '--max-loss'; see --help)",
     );
 }
+
+/// `veth-demo.sh` with `args` and pktgen's binary; its exit status and output.
+fn veth_demo(args: &[&str]) -> (Option<i32>, String) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let o = Command::new("bash")
+        .arg(format!("{root}/apps/scripts/veth-demo.sh"))
+        .args(args)
+        .env("L2FWD", &*L2FWD)
+        .env("PKTGEN", PKTGEN)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code(), text)
+}
+
+/// Tracker: veth-demo.sh's exit status is pktgen's, as its usage text says: a failed
+/// criterion (2) comes through `set -e`, as does the drill's failure when pktgen passed; its
+/// own bad options are 2 and a set-up error 1.
+#[test]
+fn veth_demo_passes_the_exit_status_through() {
+    let (code, out) = veth_demo(&["--bogus"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("veth-demo: unknown option --bogus"), "{out}");
+    let (code, out) = veth_demo(&["--count"]);
+    assert_eq!(code, Some(2), "{out}");
+    let (code, out) = veth_demo(&["--help"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Exit status: pktgen's (0 pass, 2 a pass criterion failed, 1 error)"));
+    require_root("veth-demo.sh over a veth pair");
+    let _one = VETH.lock().unwrap_or_else(|e| e.into_inner());
+    let small = ["--count", "1000", "--rate", "20Kpps"];
+    let (code, out) =
+        veth_demo(&[&small[..], &["--pktgen-args", "--max-latency-us 0.001"]].concat());
+    assert_eq!(code, Some(2), "pktgen's 2:\n{out}");
+    assert!(out.contains("pktgen: fail: latency max "), "{out}");
+    assert!(
+        out.contains("--- l2fwd's last lines:"),
+        "the script went on to the end:\n{out}"
+    );
+    let (code, out) = veth_demo(&[&small[..], &["--drill", "exit 3"]].concat());
+    assert_eq!(code, Some(3), "the drill's:\n{out}");
+    let (code, out) = veth_demo(&small);
+    assert_eq!(code, Some(0), "{out}");
+}
