@@ -3,9 +3,9 @@
 # the device under test (our l2fwd, or DPDK's dpdk-testpmd in io mode) on one end and pktgen on
 # the other, both on net_af_packet. Everything is torn down on exit, failure or Ctrl-C.
 #
-#   apps/scripts/veth-demo.sh [--dut l2fwd|testpmd] [--count N] [--rate PPS] [--size S]
-#                             [--flows N] [--report FILE.json] [--dut-args "ARGS"]
-#                             [--dut-eal "EAL ARGS"] [--dut-report FILE.json]
+#   apps/scripts/veth-demo.sh [--dut l2fwd|testpmd] [--count N] [--rate RATE] [--size S]
+#                             [--flows N] [--report FILE.json] [--pktgen-args "ARGS"]
+#                             [--dut-args "ARGS"] [--dut-eal "EAL ARGS"] [--dut-report FILE.json]
 #                             [--control SOCKET] [--drill "SHELL SNIPPET"]
 #
 # A drill runs in the background while pktgen sends, with $DPCTL set to dpctl on the l2fwd's
@@ -13,7 +13,9 @@
 # drill fails the script.
 #
 # Needs root (network namespaces, raw sockets). Binaries: $L2FWD, $PKTGEN and $DPCTL_BIN, by
-# default target/release/{l2fwd,pktgen,dpctl}. Exit status is pktgen's (or the drill's).
+# default target/release/{l2fwd,pktgen,dpctl}. Exit status is pktgen's (0 pass, 2 a pass
+# criterion failed, 1 error), or the drill's when pktgen passed and the drill failed; 1 on a
+# set-up error, 2 on a bad option to this script.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -27,10 +29,11 @@ net_af_packet), then tears everything down. Needs root.
 Options:
   --dut l2fwd|testpmd     the device under test (default l2fwd; testpmd = DPDK's, io mode)
   --count N               frames pktgen sends (default 20000)
-  --rate PPS              send rate (default 20000)
+  --rate RATE             send rate (default 20000, packets/s; or 10Kpps, 100Mbps, max)
   --size S|MIN-MAX        frame size or range (default 64-1518)
   --flows N               flows (default 4)
   --report FILE.json      pktgen's report
+  --pktgen-args "ARGS"    extra pktgen options, e.g. "--max-loss 0.1% --max-latency-us 500"
   --dut-args "ARGS"       extra l2fwd options (after its --)
   --dut-eal "EAL ARGS"    extra EAL options for the device under test
   --dut-report FILE.json  l2fwd's report
@@ -40,12 +43,17 @@ Options:
   -h, --help              this text
 
 Binaries: $L2FWD, $PKTGEN, $DPCTL_BIN (default target/release/{l2fwd,pktgen,dpctl}).
-Exit status: pktgen's, or the drill's if it failed; 1 on a set-up error, 2 on a bad option.
+Exit status: pktgen's (0 pass, 2 a pass criterion failed, 1 error), or the drill's if pktgen
+passed and the drill failed; 1 on a set-up error, 2 on a bad option to this script.
 EOF
 }
 
-dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" dut_args="" dut_eal="" dut_report="" control="" drill=""
+dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" pktgen_args="" dut_args="" dut_eal="" dut_report="" control="" drill=""
 while [ $# -gt 0 ]; do
+    case "$1" in
+        --dut|--count|--rate|--size|--flows|--report|--pktgen-args|--dut-args|--dut-eal|--dut-report|--control|--drill)
+            [ $# -ge 2 ] || { echo "veth-demo: $1 needs a value" >&2; exit 2; } ;;
+    esac
     case "$1" in
         --dut) dut=$2; shift 2 ;;
         --count) count=$2; shift 2 ;;
@@ -53,6 +61,7 @@ while [ $# -gt 0 ]; do
         --size) size=$2; shift 2 ;;
         --flows) flows=$2; shift 2 ;;
         --report) report=$2; shift 2 ;;
+        --pktgen-args) pktgen_args=$2; shift 2 ;;
         --dut-args) dut_args=$2; shift 2 ;;
         --dut-eal) dut_eal=$2; shift 2 ;;
         --dut-report) dut_report=$2; shift 2 ;;
@@ -75,7 +84,8 @@ work=$(mktemp -d)
 dut_pid="" drill_pid=""
 [ -n "$control" ] || control="$work/l2fwd.sock"
 cleanup() {
-    [ -n "$drill_pid" ] && kill "$drill_pid" 2>/dev/null
+    # Never fails: under set -e a failing command here would replace the exit status.
+    if [ -n "$drill_pid" ]; then kill "$drill_pid" 2>/dev/null || true; fi
     if [ -n "$dut_pid" ] && kill -0 "$dut_pid" 2>/dev/null; then
         kill -INT "$dut_pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$dut_pid" 2>/dev/null || break; sleep 0.1; done
@@ -135,9 +145,12 @@ fi
 # pktgen's worker on CPU 0, away from the DUT's.
 pg_args=(--count "$count" --rate "$rate" --size "$size" --flows "$flows")
 [ -n "$report" ] && pg_args+=(--report "$report")
+# pktgen's status is the script's: set -e must not end the script on a failed run (exit 2),
+# before the drill's output and the DUT's last lines.
 set +e
+# shellcheck disable=SC2086
 ip netns exec "$ns" "$PKTGEN" -l 0-1 --main-lcore 1 "${eal_common[@]}" --file-prefix="$ns-pg" \
-    --vdev=net_af_packet0,iface=pg0,framecnt=4096 -- "${pg_args[@]}"
+    --vdev=net_af_packet0,iface=pg0,framecnt=4096 -- "${pg_args[@]}" $pktgen_args
 status=$?
 if [ -n "$drill_pid" ]; then
     wait "$drill_pid"; drill_status=$?

@@ -79,7 +79,8 @@ pub fn usage_error(e: clap::Error) -> anyhow::Error {
 }
 
 /// A usage error on one line: `invalid value 'x' for '-T <STATS_PERIOD>': invalid digit found
-/// in string (see --help)`; None for the help and version "errors".
+/// in string (see --help)`, with clap's tips kept: `unexpected argument '--rat' found (tip: a
+/// similar argument exists: '--rate'; see --help)`; None for the help and version "errors".
 pub fn usage_message(e: &clap::Error) -> Option<String> {
     use clap::error::ErrorKind;
     if matches!(
@@ -93,7 +94,13 @@ pub fn usage_message(e: &clap::Error) -> Option<String> {
     let text = e.to_string();
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let first = first.strip_prefix("error: ").unwrap_or(first).trim();
-    Some(format!("{} (see --help)", one_line(first)))
+    let mut notes: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("tip:"))
+        .collect();
+    notes.push("see --help");
+    Some(format!("{} ({})", one_line(first), notes.join("; ")))
 }
 
 /// Splits a DPDK-style command line at the first `--`: the EAL arguments (program name first)
@@ -174,5 +181,27 @@ mod tests {
         let (eal, app) = split_args(os(&["a", "--", "x", "--", "y"]));
         assert_eq!(eal, ["a"]);
         assert_eq!(app, os(&["a", "x", "--", "y"]));
+    }
+
+    #[test]
+    fn usage_errors_keep_clap_s_tips() {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[arg(long)]
+            rate: Option<String>,
+        }
+        use clap::Parser;
+        let e = Cli::try_parse_from(["app", "--rat", "5"]).unwrap_err();
+        assert_eq!(
+            usage_message(&e).unwrap(),
+            "unexpected argument '--rat' found (tip: a similar argument exists: '--rate'; see --help)"
+        );
+        let e = Cli::try_parse_from(["app", "--zzz"]).unwrap_err();
+        assert_eq!(
+            usage_message(&e).unwrap(),
+            "unexpected argument '--zzz' found (see --help)"
+        );
+        let e = Cli::try_parse_from(["app", "--help"]).unwrap_err();
+        assert_eq!(usage_message(&e), None);
     }
 }

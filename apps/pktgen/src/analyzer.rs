@@ -30,7 +30,7 @@
 //! number arithmetic (RFC 1982: the one within 2^31 of `top`), so a run longer than 2^32
 //! frames per stream is still counted exactly.
 
-use crate::frames::{parse_frame, Parsed, TSC_MASK};
+use crate::frames::{parse_frame, Parsed, FCS_LEN, TSC_MASK};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -130,8 +130,9 @@ pub struct Counts {
     pub late: u64,
 }
 
-/// Latency percentiles in nanoseconds.
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq)]
+/// Latency percentiles in nanoseconds (the histogram keeps 3 significant digits; the mean is
+/// rounded to the nanosecond).
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Latency {
     pub samples: u64,
     pub min: u64,
@@ -140,7 +141,7 @@ pub struct Latency {
     pub p99: u64,
     pub p999: u64,
     pub max: u64,
-    pub mean: f64,
+    pub mean: u64,
 }
 
 /// The receive side's state.
@@ -150,6 +151,8 @@ pub struct Analyzer {
     /// Corrupted frames whose stream id is out of range.
     corrupted_unattributed: u64,
     latency: Histogram<u64>,
+    /// Bytes of the intact frames of ours received (as `received` counts them), FCS included.
+    received_bytes: u64,
     tsc_hz: u64,
     /// Frames built by the sender so far, all streams (round robin from stream 0): a sequence
     /// number not yet built is not ours. `u64::MAX` until the sender says otherwise.
@@ -164,6 +167,7 @@ impl Analyzer {
             foreign: 0,
             corrupted_unattributed: 0,
             latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds"),
+            received_bytes: 0,
             tsc_hz: tsc_hz.max(1),
             built: u64::MAX,
         }
@@ -210,6 +214,7 @@ impl Analyzer {
                     Seq::Impossible => self.foreign += 1,
                     Seq::At(n) => {
                         s.record(n);
+                        self.received_bytes += (frame.len() + FCS_LEN) as u64;
                         // The transmit TSC is 48 bits: the delta modulo 2^48, unless "negative".
                         let dt = rx_tsc.wrapping_sub(tsc) & TSC_MASK;
                         if dt < TSC_MASK / 2 {
@@ -230,6 +235,12 @@ impl Analyzer {
     /// Intact frames of ours received so far.
     pub fn received(&self) -> u64 {
         self.streams.iter().map(|s| s.received).sum()
+    }
+
+    /// Bytes of the intact frames of ours received so far (FCS included, as frame sizes are
+    /// counted).
+    pub fn received_bytes(&self) -> u64 {
+        self.received_bytes
     }
 
     /// Distinct frames of ours received so far.
@@ -285,7 +296,7 @@ impl Analyzer {
             p99: h.value_at_quantile(0.99),
             p999: h.value_at_quantile(0.999),
             max: h.max(),
-            mean: h.mean(),
+            mean: h.mean().round() as u64,
         }
     }
 }
@@ -328,7 +339,8 @@ mod tests {
         );
         let l = a.latency();
         assert_eq!(l.samples, 100);
-        assert_eq!((l.p50, l.p99, l.max), (500, 500, 500));
+        assert_eq!((l.p50, l.p99, l.max, l.mean), (500, 500, 500, 500));
+        assert_eq!(a.received_bytes(), 100 * 128);
     }
 
     #[test]

@@ -137,7 +137,11 @@ pub const MAX_BPS: f64 = 1e13;
 /// The lowest bit rate accepted: 1 kbit/s.
 pub const MIN_BPS: f64 = 1e3;
 
-/// Transmit rate.
+/// Transmit rate: `max`, packets per second, or bits per second on the wire.
+///
+/// Written as a plain number (packets/s), or a number with a unit, case-insensitive: `pps`,
+/// `Kpps`, `Mpps`, `Gpps`, `bps`, `Kbps`, `Mbps`, `Gbps`. A multiplier without a unit (`1G`,
+/// `1.5M`, `10K`) is refused: it could mean either.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
     Max,
@@ -146,28 +150,44 @@ pub enum Rate {
     Bps(f64),
 }
 
+/// Bytes a frame takes on the wire beyond its size (FCS included): preamble, SFD and the
+/// inter-frame gap.
+pub const WIRE_OVERHEAD: usize = 20;
+
 impl std::str::FromStr for Rate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("invalid rate {s:?}: expected max, PPS (e.g. 50000 or 1.5M), or a bit rate (e.g. 100Mbps, 1Gbps)")
+            format!(
+                "invalid rate {s:?}: expected max, packets/s (50000, 10Kpps, 1.5Mpps) or bits/s \
+                 on the wire (100Mbps, 1Gbps)"
+            )
         };
         let t = s.trim();
         if t.eq_ignore_ascii_case("max") {
             return Ok(Rate::Max);
         }
         let lower = t.to_ascii_lowercase();
-        let (num, bits) = match lower.strip_suffix("bps") {
-            Some(n) => (n, true),
-            None => (lower.strip_suffix("pps").unwrap_or(&lower), false),
+        let (num, bits) = match (lower.strip_suffix("bps"), lower.strip_suffix("pps")) {
+            (Some(n), _) => (n, Some(true)),
+            (None, Some(n)) => (n, Some(false)),
+            (None, None) => (lower.as_str(), None),
         };
-        let (num, mult) = match num.chars().last() {
-            Some('k') => (&num[..num.len() - 1], 1e3),
-            Some('m') => (&num[..num.len() - 1], 1e6),
-            Some('g') => (&num[..num.len() - 1], 1e9),
-            _ => (num, 1.0),
+        let num = num.trim_end();
+        let (num, prefix, mult) = match num.chars().last() {
+            Some('k') => (&num[..num.len() - 1], "K", 1e3),
+            Some('m') => (&num[..num.len() - 1], "M", 1e6),
+            Some('g') => (&num[..num.len() - 1], "G", 1e9),
+            _ => (num, "", 1.0),
         };
         let v: f64 = num.trim().parse().map_err(|_| bad())?;
+        let Some(bits) = bits.or(prefix.is_empty().then_some(false)) else {
+            let n = num.trim();
+            return Err(format!(
+                "invalid rate {s:?}: {n}{prefix} of what? say {n}{prefix}bps (bits per second) \
+                 or {n}{prefix}pps (packets per second)"
+            ));
+        };
         let v = v * mult;
         if !v.is_finite() || v <= 0.0 {
             return Err(bad());
@@ -175,9 +195,9 @@ impl std::str::FromStr for Rate {
         // Out of range, the token bucket's fixed-point arithmetic would overflow (too high) or
         // never grant a frame (too low).
         let (lo, hi, range) = if bits {
-            (MIN_BPS, MAX_BPS, "1kbps to 10000Gbps")
+            (MIN_BPS, MAX_BPS, "1Kbps to 10000Gbps")
         } else {
-            (MIN_PPS, MAX_PPS, "1 to 10G frames/s")
+            (MIN_PPS, MAX_PPS, "1pps to 10Gpps")
         };
         if !(lo..=hi).contains(&v) {
             return Err(format!(
@@ -194,7 +214,18 @@ impl Rate {
         match *self {
             Rate::Max => None,
             Rate::Pps(p) => Some(p),
-            Rate::Bps(b) => Some(b / ((mean + 20.0) * 8.0)),
+            Rate::Bps(b) => Some(b / ((mean + WIRE_OVERHEAD as f64) * 8.0)),
+        }
+    }
+}
+
+/// As users write rates back: `max`, `1.50 Mpps`, `1.00 Gbit/s`.
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Rate::Max => f.write_str("max"),
+            Rate::Pps(p) => f.write_str(&apps_common::units::pps(p)),
+            Rate::Bps(b) => f.write_str(&apps_common::units::bits_per_s(b)),
         }
     }
 }
@@ -604,9 +635,15 @@ mod tests {
     fn rates() {
         assert_eq!("max".parse::<Rate>().unwrap(), Rate::Max);
         assert_eq!("50000".parse::<Rate>().unwrap(), Rate::Pps(50000.0));
-        assert_eq!("1.5M".parse::<Rate>().unwrap(), Rate::Pps(1.5e6));
+        assert_eq!("1.5Mpps".parse::<Rate>().unwrap(), Rate::Pps(1.5e6));
         assert_eq!("10kpps".parse::<Rate>().unwrap(), Rate::Pps(1e4));
+        assert_eq!("10Kpps".parse::<Rate>().unwrap(), Rate::Pps(1e4));
+        assert_eq!("2000 PPS".parse::<Rate>().unwrap(), Rate::Pps(2000.0));
         assert_eq!("1Gbps".parse::<Rate>().unwrap(), Rate::Bps(1e9));
+        assert_eq!("1gbps".parse::<Rate>().unwrap(), Rate::Bps(1e9));
+        assert_eq!("100 Mbps".parse::<Rate>().unwrap(), Rate::Bps(1e8));
+        assert_eq!("5Kbps".parse::<Rate>().unwrap(), Rate::Bps(5e3));
+        assert_eq!("64000bps".parse::<Rate>().unwrap(), Rate::Bps(64e3));
         // 10 Gbit/s of 64-byte frames is the classic 14.88 Mpps.
         let pps = "10Gbps".parse::<Rate>().unwrap().pps(64.0).unwrap();
         assert!((pps - 14_880_952.0).abs() < 1.0, "{pps}");
@@ -622,6 +659,40 @@ mod tests {
         }
         assert_eq!("1e10".parse::<Rate>().unwrap(), Rate::Pps(1e10));
         assert_eq!("10Tbps".parse::<Rate>().ok(), None, "no T suffix");
+    }
+
+    /// A multiplier without a unit could mean packets or bits: refused, saying both.
+    #[test]
+    fn bare_multipliers_are_ambiguous() {
+        for (bad, hint) in [
+            (
+                "1G",
+                "say 1Gbps (bits per second) or 1Gpps (packets per second)",
+            ),
+            (
+                "1M",
+                "say 1Mbps (bits per second) or 1Mpps (packets per second)",
+            ),
+            (
+                "1k",
+                "say 1Kbps (bits per second) or 1Kpps (packets per second)",
+            ),
+            ("1.5M", "say 1.5Mbps (bits per second) or 1.5Mpps"),
+        ] {
+            let e = bad.parse::<Rate>().unwrap_err();
+            assert!(e.starts_with(&format!("invalid rate {bad:?}")), "{e}");
+            assert!(e.contains(hint), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn rates_display_as_users_read_them() {
+        let show = |r: &str| r.parse::<Rate>().unwrap().to_string();
+        assert_eq!(show("max"), "max");
+        assert_eq!(show("1000000"), "1.00 Mpps");
+        assert_eq!(show("10kpps"), "10.00 Kpps");
+        assert_eq!(show("1Gbps"), "1.00 Gbit/s");
+        assert!(!format!("{}", Rate::Pps(1e6)).contains("Pps("));
     }
 
     #[test]

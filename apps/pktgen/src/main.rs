@@ -2,13 +2,17 @@
 //!
 //! `pktgen [EAL options] -- [--tx-port P] [--rx-port P] [--rate max|PPS|BITS] [--size N|MIN-MAX|imix]
 //!  [--flows N] [--count N] [--duration S] [--drain-ms MS] [--dst-mac MAC] [-T STATS_S]
-//!  [--report FILE.json] [--config FILE.toml]`
+//!  [--max-loss N|P%] [--max-latency-us US] [--max-p99-latency-us US] [--report FILE.json]
+//!  [--config FILE.toml]`
 //!
 //! Transmits test frames (Ethernet/IPv4/UDP, checksummed, with a stream id, sequence number,
 //! TSC timestamp and CRC in the payload) on the TX port at a rate held by a TSC token bucket,
 //! and analyzes what the RX port receives: per stream, received, lost (decided after the drain
 //! wait), duplicated, reordered, late, corrupted, and one-way latency percentiles, in memory
 //! that does not grow with the run. Frames that are not ours are counted apart (`foreign`).
+//!
+//! Every run is judged (see `pktgen::verdict`): exit 0 when every pass criterion holds, 2 when
+//! one fails (one line each on stderr, after the summary and the report), 1 on an error.
 //!
 //! Output to stdout never stops a run: a closed pipe (`pktgen ... | head -3`) makes the lines
 //! vanish, and the run still finishes, stops its ports and writes its report.
@@ -17,25 +21,44 @@
 //! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
 
 use anyhow::{bail, Context, Result};
+use apps_common::units;
 use dataplane::stats::OwnedCounter;
-use pktgen::analyzer::{Analyzer, Counts, Latency};
+use pktgen::analyzer::{Analyzer, Latency};
 use pktgen::frames::{buf_len, build_frame, EtherAddrs, Flow, SizeSpec, TokenBucket};
 use pktgen::options::{PktgenOptions, Settings};
+use pktgen::report::{describe_rate, Measured, Report};
+use pktgen::verdict::us;
 use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
-use serde::Serialize;
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The exit status of a run that failed a pass criterion (0: passed, 1: an error).
+const EXIT_FAILED_CRITERIA: u8 = 2;
+
 fn main() -> ExitCode {
-    apps_common::main_with("pktgen", run)
+    let mut passed = true;
+    let status = apps_common::main_with("pktgen", || {
+        passed = run()?;
+        Ok(())
+    });
+    if passed {
+        status
+    } else {
+        ExitCode::from(EXIT_FAILED_CRITERIA)
+    }
 }
 
-fn run() -> Result<()> {
+/// One run; whether it passed its criteria.
+fn run() -> Result<bool> {
     let loaded = apps_common::options::load::<PktgenOptions>()?;
     let settings = loaded.options.resolve()?;
+    // Before anything starts: a report that cannot be written is an error now, not after the
+    // run.
+    if let Some(path) = &settings.report {
+        apps_common::outfile::check_writable("--report", path)?;
+    }
     let eal = Eal::init(&loaded.eal)?;
     generate(&eal, &settings)
 }
@@ -53,6 +76,8 @@ struct Shared {
     tx_total: OwnedCounter,
     /// Frames received (ours or not); written by the RX side only.
     rx_frames: OwnedCounter,
+    /// Set by the main lcore: a signal stopped the TX side before its count or duration.
+    interrupted: AtomicBool,
     /// The RX side's latest analysis, refreshed a few times a second for the stats line.
     snapshot: Mutex<Snapshot>,
 }
@@ -76,6 +101,11 @@ struct Tx<'q, 'a> {
     /// Next sequence number (= frames sent) per stream.
     seq: Vec<u64>,
     sent: u64,
+    /// Bytes of the frames sent (FCS included), kept like `seq`.
+    bytes: u64,
+    /// TSC of the first step and of the end of sending.
+    first_tsc: Option<u64>,
+    last_tsc: u64,
     /// Frames built but not yet taken by the TX queue: sent first next time, in order.
     pending: Burst<'a>,
 }
@@ -84,6 +114,7 @@ impl Tx<'_, '_> {
     /// One iteration; returns false once done.
     fn step(&mut self, shared: &Shared) -> bool {
         let now = pmd::rdtsc();
+        self.first_tsc.get_or_insert(now);
         // Relaxed: a stop request carries no data. Checked even with frames pending, so that a
         // TX queue that never drains (link down) cannot keep pktgen from stopping: `finish`
         // retries the pending frames a bounded number of times.
@@ -114,9 +145,10 @@ impl Tx<'_, '_> {
                 let idx = self.sent + k as u64;
                 let stream = (idx % nf) as usize;
                 let mut m = slot.take().expect("allocated above");
-                let len = buf_len(self.size.size_of(idx));
+                let size = self.size.size_of(idx);
+                self.bytes += size as u64;
                 // Cannot fail: every size fits a 2048-byte mbuf.
-                let _ = m.set_len(len);
+                let _ = m.set_len(buf_len(size));
                 build_frame(
                     m.data_mut(),
                     &self.eth,
@@ -161,9 +193,11 @@ impl Tx<'_, '_> {
             for k in 0..unsent {
                 let idx = self.sent - 1 - k;
                 self.seq[(idx % nf) as usize] -= 1;
+                self.bytes -= self.size.size_of(idx) as u64;
             }
             self.pending.free_all();
         }
+        self.last_tsc = pmd::rdtsc();
         // Release: tx_total (and the per-stream counts, handed over by the join) are complete
         // before the RX side, reading tx_done with Acquire, trusts them.
         shared.tx_done.store(true, Ordering::Release);
@@ -180,6 +214,8 @@ struct Rx<'q, 'a> {
     /// TSC when the TX side was first seen done.
     tx_done_at: Option<u64>,
     drain_cycles: u64,
+    /// TSC of the last burst that held a frame of ours.
+    last_rx_tsc: u64,
 }
 
 impl Rx<'_, '_> {
@@ -191,8 +227,12 @@ impl Rx<'_, '_> {
             // Acquire, after the burst: pairs with the Release in Tx::step.
             self.analyzer
                 .set_built(shared.built.load(Ordering::Acquire));
+            let ours_before = self.analyzer.received_bytes();
             for m in self.burst.drain() {
                 self.analyzer.record(m.data(), now);
+            }
+            if self.analyzer.received_bytes() != ours_before {
+                self.last_rx_tsc = now;
             }
             shared.rx_frames.add(n as u64);
         }
@@ -224,84 +264,30 @@ impl Rx<'_, '_> {
     }
 }
 
-#[derive(Serialize)]
-struct StreamReport {
-    stream: u16,
-    src_ip: String,
-    dst_ip: String,
-    src_port: u16,
-    dst_port: u16,
-    #[serde(flatten)]
-    counts: Counts,
-}
-
-#[derive(Serialize)]
-struct Report {
-    sent: u64,
-    received: u64,
-    lost: u64,
-    duplicated: u64,
-    reordered: u64,
-    corrupted: u64,
-    late: u64,
-    foreign: u64,
-    elapsed_s: f64,
-    tx_pps: f64,
-    rx_pps: f64,
-    latency_ns: Latency,
-    rate: String,
-    size: String,
-    flows: u16,
-    streams: Vec<StreamReport>,
-}
-
-impl StreamReport {
-    /// Stream `stream`'s counts, with the addresses and ports of its flow.
-    fn new(stream: u16, counts: Counts) -> Self {
-        let f = Flow::nth(stream);
-        let ip = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
-        StreamReport {
-            stream,
-            src_ip: ip(f.src_ip),
-            dst_ip: ip(f.dst_ip),
-            src_port: f.src_port,
-            dst_port: f.dst_port,
-            counts,
-        }
+/// What the run measured, from both sides once they are done.
+fn measured(tx: &Tx, rx: &Rx, shared: &Shared, elapsed_s: f64) -> Measured {
+    let (per_stream, total) = rx.analyzer.counts(&tx.seq);
+    let hz = pmd::tsc_hz().max(1) as f64;
+    let first = tx.first_tsc.unwrap_or(tx.last_tsc);
+    let secs = |end: u64| end.saturating_sub(first) as f64 / hz;
+    Measured {
+        per_stream,
+        total,
+        foreign: rx.analyzer.foreign(),
+        latency: rx.analyzer.latency(),
+        tx_bytes: tx.bytes,
+        rx_bytes: rx.analyzer.received_bytes(),
+        elapsed_s,
+        tx_s: secs(tx.last_tsc),
+        rx_s: secs(rx.last_rx_tsc),
+        // Relaxed: the lcores are joined.
+        interrupted: shared.interrupted.load(Ordering::Relaxed),
     }
 }
 
-impl Report {
-    /// The run's results: the analyzer's verdict on what the TX side sent, over `elapsed_s`.
-    fn new(tx: &Tx, rx: &Rx, opts: &Settings, elapsed_s: f64) -> Self {
-        let (per, total) = rx.analyzer.counts(&tx.seq);
-        Report {
-            sent: total.sent,
-            received: total.received,
-            lost: total.lost,
-            duplicated: total.duplicated,
-            reordered: total.reordered,
-            corrupted: total.corrupted,
-            late: total.late,
-            foreign: rx.analyzer.foreign(),
-            elapsed_s,
-            tx_pps: total.sent as f64 / elapsed_s,
-            rx_pps: total.received as f64 / elapsed_s,
-            latency_ns: rx.analyzer.latency(),
-            rate: format!("{:?}", opts.rate),
-            size: opts.size.to_string(),
-            flows: opts.flows,
-            streams: per
-                .iter()
-                .enumerate()
-                .map(|(i, c)| StreamReport::new(i as u16, *c))
-                .collect(),
-        }
-    }
-}
-
-/// One run: the ports, both sides on the lcores there are, then the results.
-fn generate(eal: &Eal, opts: &Settings) -> Result<()> {
+/// One run: the ports, both sides on the lcores there are, then the results; whether it
+/// passed its criteria.
+fn generate(eal: &Eal, opts: &Settings) -> Result<bool> {
     let nb_ports = Port::count(eal);
     for (what, p) in [("--tx-port", opts.tx_port), ("--rx-port", opts.rx_port)] {
         if p >= nb_ports {
@@ -324,6 +310,7 @@ fn generate(eal: &Eal, opts: &Settings) -> Result<()> {
         built: AtomicU64::new(0),
         tx_total: OwnedCounter::default(),
         rx_frames: OwnedCounter::default(),
+        interrupted: AtomicBool::new(false),
         snapshot: Mutex::new(Snapshot::default()),
     };
     let quit = Arc::new(AtomicBool::new(false));
@@ -333,7 +320,10 @@ fn generate(eal: &Eal, opts: &Settings) -> Result<()> {
     }
     let started = Instant::now();
     let (tx, rx) = launch(eal, opts, tx, rx, &shared, &quit, started)?;
-    let report = Report::new(&tx, &rx, opts, started.elapsed().as_secs_f64());
+    let report = Report::new(
+        measured(&tx, &rx, &shared, started.elapsed().as_secs_f64()),
+        opts,
+    );
     drop(tx);
     drop(rx);
     ports.stop()?;
@@ -389,12 +379,12 @@ fn sides<'q, 'a>(
     let src = tx_port.mac_addr()?;
     let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
     apps_common::outln!(
-        "pktgen: TX port {} ({}) -> RX port {} ({}), rate {:?}, size {}, {} flow(s), dst {dst}",
+        "pktgen: TX port {} ({}) -> RX port {} ({}), rate {}, size {}, {} flow(s), dst {dst}",
         tx_port.id(),
         tx_port.name(),
         rx_port.id(),
         rx_port.name(),
-        opts.rate,
+        describe_rate(opts.rate, opts.size.mean()),
         opts.size,
         opts.flows
     );
@@ -417,6 +407,9 @@ fn sides<'q, 'a>(
         bucket,
         seq: vec![0; opts.flows as usize],
         sent: 0,
+        bytes: 0,
+        first_tsc: None,
+        last_tsc: now,
         pending: Burst::new(),
     };
     let rx = Rx {
@@ -427,6 +420,7 @@ fn sides<'q, 'a>(
         snapshot_every: hz / 5,
         tx_done_at: None,
         drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
+        last_rx_tsc: 0,
     };
     Ok((tx, rx))
 }
@@ -534,12 +528,12 @@ fn on_one_lcore<'q, 'a>(
         .context("the pktgen lcore failed")
 }
 
-/// The results: the final table, a warning when only foreign frames came back, the report.
-fn finish(report: &Report, opts: &Settings) -> Result<()> {
-    print_table(report);
+/// The results: the final summary, a warning when only foreign frames came back, the report,
+/// then one line per failed criterion. Whether the run passed.
+fn finish(report: &Report, opts: &Settings) -> Result<bool> {
+    apps_common::out!("{}", report.summary());
     if report.received == 0 && report.sent > 0 && report.foreign > 0 {
-        let _ = writeln!(
-            std::io::stderr().lock(),
+        apps_common::errln!(
             "pktgen: warning: none of the {} frames sent came back, but {} foreign frames did: \
              is the RX port connected to the TX port?",
             report.sent,
@@ -550,7 +544,10 @@ fn finish(report: &Report, opts: &Settings) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(report)? + "\n")
             .with_context(|| format!("cannot write report {}", path.display()))?;
     }
-    Ok(())
+    for f in &report.failed {
+        apps_common::errln!("pktgen: fail: {}", f.message);
+    }
+    Ok(report.passed())
 }
 
 /// TX and RX in one loop, on one lcore.
@@ -592,84 +589,30 @@ fn monitor(
     while !rx_done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
         let now = Instant::now();
-        if quit.load(Ordering::Relaxed) || opts.duration.is_some_and(|d| now - started >= d) {
+        let timed_out = opts.duration.is_some_and(|d| now - started >= d);
+        let signalled = quit.load(Ordering::Relaxed);
+        if signalled || timed_out {
             shared.stop_tx.store(true, Ordering::Relaxed);
+        }
+        if signalled && !timed_out && !shared.tx_done.load(Ordering::Relaxed) {
+            shared.interrupted.store(true, Ordering::Relaxed);
         }
         if opts.stats_period > 0 && next.is_some_and(|n| now >= n) {
             let s = *shared.snapshot.lock().expect("not poisoned");
             let tx = shared.tx_total.get();
             let dt = (now - last_t).as_secs_f64();
             apps_common::outln!(
-                "[{:>6.1}s] tx {:>12} ({:>9.3} kpps)  rx {:>12} ({:>9.3} kpps)  missing so far {:>10}  p99 {:>9.1} us",
+                "[{:>6.1}s] tx {:>12} ({:>11})  rx {:>12} ({:>11})  missing so far {:>10}  p99 {:>9} us",
                 (now - started).as_secs_f64(),
                 tx,
-                (tx - last_tx) as f64 / dt / 1e3,
+                units::pps((tx - last_tx) as f64 / dt),
                 s.received,
-                (s.received.saturating_sub(last_rx)) as f64 / dt / 1e3,
+                units::pps(s.received.saturating_sub(last_rx) as f64 / dt),
                 tx.saturating_sub(s.distinct),
-                s.latency.p99 as f64 / 1e3
+                us(s.latency.p99)
             );
             (last_tx, last_rx, last_t) = (tx, s.received, now);
             next = next.and_then(|n| n.checked_add(period));
         }
     }
-}
-
-fn print_table(r: &Report) {
-    apps_common::outln!("\npktgen results ====================================================");
-    apps_common::outln!(
-        "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "stream",
-        "sent",
-        "received",
-        "lost",
-        "dup",
-        "reordered",
-        "late",
-        "corrupted"
-    );
-    for s in &r.streams {
-        let c = &s.counts;
-        apps_common::outln!(
-            "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            s.stream,
-            c.sent,
-            c.received,
-            c.lost,
-            c.duplicated,
-            c.reordered,
-            c.late,
-            c.corrupted
-        );
-    }
-    apps_common::outln!(
-        "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "total",
-        r.sent,
-        r.received,
-        r.lost,
-        r.duplicated,
-        r.reordered,
-        r.late,
-        r.corrupted
-    );
-    apps_common::outln!("foreign frames (not ours): {}", r.foreign);
-    apps_common::outln!(
-        "rate: tx {:.1} pps, rx {:.1} pps over {:.2} s",
-        r.tx_pps,
-        r.rx_pps,
-        r.elapsed_s
-    );
-    let l = &r.latency_ns;
-    apps_common::outln!(
-        "latency (us): min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} samples)",
-        l.min as f64 / 1e3,
-        l.p50 as f64 / 1e3,
-        l.p90 as f64 / 1e3,
-        l.p99 as f64 / 1e3,
-        l.p999 as f64 / 1e3,
-        l.max as f64 / 1e3,
-        l.samples
-    );
-    apps_common::outln!("===================================================================");
 }

@@ -2,22 +2,29 @@
 //! (see `apps_common::options`), and the settings of a run they resolve to, defaults applied.
 
 use crate::frames::{
-    check_drain_ms, check_stats_period, parse_duration_s, parse_mac, Rate, SizeSpec,
+    check_drain_ms, check_stats_period, parse_duration_s, parse_mac, Rate, SizeSpec, MAX_DRAIN_MS,
+    MAX_DURATION_S, MAX_STATS_PERIOD_S,
 };
+use crate::verdict::{Criteria, LossLimit, MAX_LATENCY_US};
 use anyhow::bail;
-use apps_common::options::{AppOptions, InvalidOption};
+use apps_common::options::{in_range, AppOptions, InvalidOption};
 use clap::{CommandFactory, Parser};
 use pmd::MacAddr;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The most flows (streams) a run may have: the stream id is 16 bits on the wire.
+pub const MAX_FLOWS: u64 = u16::MAX as u64;
 
 /// pktgen's options: on the command line, and under the same names (`tx_port`, `drain_ms`,
 /// ...) in `[pktgen]`. None: not given there.
 #[derive(Parser, Deserialize, Debug, Default)]
 #[command(
     name = "pktgen",
-    about = "Load generator and analyzer on DPDK ports: pktgen [EAL options] -- [options]"
+    about = "Load generator and analyzer on DPDK ports: pktgen [EAL options] -- [options]",
+    after_help = "Exit status: 0 when every pass criterion holds, 2 when one fails (each \
+                  printed on stderr after the summary), 1 on an error."
 )]
 #[serde(deny_unknown_fields)]
 pub struct PktgenOptions {
@@ -27,16 +34,16 @@ pub struct PktgenOptions {
     /// Port whose received frames are analyzed (default: the TX port).
     #[arg(long = "rx-port")]
     pub rx_port: Option<u16>,
-    /// max, packets/s (50000, 1.5M, 10kpps; 1 to 10G) or bits/s on the wire (100Mbps, 1Gbps;
-    /// 1kbps to 10000Gbps).
+    /// max, packets/s (50000, 10Kpps, 1.5Mpps; 1pps to 10Gpps) or bits/s on the wire (100Mbps,
+    /// 1Gbps; 1Kbps to 10000Gbps). Units are case-insensitive; a bare 1M or 1G is refused.
     #[arg(long)]
     pub rate: Option<String>,
     /// Frame size with FCS: BYTES (64..1518), MIN-MAX, or imix (64/594/1518 at 7:4:1).
     #[arg(long)]
     pub size: Option<String>,
-    /// Number of flows (streams), varying IPv4 addresses and UDP ports.
+    /// Number of flows (streams), varying IPv4 addresses and UDP ports: 1..=65535.
     #[arg(long)]
-    pub flows: Option<u16>,
+    pub flows: Option<u64>,
     /// Frames to send in total.
     #[arg(long)]
     pub count: Option<u64>,
@@ -53,13 +60,50 @@ pub struct PktgenOptions {
     /// Seconds between stats lines (0 = quiet, at most 86400).
     #[arg(short = 'T', long = "stats-period")]
     pub stats_period: Option<u64>,
-    /// Write the JSON report here.
+    /// Write the JSON report here (checked writable before the run starts).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Pass criterion: lost frames allowed, N or P% of those sent (default 0, for --count and
+    /// --duration runs alike).
+    #[arg(long = "max-loss")]
+    #[serde(default, deserialize_with = "frames_or_text")]
+    pub max_loss: Option<String>,
+    /// Pass criterion: the highest one-way latency allowed, in microseconds (default: none).
+    #[arg(long = "max-latency-us")]
+    pub max_latency_us: Option<f64>,
+    /// Pass criterion: the 99th-percentile one-way latency allowed, in microseconds (default:
+    /// none).
+    #[arg(long = "max-p99-latency-us")]
+    pub max_p99_latency_us: Option<f64>,
     /// TOML config ([pktgen] table, `eal` list); command-line options override it.
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+}
+
+/// `max_loss = 10` or `max_loss = "0.1%"` in a config file: the text the command line would
+/// give.
+fn frames_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number of frames (10) or a percentage (\"0.1%\")")
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            match u64::try_from(v) {
+                Ok(v) => Ok(v.to_string()),
+                Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+            }
+        }
+        fn visit_str<E>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+    }
+    d.deserialize_any(V).map(Some)
 }
 
 /// The settings of a run: the options resolved, pktgen's defaults applied.
@@ -76,11 +120,35 @@ pub struct Settings {
     pub dst_mac: Option<MacAddr>,
     pub stats_period: u64,
     pub report: Option<PathBuf>,
+    /// What the run must show to pass (exit 0).
+    pub criteria: Criteria,
 }
 
 /// A value its parser refused, as the parser said it.
 fn refused<T>(r: Result<T, String>) -> Result<(), InvalidOption> {
     r.map(drop).map_err(InvalidOption::Value)
+}
+
+/// Refuses a `value` (when set) that is not above 0 and at most `max` (NaN included).
+fn positive_up_to(
+    key: &'static str,
+    value: Option<f64>,
+    max: f64,
+    unit: &str,
+) -> Result<(), InvalidOption> {
+    match value {
+        Some(v) if !(v > 0.0 && v <= max) => Err(InvalidOption::Range {
+            key,
+            // 1e300, not three hundred digits.
+            value: if v.is_finite() && (v == 0.0 || (1e-6..1e15).contains(&v.abs())) {
+                v.to_string()
+            } else {
+                format!("{v:e}")
+            },
+            expected: format!("more than 0 and at most {max} {unit}"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl AppOptions for PktgenOptions {
@@ -97,27 +165,38 @@ impl AppOptions for PktgenOptions {
         if let Some(s) = &self.size {
             refused(s.parse::<SizeSpec>())?;
         }
-        if self.flows == Some(0) {
-            return Err(InvalidOption::Value(
-                "invalid flows 0: give at least 1".into(),
-            ));
-        }
-        if let Some(d) = self.duration {
-            refused(parse_duration_s(d))?;
-        }
+        in_range("flows", self.flows, 1..=MAX_FLOWS, "flows")?;
         if self.count == Some(0) {
-            return Err(InvalidOption::Value(
-                "invalid count 0: give at least 1".into(),
-            ));
+            return Err(InvalidOption::Range {
+                key: "count",
+                value: "0".into(),
+                expected: "1 frame or more".into(),
+            });
         }
-        if let Some(ms) = self.drain_ms {
-            refused(check_drain_ms(ms))?;
-        }
+        positive_up_to(
+            "duration",
+            self.duration,
+            MAX_DURATION_S,
+            "seconds (a year)",
+        )?;
+        in_range("drain_ms", self.drain_ms, 0..=MAX_DRAIN_MS, "milliseconds")?;
         if let Some(m) = &self.dst_mac {
             refused(parse_mac(m))?;
         }
-        if let Some(t) = self.stats_period {
-            refused(check_stats_period(t))?;
+        in_range(
+            "stats_period",
+            self.stats_period,
+            0..=MAX_STATS_PERIOD_S,
+            "seconds (0 = quiet)",
+        )?;
+        if let Some(l) = &self.max_loss {
+            refused(l.parse::<LossLimit>())?;
+        }
+        for (key, v) in [
+            ("max_latency_us", self.max_latency_us),
+            ("max_p99_latency_us", self.max_p99_latency_us),
+        ] {
+            positive_up_to(key, v, MAX_LATENCY_US, "microseconds (an hour)")?;
         }
         Ok(())
     }
@@ -125,9 +204,9 @@ impl AppOptions for PktgenOptions {
 
 impl PktgenOptions {
     /// The settings of a run: pktgen's defaults (TX port 0, RX port = TX port, rate max,
-    /// 64-byte frames, 1 flow, 500 ms drain, stats every second) where nothing was given.
-    /// Checks the values again, so that options that did not come through
-    /// `apps_common::options::load` are refused too, never taken unchecked.
+    /// 64-byte frames, 1 flow, 500 ms drain, stats every second, no loss allowed, no latency
+    /// bound) where nothing was given. Checks the values again, so that options that did not
+    /// come through `apps_common::options::load` are refused too, never taken unchecked.
     pub fn resolve(self) -> anyhow::Result<Settings> {
         self.check()
             .map_err(|e| anyhow::anyhow!(e.for_option(&Self::command())))?;
@@ -148,7 +227,7 @@ impl PktgenOptions {
             rx_port: self.rx_port.unwrap_or(tx_port),
             rate: self.rate.as_deref().unwrap_or("max").parse().map_err(msg)?,
             size: self.size.as_deref().unwrap_or("64").parse().map_err(msg)?,
-            flows: self.flows.unwrap_or(1),
+            flows: u16::try_from(self.flows.unwrap_or(1))?,
             count: self.count,
             duration,
             drain: check_drain_ms(self.drain_ms.unwrap_or(500)).map_err(msg)?,
@@ -159,6 +238,16 @@ impl PktgenOptions {
                 .map_err(msg)?,
             stats_period: check_stats_period(self.stats_period.unwrap_or(1)).map_err(msg)?,
             report: self.report,
+            criteria: Criteria {
+                max_loss: self
+                    .max_loss
+                    .as_deref()
+                    .unwrap_or("0")
+                    .parse()
+                    .map_err(msg)?,
+                max_latency_us: self.max_latency_us,
+                max_p99_latency_us: self.max_p99_latency_us,
+            },
         })
     }
 }
@@ -184,6 +273,8 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         PktgenOptions::command().debug_assert();
+        // EAL options given without `--` are told apart by name.
+        apps_common::eal::assert_no_clash_with_eal(&PktgenOptions::command());
     }
 
     #[test]
@@ -194,6 +285,51 @@ mod tests {
         assert_eq!(s.drain, Duration::from_millis(500));
         assert_eq!((s.stats_period, s.count, s.duration), (1, Some(1), None));
         assert!(s.dst_mac.is_none() && s.report.is_none());
+        assert_eq!(s.criteria, Criteria::default());
+        assert_eq!(s.criteria.max_loss, LossLimit::Frames(0));
+        // A duration run allows no loss either (see crate::verdict).
+        let s = settings(&["--duration", "1"], "").unwrap();
+        assert_eq!(s.criteria.max_loss, LossLimit::Frames(0));
+    }
+
+    #[test]
+    fn criteria_from_either_source() {
+        let s = settings(
+            &[
+                "--count",
+                "1",
+                "--max-loss",
+                "0.5%",
+                "--max-latency-us",
+                "20",
+            ],
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.criteria.max_loss, LossLimit::Percent(0.5));
+        assert_eq!(s.criteria.max_latency_us, Some(20.0));
+        let text = "[pktgen]\ncount = 1\nmax_loss = 10\nmax_p99_latency_us = 7.5";
+        let s = settings(&[], text).unwrap();
+        assert_eq!(s.criteria.max_loss, LossLimit::Frames(10));
+        assert_eq!(s.criteria.max_p99_latency_us, Some(7.5));
+        let s = settings(
+            &["--max-loss", "3"],
+            "[pktgen]\ncount = 1\nmax_loss = \"1%\"",
+        )
+        .unwrap();
+        assert_eq!(s.criteria.max_loss, LossLimit::Frames(3));
+        let err = |args: &[&str], text: &str| settings(args, text).unwrap_err().to_string();
+        assert!(err(&["--count", "1", "--max-loss", "lots"], "").starts_with("invalid max loss"));
+        assert_eq!(
+            err(&["--count", "1", "--max-latency-us", "0"], ""),
+            "invalid --max-latency-us 0: expected more than 0 and at most 3600000000 \
+             microseconds (an hour)"
+        );
+        let e = err(&[], "[pktgen]\ncount = 1\nmax_loss = -1");
+        assert!(
+            e.contains("max_loss") && e.contains("a number of frames"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -212,14 +348,36 @@ mod tests {
     #[test]
     fn refusals_in_each_source_s_words() {
         let err = |args: &[&str], text: &str| settings(args, text).unwrap_err().to_string();
+        // Both ends of a range in the same words.
         assert_eq!(
             err(&["--count", "1", "--flows", "0"], ""),
-            "invalid flows 0: give at least 1"
+            "invalid --flows 0: expected 1..=65535 flows"
+        );
+        assert_eq!(
+            err(&["--count", "1", "--flows", "100000"], ""),
+            "invalid --flows 100000: expected 1..=65535 flows"
+        );
+        assert_eq!(
+            err(&[], "[pktgen]\ncount = 1\nflows = 100000"),
+            "invalid config t.toml: [pktgen] invalid flows = 100000: expected 1..=65535 flows"
         );
         assert_eq!(
             err(&[], "[pktgen]\ncount = 0"),
-            "invalid config t.toml: [pktgen] invalid count 0: give at least 1"
+            "invalid config t.toml: [pktgen] invalid count = 0: expected 1 frame or more"
         );
+        assert_eq!(
+            err(&["--duration", "1e300"], ""),
+            "invalid --duration 1e300: expected more than 0 and at most 31536000 seconds (a year)"
+        );
+        assert_eq!(
+            err(&["--count", "1", "-T", "86401"], ""),
+            "invalid -T/--stats-period 86401: expected 0..=86400 seconds (0 = quiet)"
+        );
+        assert_eq!(
+            err(&["--count", "1", "--drain-ms", "3600001"], ""),
+            "invalid --drain-ms 3600001: expected 0..=3600000 milliseconds"
+        );
+        assert!(err(&["--count", "1", "--rate", "1G"], "").contains("say 1Gbps"));
         assert!(err(&["--count", "1", "--size", "10"], "").starts_with("invalid size 10"));
         assert!(err(&[], "[pktgen]\nrate = \"fast\"").contains("[pktgen] invalid rate \"fast\""));
         assert!(err(&["--rate", "1000"], "").starts_with("give --count N or --duration S"));
@@ -234,7 +392,8 @@ mod tests {
                 &[
                     "--tx-port", "--rx-port", "--rate", "--size", "--flows", "--count",
                     "--duration", "--drain-ms", "--dst-mac", "-T", "--stats-period", "--report",
-                    "--config", "0", "1", "-1", "64", "1518", "64-1518", "imix", "max", "1.5M",
+                    "--config", "--max-loss", "--max-latency-us", "--max-p99-latency-us", "0",
+                    "1", "-1", "64", "1518", "64-1518", "imix", "max", "1.5M", "1Mpps", "5%",
                     "1Gbps", "1e300", "NaN", "inf", "86401", "3600001", "18446744073709551615",
                     "02:00:00:00:00:01", "zz", "", "--", "--help",
                 ][..]
@@ -250,7 +409,8 @@ mod tests {
             4 => prop::sample::select(
                 &[
                     "tx_port", "rx_port", "rate", "size", "flows", "count", "duration",
-                    "drain_ms", "dst_mac", "stats_period", "report",
+                    "drain_ms", "dst_mac", "stats_period", "report", "max_loss",
+                    "max_latency_us", "max_p99_latency_us",
                 ][..]
             )
             .prop_map(str::to_owned),

@@ -25,11 +25,14 @@ fn generate(name: &str, args: &[&str]) -> (Vec<Vec<u8>>, Value) {
         empty.display(),
         out.display()
     ));
+    // Nothing comes back from a pcap file: all lost, which these runs allow.
     let mut app = vec![
         "--drain-ms",
         "0",
         "-T",
         "0",
+        "--max-loss",
+        "100%",
         "--report",
         report.to_str().unwrap(),
     ];
@@ -183,7 +186,7 @@ fn bad_options_are_refused() {
             &["--count", "1", "--tx-port", "3"][..],
             "--tx-port 3 does not exist",
         ),
-        (&["--count", "1", "--flows", "0"][..], "invalid flows 0"),
+        (&["--count", "1", "--flows", "0"][..], "invalid --flows 0"),
         (
             &["--count", "1", "--dst-mac", "zz"][..],
             "invalid MAC address",
@@ -283,14 +286,17 @@ fn out_of_range_rates_are_refused() {
 fn huge_periods_and_durations_are_refused() {
     expect_one_line_error(
         &["--count", "1", "-T", "18446744073709551615"],
-        "invalid stats period",
+        "invalid -T/--stats-period 18446744073709551615: expected 0..=86400 seconds",
     );
-    expect_one_line_error(&["--count", "1", "-T", "86401"], "invalid stats period");
-    expect_one_line_error(&["--duration", "1e300"], "invalid duration");
-    expect_one_line_error(&["--duration", "inf"], "invalid duration");
+    expect_one_line_error(
+        &["--count", "1", "-T", "86401"],
+        "invalid -T/--stats-period 86401",
+    );
+    expect_one_line_error(&["--duration", "1e300"], "invalid --duration 1e300");
+    expect_one_line_error(&["--duration", "inf"], "invalid --duration inf");
     expect_one_line_error(
         &["--count", "1", "--drain-ms", "18446744073709551615"],
-        "invalid drain",
+        "invalid --drain-ms 18446744073709551615: expected 0..=3600000 milliseconds",
     );
 }
 
@@ -315,6 +321,8 @@ fn net_null_frames_are_foreign_not_corrupted() {
             "50",
             "-T",
             "0",
+            "--max-loss",
+            "100%",
             "--report",
             report.to_str().unwrap(),
         ],
@@ -348,6 +356,7 @@ fn closed_stdout_does_not_abort_the_run() {
         .args(&eal)
         .arg("--")
         .args(["--count", "20000", "--rate", "100000", "--drain-ms", "10"])
+        .args(["--max-loss", "100%"])
         .args(["-T", "1", "--report", report.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -361,4 +370,341 @@ fn closed_stdout_does_not_abort_the_run() {
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["sent"], 20000, "{r:#}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// EAL arguments for a net_ring port: what pktgen sends comes straight back.
+fn ring_eal() -> Vec<String> {
+    let mut eal = eal_base();
+    eal.push("--vdev=net_ring0".into());
+    eal
+}
+
+/// Runs pktgen with stdout and stderr into one file, as a terminal shows them: the exit
+/// status, everything printed in order, and the report.
+fn run_judged(name: &str, eal: &[String], args: &[&str]) -> (Option<i32>, String, Value) {
+    let dir = scratch(name);
+    let report = dir.join("report.json");
+    let log = dir.join("out.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let status = Command::new(PKTGEN)
+        .args(eal)
+        .arg("--")
+        .args([
+            "-T",
+            "0",
+            "--drain-ms",
+            "50",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .args(args)
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .status()
+        .unwrap();
+    let out = std::fs::read_to_string(&log).unwrap();
+    let r = serde_json::from_str(&std::fs::read_to_string(&report).unwrap())
+        .unwrap_or_else(|e| panic!("no report ({e}):\n{out}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    (status.code(), out, r)
+}
+
+/// Tracker: pktgen exited 0 with 100% loss. Now 0 only when every criterion holds.
+#[test]
+fn a_clean_run_passes_with_exit_0() {
+    let (code, out, r) = run_judged(
+        "pass",
+        &ring_eal(),
+        &["--count", "2000", "--rate", "100Kpps"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        (r["verdict"].as_str(), r["lost"].as_u64()),
+        (Some("pass"), Some(0)),
+        "{r:#}"
+    );
+    assert_eq!(r["failed"], serde_json::json!([]));
+    assert!(
+        out.contains("\nverdict: pass\n") && !out.contains("fail"),
+        "{out}"
+    );
+}
+
+/// All lost (net_null hands back only frames of its own): exit 2, each failed criterion on
+/// its own line after the summary, and in the report.
+#[test]
+fn loss_fails_with_exit_2_after_the_summary_and_the_report() {
+    let mut eal = eal_base();
+    eal.push("--vdev=net_null0".into());
+    let (code, out, r) = run_judged(
+        "fail-loss",
+        &eal,
+        &[
+            "--count",
+            "2000",
+            "--rate",
+            "200Kpps",
+            "--max-latency-us",
+            "50",
+        ],
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(r["verdict"], "fail", "{r:#}");
+    let failed: Vec<&str> = r["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["criterion"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["max_loss", "max_latency_us"], "{r:#}");
+    let lines: Vec<&str> = out.lines().collect();
+    let fails: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("pktgen: fail: "))
+        .collect();
+    assert_eq!(fails.len(), 2, "{out}");
+    assert_eq!(
+        lines[fails[0]],
+        "pktgen: fail: lost 2000 of 2000 frames (100.00%), more than --max-loss 0 allows"
+    );
+    let end = lines.iter().rposition(|l| l.starts_with("=====")).unwrap();
+    assert!(fails.iter().all(|&i| i > end), "after the summary:\n{out}");
+    assert!(
+        out.contains("verdict: fail (max_loss, max_latency_us)"),
+        "{out}"
+    );
+    assert!(!out.contains("pktgen: error"), "{out}");
+}
+
+/// The same run passes when the loss is allowed, as a count or a percentage; a latency bound
+/// no clock can meet fails it.
+#[test]
+fn criteria_decide_the_exit_status() {
+    let mut null = eal_base();
+    null.push("--vdev=net_null0".into());
+    for allow in ["2000", "100%"] {
+        let (code, out, r) = run_judged("allow", &null, &["--count", "2000", "--max-loss", allow]);
+        assert_eq!(
+            (code, r["verdict"].as_str()),
+            (Some(0), Some("pass")),
+            "{out}"
+        );
+    }
+    let (code, out, r) = run_judged(
+        "allow-some",
+        &null,
+        &["--count", "2000", "--max-loss", "99%"],
+    );
+    assert_eq!(
+        (code, r["verdict"].as_str()),
+        (Some(2), Some("fail")),
+        "{out}"
+    );
+    let (code, out, r) = run_judged(
+        "p99",
+        &ring_eal(),
+        &[
+            "--count",
+            "2000",
+            "--rate",
+            "100Kpps",
+            "--max-p99-latency-us",
+            "0.001",
+        ],
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(r["failed"][0]["criterion"], "max_p99_latency_us", "{r:#}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("pktgen: fail: "))
+        .unwrap();
+    assert!(
+        line.starts_with("pktgen: fail: latency p99 ")
+            && line.ends_with(" us, above --max-p99-latency-us 0.001"),
+        "{line}"
+    );
+    // From the config file too.
+    let dir = scratch("criteria-config");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[pktgen]\ncount = 500\nmax_loss = \"100%\"\n").unwrap();
+    let (code, out, _) = run_judged("cfg", &null, &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tracker: a rate the run could not reach must say so. 10 Gpps is out of any vdev's reach.
+#[test]
+fn a_rate_not_reached_is_reported() {
+    let (code, out, r) = run_judged(
+        "short",
+        &ring_eal(),
+        &["--count", "20000", "--rate", "10Gpps"],
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "falling short is reported, not a failed criterion: {out}"
+    );
+    let rate = &r["rate"];
+    assert_eq!(rate["requested"], "10.00 Gpps", "{r:#}");
+    assert_eq!(rate["requested_pps"], 1e10, "{r:#}");
+    assert_eq!(rate["reached"], false, "{r:#}");
+    let sent = rate["sent_pps"].as_f64().unwrap();
+    assert!(sent > 0.0 && sent < 1e10, "{r:#}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("requested "))
+        .expect(&out);
+    assert!(
+        line.starts_with("requested 10.00 Gpps, sent ") && line.ends_with("(0%)"),
+        "{line}"
+    );
+    // Reached (a slow rate, whose burst allowance covers any pause of a busy box): no line.
+    let (_, out, r) = run_judged(
+        "reached",
+        &ring_eal(),
+        &["--count", "200", "--rate", "672Kbps"],
+    );
+    assert_eq!(r["rate"]["requested"], "672.00 kbit/s", "{r:#}");
+    assert_eq!(r["rate"]["reached"], true, "{r:#}");
+    assert!(!out.contains("requested "), "{out}");
+    assert!(
+        out.contains("rate 672.00 kbit/s on the wire = 1.00 Kpps"),
+        "{out}"
+    );
+}
+
+/// Tracker: no Debug output (`Pps(1000000.0)`), counts and rates in units, latencies in us
+/// with at most two decimals.
+#[test]
+fn output_reads_in_units_not_debug() {
+    let (code, out, r) = run_judged(
+        "units",
+        &ring_eal(),
+        &["--count", "2000", "--rate", "1Mpps", "--size", "128"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let json = r.to_string();
+    for text in [&out, &json] {
+        for debug in ["Pps(", "Bps(", "Max", "Some("] {
+            assert!(!text.contains(debug), "{debug} in {text}");
+        }
+    }
+    assert!(out.contains("rate 1.00 Mpps, size 128"), "{out}");
+    let tx = out.lines().find(|l| l.starts_with("tx: ")).expect(&out);
+    assert!(
+        tx.starts_with("tx: 2000 frames, 256.00 kB in ") && tx.ends_with(" on the wire"),
+        "{tx}"
+    );
+    let lat = out
+        .lines()
+        .find(|l| l.starts_with("latency (us): "))
+        .expect(&out);
+    for v in lat.split_whitespace().filter(|w| w.contains('.')) {
+        assert!(v.split('.').nth(1).unwrap().len() <= 2, "{v} in {lat}");
+    }
+    assert_eq!(r["tx_bytes"], 2000 * 128);
+    assert_eq!(r["rx_bytes"], 2000 * 128);
+    assert!(r["latency_ns"]["mean"].is_u64(), "{r:#}");
+}
+
+/// Tracker: `--rate 1G` could mean either. Refused at once, naming both.
+#[test]
+fn ambiguous_rates_are_refused_with_a_hint() {
+    for (rate, hint) in [
+        (
+            "1G",
+            "say 1Gbps (bits per second) or 1Gpps (packets per second)",
+        ),
+        (
+            "1M",
+            "say 1Mbps (bits per second) or 1Mpps (packets per second)",
+        ),
+        (
+            "1K",
+            "say 1Kbps (bits per second) or 1Kpps (packets per second)",
+        ),
+    ] {
+        expect_one_line_error(&["--count", "1", "--rate", rate], hint);
+    }
+}
+
+/// Tracker: both ends of `--flows` in the same words; the report's directory checked before
+/// anything starts; a mistyped option names the right one.
+#[test]
+fn validation_before_anything_starts() {
+    for flows in ["0", "100000"] {
+        expect_one_line_error(
+            &["--count", "1", "--flows", flows],
+            &format!("invalid --flows {flows}: expected 1..=65535 flows"),
+        );
+    }
+    let mut eal = eal_base();
+    eal.push("--vdev=net_null0".into());
+    let o = run_app(
+        PKTGEN,
+        &eal,
+        &["--count", "1", "--report", "/nonexistent/dir/r.json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        o.stdout.is_empty(),
+        "nothing ran: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().last(),
+        Some("pktgen: error: --report /nonexistent/dir/r.json: the directory /nonexistent/dir does not exist")
+    );
+    expect_one_line_error(
+        &["--count", "1", "--max-los", "5"],
+        "unexpected argument '--max-los' found (tip: a similar argument exists: '--max-loss'; see --help)",
+    );
+}
+
+/// `veth-demo.sh` with `args` and pktgen's binary; its exit status and output.
+fn veth_demo(args: &[&str]) -> (Option<i32>, String) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let o = Command::new("bash")
+        .arg(format!("{root}/apps/scripts/veth-demo.sh"))
+        .args(args)
+        .env("L2FWD", &*L2FWD)
+        .env("PKTGEN", PKTGEN)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code(), text)
+}
+
+/// Tracker: veth-demo.sh's exit status is pktgen's, as its usage text says: a failed
+/// criterion (2) comes through `set -e`, as does the drill's failure when pktgen passed; its
+/// own bad options are 2 and a set-up error 1.
+#[test]
+fn veth_demo_passes_the_exit_status_through() {
+    let (code, out) = veth_demo(&["--bogus"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("veth-demo: unknown option --bogus"), "{out}");
+    let (code, out) = veth_demo(&["--count"]);
+    assert_eq!(code, Some(2), "{out}");
+    let (code, out) = veth_demo(&["--help"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Exit status: pktgen's (0 pass, 2 a pass criterion failed, 1 error)"));
+    require_root("veth-demo.sh over a veth pair");
+    let _one = VETH.lock().unwrap_or_else(|e| e.into_inner());
+    let small = ["--count", "1000", "--rate", "20Kpps"];
+    let (code, out) =
+        veth_demo(&[&small[..], &["--pktgen-args", "--max-latency-us 0.001"]].concat());
+    assert_eq!(code, Some(2), "pktgen's 2:\n{out}");
+    assert!(out.contains("pktgen: fail: latency max "), "{out}");
+    assert!(
+        out.contains("--- l2fwd's last lines:"),
+        "the script went on to the end:\n{out}"
+    );
+    let (code, out) = veth_demo(&[&small[..], &["--drill", "exit 3"]].concat());
+    assert_eq!(code, Some(3), "the drill's:\n{out}");
+    let (code, out) = veth_demo(&small);
+    assert_eq!(code, Some(0), "{out}");
 }

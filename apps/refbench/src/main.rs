@@ -1,9 +1,13 @@
 //! refbench: what hot-remove safety costs the fast path, scheme by scheme.
 //!
-//! `refbench [EAL options] -- [--schemes LIST] [--lcores LIST] [--duration S] [--rounds N]
+//! `refbench [EAL options] -- [--schemes LIST] [--readers LIST] [--duration S] [--rounds N]
 //!  [--interval-us US] [--level micro|forwarding|both] [--report FILE.json] [--plot FILE.svg]`
 //!
-//! * micro: N reader threads pinned to N cores touch a DMA channel in the worker's shape
+//! Exit status: 0 when every measurement ran and no protected scheme touched a retired
+//! channel; 1 on an error (a usage error, a bad value, an output that cannot be written, a
+//! failed EAL) and when a protected scheme touched a retired channel (after the report).
+//!
+//! * micro: N reader threads (`--readers`) pinned to N cores touch a DMA channel in the worker's shape
 //!   (bursts of 32, a touch per packet, the scheme's per-burst work) while a control thread
 //!   removes and re-adds the channel every `--interval-us`; reports ns per touch.
 //! * forwarding: the l2fwd loop on a net_null pair (one worker lcore) with each scheme's touch
@@ -68,25 +72,31 @@ macro_rules! with_scheme {
 /// Every scheme, in report order.
 const ALL: &[&str] = &schemes!(scheme_names;);
 
-/// Most reader lcores one measurement may run (threads, pinned round-robin to the cores).
+/// Most reader threads one measurement may run (pinned round-robin to the cores).
 const MAX_READERS: usize = 256;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "refbench",
-    about = "Fast-path cost of hot-remove protection schemes: refbench [EAL options] -- [options]"
+    about = "Fast-path cost of hot-remove protection schemes: refbench [EAL options] -- [options]",
+    after_help = "Exit status: 0 on success, 1 on an error (including a protected scheme that \
+                  touched a retired channel)."
 )]
 struct Cli {
     /// Comma-separated schemes (default: all).
     #[arg(long, value_delimiter = ',')]
     schemes: Option<Vec<String>>,
-    /// Comma-separated reader-lcore counts for the micro level (default: 1,2,... up to the cores there are).
+    /// Comma-separated counts of reader threads for the micro level, one measurement each
+    /// (default: 1,2,4,... up to the cores there are).
     #[arg(long, value_delimiter = ',')]
-    lcores: Option<Vec<usize>>,
+    readers: Option<Vec<usize>>,
+    /// Was the count of reader threads; EAL's --lcores (before --) is another thing.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    lcores: Option<String>,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 1.0)]
     duration: f64,
-    /// Measurements per (scheme, lcores), alternating schemes; the median is reported.
+    /// Measurements per (scheme, readers), alternating schemes; the median is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Microseconds between channel replacements by the control thread.
@@ -98,7 +108,7 @@ struct Cli {
     /// Write the JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Write an SVG plot of ns per touch against lcores here.
+    /// Write an SVG plot of ns per touch against reader threads here.
     #[arg(long)]
     plot: Option<PathBuf>,
 }
@@ -107,11 +117,12 @@ struct Cli {
 struct Row {
     level: &'static str,
     scheme: String,
-    lcores: usize,
+    /// Reader threads (micro), or forwarding lcores (1).
+    readers: usize,
     ns_per_touch: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     mpps: Option<f64>,
-    /// Relative to `none` at the same level and lcores.
+    /// Relative to `none` at the same level and readers.
     vs_none: f64,
     replacements: u64,
     violations: u64,
@@ -143,11 +154,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn run() -> Result<()> {
     let (eal_cmdline, app_args) = apps_common::split_args(std::env::args_os());
-    let cli = match Cli::try_parse_from(app_args) {
-        Ok(c) => c,
-        Err(e) => e.exit(),
-    };
+    let cli = Cli::try_parse_from(app_args).map_err(apps_common::usage_error)?;
     let plan = Plan::new(&cli)?;
+    // Before an hour of measurements: outputs that cannot be written are an error now.
+    for (option, path) in [("--report", &cli.report), ("--plot", &cli.plot)] {
+        if let Some(p) = path {
+            apps_common::outfile::check_writable(option, p)?;
+        }
+    }
     let machine = machine_name();
     apps_common::outln!(
         "refbench: {machine}, {} cores; {} s x {} rounds per point, replacement every {} us",
@@ -191,8 +205,8 @@ struct Plan {
     /// The cores reader threads are pinned to, round-robin.
     cores: Vec<usize>,
     ncores: usize,
-    /// Reader-lcore counts for the micro level.
-    lcores: Vec<usize>,
+    /// Reader-thread counts for the micro level.
+    readers: Vec<usize>,
     rounds: usize,
     dur: Duration,
     interval: Duration,
@@ -217,10 +231,19 @@ impl Plan {
             .map(|c| c.id)
             .collect();
         let ncores = cores.len().max(1);
-        let lcores = cli.lcores.clone().unwrap_or_else(|| default_lcores(ncores));
+        if cli.lcores.is_some() {
+            bail!(
+                "refbench has no --lcores: give --readers N,... for the counts of reader \
+                 threads (EAL's --lcores, the lcore map, goes before --)"
+            );
+        }
+        let readers = cli
+            .readers
+            .clone()
+            .unwrap_or_else(|| default_readers(ncores));
         // Each count is that many reader threads: bounded, so that a typo cannot start a million.
-        if let Some(&n) = lcores.iter().find(|&&n| !(1..=MAX_READERS).contains(&n)) {
-            bail!("invalid --lcores count {n}: give 1..={MAX_READERS} reader lcores");
+        if let Some(&n) = readers.iter().find(|&&n| !(1..=MAX_READERS).contains(&n)) {
+            bail!("invalid --readers {n}: expected 1..={MAX_READERS} reader threads");
         }
         if !(cli.duration > 0.0 && cli.duration < 3600.0) {
             bail!(
@@ -247,7 +270,7 @@ impl Plan {
             schemes,
             cores,
             ncores,
-            lcores,
+            readers,
             rounds: cli.rounds,
             dur: Duration::from_secs_f64(cli.duration),
             interval: Duration::from_micros(cli.interval_us),
@@ -258,7 +281,7 @@ impl Plan {
 }
 
 /// 1, 2, 4, ... up to `ncores`, and `ncores` itself.
-fn default_lcores(ncores: usize) -> Vec<usize> {
+fn default_readers(ncores: usize) -> Vec<usize> {
     let mut v = vec![1];
     let mut n = 2;
     while n <= ncores {
@@ -284,16 +307,16 @@ fn machine_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The micro level: for each reader-lcore count, every round of every scheme, alternating.
+/// The micro level: for each reader-thread count, every round of every scheme, alternating.
 fn micro_rows(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
     let (cores, dur, interval) = (&plan.cores, plan.dur, plan.interval);
-    for &n in &plan.lcores {
+    for &n in &plan.readers {
         let mut samples: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); plan.schemes.len()];
         for _ in 0..plan.rounds {
             for (i, s) in plan.schemes.iter().enumerate() {
                 let r = with_scheme!(s.as_str(), micro(n, cores, dur, interval))?;
                 apps_common::errln!(
-                    "  micro {s:<16} lcores {n}: {:>8.3} ns/touch",
+                    "  micro {s:<16} readers {n}: {:>8.3} ns/touch",
                     r.ns_per_touch(n)
                 );
                 samples[i].push((r.ns_per_touch(n), r.replacements, r.violations));
@@ -346,7 +369,7 @@ fn write_outputs(cli: &Cli, report: &Report, rows: &[Row]) -> Result<()> {
 fn push_rows(
     rows: &mut Vec<Row>,
     level: &'static str,
-    lcores: usize,
+    readers: usize,
     schemes: &[String],
     samples: &[Vec<(f64, u64, u64)>],
     mpps: bool,
@@ -367,7 +390,7 @@ fn push_rows(
         rows.push(Row {
             level,
             scheme: s.clone(),
-            lcores,
+            readers,
             ns_per_touch: ns,
             mpps: mp,
             vs_none,
@@ -379,10 +402,10 @@ fn push_rows(
 
 fn print_table(rows: &[Row]) {
     apps_common::outln!(
-        "\n{:<11} {:<16} {:>6} {:>11} {:>9} {:>9} {:>12} {:>10}",
+        "\n{:<11} {:<16} {:>7} {:>11} {:>9} {:>9} {:>12} {:>10}",
         "level",
         "scheme",
-        "lcores",
+        "readers",
         "ns/touch",
         "Mpps",
         "vs none",
@@ -391,10 +414,10 @@ fn print_table(rows: &[Row]) {
     );
     for r in rows {
         apps_common::outln!(
-            "{:<11} {:<16} {:>6} {:>11.3} {:>9} {:>9.2} {:>12} {:>10}",
+            "{:<11} {:<16} {:>7} {:>11.3} {:>9} {:>9.2} {:>12} {:>10}",
             r.level,
             r.scheme,
-            r.lcores,
+            r.readers,
             r.ns_per_touch,
             r.mpps
                 .map(|m| format!("{m:.2}"))
@@ -523,13 +546,13 @@ fn plot(path: &std::path::Path, rows: &[Row], machine: &str) -> Result<()> {
     if micro.is_empty() {
         bail!("the plot shows the micro level: run it (--level micro or both)");
     }
-    let max_l = micro.iter().map(|r| r.lcores).max().unwrap_or(1);
+    let max_l = micro.iter().map(|r| r.readers).max().unwrap_or(1);
     let max_ns = micro.iter().map(|r| r.ns_per_touch).fold(0.0, f64::max) * 1.1;
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("ns per channel touch vs lcores ({machine})"),
+            format!("ns per channel touch vs reader threads ({machine})"),
             ("sans-serif", 18),
         )
         .margin(16)
@@ -538,7 +561,7 @@ fn plot(path: &std::path::Path, rows: &[Row], machine: &str) -> Result<()> {
         .build_cartesian_2d(0.5f64..(max_l as f64 + 0.5), 0f64..max_ns.max(1.0))?;
     chart
         .configure_mesh()
-        .x_desc("reader lcores")
+        .x_desc("reader threads")
         .y_desc("ns per touch")
         .draw()?;
     let mut schemes: Vec<&str> = micro.iter().map(|r| r.scheme.as_str()).collect();
@@ -550,7 +573,7 @@ fn plot(path: &std::path::Path, rows: &[Row], machine: &str) -> Result<()> {
         let pts: Vec<(f64, f64)> = micro
             .iter()
             .filter(|r| r.scheme == *s)
-            .map(|r| (r.lcores as f64, r.ns_per_touch))
+            .map(|r| (r.readers as f64, r.ns_per_touch))
             .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?

@@ -18,7 +18,7 @@ fn every_scheme_at_both_levels() {
         BIN,
         &eal,
         &[
-            "--lcores",
+            "--readers",
             "1,2",
             "--duration",
             "0.2",
@@ -45,11 +45,11 @@ fn every_scheme_at_both_levels() {
         "arc_swap",
     ];
     for s in schemes {
-        for (level, lcores) in [("micro", 1), ("micro", 2), ("forwarding", 1)] {
+        for (level, readers) in [("micro", 1), ("micro", 2), ("forwarding", 1)] {
             let row = rows
                 .iter()
-                .find(|x| x["scheme"] == s && x["level"] == level && x["lcores"] == lcores)
-                .unwrap_or_else(|| panic!("no {level} row for {s} at {lcores} lcores"));
+                .find(|x| x["scheme"] == s && x["level"] == level && x["readers"] == readers)
+                .unwrap_or_else(|| panic!("no {level} row for {s} at {readers} readers"));
             assert!(row["ns_per_touch"].as_f64().unwrap() > 0.0, "{row}");
             assert!(
                 row["replacements"].as_u64().unwrap() > 0,
@@ -77,7 +77,7 @@ fn every_scheme_at_both_levels() {
 fn bad_options() {
     for (args, needle) in [
         (&["--schemes", "none,rcu"][..], "unknown scheme \"rcu\""),
-        (&["--lcores", "0"][..], "invalid --lcores count 0"),
+        (&["--readers", "0"][..], "invalid --readers 0"),
         (&["--level", "macro"][..], "invalid level"),
         (&["--duration", "0"][..], "invalid --duration 0"),
     ] {
@@ -95,10 +95,10 @@ fn out_of_range_options_are_refused_at_once() {
     // Each would have run (a million reader threads, a NaN duration's panic, nothing at all).
     for (args, what) in [
         (
-            &["--lcores", "1,999999"][..],
-            "invalid --lcores count 999999",
+            &["--readers", "1,999999"][..],
+            "invalid --readers 999999: expected 1..=256 reader threads",
         ),
-        (&["--lcores", "0"][..], "invalid --lcores count 0"),
+        (&["--readers", "0"][..], "invalid --readers 0"),
         (&["--duration", "nan"][..], "invalid --duration NaN"),
         (&["--rounds", "0"][..], "invalid --rounds 0"),
         (&["--interval-us", "0"][..], "invalid --interval-us 0"),
@@ -112,4 +112,65 @@ fn out_of_range_options_are_refused_at_once() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// Runs refbench with `args` (no EAL part) and expects exit 1 with one line on stderr,
+/// `refbench: error: ...` containing `needle`, and nothing measured.
+fn expect_one_line_error(args: &[&str], needle: &str) {
+    let out = std::process::Command::new(BIN).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line:\n{err}");
+    assert!(
+        lines[0].starts_with("refbench: error: ") && lines[0].contains(needle),
+        "{args:?}: {needle:?} in {err}"
+    );
+    assert!(out.stdout.is_empty(), "{args:?} measured something");
+}
+
+/// Tracker: `--lcores` (a count of reader threads) clashed with EAL's `--lcores`. It is
+/// `--readers` now; the old name says where to go.
+#[test]
+fn lcores_is_eal_s_and_readers_is_ours() {
+    expect_one_line_error(
+        &["--lcores", "1,2"],
+        "refbench has no --lcores: give --readers N,... for the counts of reader threads \
+         (EAL's --lcores, the lcore map, goes before --)",
+    );
+    expect_one_line_error(&["--lcores"], "give --readers");
+}
+
+/// Tracker: a mistyped option is one `refbench: error:` line with clap's tip and exit 1 (it
+/// was clap's usage text and exit 2); outputs that cannot be written are refused before the
+/// measurements, not after them.
+#[test]
+fn usage_errors_and_outputs_are_one_line_at_once() {
+    expect_one_line_error(
+        &["--reader", "1"],
+        "unexpected argument '--reader' found (tip: a similar argument exists: '--readers'; \
+         see --help)",
+    );
+    expect_one_line_error(
+        &["--duration", "x"],
+        "invalid value 'x' for '--duration <DURATION>'",
+    );
+    expect_one_line_error(
+        &["--report", "/nonexistent/dir/r.json"],
+        "--report /nonexistent/dir/r.json: the directory /nonexistent/dir does not exist",
+    );
+    expect_one_line_error(
+        &["--plot", "/nonexistent/p.svg"],
+        "--plot /nonexistent/p.svg",
+    );
+    let help = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--readers") && !text.contains("--lcores"),
+        "{text}"
+    );
 }

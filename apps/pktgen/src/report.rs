@@ -1,0 +1,473 @@
+//! What a run found: the JSON report (`--report`) and the summary printed at the end, both
+//! built from one [`Report`].
+//!
+//! Counts are frames; bytes are frame sizes with FCS, as `--size` counts them; bit rates are
+//! on the wire (frame, FCS, preamble and gap), as `--rate ...bps` counts them. The TX rate is
+//! over the time frames were sent (first to last); the RX rate over the time from the first
+//! frame sent to the last one received. Latencies are nanoseconds in the report and
+//! microseconds with two decimals in the summary.
+
+use crate::analyzer::{Counts, Latency};
+use crate::frames::{Flow, Rate, WIRE_OVERHEAD};
+use crate::options::Settings;
+use crate::verdict::{us, Criteria, Failure, Outcome};
+use apps_common::units;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// A rate the TX side held is one within this fraction of the requested rate.
+pub const RATE_TOLERANCE: f64 = 0.01;
+
+/// What one run measured, as the TX and RX sides hand it over.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub per_stream: Vec<Counts>,
+    pub total: Counts,
+    pub foreign: u64,
+    pub latency: Latency,
+    /// Bytes of the frames sent (FCS included).
+    pub tx_bytes: u64,
+    /// Bytes of the frames of ours received intact (FCS included).
+    pub rx_bytes: u64,
+    /// The whole run, from launch to the end of the drain wait.
+    pub elapsed_s: f64,
+    /// From the first frame sent to the last.
+    pub tx_s: f64,
+    /// From the first frame sent to the last frame of ours received.
+    pub rx_s: f64,
+    /// Stopped by a signal before its `--count` or `--duration` was done.
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StreamReport {
+    pub stream: u16,
+    pub src_ip: String,
+    pub dst_ip: String,
+    pub src_port: u16,
+    pub dst_port: u16,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+impl StreamReport {
+    /// Stream `stream`'s counts, with the addresses and ports of its flow.
+    fn new(stream: u16, counts: Counts) -> Self {
+        let f = Flow::nth(stream);
+        let ip = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+        StreamReport {
+            stream,
+            src_ip: ip(f.src_ip),
+            dst_ip: ip(f.dst_ip),
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+            counts,
+        }
+    }
+}
+
+/// The rate asked for against the rate sent.
+#[derive(Debug, Serialize)]
+pub struct RateReport {
+    /// As asked, in words: `max`, `10.00 Mpps`, `1.00 Gbit/s`.
+    pub requested: String,
+    /// The requested rate in packets/s (a bit rate at the mean frame size); null for max.
+    pub requested_pps: Option<f64>,
+    /// Packets/s sent, over the time the TX side sent.
+    pub sent_pps: f64,
+    /// `sent_pps` as a percentage of `requested_pps`; null for max.
+    pub percent_of_requested: Option<f64>,
+    /// Whether the TX side held the requested rate (to within 1%); null for max.
+    pub reached: Option<bool>,
+}
+
+/// The report: the counts, rates, latency and verdict of one run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// `pass` or `fail` (then pktgen exits 2).
+    pub verdict: &'static str,
+    /// The criteria the run failed (empty when it passed).
+    pub failed: Vec<Failure>,
+    /// The criteria it was judged by.
+    pub criteria: Criteria,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub corrupted: u64,
+    pub late: u64,
+    pub foreign: u64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub elapsed_s: f64,
+    pub tx_s: f64,
+    pub rx_s: f64,
+    pub tx_pps: f64,
+    pub rx_pps: f64,
+    /// Bits/s on the wire.
+    pub tx_bps: f64,
+    pub rx_bps: f64,
+    pub latency_ns: Latency,
+    pub rate: RateReport,
+    pub size: String,
+    pub flows: u16,
+    pub streams: Vec<StreamReport>,
+}
+
+/// `v` rounded to `decimals` places (so that the report reads 0.0748, not 0.074800482...).
+fn round(v: f64, decimals: i32) -> f64 {
+    let k = 10f64.powi(decimals);
+    (v * k).round() / k
+}
+
+/// `n` per second over `s` seconds (0 when no time passed).
+fn per_s(n: f64, s: f64) -> f64 {
+    if s > 0.0 {
+        n / s
+    } else {
+        0.0
+    }
+}
+
+/// The requested rate against what `sent` frames in `tx_s` seconds came to.
+fn rate_report(rate: Rate, mean_size: f64, sent: u64, tx_s: f64) -> RateReport {
+    let sent_pps = per_s(sent as f64, tx_s);
+    let requested_pps = rate.pps(mean_size);
+    // Judged only when sending took time (not for a run that sent nothing).
+    let judged = requested_pps.filter(|_| tx_s > 0.0);
+    RateReport {
+        requested: rate.to_string(),
+        requested_pps: requested_pps.map(|r| round(r, 1)),
+        sent_pps: round(sent_pps, 1),
+        percent_of_requested: judged.map(|r| round(sent_pps * 100.0 / r, 2)),
+        // One frame of slack: the token bucket grants whole frames, so a slow run (a few
+        // frames a second) may end just before its next one is due.
+        reached: judged.map(|r| (sent as f64 + 1.0) / tx_s >= r * (1.0 - RATE_TOLERANCE)),
+    }
+}
+
+impl Report {
+    /// The report of a run measured as `m` with `settings`, judged by its criteria.
+    pub fn new(m: Measured, settings: &Settings) -> Self {
+        let t = m.total;
+        let wire_bits =
+            |frames: u64, bytes: u64| ((bytes + frames * WIRE_OVERHEAD as u64) * 8) as f64;
+        let failed = settings.criteria.judge(&Outcome {
+            sent: t.sent,
+            lost: t.lost,
+            latency: m.latency,
+            interrupted: m.interrupted,
+        });
+        Report {
+            verdict: if failed.is_empty() { "pass" } else { "fail" },
+            failed,
+            criteria: settings.criteria.clone(),
+            sent: t.sent,
+            received: t.received,
+            lost: t.lost,
+            duplicated: t.duplicated,
+            reordered: t.reordered,
+            corrupted: t.corrupted,
+            late: t.late,
+            foreign: m.foreign,
+            tx_bytes: m.tx_bytes,
+            rx_bytes: m.rx_bytes,
+            elapsed_s: round(m.elapsed_s, 6),
+            tx_s: round(m.tx_s, 6),
+            rx_s: round(m.rx_s, 6),
+            tx_pps: round(per_s(t.sent as f64, m.tx_s), 1),
+            rx_pps: round(per_s(t.received as f64, m.rx_s), 1),
+            tx_bps: round(per_s(wire_bits(t.sent, m.tx_bytes), m.tx_s), 0),
+            rx_bps: round(per_s(wire_bits(t.received, m.rx_bytes), m.rx_s), 0),
+            latency_ns: m.latency,
+            rate: rate_report(settings.rate, settings.size.mean(), t.sent, m.tx_s),
+            size: settings.size.to_string(),
+            flows: settings.flows,
+            streams: m
+                .per_stream
+                .iter()
+                .enumerate()
+                .map(|(i, c)| StreamReport::new(i as u16, *c))
+                .collect(),
+        }
+    }
+
+    /// Whether every criterion held.
+    pub fn passed(&self) -> bool {
+        self.failed.is_empty()
+    }
+
+    /// The final summary, as printed at the end of a run (lines ending in `\n`).
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let row = |s: &mut String, name: &dyn std::fmt::Display, c: &Counts| {
+            let _ = writeln!(
+                s,
+                "{name:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                c.sent, c.received, c.lost, c.duplicated, c.reordered, c.late, c.corrupted
+            );
+        };
+        s.push_str("\npktgen results ====================================================\n");
+        let _ = writeln!(
+            s,
+            "{:>6} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "stream", "sent", "received", "lost", "dup", "reordered", "late", "corrupted"
+        );
+        for st in &self.streams {
+            row(&mut s, &st.stream, &st.counts);
+        }
+        row(&mut s, &"total", &self.total());
+        let _ = writeln!(s, "foreign frames (not ours): {}", self.foreign);
+        for (side, frames, bytes, secs, pps, bps) in [
+            (
+                "tx",
+                self.sent,
+                self.tx_bytes,
+                self.tx_s,
+                self.tx_pps,
+                self.tx_bps,
+            ),
+            (
+                "rx",
+                self.received,
+                self.rx_bytes,
+                self.rx_s,
+                self.rx_pps,
+                self.rx_bps,
+            ),
+        ] {
+            let _ = writeln!(
+                s,
+                "{side}: {frames} frames, {} in {}: {}, {} on the wire",
+                units::bytes(bytes),
+                seconds(secs),
+                units::pps(pps),
+                units::bits_per_s(bps)
+            );
+        }
+        if let Some(line) = self.shortfall() {
+            let _ = writeln!(s, "{line}");
+        }
+        s.push_str(&latency_line(&self.latency_ns));
+        match self.failed.as_slice() {
+            [] => s.push_str("verdict: pass\n"),
+            f => {
+                let names: Vec<&str> = f.iter().map(|f| f.criterion).collect();
+                let _ = writeln!(s, "verdict: fail ({})", names.join(", "));
+            }
+        }
+        s.push_str("===================================================================\n");
+        s
+    }
+
+    fn total(&self) -> Counts {
+        Counts {
+            sent: self.sent,
+            received: self.received,
+            lost: self.lost,
+            duplicated: self.duplicated,
+            reordered: self.reordered,
+            corrupted: self.corrupted,
+            late: self.late,
+        }
+    }
+
+    /// `requested 10.00 Mpps, sent 5.80 Mpps (58%)` when the TX side fell short of the rate.
+    pub fn shortfall(&self) -> Option<String> {
+        let r = &self.rate;
+        if r.reached != Some(false) {
+            return None;
+        }
+        let requested_pps = units::pps(r.requested_pps?);
+        let requested = if r.requested.ends_with("pps") {
+            requested_pps
+        } else {
+            format!("{} = {requested_pps}", r.requested)
+        };
+        Some(format!(
+            "requested {requested}, sent {} ({:.0}%)",
+            units::pps(r.sent_pps),
+            r.percent_of_requested?
+        ))
+    }
+}
+
+/// A time span as the summary shows it: `2.000 s`, `0.040 s`, `160 us`.
+fn seconds(s: f64) -> String {
+    if s >= 0.001 {
+        format!("{s:.3} s")
+    } else {
+        format!("{:.0} us", s * 1e6)
+    }
+}
+
+/// `latency (us): min 0.07  p50 ...`, or that there was nothing to measure.
+fn latency_line(l: &Latency) -> String {
+    if l.samples == 0 {
+        return "latency: no samples (no frame of ours came back)\n".into();
+    }
+    format!(
+        "latency (us): min {}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {}  ({} samples)\n",
+        us(l.min),
+        us(l.p50),
+        us(l.p90),
+        us(l.p99),
+        us(l.p999),
+        us(l.max),
+        us(l.mean),
+        l.samples
+    )
+}
+
+/// The rate as the start line says it: `1.00 Mpps`, `max`, or a bit rate with the packet
+/// rate it means at the mean frame size: `1.00 Gbit/s on the wire = 1.49 Mpps`.
+pub fn describe_rate(rate: Rate, mean_size: f64) -> String {
+    match (rate, rate.pps(mean_size)) {
+        (Rate::Bps(_), Some(pps)) => format!("{rate} on the wire = {}", units::pps(pps)),
+        _ => rate.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::SizeSpec;
+    use crate::verdict::LossLimit;
+
+    fn settings(rate: Rate) -> Settings {
+        Settings {
+            tx_port: 0,
+            rx_port: 0,
+            rate,
+            size: SizeSpec::Fixed(64),
+            flows: 1,
+            count: Some(1000),
+            duration: None,
+            drain: std::time::Duration::ZERO,
+            dst_mac: None,
+            stats_period: 0,
+            report: None,
+            criteria: Criteria::default(),
+        }
+    }
+
+    fn measured(sent: u64, received: u64, tx_s: f64) -> Measured {
+        let c = Counts {
+            sent,
+            received,
+            lost: sent - received,
+            ..Counts::default()
+        };
+        Measured {
+            per_stream: vec![c],
+            total: c,
+            tx_bytes: sent * 64,
+            rx_bytes: received * 64,
+            elapsed_s: tx_s + 0.5,
+            tx_s,
+            rx_s: tx_s + 0.000_123_456_789,
+            latency: Latency {
+                samples: received,
+                min: 68,
+                p50: 74,
+                p90: 95,
+                p99: 3_659,
+                p999: 31_455,
+                max: 1_726_463,
+                mean: 285,
+            },
+            ..Measured::default()
+        }
+    }
+
+    #[test]
+    fn a_rate_not_reached_is_said() {
+        // 10 Mpps asked, 5.8 million frames in a second.
+        let r = Report::new(
+            measured(5_800_000, 5_800_000, 1.0),
+            &settings(Rate::Pps(1e7)),
+        );
+        assert_eq!(r.rate.reached, Some(false));
+        assert_eq!(
+            r.shortfall().as_deref(),
+            Some("requested 10.00 Mpps, sent 5.80 Mpps (58%)")
+        );
+        assert!(r
+            .summary()
+            .contains("\nrequested 10.00 Mpps, sent 5.80 Mpps (58%)\n"));
+        let r = Report::new(
+            measured(1_000_000, 1_000_000, 1.0),
+            &settings(Rate::Bps(1e9)),
+        );
+        assert_eq!(
+            r.shortfall().as_deref(),
+            Some("requested 1.00 Gbit/s = 1.49 Mpps, sent 1.00 Mpps (67%)")
+        );
+    }
+
+    #[test]
+    fn a_rate_reached_or_max_says_nothing() {
+        let r = Report::new(measured(995_000, 995_000, 1.0), &settings(Rate::Pps(1e6)));
+        assert_eq!((r.rate.reached, r.shortfall()), (Some(true), None));
+        let r = Report::new(measured(4, 4, 5.0), &settings(Rate::Pps(1.0)));
+        assert_eq!(r.rate.reached, Some(true), "one frame short of a slow rate");
+        let r = Report::new(measured(10, 10, 1.0), &settings(Rate::Max));
+        assert_eq!((r.rate.reached, r.shortfall()), (None, None));
+        assert!(!r.summary().contains("requested"));
+    }
+
+    #[test]
+    fn the_summary_reads_in_units() {
+        let r = Report::new(measured(20_000, 20_000, 0.02), &settings(Rate::Pps(1e6)));
+        let s = r.summary();
+        for line in [
+            "tx: 20000 frames, 1.28 MB in 0.020 s: 1.00 Mpps, 672.00 Mbit/s on the wire",
+            "latency (us): min 0.07  p50 0.07  p90 0.10  p99 3.66  p99.9 31.45  max 1726.46  mean 0.28  (20000 samples)",
+            "verdict: pass",
+        ] {
+            assert!(s.lines().any(|l| l == line), "{line:?} in\n{s}");
+        }
+        assert!(!s.contains("Pps(") && !s.contains("Bps("), "{s}");
+    }
+
+    #[test]
+    fn the_report_is_rounded_and_carries_the_verdict() {
+        let mut st = settings(Rate::Pps(1e6));
+        st.criteria.max_loss = LossLimit::Frames(5);
+        let r = Report::new(measured(1000, 990, 0.001), &st);
+        assert!(!r.passed());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["verdict"], "fail");
+        assert_eq!(v["failed"][0]["criterion"], "max_loss");
+        assert_eq!(v["criteria"]["max_loss"], "5");
+        assert_eq!(v["rate"]["requested"], "1.00 Mpps");
+        assert_eq!(v["rate"]["requested_pps"], 1e6);
+        assert_eq!(v["rx_s"], 0.001123);
+        assert_eq!(v["tx_pps"], 1e6);
+        assert_eq!(v["latency_ns"]["mean"], 285);
+        let text = v.to_string();
+        assert!(!text.contains("Pps(") && !text.contains("Bps("), "{text}");
+    }
+
+    #[test]
+    fn no_samples_no_latency_line_of_zeros() {
+        let r = Report::new(measured(300, 0, 0.1), &settings(Rate::Max));
+        let s = r.summary();
+        assert!(
+            s.contains("latency: no samples (no frame of ours came back)"),
+            "{s}"
+        );
+        assert!(s.contains("verdict: fail (max_loss)"), "{s}");
+    }
+
+    #[test]
+    fn rates_described() {
+        assert_eq!(describe_rate(Rate::Pps(1e6), 64.0), "1.00 Mpps");
+        assert_eq!(describe_rate(Rate::Max, 64.0), "max");
+        assert_eq!(
+            describe_rate(Rate::Bps(10e9), 64.0),
+            "10.00 Gbit/s on the wire = 14.88 Mpps"
+        );
+    }
+}
