@@ -1140,7 +1140,7 @@ mod tests {
         let dpdk = || pmd::Error::Invalid("boom".into());
         let grace = || GraceTimeout {
             worker: 1,
-            lcore: 3,
+            lcore: pmd::LcoreId::new(3),
             generation: 7,
             waited_ms: 10,
         };

@@ -36,7 +36,7 @@ use crate::ether::rewrite_macs;
 pub use crate::ether::ETHER_HDR_LEN;
 use crate::qsbr::ChannelId;
 use crate::stats::{DropReason, LcoreStats};
-use pmd::{Burst, FreeBatch, MacAddr, Mbuf, Mempool, MAX_BURST};
+use pmd::{Burst, FreeBatch, MacAddr, Mbuf, Mempool, PortId, MAX_BURST};
 
 /// Bytes the CPU copies itself on the DMA path: the Ethernet, IP and L4 headers it may rewrite.
 pub const HEADER_BYTES: usize = 64;
@@ -383,7 +383,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         burst: &mut Burst<'p>,
         pool: &'p Mempool<'_>,
         stats: &LcoreStats,
-        rx_port: u16,
+        rx_port: PortId,
     ) {
         let room = self.room(s);
         if burst.len() > room {
@@ -484,7 +484,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         let c = &stats.copies;
         c.cpu.add(cpu);
         c.dma.add(dma);
-        let drops = &stats.ports[rx_port as usize].dropped;
+        let drops = &stats.ports[rx_port.index()].dropped;
         drops[DropReason::NoMbuf as usize].add(no_mbuf);
         drops[DropReason::Runt as usize].add(runt);
     }
@@ -590,7 +590,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         l: usize,
         pool: &'p Mempool<'_>,
         stats: &LcoreStats,
-        rx_port_of: &impl Fn(usize) -> u16,
+        rx_port_of: &impl Fn(usize) -> PortId,
     ) -> RetiredLane<'p, E> {
         let mut recopied = 0;
         let lane = self.lanes.remove(l);
@@ -616,7 +616,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
                 }
                 None => {
                     // No buffer for the copy: the slot becomes a hole that take_ready skips.
-                    stats.ports[rx_port_of(s) as usize].dropped[DropReason::NoMbuf as usize].add(1);
+                    stats.ports[rx_port_of(s).index()].dropped[DropReason::NoMbuf as usize].add(1);
                 }
             }
             done.push(src);
@@ -638,7 +638,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         &mut self,
         pool: &'p Mempool<'_>,
         stats: &LcoreStats,
-        rx_port_of: impl Fn(usize) -> u16,
+        rx_port_of: impl Fn(usize) -> PortId,
     ) -> Vec<RetiredLane<'p, E>> {
         let mut out = Vec::with_capacity(self.lanes.len());
         while !self.lanes.is_empty() {
@@ -664,7 +664,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         timeout: u64,
         pool: &'p Mempool<'_>,
         stats: &LcoreStats,
-        rx_port_of: &impl Fn(usize) -> u16,
+        rx_port_of: &impl Fn(usize) -> PortId,
     ) -> Vec<RetiredLane<'p, E>> {
         let mut retired = Vec::new();
         let mut l = 0;

@@ -33,8 +33,8 @@ use crate::shared::Shared;
 use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
 use crate::tuner::AutoTuner;
 use pmd::{
-    DevEvent, DevEventMonitor, DmaDev, Eal, LinkStatus, MacAddr, Mempool, Port, PortConfig,
-    PortStats, MAX_BURST,
+    DevEvent, DevEventMonitor, DmaDev, Eal, LcoreId, LinkStatus, MacAddr, Mempool, Port,
+    PortConfig, PortId, PortStats, QueueId, MAX_BURST,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,7 +51,7 @@ pub struct EngineConfig {
     pub portmask: u64,
     /// Port pairs that forward to each other (DPDK l2fwd's `--portmap`); None: consecutive
     /// enabled ports pair up.
-    pub portmap: Option<Vec<(u16, u16)>>,
+    pub portmap: Option<Vec<(PortId, PortId)>>,
     /// RX ports each forwarding lcore takes in turn (DPDK l2fwd's `-q`); None: the ports are
     /// dealt to every forwarding lcore round-robin.
     pub ports_per_lcore: Option<usize>,
@@ -106,7 +106,7 @@ pub enum EngineError {
     #[error("cannot {what} port {port}")]
     Port {
         what: &'static str,
-        port: u16,
+        port: PortId,
         #[source]
         source: pmd::Error,
     },
@@ -127,7 +127,7 @@ pub enum EngineError {
 /// A port's identity, its counters summed over the lcores, and the device's own counters.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PortSummary {
-    pub id: u16,
+    pub id: PortId,
     pub name: String,
     pub mac: String,
     pub totals: PortTotals,
@@ -153,7 +153,7 @@ pub struct StatsSnapshot {
 pub enum Event<'a> {
     /// A port is configured and started.
     PortStarted {
-        port: u16,
+        port: PortId,
         name: &'a str,
         mac: MacAddr,
         link: LinkStatus,
@@ -161,8 +161,8 @@ pub enum Event<'a> {
     /// What a forwarding lcore polls: `(rx port, tx port)` pairs, and the DMA devices (ids)
     /// it starts with.
     LcorePlan {
-        lcore: u32,
-        rules: &'a [(u16, u16)],
+        lcore: LcoreId,
+        rules: &'a [(PortId, PortId)],
         dma_devs: &'a [i16],
     },
     /// The control socket is listening here.
@@ -185,11 +185,11 @@ pub enum Event<'a> {
 pub struct Engine<'e> {
     eal: &'e Eal,
     cfg: EngineConfig,
-    enabled: Vec<u16>,
+    enabled: Vec<PortId>,
     /// The lcores that forward: the EAL's workers, or the main lcore alone.
-    forwarding_lcores: Vec<u32>,
+    forwarding_lcores: Vec<LcoreId>,
     /// Each forwarding lcore's `(rx port, tx port)` pairs.
-    plan: Vec<Vec<(u16, u16)>>,
+    plan: Vec<Vec<(PortId, PortId)>>,
     dma_devs: Vec<DmaDev<'e>>,
     port_cfg: PortConfig,
     pool: Mempool<'e>,
@@ -389,7 +389,7 @@ fn open_dma_devices<'e>(eal: &'e Eal, cfg: &EngineConfig) -> Result<Vec<DmaDev<'
 /// Configures and starts each enabled port.
 fn start_ports<'e, 'p>(
     eal: &'e Eal,
-    enabled: &[u16],
+    enabled: &[PortId],
     port_cfg: &PortConfig,
     pool: &'p Mempool<'e>,
     events: &mut dyn FnMut(Event),
@@ -418,20 +418,24 @@ type WorkerJob<'a> = Box<dyn FnOnce(&AtomicBool) + Send + 'a>;
 fn worker_job<'a, 'p>(
     cfg: &EngineConfig,
     ports: &'a [Port<'p>],
-    rules: &[(u16, u16)],
+    rules: &[(PortId, PortId)],
     pool: &'p Mempool<'p>,
     stats: &'a LcoreStats,
     shared: &'a Shared<'_, 'p>,
     i: usize,
 ) -> Result<WorkerJob<'a>, EngineError> {
     let port_err = |what, port| move |source| EngineError::Port { what, port, source };
-    let port_by_id = |id: u16| ports.iter().find(|p| p.id() == id).expect("enabled port");
+    let port_by_id = |id: PortId| ports.iter().find(|p| p.id() == id).expect("enabled port");
+    // Each port has one RX and one TX queue (`PortConfig::default`, see `Engine::new`).
+    let queue = QueueId::new(0);
     let mut fwd_rules = Vec::with_capacity(rules.len());
     for &(rx, tx) in rules {
         let txp = port_by_id(tx);
         fwd_rules.push(Rule {
-            rx: port_by_id(rx).rx_queue(0).map_err(port_err("poll", rx))?,
-            tx: txp.tx_queue(0).map_err(port_err("transmit on", tx))?,
+            rx: port_by_id(rx)
+                .rx_queue(queue)
+                .map_err(port_err("poll", rx))?,
+            tx: txp.tx_queue(queue).map_err(port_err("transmit on", tx))?,
             tx_mac: txp.mac_addr().map_err(port_err("read the MAC of", tx))?,
         });
     }
@@ -477,7 +481,7 @@ fn worker_job<'a, 'p>(
 /// With only the main lcore forwarding, the control loop runs on a plain thread beside it.
 fn launch<'a, T: Send>(
     eal: &Eal,
-    lcores: &[u32],
+    lcores: &[LcoreId],
     jobs: Vec<WorkerJob<'a>>,
     quit: &'a AtomicBool,
     control: impl FnOnce() -> T + Send,
@@ -664,7 +668,7 @@ trait Teardown {
     /// Stop every DMA device, then free what its workers quarantined, then close it.
     fn stop_dma(&mut self) -> Vec<DmaChannelReport>;
     /// Stop and close every port; the ones that failed to stop (each is closed anyway).
-    fn stop_ports(&mut self) -> Vec<(u16, pmd::Error)>;
+    fn stop_ports(&mut self) -> Vec<(PortId, pmd::Error)>;
     /// Mbufs not back in the pool.
     fn mbufs_in_use(&self) -> u64;
 }
@@ -672,7 +676,7 @@ trait Teardown {
 /// What the shutdown left.
 struct ShutDown {
     dma_channels: Vec<DmaChannelReport>,
-    port_errors: Vec<(u16, pmd::Error)>,
+    port_errors: Vec<(PortId, pmd::Error)>,
     mbufs_in_use: u64,
 }
 
@@ -715,7 +719,7 @@ impl Teardown for EngineTeardown<'_, '_, '_, '_> {
             .unwrap_or_default()
     }
 
-    fn stop_ports(&mut self) -> Vec<(u16, pmd::Error)> {
+    fn stop_ports(&mut self) -> Vec<(PortId, pmd::Error)> {
         let mut failed = Vec::new();
         for mut p in self.ports.drain(..) {
             if let Err(e) = p.stop() {
@@ -778,7 +782,7 @@ pub fn build_report(
                 t.dropped[reason as usize];
         }
         r.ports.push(PortReport {
-            port: p.id,
+            port: p.id.get(),
             name: p.name.clone(),
             mac: p.mac.clone(),
             rx_packets: t.rx,
@@ -813,8 +817,8 @@ mod tests {
     /// what the earlier steps have not given back.
     struct Recorder {
         steps: RefCell<Vec<&'static str>>,
-        ports: Vec<u16>,
-        failing: Vec<u16>,
+        ports: Vec<PortId>,
+        failing: Vec<PortId>,
         quarantined: u64,
         in_port_rings: u64,
     }
@@ -831,7 +835,7 @@ mod tests {
                 ..Default::default()
             }]
         }
-        fn stop_ports(&mut self) -> Vec<(u16, pmd::Error)> {
+        fn stop_ports(&mut self) -> Vec<(PortId, pmd::Error)> {
             self.steps.borrow_mut().push("stop_ports");
             self.in_port_rings = 0;
             self.ports
@@ -849,8 +853,8 @@ mod tests {
     fn recorder(failing: &[u16]) -> Recorder {
         Recorder {
             steps: RefCell::new(Vec::new()),
-            ports: vec![0, 1, 2],
-            failing: failing.to_vec(),
+            ports: [0, 1, 2].map(PortId::new).to_vec(),
+            failing: failing.iter().copied().map(PortId::new).collect(),
             quarantined: 7,
             in_port_rings: 512,
         }
@@ -879,8 +883,8 @@ mod tests {
             ["close_requests", "stop_dma", "stop_ports", "mbufs_in_use"]
         );
         assert!(r.ports.is_empty(), "every port was stopped and closed");
-        let failed: Vec<u16> = done.port_errors.iter().map(|(p, _)| *p).collect();
-        assert_eq!(failed, [1]);
+        let failed: Vec<PortId> = done.port_errors.iter().map(|(p, _)| *p).collect();
+        assert_eq!(failed, [PortId::new(1)]);
         assert_eq!(done.mbufs_in_use, 0);
     }
 
@@ -905,7 +909,7 @@ mod tests {
         };
         t.dropped[DropReason::ALL[0] as usize] = 3;
         let totals = [PortSummary {
-            id: 0,
+            id: PortId::new(0),
             name: "net_null0".into(),
             mac: "02:00:00:00:00:00".into(),
             totals: t,
@@ -922,5 +926,8 @@ mod tests {
         assert!(r.balances());
         assert_eq!(r.ports[0].dropped, 3);
         assert_eq!((r.ports[0].rx_bytes, r.ports[0].imissed), (640, 2));
+        // The report names the port by its bare number, as before the PortId type.
+        let json = serde_json::to_value(&r.ports[0]).unwrap();
+        assert_eq!(json["port"], serde_json::json!(0));
     }
 }

@@ -12,7 +12,7 @@ use crate::qsbr::{Assignment, ChannelId, Reader};
 use crate::stats::{DropReason, LcoreStats};
 use crate::tuner::AutoTuner;
 use crossbeam_queue::SegQueue;
-use pmd::{Burst, MacAddr, Mempool, RxQueue, TxQueue};
+use pmd::{Burst, MacAddr, Mempool, PortId, RxQueue, TxQueue};
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -31,7 +31,7 @@ pub struct Rule<'q, 'p> {
 
 impl Rule<'_, '_> {
     /// l2fwd's destination MAC for packets leaving `tx_port` (see [`l2fwd_dst_mac`]).
-    pub fn dst_mac(tx_port: u16) -> MacAddr {
+    pub fn dst_mac(tx_port: PortId) -> MacAddr {
         l2fwd_dst_mac(tx_port)
     }
 }
@@ -62,7 +62,7 @@ impl Worker<'_, '_, '_> {
                 if n == 0 {
                     continue;
                 }
-                let rx_ctr = &self.stats.ports[rule.rx.port() as usize];
+                let rx_ctr = &self.stats.ports[rule.rx.port().index()];
                 rx_ctr.rx.add(n as u64);
                 if self.mac_updating {
                     let mut runts = 0;
@@ -109,7 +109,7 @@ fn drop_runts(burst: &mut Burst<'_>, ctr: &crate::stats::PortCounters, runts: us
 /// left is freed and counted as `tx_full`.
 #[inline]
 pub fn transmit<'p>(tx: &mut TxQueue<'_, 'p>, burst: &mut Burst<'p>, stats: &LcoreStats) {
-    let ctr = &stats.ports[tx.port() as usize];
+    let ctr = &stats.ports[tx.port().index()];
     let mut sent = tx.tx_burst(burst);
     let mut tries = 0;
     while !burst.is_empty() && tries < TX_RETRIES {
@@ -251,7 +251,7 @@ impl CopyWorker<'_, '_, '_> {
                 let n = rule.rx.rx_burst_max(&mut rx, room);
                 if n > 0 {
                     let port = rule.rx.port();
-                    self.stats.ports[port as usize].rx.add(n as u64);
+                    self.stats.ports[port.index()].rx.add(n as u64);
                     self.stage.accept(i, &mut rx, self.pool, self.stats, port);
                     work += n;
                 }
@@ -350,7 +350,7 @@ impl CopyWorker<'_, '_, '_> {
     /// back).
     #[cold]
     fn retire_stalled(&mut self, now: u64, dead: &mut Vec<ChannelId>) {
-        let ports: Vec<u16> = self.rules.iter().map(|r| r.rx.port()).collect();
+        let ports: Vec<PortId> = self.rules.iter().map(|r| r.rx.port()).collect();
         let lanes =
             self.stage
                 .retire_stalled(now, self.dma_timeout_cycles, self.pool, self.stats, &|s| {

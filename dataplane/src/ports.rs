@@ -1,5 +1,6 @@
 //! Port masks, l2fwd's port pairing, and which worker lcore polls which port.
 
+use pmd::PortId;
 use std::fmt;
 
 /// Most ports the data plane handles (bits of a 64-bit port mask).
@@ -37,11 +38,12 @@ pub fn parse_portmask(s: &str) -> Result<u64, PortMaskError> {
 }
 
 /// The enabled ports of `mask`, checked against the `nb_ports` that exist.
-pub fn enabled_ports(mask: u64, nb_ports: u16) -> Result<Vec<u16>, PortMaskError> {
-    let ports: Vec<u16> = (0..MAX_PORTS as u16)
+pub fn enabled_ports(mask: u64, nb_ports: u16) -> Result<Vec<PortId>, PortMaskError> {
+    let ports: Vec<PortId> = (0..MAX_PORTS as u16)
         .filter(|p| mask & (1u64 << p) != 0)
+        .map(PortId::new)
         .collect();
-    if let Some(&bad) = ports.iter().find(|&&p| p >= nb_ports) {
+    if let Some(&bad) = ports.iter().find(|p| p.get() >= nb_ports) {
         return Err(PortMaskError(format!(
             "portmask {mask:#x} names port {bad}, but only {nb_ports} port(s) exist"
         )));
@@ -52,7 +54,7 @@ pub fn enabled_ports(mask: u64, nb_ports: u16) -> Result<Vec<u16>, PortMaskError
 /// l2fwd's pairing: consecutive enabled ports forward to each other (first<->second,
 /// third<->fourth, ...); with an odd count, the last one forwards to itself.
 /// Returns `(rx_port, tx_port)` for every enabled port, in port order.
-pub fn pair_ports(enabled: &[u16]) -> Vec<(u16, u16)> {
+pub fn pair_ports(enabled: &[PortId]) -> Vec<(PortId, PortId)> {
     let mut out = Vec::with_capacity(enabled.len());
     for pair in enabled.chunks(2) {
         match *pair {
@@ -68,7 +70,7 @@ pub fn pair_ports(enabled: &[u16]) -> Vec<(u16, u16)> {
 }
 
 /// Parses DPDK l2fwd's `--portmap "(0,1)(2,3)"`: port pairs that forward to each other.
-pub fn parse_portmap(s: &str) -> Result<Vec<(u16, u16)>, PortMaskError> {
+pub fn parse_portmap(s: &str) -> Result<Vec<(PortId, PortId)>, PortMaskError> {
     let bad = |why: &str| PortMaskError(format!("invalid portmap {s:?}: {why}"));
     let mut pairs = Vec::new();
     let mut rest = s.trim();
@@ -89,6 +91,7 @@ pub fn parse_portmap(s: &str) -> Result<Vec<(u16, u16)>, PortMaskError> {
                 .parse::<u16>()
                 .ok()
                 .filter(|&p| (p as usize) < MAX_PORTS)
+                .map(PortId::new)
                 .ok_or_else(|| {
                     bad(&format!(
                         "{:?} is no port number below {MAX_PORTS}",
@@ -106,18 +109,20 @@ pub fn parse_portmap(s: &str) -> Result<Vec<(u16, u16)>, PortMaskError> {
 /// exactly the enabled ports. Returns `(rx_port, tx_port)` for every enabled port, in port
 /// order, as [`pair_ports`] does.
 pub fn portmap_pairs(
-    portmap: &[(u16, u16)],
-    enabled: &[u16],
-) -> Result<Vec<(u16, u16)>, PortMaskError> {
+    portmap: &[(PortId, PortId)],
+    enabled: &[PortId],
+) -> Result<Vec<(PortId, PortId)>, PortMaskError> {
+    // Bit n: port n is in a pair (every port of a portmap is below MAX_PORTS).
+    let bit = |p: PortId| 1u64 << p.get();
     let mut used = 0u64;
     for &(a, b) in portmap {
         for p in [a, b] {
-            if used & (1 << p) != 0 {
+            if used & bit(p) != 0 {
                 return Err(PortMaskError(format!(
                     "portmap uses port {p} twice (each port is in one pair)"
                 )));
             }
-            used |= 1 << p;
+            used |= bit(p);
             if !enabled.contains(&p) {
                 return Err(PortMaskError(format!(
                     "portmap names port {p}, which the portmask does not enable"
@@ -125,12 +130,12 @@ pub fn portmap_pairs(
             }
         }
     }
-    if let Some(p) = enabled.iter().find(|&&p| used & (1 << p) == 0) {
+    if let Some(p) = enabled.iter().find(|&&p| used & bit(p) == 0) {
         return Err(PortMaskError(format!(
             "port {p} is enabled but in no portmap pair"
         )));
     }
-    let mut out: Vec<(u16, u16)> = portmap
+    let mut out: Vec<(PortId, PortId)> = portmap
         .iter()
         .flat_map(|&(a, b)| [(a, b), (b, a)])
         .collect();
@@ -141,10 +146,10 @@ pub fn portmap_pairs(
 /// DPDK l2fwd's `-q N`: each lcore in turn takes up to `per_lcore` RX ports, in order. Fails
 /// when the lcores cannot take them all.
 pub fn assign_per_lcore(
-    pairs: &[(u16, u16)],
+    pairs: &[(PortId, PortId)],
     nb_workers: usize,
     per_lcore: usize,
-) -> Result<Vec<Vec<(u16, u16)>>, PortMaskError> {
+) -> Result<Vec<Vec<(PortId, PortId)>>, PortMaskError> {
     let per_lcore = per_lcore.max(1);
     if pairs.len() > nb_workers * per_lcore {
         return Err(PortMaskError(format!(
@@ -163,7 +168,10 @@ pub fn assign_per_lcore(
 /// Deals the forwarding pairs to `nb_workers` workers round-robin. Each worker gets the list of
 /// `(rx_port, tx_port)` it polls. Because pairing is a bijection, every TX port is used by
 /// exactly one worker, so one TX queue per port suffices.
-pub fn assign_to_workers(pairs: &[(u16, u16)], nb_workers: usize) -> Vec<Vec<(u16, u16)>> {
+pub fn assign_to_workers(
+    pairs: &[(PortId, PortId)],
+    nb_workers: usize,
+) -> Vec<Vec<(PortId, PortId)>> {
     let mut out = vec![Vec::new(); nb_workers];
     if nb_workers == 0 {
         return out;
@@ -177,6 +185,17 @@ pub fn assign_to_workers(pairs: &[(u16, u16)], nb_workers: usize) -> Vec<Vec<(u1
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(ports: &[u16]) -> Vec<PortId> {
+        ports.iter().copied().map(PortId::new).collect()
+    }
+
+    fn pairs(pairs: &[(u16, u16)]) -> Vec<(PortId, PortId)> {
+        pairs
+            .iter()
+            .map(|&(a, b)| (PortId::new(a), PortId::new(b)))
+            .collect()
+    }
 
     #[test]
     fn portmask_forms() {
@@ -205,7 +224,7 @@ mod tests {
 
     #[test]
     fn enabled_checks_existence() {
-        assert_eq!(enabled_ports(0x5, 3).unwrap(), vec![0, 2]);
+        assert_eq!(enabled_ports(0x5, 3).unwrap(), ids(&[0, 2]));
         let e = enabled_ports(0x4, 2).unwrap_err();
         assert!(e.0.contains("port 2"), "{e}");
         assert!(enabled_ports(0x1, 0).unwrap_err().0.contains("0 port"));
@@ -213,24 +232,27 @@ mod tests {
 
     #[test]
     fn pairing_as_dpdk_l2fwd() {
-        assert_eq!(pair_ports(&[0, 1]), vec![(0, 1), (1, 0)]);
+        assert_eq!(pair_ports(&ids(&[0, 1])), pairs(&[(0, 1), (1, 0)]));
         assert_eq!(
-            pair_ports(&[0, 1, 2, 3]),
-            vec![(0, 1), (1, 0), (2, 3), (3, 2)]
+            pair_ports(&ids(&[0, 1, 2, 3])),
+            pairs(&[(0, 1), (1, 0), (2, 3), (3, 2)])
         );
         // Odd count: the last forwards to itself.
-        assert_eq!(pair_ports(&[0, 1, 2]), vec![(0, 1), (1, 0), (2, 2)]);
-        assert_eq!(pair_ports(&[5]), vec![(5, 5)]);
+        assert_eq!(
+            pair_ports(&ids(&[0, 1, 2])),
+            pairs(&[(0, 1), (1, 0), (2, 2)])
+        );
+        assert_eq!(pair_ports(&ids(&[5])), pairs(&[(5, 5)]));
         // Pairs follow the enabled ports, not the port numbers.
-        assert_eq!(pair_ports(&[0, 2]), vec![(0, 2), (2, 0)]);
+        assert_eq!(pair_ports(&ids(&[0, 2])), pairs(&[(0, 2), (2, 0)]));
     }
 
     #[test]
     fn every_tx_port_used_once() {
         for n in 1..9u16 {
-            let ports: Vec<u16> = (0..n).collect();
+            let ports: Vec<PortId> = (0..n).map(PortId::new).collect();
             let pairs = pair_ports(&ports);
-            let mut tx: Vec<u16> = pairs.iter().map(|p| p.1).collect();
+            let mut tx: Vec<PortId> = pairs.iter().map(|p| p.1).collect();
             tx.sort();
             assert_eq!(tx, ports, "n={n}");
         }
@@ -238,37 +260,43 @@ mod tests {
 
     #[test]
     fn assignment_round_robin() {
-        let pairs = pair_ports(&[0, 1, 2, 3]);
-        let w = assign_to_workers(&pairs, 3);
-        assert_eq!(w[0], vec![(0, 1), (3, 2)]);
-        assert_eq!(w[1], vec![(1, 0)]);
-        assert_eq!(w[2], vec![(2, 3)]);
-        let w = assign_to_workers(&pairs, 1);
+        let all = pair_ports(&ids(&[0, 1, 2, 3]));
+        let w = assign_to_workers(&all, 3);
+        assert_eq!(w[0], pairs(&[(0, 1), (3, 2)]));
+        assert_eq!(w[1], pairs(&[(1, 0)]));
+        assert_eq!(w[2], pairs(&[(2, 3)]));
+        let w = assign_to_workers(&all, 1);
         assert_eq!(w[0].len(), 4);
-        assert!(assign_to_workers(&pairs, 0).is_empty());
+        assert!(assign_to_workers(&all, 0).is_empty());
     }
 
     #[test]
     fn portmap_as_dpdk_l2fwd() {
-        assert_eq!(parse_portmap("(0,1)(2,3)").unwrap(), [(0, 1), (2, 3)]);
-        assert_eq!(parse_portmap(" (0, 3) (1,2) ").unwrap(), [(0, 3), (1, 2)]);
+        assert_eq!(
+            parse_portmap("(0,1)(2,3)").unwrap(),
+            pairs(&[(0, 1), (2, 3)])
+        );
+        assert_eq!(
+            parse_portmap(" (0, 3) (1,2) ").unwrap(),
+            pairs(&[(0, 3), (1, 2)])
+        );
         for bad in ["", "(0,1", "0,1", "(0)", "(0,x)", "(0,64)", "(0,1)x"] {
             let e = parse_portmap(bad).unwrap_err();
             assert!(e.0.starts_with("invalid portmap"), "{bad}: {e}");
         }
         let map = parse_portmap("(0,3)(1,2)").unwrap();
         assert_eq!(
-            portmap_pairs(&map, &[0, 1, 2, 3]).unwrap(),
-            [(0, 3), (1, 2), (2, 1), (3, 0)]
+            portmap_pairs(&map, &ids(&[0, 1, 2, 3])).unwrap(),
+            pairs(&[(0, 3), (1, 2), (2, 1), (3, 0)])
         );
-        let e = portmap_pairs(&[(0, 1), (1, 2)], &[0, 1, 2]).unwrap_err();
+        let e = portmap_pairs(&pairs(&[(0, 1), (1, 2)]), &ids(&[0, 1, 2])).unwrap_err();
         assert!(e.0.contains("port 1 twice"), "{e}");
-        let e = portmap_pairs(&[(0, 1)], &[0, 1, 2]).unwrap_err();
+        let e = portmap_pairs(&pairs(&[(0, 1)]), &ids(&[0, 1, 2])).unwrap_err();
         assert!(
             e.0.contains("port 2 is enabled but in no portmap pair"),
             "{e}"
         );
-        let e = portmap_pairs(&[(0, 5)], &[0]).unwrap_err();
+        let e = portmap_pairs(&pairs(&[(0, 5)]), &ids(&[0])).unwrap_err();
         assert!(
             e.0.contains("port 5, which the portmask does not enable"),
             "{e}"
@@ -277,12 +305,12 @@ mod tests {
 
     #[test]
     fn ports_per_lcore_as_dpdk_l2fwd() {
-        let pairs = pair_ports(&[0, 1, 2, 3]);
-        let w = assign_per_lcore(&pairs, 2, 2).unwrap();
-        assert_eq!(w, [vec![(0, 1), (1, 0)], vec![(2, 3), (3, 2)]]);
-        let w = assign_per_lcore(&pairs, 3, 4).unwrap();
+        let all = pair_ports(&ids(&[0, 1, 2, 3]));
+        let w = assign_per_lcore(&all, 2, 2).unwrap();
+        assert_eq!(w, [pairs(&[(0, 1), (1, 0)]), pairs(&[(2, 3), (3, 2)])]);
+        let w = assign_per_lcore(&all, 3, 4).unwrap();
         assert_eq!((w[0].len(), w[1].len(), w[2].len()), (4, 0, 0));
-        let e = assign_per_lcore(&pairs, 1, 2).unwrap_err();
+        let e = assign_per_lcore(&all, 1, 2).unwrap_err();
         assert!(
             e.0.contains("need 2 forwarding lcores, but there are 1"),
             "{e}"

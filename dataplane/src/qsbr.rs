@@ -49,6 +49,7 @@ use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 #[cfg(not(loom))]
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
+use pmd::LcoreId;
 use std::time::{Duration, Instant};
 
 /// A DMA channel as a slot names it: vchan `vchan` of dmadev `dev`, packed into 16 bits (the
@@ -160,7 +161,7 @@ struct WorkerState {
 #[error("worker {worker} (lcore {lcore}) has not adopted generation {generation} after {waited_ms} ms: it is stuck or not polling its slot")]
 pub struct GraceTimeout {
     pub worker: usize,
-    pub lcore: u32,
+    pub lcore: LcoreId,
     pub generation: u16,
     pub waited_ms: u64,
 }
@@ -169,13 +170,13 @@ pub struct GraceTimeout {
 pub struct Qsbr {
     slots: Box<[Slot]>,
     states: Box<[WorkerState]>,
-    lcores: Box<[u32]>,
+    lcores: Box<[LcoreId]>,
 }
 
 impl Qsbr {
     /// A domain for workers running on `lcores` (index = worker number), each starting with
     /// the channels `initial[i]` at generation 0, online.
-    pub fn new(lcores: &[u32], initial: &[Vec<ChannelId>]) -> Self {
+    pub fn new(lcores: &[LcoreId], initial: &[Vec<ChannelId>]) -> Self {
         assert_eq!(lcores.len(), initial.len());
         Qsbr {
             slots: initial
@@ -345,6 +346,10 @@ mod tests {
         ChannelId::new(n, 0)
     }
 
+    fn lcores(ids: &[u32]) -> Vec<LcoreId> {
+        ids.iter().copied().map(LcoreId::new).collect()
+    }
+
     #[test]
     fn channel_ids_pack_device_and_vchan() {
         let id = ChannelId::new(5, 2);
@@ -355,7 +360,7 @@ mod tests {
 
     #[test]
     fn publish_poll_adopt_wait() {
-        let q = Qsbr::new(&[1, 2], &[vec![ch(7)], vec![]]);
+        let q = Qsbr::new(&lcores(&[1, 2]), &[vec![ch(7)], vec![]]);
         let mut r0 = q.reader(0);
         assert_eq!(r0.poll(), (Assignment::new(0, &[ch(7)]), false));
         let g = q.publish(0, &[]);
@@ -364,7 +369,7 @@ mod tests {
         let e = q
             .wait_grace(0, g, Duration::from_millis(5), Duration::from_millis(1))
             .unwrap_err();
-        assert_eq!(e.lcore, 1);
+        assert_eq!(e.lcore, LcoreId::new(1));
         assert!(e.to_string().contains("worker 0 (lcore 1)"), "{e}");
         let (a, changed) = r0.poll();
         assert!(changed && a.is_empty() && a.generation == 1);
@@ -391,7 +396,7 @@ mod tests {
 
     #[test]
     fn a_reader_made_late_still_sees_what_was_published() {
-        let q = Qsbr::new(&[0], &[vec![ch(1)]]);
+        let q = Qsbr::new(&lcores(&[0]), &[vec![ch(1)]]);
         let g = q.publish(0, &[ch(2)]);
         let mut r = q.reader(0);
         let (a, changed) = r.poll();
@@ -406,7 +411,7 @@ mod tests {
 
     #[test]
     fn offline_workers_are_quiescent() {
-        let q = Qsbr::new(&[3], &[vec![ch(1)]]);
+        let q = Qsbr::new(&lcores(&[3]), &[vec![ch(1)]]);
         let r = q.reader(0);
         let g = q.publish(0, &[ch(2)]);
         assert!(!q.quiescent(0, g));
@@ -418,7 +423,7 @@ mod tests {
 
     #[test]
     fn generations_wrap() {
-        let q = Qsbr::new(&[0], &[vec![]]);
+        let q = Qsbr::new(&lcores(&[0]), &[vec![]]);
         let r = q.reader(0);
         q.slots[0]
             .assignment

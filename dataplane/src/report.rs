@@ -93,6 +93,7 @@ pub struct HotRemoveReport {
 /// One port's totals.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortReport {
+    /// The port id's number (`PortId::get`: the JSON holds a bare number).
     pub port: u16,
     pub name: String,
     /// The port's own MAC, the source address of what it transmits with MAC updating.

@@ -12,7 +12,7 @@ use crate::control::ChannelState;
 use crate::fwd::{Retired, WorkerControl};
 use crate::qsbr::{Assignment, ChannelId, Qsbr, MAX_CHANNELS};
 use crossbeam_queue::SegQueue;
-use pmd::DmaDev;
+use pmd::{DmaDev, LcoreId};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
@@ -35,7 +35,7 @@ pub struct Shared<'e, 'p> {
 impl<'e, 'p> Shared<'e, 'p> {
     /// The shared state of one worker per lcore of `lcores`, with `devs` (started) dealt to
     /// them round-robin, at most [`MAX_CHANNELS`] each; the rest are on standby.
-    pub fn new(lcores: &[u32], devs: Vec<DmaDev<'e>>) -> Self {
+    pub fn new(lcores: &[LcoreId], devs: Vec<DmaDev<'e>>) -> Self {
         let workers = lcores.len();
         let mut initial: Vec<Vec<ChannelId>> = vec![Vec::new(); workers];
         let mut dealt = Vec::with_capacity(devs.len());

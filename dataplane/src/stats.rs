@@ -8,6 +8,7 @@
 //! atomics are single-copy atomic, and a single writer cannot lose its own updates).
 
 use crate::ports::MAX_PORTS;
+use pmd::PortId;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A counter with one writer. See the module docs for why no read-modify-write is needed.
@@ -110,10 +111,10 @@ impl PortTotals {
 }
 
 /// Sums port `port`'s counters over `lcores`.
-pub fn port_totals(lcores: &[LcoreStats], port: u16) -> PortTotals {
+pub fn port_totals(lcores: &[LcoreStats], port: PortId) -> PortTotals {
     let mut t = PortTotals::default();
     for l in lcores {
-        let c = &l.ports[port as usize];
+        let c = &l.ports[port.index()];
         t.rx += c.rx.get();
         t.tx += c.tx.get();
         for (d, s) in t.dropped.iter_mut().zip(&c.dropped) {
@@ -140,10 +141,10 @@ mod tests {
         l[2].ports[1].rx.add(7);
         l[2].ports[1].tx.add(6);
         l[1].ports[1].dropped[DropReason::TxFull as usize].add(1);
-        let t = port_totals(&l, 1);
+        let t = port_totals(&l, PortId::new(1));
         assert_eq!(t.rx, 12);
         assert_eq!(t.tx, 6);
         assert_eq!(t.dropped_total(), 1);
-        assert_eq!(port_totals(&l, 0), PortTotals::default());
+        assert_eq!(port_totals(&l, PortId::new(0)), PortTotals::default());
     }
 }

@@ -12,7 +12,7 @@ use dataplane::fwd::Retired;
 use dataplane::qsbr::ChannelId;
 use dataplane::report::{DmaChannelReport, DmaChannelState, L2fwdReport};
 use dataplane::shared::Shared;
-use pmd::{DmaDev, Eal, Mempool, Port};
+use pmd::{DmaDev, Eal, LcoreId, Mempool, Port};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -92,7 +92,7 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     let dev = skeleton();
     let name = dev.name().to_owned();
     let id = ChannelId::new(dev.id(), 0);
-    let shared = Shared::new(&[1], vec![dev]);
+    let shared = Shared::new(&[LcoreId::new(1)], vec![dev]);
     assert_eq!(shared.initial(0), &[id]);
     let mut c = Control::new(eal(), &shared, true, Duration::from_secs(10), 64).unwrap();
     assert!(
@@ -250,7 +250,7 @@ mod arbitrary_requests {
         #[test]
         fn any_request_gets_an_answer(reqs in proptest::collection::vec(request(), 1..8)) {
             let _one = SKELETON.lock().unwrap_or_else(|e| e.into_inner());
-            let shared = Shared::new(&[1], Vec::new());
+            let shared = Shared::new(&[LcoreId::new(1)], Vec::new());
             shared.worker(0).unwrap().offline();
             let mut c =
                 Control::new(eal(), &shared, true, Duration::from_millis(100), 64).unwrap();

@@ -4,7 +4,7 @@
 
 use dataplane::control::Control;
 use dataplane::shared::Shared;
-use pmd::{DmaDev, Eal};
+use pmd::{DmaDev, Eal, LcoreId};
 use std::time::Duration;
 
 #[test]
@@ -27,8 +27,8 @@ fn devices_stay_open_while_a_worker_runs() {
     let dev1 = DmaDev::open(&eal, "dma_skeleton1", 64).unwrap();
     // One worker, online (it has not parked), holding dma_skeleton0; dma_skeleton1 on standby
     // would go to it too (up to MAX_CHANNELS), so two shared states, one device each.
-    let shared0 = Shared::new(&[1], vec![dev0]);
-    let shared1 = Shared::new(&[1], vec![dev1]);
+    let shared0 = Shared::new(&[LcoreId::new(1)], vec![dev0]);
+    let shared1 = Shared::new(&[LcoreId::new(1)], vec![dev1]);
     let w0 = shared0.worker(0).unwrap();
     let w1 = shared1.worker(0).unwrap();
 

@@ -11,7 +11,7 @@ use dataplane::fwd::Retired;
 use dataplane::qsbr::ChannelId;
 use dataplane::report::{DmaChannelState, L2fwdReport};
 use dataplane::shared::Shared;
-use pmd::{DmaDev, Eal, Mempool};
+use pmd::{DmaDev, Eal, LcoreId, Mempool};
 use std::time::Duration;
 
 #[test]
@@ -33,7 +33,7 @@ fn a_failed_stop_keeps_the_buffers_and_marks_the_channel_failed() {
     let dev = DmaDev::open(&eal, "dma_skeleton0", 64).unwrap();
     let name = dev.name().to_owned();
     let id = ChannelId::new(dev.id(), 0);
-    let shared = Shared::new(&[1], vec![dev]);
+    let shared = Shared::new(&[LcoreId::new(1)], vec![dev]);
     let worker = shared.worker(0).unwrap();
     worker.offline(); // a parked worker: always quiescent
     let mut c = Control::new(&eal, &shared, true, Duration::from_secs(10), 64).unwrap();

@@ -7,7 +7,7 @@ use dataplane::copy::{CopyMode, CopyStage, Copybreak, DmaEngine, HEADER_BYTES};
 use dataplane::dma::Quarantine;
 use dataplane::fwd::Rule;
 use dataplane::stats::{DropReason, LcoreStats};
-use pmd::{Burst, Eal, MacAddr, Mbuf, Mempool, MAX_BURST};
+use pmd::{Burst, Eal, MacAddr, Mbuf, Mempool, PortId, MAX_BURST};
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -171,7 +171,7 @@ fn run_stage(
             if abandon_after.is_some_and(|a| stuck > a) {
                 quarantines.extend(
                     stage
-                        .abandon_dma(pool, &stats, |_| 0)
+                        .abandon_dma(pool, &stats, |_| PortId::new(0))
                         .into_iter()
                         .map(|r| r.quarantine),
                 );
@@ -193,7 +193,7 @@ fn run_stage(
             sent.push(f);
         }
         stats.ports[0].rx.add(n as u64);
-        stage.accept(s, &mut burst, pool, &stats, 0);
+        stage.accept(s, &mut burst, pool, &stats, PortId::new(0));
         stage.submit();
         stage.poll(&stats, 0);
         collect(&mut stage, &mut got);
@@ -206,7 +206,7 @@ fn run_stage(
         if abandon_after.is_some_and(|a| polls > a) && stage.in_dma() > 0 {
             quarantines.extend(
                 stage
-                    .abandon_dma(pool, &stats, |_| 0)
+                    .abandon_dma(pool, &stats, |_| PortId::new(0))
                     .into_iter()
                     .map(|r| r.quarantine),
             );
@@ -396,7 +396,7 @@ fn runts_are_counted_not_forwarded() {
         m.data_mut().fill(len as u8);
         burst.push(m).map_err(|_| ()).unwrap();
     }
-    stage.accept(s, &mut burst, pool, &stats, 0);
+    stage.accept(s, &mut burst, pool, &stats, PortId::new(0));
     let mut out = Burst::new();
     stage.take_ready(s, &mut out);
     let lens: Vec<usize> = out.as_slice().iter().map(|m| m.len()).collect();
@@ -428,7 +428,7 @@ fn header_is_copied_by_cpu_payload_by_dma() {
 
 #[test]
 fn rule_dst_mac_matches_l2fwd() {
-    assert_eq!(Rule::dst_mac(1), DST);
+    assert_eq!(Rule::dst_mac(PortId::new(1)), DST);
 }
 
 #[test]
@@ -471,13 +471,13 @@ fn only_the_stalled_lane_is_retired() {
                 burst.push(m).map_err(|_| ()).unwrap();
                 sent[s].push(f);
             }
-            stage.accept(s, &mut burst, pool, &stats, s as u16);
+            stage.accept(s, &mut burst, pool, &stats, PortId::new(s as u16));
         }
         stage.submit();
         now += 10;
         stage.poll(&stats, now);
         if round == 20 {
-            retired = stage.retire_stalled(now, 100, pool, &stats, &|s| s as u16);
+            retired = stage.retire_stalled(now, 100, pool, &stats, &|s| PortId::new(s as u16));
             for r in &mut retired {
                 let q = std::mem::take(&mut r.quarantine);
                 assert!(quarantine.append(q).is_ok(), "one double, one device");
@@ -540,12 +540,12 @@ fn a_burst_beyond_the_streams_room_keeps_the_rest() {
     // stay in the burst in order (they used to overwrite the oldest slots).
     while stage.room(s) > MAX_BURST {
         let mut b = fill(MAX_BURST.min(stage.room(s) - 5), &mut sent);
-        stage.accept(s, &mut b, pool, &stats, 0);
+        stage.accept(s, &mut b, pool, &stats, PortId::new(0));
         assert!(b.is_empty());
     }
     let mut b = fill(MAX_BURST, &mut sent);
     let room = stage.room(s);
-    stage.accept(s, &mut b, pool, &stats, 0);
+    stage.accept(s, &mut b, pool, &stats, PortId::new(0));
     assert_eq!(stage.room(s), 0);
     assert_eq!(b.len(), MAX_BURST - room, "the rest stays in the burst");
     let mut got = Vec::new();
@@ -553,7 +553,7 @@ fn a_burst_beyond_the_streams_room_keeps_the_rest() {
     while stage.take_ready(s, &mut out) > 0 {
         got.extend(out.drain().map(|m| m.data().to_vec()));
     }
-    stage.accept(s, &mut b, pool, &stats, 0);
+    stage.accept(s, &mut b, pool, &stats, PortId::new(0));
     assert!(b.is_empty());
     while stage.take_ready(s, &mut out) > 0 {
         got.extend(out.drain().map(|m| m.data().to_vec()));

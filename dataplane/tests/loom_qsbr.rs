@@ -16,6 +16,7 @@ use dataplane::qsbr::{ChannelId, Qsbr};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use loom::sync::Arc;
 use loom::thread;
+use pmd::LcoreId;
 
 /// The worker's one channel.
 const CHANNEL: ChannelId = ChannelId::new(0, 0);
@@ -38,7 +39,7 @@ struct Device {
 
 fn model(device_completes: bool) {
     loom::model(move || {
-        let q = Arc::new(Qsbr::new(&[1], &[vec![CHANNEL]]));
+        let q = Arc::new(Qsbr::new(&[LcoreId::new(1)], &[vec![CHANNEL]]));
         let dev = Arc::new(Device::default());
 
         // The engine: completes in order what was submitted, a couple of times.

@@ -1,6 +1,7 @@
 //! The Environment Abstraction Layer: process-wide DPDK state, lcores, device hotplug.
 
 use crate::error::{check, last_error, Error, Result};
+use crate::ids::LcoreId;
 use std::ffi::{c_int, c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -89,18 +90,19 @@ impl Eal {
     }
 
     /// The lcore this thread runs as (the main lcore here).
-    pub fn main_lcore(&self) -> u32 {
+    pub fn main_lcore(&self) -> LcoreId {
         // SAFETY: valid after rte_eal_init, which `self` proves happened.
-        unsafe { dpdk_sys::rte_get_main_lcore() }
+        let id = unsafe { dpdk_sys::rte_get_main_lcore() };
+        LcoreId::new(id)
     }
 
     /// The worker lcores given by `-l`/`-c`, in order, excluding the main lcore.
-    pub fn worker_lcores(&self) -> Vec<u32> {
+    pub fn worker_lcores(&self) -> Vec<LcoreId> {
         let mut out = Vec::new();
         // SAFETY: rte_get_next_lcore only reads the EAL's lcore configuration.
         let mut i = unsafe { dpdk_sys::rte_get_next_lcore(u32::MAX, 1, 0) };
         while i < dpdk_sys::RTE_MAX_LCORE {
-            out.push(i);
+            out.push(LcoreId::new(i));
             // SAFETY: as above.
             i = unsafe { dpdk_sys::rte_get_next_lcore(i, 1, 0) };
         }
@@ -133,20 +135,21 @@ impl Eal {
     /// or the process hangs instead of failing.
     pub fn run_on_lcores<'env, T>(
         &self,
-        jobs: Vec<(u32, Box<dyn FnOnce() -> i32 + Send + 'env>)>,
+        jobs: Vec<(LcoreId, Box<dyn FnOnce() -> i32 + Send + 'env>)>,
         main: impl FnOnce() -> T,
     ) -> Result<(T, Vec<i32>)> {
-        struct WaitAll(Vec<u32>);
+        struct WaitAll(Vec<LcoreId>);
         impl Drop for WaitAll {
             fn drop(&mut self) {
                 for &lcore in &self.0 {
                     // SAFETY: `lcore` was launched by us; waiting is always allowed.
-                    unsafe { dpdk_sys::rte_eal_wait_lcore(lcore) };
+                    unsafe { dpdk_sys::rte_eal_wait_lcore(lcore.get()) };
                 }
             }
         }
         // SAFETY: reads this thread's lcore id (a thread-local); no preconditions.
-        if unsafe { dpdk_sys::shim_lcore_id() } != self.main_lcore() {
+        let this_lcore = unsafe { dpdk_sys::shim_lcore_id() };
+        if LcoreId::new(this_lcore) != self.main_lcore() {
             return Err(Error::Invalid(
                 "work can be launched on lcores from the main lcore only".into(),
             ));
@@ -155,14 +158,14 @@ impl Eal {
         // its lcore table without a bounds check.
         for (i, (lcore, _)) in jobs.iter().enumerate() {
             let lcore = *lcore;
-            if lcore >= dpdk_sys::RTE_MAX_LCORE {
+            if lcore.get() >= dpdk_sys::RTE_MAX_LCORE {
                 return Err(Error::Invalid(format!(
                     "lcore {lcore} is out of range (at most {})",
                     dpdk_sys::RTE_MAX_LCORE - 1
                 )));
             }
             // SAFETY: lcore < RTE_MAX_LCORE (checked above); reads the EAL's configuration.
-            if unsafe { dpdk_sys::rte_lcore_is_enabled(lcore) } == 0 {
+            if unsafe { dpdk_sys::rte_lcore_is_enabled(lcore.get()) } == 0 {
                 return Err(Error::Invalid(format!(
                     "lcore {lcore} is not enabled (not in the EAL's -l/-c list)"
                 )));
@@ -183,7 +186,8 @@ impl Eal {
             // SAFETY: `trampoline` takes back ownership of `arg` exactly once. The job may
             // borrow 'env data: `launched` waits for it in every exit path of this function
             // (including unwinding), so the borrow ends before 'env does.
-            let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
+            let ret =
+                unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore.get()) };
             if ret < 0 {
                 // SAFETY: the launch failed, so the job was not started and we still own `arg`.
                 drop(unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() -> i32 + Send + 'env>) });
@@ -196,7 +200,7 @@ impl Eal {
         let codes = lcores
             .iter()
             // SAFETY: each lcore was launched above and is waited for once.
-            .map(|&l| unsafe { dpdk_sys::rte_eal_wait_lcore(l) })
+            .map(|&l| unsafe { dpdk_sys::rte_eal_wait_lcore(l.get()) })
             .collect();
         Ok((value, codes))
     }

@@ -4,6 +4,7 @@
 use crate::burst::Burst;
 use crate::eal::Eal;
 use crate::error::{check, Error, Result};
+use crate::ids::{PortId, QueueId};
 use crate::mbuf::{Mbuf, Mempool};
 use std::ffi::CStr;
 use std::fmt;
@@ -65,14 +66,14 @@ impl Default for PortConfig {
 
 /// Port ids with a live [`Port`]: a port is configured by one handle per process, so no second
 /// handle can hand out its queues again or close it under the first.
-static CLAIMED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+static CLAIMED: Mutex<Vec<PortId>> = Mutex::new(Vec::new());
 
 /// Whether some port is still owned (a live or leaked handle, or one whose stop failed).
 pub(crate) fn any_owned() -> bool {
     !claimed().is_empty()
 }
 
-fn claimed() -> std::sync::MutexGuard<'static, Vec<u16>> {
+fn claimed() -> std::sync::MutexGuard<'static, Vec<PortId>> {
     // A poisoned lock only means a panic elsewhere while holding it; the list is still valid.
     CLAIMED.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -105,7 +106,7 @@ pub struct LinkStatus {
 /// `'p` borrows the mempool its RX queues are filled from (virtual devices such as net_null and
 /// net_ring allocate from it at receive time), so the pool outlives the port.
 pub struct Port<'p> {
-    id: u16,
+    id: PortId,
     name: String,
     started: bool,
     rx_queues: u16,
@@ -137,25 +138,25 @@ impl<'p> Port<'p> {
     }
 
     /// Whether `id` is a port that exists.
-    pub fn is_valid(_eal: &Eal, id: u16) -> bool {
+    pub fn is_valid(_eal: &Eal, id: PortId) -> bool {
         // SAFETY: no preconditions after init.
-        unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) == 1 }
+        unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id.get()) == 1 }
     }
 
     /// The port id of device `name` (for example `net_null0`), if it is an ethdev port.
-    pub fn id_by_name(_eal: &Eal, name: &str) -> Option<u16> {
+    pub fn id_by_name(_eal: &Eal, name: &str) -> Option<PortId> {
         let c = crate::eal::cstr(name).ok()?;
         let mut id = 0u16;
         // SAFETY: c is a valid C string, id a valid out-parameter.
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
-        (ret == 0).then_some(id)
+        (ret == 0).then_some(PortId::new(id))
     }
 
     /// Configures port `id` with `cfg`, its RX queues filled from `pool`. Not started yet.
     /// Fails if another [`Port`] handle owns the port.
     pub fn configure<'e: 'p>(
         eal: &'p Eal,
-        id: u16,
+        id: PortId,
         cfg: &PortConfig,
         pool: &'p Mempool<'e>,
     ) -> Result<Self> {
@@ -178,7 +179,8 @@ impl<'p> Port<'p> {
     }
 
     /// The configuration proper of a claimed port.
-    fn setup(eal: &Eal, id: u16, cfg: &PortConfig, pool: &'p Mempool<'_>) -> Result<Self> {
+    fn setup(eal: &Eal, port: PortId, cfg: &PortConfig, pool: &'p Mempool<'_>) -> Result<Self> {
+        let id = port.get();
         if cfg.rx_queues > MAX_QUEUES || cfg.tx_queues > MAX_QUEUES {
             return Err(Error::Invalid(format!(
                 "at most {MAX_QUEUES} queues per direction"
@@ -253,7 +255,7 @@ impl<'p> Port<'p> {
             format!("port{id}")
         };
         Ok(Port {
-            id,
+            id: port,
             name,
             started: false,
             rx_queues: cfg.rx_queues,
@@ -264,7 +266,8 @@ impl<'p> Port<'p> {
         })
     }
 
-    pub fn id(&self) -> u16 {
+    /// The port's id.
+    pub fn id(&self) -> PortId {
         self.id
     }
 
@@ -276,7 +279,7 @@ impl<'p> Port<'p> {
     pub fn start(&mut self) -> Result<()> {
         // SAFETY: the port is configured with all its queues set up.
         check("rte_eth_dev_start", unsafe {
-            dpdk_sys::rte_eth_dev_start(self.id)
+            dpdk_sys::rte_eth_dev_start(self.id.get())
         })?;
         self.started = true;
         Ok(())
@@ -288,7 +291,7 @@ impl<'p> Port<'p> {
         if self.started {
             // SAFETY: the port is started; no queue handle exists (borrow rules).
             check("rte_eth_dev_stop", unsafe {
-                dpdk_sys::rte_eth_dev_stop(self.id)
+                dpdk_sys::rte_eth_dev_stop(self.id.get())
             })?;
             self.started = false;
         }
@@ -299,7 +302,7 @@ impl<'p> Port<'p> {
         let mut a = dpdk_sys::rte_ether_addr::default();
         // SAFETY: valid port, valid out-parameter.
         check("rte_eth_macaddr_get", unsafe {
-            dpdk_sys::rte_eth_macaddr_get(self.id, &mut a)
+            dpdk_sys::rte_eth_macaddr_get(self.id.get(), &mut a)
         })?;
         Ok(MacAddr(a.addr_bytes))
     }
@@ -308,7 +311,7 @@ impl<'p> Port<'p> {
         let mut l = dpdk_sys::rte_eth_link::default();
         // SAFETY: valid port, valid out-parameter.
         check("rte_eth_link_get_nowait", unsafe {
-            dpdk_sys::rte_eth_link_get_nowait(self.id, &mut l)
+            dpdk_sys::rte_eth_link_get_nowait(self.id.get(), &mut l)
         })?;
         Ok(LinkStatus {
             up: l.link_status() != 0,
@@ -321,7 +324,7 @@ impl<'p> Port<'p> {
         let mut s = dpdk_sys::rte_eth_stats::default();
         // SAFETY: valid port, valid out-parameter; stats reads are thread-safe.
         check("rte_eth_stats_get", unsafe {
-            dpdk_sys::rte_eth_stats_get(self.id, &mut s)
+            dpdk_sys::rte_eth_stats_get(self.id.get(), &mut s)
         })?;
         Ok(PortStats {
             ipackets: s.ipackets,
@@ -335,8 +338,8 @@ impl<'p> Port<'p> {
         })
     }
 
-    fn take(&self, bit: u32, what: &str, q: u16, nb: u16) -> Result<()> {
-        if q >= nb {
+    fn take(&self, bit: u32, what: &str, q: QueueId, nb: u16) -> Result<()> {
+        if q.get() >= nb {
             return Err(Error::Invalid(format!(
                 "port {} has {nb} {what} queues, queue {q} requested",
                 self.id
@@ -355,8 +358,8 @@ impl<'p> Port<'p> {
     }
 
     /// The unique handle to RX queue `q`: DPDK queues are single-consumer.
-    pub fn rx_queue(&self, q: u16) -> Result<RxQueue<'_, 'p>> {
-        self.take(q as u32, "rx", q, self.rx_queues)?;
+    pub fn rx_queue(&self, q: QueueId) -> Result<RxQueue<'_, 'p>> {
+        self.take(q.get() as u32, "rx", q, self.rx_queues)?;
         Ok(RxQueue {
             port: self.id,
             queue: q,
@@ -366,8 +369,8 @@ impl<'p> Port<'p> {
     }
 
     /// The unique handle to TX queue `q`: DPDK queues are single-producer.
-    pub fn tx_queue(&self, q: u16) -> Result<TxQueue<'_, 'p>> {
-        self.take(32 + q as u32, "tx", q, self.tx_queues)?;
+    pub fn tx_queue(&self, q: QueueId) -> Result<TxQueue<'_, 'p>> {
+        self.take(32 + q.get() as u32, "tx", q, self.tx_queues)?;
         Ok(TxQueue {
             port: self.id,
             queue: q,
@@ -393,7 +396,7 @@ impl Drop for Port<'_> {
         }
         // SAFETY: stopped above; no queue handles remain (they borrow the port). Closing
         // frees the port's rings and the mbufs in them.
-        unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+        unsafe { dpdk_sys::rte_eth_dev_close(self.id.get()) };
         claimed().retain(|&c| c != self.id);
     }
 }
@@ -402,8 +405,8 @@ impl Drop for Port<'_> {
 /// cannot be stopped or closed under it); the mbufs it receives borrow the port's pool for
 /// `'p`, so they may outlive the queue and the port, but not the pool.
 pub struct RxQueue<'q, 'p> {
-    port: u16,
-    queue: u16,
+    port: PortId,
+    queue: QueueId,
     _port: PhantomData<&'q ()>,
     _pool: PhantomData<Mbuf<'p>>,
 }
@@ -412,8 +415,8 @@ pub struct RxQueue<'q, 'p> {
 /// transmitted mbufs until it has sent them, possibly until the port is closed, so it takes
 /// only mbufs whose pools outlive the port's own (`'p`).
 pub struct TxQueue<'q, 'p> {
-    port: u16,
-    queue: u16,
+    port: PortId,
+    queue: QueueId,
     fast_free_pool: Option<NonNull<dpdk_sys::rte_mempool>>,
     _port: PhantomData<&'q ()>,
     /// Contravariant in `'p`: the lifetime the queue demands of the mbufs it takes can only
@@ -426,10 +429,10 @@ pub struct TxQueue<'q, 'p> {
 unsafe impl Send for TxQueue<'_, '_> {}
 
 impl<'p> RxQueue<'_, 'p> {
-    pub fn port(&self) -> u16 {
+    pub fn port(&self) -> PortId {
         self.port
     }
-    pub fn queue(&self) -> u16 {
+    pub fn queue(&self) -> QueueId {
         self.queue
     }
 
@@ -456,17 +459,19 @@ impl<'p> RxQueue<'_, 'p> {
         }
         // SAFETY: `p` points at `room` free slots of the burst; this handle is the queue's only
         // poller (unique by construction, `&mut self`); DPDK writes n <= room owned mbufs.
-        let n = unsafe { dpdk_sys::shim_eth_rx_burst(self.port, self.queue, p, room as u16) };
+        let n = unsafe {
+            dpdk_sys::shim_eth_rx_burst(self.port.get(), self.queue.get(), p, room as u16)
+        };
         burst.commit(n as usize);
         n as usize
     }
 }
 
 impl<'p> TxQueue<'_, 'p> {
-    pub fn port(&self) -> u16 {
+    pub fn port(&self) -> PortId {
         self.port
     }
-    pub fn queue(&self) -> u16 {
+    pub fn queue(&self) -> QueueId {
         self.queue
     }
 
@@ -498,7 +503,12 @@ impl<'p> TxQueue<'_, 'p> {
         // it returns, which we then remove from the burst without freeing. This handle is the
         // queue's only producer.
         let n = unsafe {
-            dpdk_sys::shim_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), len as u16)
+            dpdk_sys::shim_eth_tx_burst(
+                self.port.get(),
+                self.queue.get(),
+                burst.raw_ptr(),
+                len as u16,
+            )
         } as usize;
         burst.consume_front(n);
         n

@@ -14,6 +14,8 @@
 //!   `rx_burst`/`tx_burst` in one call.
 //! * A **dmadev** ([`DmaDev`]) is a DMA engine with one or more virtual channels (**vchans**);
 //!   a [`DmaChannel`] is the unique handle to one vchan's fast path.
+//! * Ports, queues and lcores are named by typed ids ([`PortId`], [`QueueId`], [`LcoreId`]),
+//!   not DPDK's bare integers, so one cannot be passed where another belongs.
 //!
 //! All `unsafe` of the workspace's device access lives here; each block says why it holds.
 //!
@@ -43,6 +45,7 @@ mod dmadev;
 mod eal;
 mod error;
 mod ethdev;
+mod ids;
 mod mbuf;
 mod rcu;
 
@@ -52,5 +55,6 @@ pub use dmadev::{bus_device_of, DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, D
 pub use eal::{hotplug_add, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};
 pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use ids::{LcoreId, PortId, QueueId};
 pub use mbuf::{FreeBatch, Mbuf, Mempool};
 pub use rcu::RcuQsbr;

@@ -3,7 +3,7 @@
 //! lcore and rte_rcu_qsbr ids, and fast free only where asked for. (What the compiler checks is
 //! in `compile_fail.rs`.) One test function: DPDK allows one EAL per process.
 
-use pmd::{DmaDev, Eal, Mempool, Port, PortConfig, RcuQsbr};
+use pmd::{DmaDev, Eal, LcoreId, Mempool, Port, PortConfig, PortId, QueueId, RcuQsbr};
 
 #[test]
 fn ownership_is_checked() {
@@ -26,22 +26,36 @@ fn ownership_is_checked() {
 
     // A port id is owned by one handle: a second configure of port 0 would hand out RX queue 0
     // again, and the first handle's drop would close the device under the second.
-    let port = Port::configure(&eal, 0, &PortConfig::default(), &pool).expect("first configure");
-    let again = Port::configure(&eal, 0, &PortConfig::default(), &pool);
+    let p0 = PortId::new(0);
+    assert_eq!(Port::id_by_name(&eal, "net_null0"), Some(p0));
+    assert!(Port::is_valid(&eal, p0) && !Port::is_valid(&eal, PortId::new(1)));
+    let port = Port::configure(&eal, p0, &PortConfig::default(), &pool).expect("first configure");
+    assert_eq!(port.id(), p0);
+    let again = Port::configure(&eal, p0, &PortConfig::default(), &pool);
     let err = again
         .err()
         .expect("a second handle to port 0 is refused")
         .to_string();
     assert!(err.contains("already configured"), "{err}");
     // One handle per queue.
-    let _q = port.rx_queue(0).expect("rx queue 0");
-    assert!(port.rx_queue(0).is_err(), "rx queue 0 handed out twice");
-    assert!(port.rx_queue(7).is_err(), "a queue that does not exist");
+    let q0 = QueueId::new(0);
+    let q = port.rx_queue(q0).expect("rx queue 0");
+    assert_eq!((q.port(), q.queue()), (p0, q0));
+    assert!(port.rx_queue(q0).is_err(), "rx queue 0 handed out twice");
+    let err = port
+        .rx_queue(QueueId::new(7))
+        .err()
+        .expect("a queue that does not exist");
+    assert!(
+        err.to_string()
+            .contains("port 0 has 1 rx queues, queue 7 requested"),
+        "{err}"
+    );
     // Fast free only when asked for (the copy stage and pktgen mix pools on one port).
     assert!(!port.tx_fast_free());
     // Closing a vdev port releases it: the id is gone with the handle.
     drop(port);
-    assert!(Port::configure(&eal, 0, &PortConfig::default(), &pool).is_err());
+    assert!(Port::configure(&eal, p0, &PortConfig::default(), &pool).is_err());
 
     // A dmadev is owned by one handle: the second would stop and close it under the first.
     let dev = DmaDev::open(&eal, "dma_skeleton0", 64).expect("open dma_skeleton0");
@@ -79,8 +93,11 @@ fn ownership_is_checked() {
     rcu.offline_unregister(1).expect("unregister");
 
     // Lcores: out of range, not enabled (-l 0), the main lcore, or twice.
+    assert_eq!(eal.main_lcore(), LcoreId::new(0));
+    assert!(eal.worker_lcores().is_empty());
     let job = || -> Box<dyn FnOnce() -> i32 + Send> { Box::new(|| 0) };
     for (lcore, why) in [(200, "out of range"), (1, "not enabled"), (0, "main lcore")] {
+        let lcore = LcoreId::new(lcore);
         let err = eal
             .run_on_lcores(vec![(lcore, job())], || ())
             .err()

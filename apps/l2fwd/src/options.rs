@@ -8,6 +8,7 @@ use apps_common::options::{in_range, AppOptions, InvalidOption};
 use clap::{CommandFactory, Parser};
 use dataplane::copy::CopyMode;
 use dataplane::ports::{parse_portmap, parse_portmask};
+use pmd::PortId;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -150,7 +151,7 @@ pub struct L2fwdOptions {
 pub struct Settings {
     pub portmask: u64,
     pub ports_per_lcore: Option<usize>,
-    pub portmap: Option<Vec<(u16, u16)>>,
+    pub portmap: Option<Vec<(PortId, PortId)>>,
     pub stats_period: u64,
     pub mac_updating: bool,
     pub duration: Option<Duration>,
@@ -472,7 +473,8 @@ mod tests {
         assert_eq!(o.grace_timeout, Duration::from_millis(5));
         let o = settings(&["-p", "0xf", "-q", "2", "--portmap", "(0,3)(1,2)"], "").unwrap();
         assert_eq!(o.ports_per_lcore, Some(2));
-        assert_eq!(o.portmap, Some(vec![(0, 3), (1, 2)]));
+        let p = PortId::new;
+        assert_eq!(o.portmap, Some(vec![(p(0), p(3)), (p(1), p(2))]));
         let e = settings(&["-p", "3", "-q", "0"], "")
             .unwrap_err()
             .to_string();

@@ -340,7 +340,7 @@ impl<'p> Ports<'p> {
     fn start<'e: 'p>(eal: &'p Eal, opts: &Settings, pool: &'p Mempool<'e>) -> Result<Self> {
         let cfg = PortConfig::default();
         let start = |id: u16| -> Result<Port<'p>> {
-            let mut p = Port::configure(eal, id, &cfg, pool)
+            let mut p = Port::configure(eal, pmd::PortId::new(id), &cfg, pool)
                 .with_context(|| format!("cannot configure port {id}"))?;
             p.start()?;
             Ok(p)
@@ -395,7 +395,7 @@ fn sides<'q, 'a>(
         .pps(opts.size.mean())
         .map(|pps| TokenBucket::new(pps, hz, MAX_BURST as u32, now));
     let tx = Tx {
-        txq: tx_port.tx_queue(0)?,
+        txq: tx_port.tx_queue(pmd::QueueId::new(0))?,
         pool: tx_pool,
         eth: EtherAddrs {
             dst: dst.0,
@@ -413,7 +413,7 @@ fn sides<'q, 'a>(
         pending: Burst::new(),
     };
     let rx = Rx {
-        rxq: rx_port.rx_queue(0)?,
+        rxq: rx_port.rx_queue(pmd::QueueId::new(0))?,
         analyzer: Analyzer::new(opts.flows as usize, hz),
         burst: Burst::new(),
         next_snapshot: now,
@@ -471,7 +471,7 @@ fn launch<'q, 'a>(
 /// through its slot; None: its lcore failed.
 fn on_two_lcores<'q, 'a>(
     eal: &Eal,
-    lcores: [u32; 2],
+    lcores: [pmd::LcoreId; 2],
     mut tx: Tx<'q, 'a>,
     mut rx: Rx<'q, 'a>,
     shared: &Shared,
@@ -507,7 +507,7 @@ fn on_two_lcores<'q, 'a>(
 /// Both sides in one loop ([`run_both`]) on worker lcore `lcore`, `monitor` on the main lcore.
 fn on_one_lcore<'q, 'a>(
     eal: &Eal,
-    lcore: u32,
+    lcore: pmd::LcoreId,
     tx: Tx<'q, 'a>,
     rx: Rx<'q, 'a>,
     shared: &Shared,

@@ -449,13 +449,13 @@ fn forwarding(
         .context("the forwarding level needs a worker lcore (-l 0-1)")?;
     let pool = Mempool::create(eal, "refbench_pool", 8192, 256, 2048 + 128, eal.socket_id())?;
     let cfg = PortConfig::default();
-    let mut p0 = Port::configure(eal, 0, &cfg, &pool)?;
-    let mut p1 = Port::configure(eal, 1, &cfg, &pool)?;
+    let mut p0 = Port::configure(eal, pmd::PortId::new(0), &cfg, &pool)?;
+    let mut p1 = Port::configure(eal, pmd::PortId::new(1), &cfg, &pool)?;
     p0.start()?;
     p1.start()?;
     let mac1 = p1.mac_addr()?;
-    let mut rx = p0.rx_queue(0)?;
-    let mut tx = p1.tx_queue(0)?;
+    let mut rx = p0.rx_queue(pmd::QueueId::new(0))?;
+    let mut tx = p1.tx_queue(pmd::QueueId::new(0))?;
     let mut out = vec![Vec::new(); schemes.len()];
     for _ in 0..rounds {
         for (i, s) in schemes.iter().enumerate() {
@@ -476,7 +476,7 @@ fn forwarding(
 /// One forwarding run of scheme `S`: returns (Mpps, replacements, violations).
 fn fwd_once<'p, S: Scheme>(
     eal: &Eal,
-    worker: u32,
+    worker: pmd::LcoreId,
     rx: &mut RxQueue<'_, 'p>,
     tx: &mut TxQueue<'_, 'p>,
     src: MacAddr,

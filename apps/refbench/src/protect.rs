@@ -323,7 +323,7 @@ impl Scheme for Qsbr {
     type Reader<'a> = QsbrReader<'a>;
     fn new(arena: Arc<Arena>, readers: usize) -> Self {
         let first = arena.make().expect("arena has room");
-        let lcores: Vec<u32> = (0..readers as u32).collect();
+        let lcores: Vec<pmd::LcoreId> = (0..readers as u32).map(pmd::LcoreId::new).collect();
         Qsbr {
             arena,
             domain: qsbr::Qsbr::new(&lcores, &vec![vec![qsbr::ChannelId::new(0, 0)]; readers]),
