@@ -104,11 +104,26 @@ pub fn usage_message(e: &clap::Error) -> Option<String> {
 }
 
 /// Splits a DPDK-style command line at the first `--`: the EAL arguments (program name first)
-/// and the application's (program name first too, for clap). Without a `--`, the EAL options
-/// found are the EAL's and the rest the application's ([`eal::take_eal_options`]), so that
-/// `APP --config FILE` and `APP --config FILE --file-prefix=x` work, with the EAL arguments
-/// taken from the file and changed by the command line's ([`eal::merge`]).
+/// and the application's (program name first too, for clap). Without a `--`, everything is the
+/// application's.
 pub fn split_args<I: IntoIterator<Item = OsString>>(args: I) -> (Vec<String>, Vec<OsString>) {
+    split(args, false)
+}
+
+/// As [`split_args`], but without a `--` the EAL options found are the EAL's and the rest the
+/// application's ([`eal::take_eal_options`]), so that `APP --config FILE --file-prefix=x` means
+/// `APP --file-prefix=x -- --config FILE`: for the apps whose options come with a config file
+/// ([`options::load`]).
+pub fn split_args_picking_eal<I: IntoIterator<Item = OsString>>(
+    args: I,
+) -> (Vec<String>, Vec<OsString>) {
+    split(args, true)
+}
+
+fn split<I: IntoIterator<Item = OsString>>(
+    args: I,
+    pick_eal: bool,
+) -> (Vec<String>, Vec<OsString>) {
     let mut it = args.into_iter();
     let prog = it.next().unwrap_or_else(|| "app".into());
     let rest: Vec<OsString> = it.collect();
@@ -123,14 +138,14 @@ pub fn split_args<I: IntoIterator<Item = OsString>>(args: I) -> (Vec<String>, Ve
                 .collect();
             (eal, app)
         }
-        // No `--`: the EAL options in it are the EAL's, the rest the app's.
-        None => {
+        None if pick_eal => {
             let all: Vec<String> = std::iter::once(prog_s)
                 .chain(rest.iter().map(|a| a.to_string_lossy().into_owned()))
                 .collect();
             let (eal, app) = eal::take_eal_options(all);
             (eal, app.into_iter().map(OsString::from).collect())
         }
+        None => (vec![prog_s], std::iter::once(prog).chain(rest).collect()),
     }
 }
 

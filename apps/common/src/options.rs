@@ -224,7 +224,7 @@ where
     O: AppOptions,
     I: IntoIterator<Item = OsString>,
 {
-    let (eal_cmdline, app_args) = crate::split_args(args);
+    let (eal_cmdline, app_args) = crate::split_args_picking_eal(args);
     let cli = CommandLine::<O>::parse_from(app_args).map_err(crate::usage_error)?;
     let file = match cli.options().config_path() {
         Some(p) => ConfigFile::load(p)?,
