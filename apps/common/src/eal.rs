@@ -179,7 +179,10 @@ fn options(args: &[String]) -> Vec<EalOption> {
 /// The EAL arguments of a run (program name first): the config file's `from_config` changed by
 /// the command line's `cmdline` (program name first) as the module docs say.
 pub fn merge(cmdline: &[String], from_config: &[String]) -> Vec<String> {
-    let (prog, given) = cmdline.split_first().expect("the program name");
+    let (prog, given) = match cmdline.split_first() {
+        Some((prog, given)) => (prog.clone(), given),
+        None => ("app".to_owned(), cmdline),
+    };
     let given = options(given);
     let mut merged: Vec<EalOption> = options(from_config)
         .into_iter()
@@ -192,7 +195,7 @@ pub fn merge(cmdline: &[String], from_config: &[String]) -> Vec<String> {
         })
         .collect();
     merged.extend(given);
-    std::iter::once(prog.clone())
+    std::iter::once(prog)
         .chain(merged.into_iter().flat_map(|o| o.args))
         .collect()
 }
@@ -224,6 +227,7 @@ mod tests {
     fn no_command_line_options_keep_the_file() {
         assert_eq!(merge(&v(&["app"]), &v(FILE))[1..], v(FILE)[..]);
         assert_eq!(merge(&v(&["app"]), &[]), ["app"]);
+        assert_eq!(merge(&[], &v(&["--no-huge"])), ["app", "--no-huge"]);
     }
 
     #[test]
