@@ -75,12 +75,19 @@ fn too_few_lcores_for_q_and_a_bad_portmap_are_refused() {
 
 #[test]
 fn version_and_help_with_defaults() {
-    let out = Command::new(BIN).arg("--version").output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        stdout(&out).trim(),
-        format!("l2fwd {}", env!("CARGO_PKG_VERSION"))
-    );
+    for (name, bin) in [
+        ("l2fwd", BIN.to_owned()),
+        ("pktgen", workspace_bin("pktgen")),
+        ("dpctl", workspace_bin("dpctl")),
+        ("refbench", workspace_bin("refbench")),
+    ] {
+        let out = Command::new(&bin).arg("--version").output().unwrap();
+        assert!(out.status.success(), "{name} --version");
+        assert_eq!(
+            stdout(&out).trim(),
+            format!("{name} {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let h = stdout(&out);

@@ -22,6 +22,7 @@ pub const MAX_FLOWS: u64 = u16::MAX as u64;
 #[derive(Parser, Deserialize, Debug, Default)]
 #[command(
     name = "pktgen",
+    version,
     about = "Load generator and analyzer on DPDK ports: pktgen [EAL options] -- [options]",
     after_help = "Exit status: 0 when every pass criterion holds, 2 when one fails (each \
                   printed on stderr after the summary), 1 on an error."

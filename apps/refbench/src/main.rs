@@ -78,6 +78,7 @@ const MAX_READERS: usize = 256;
 #[derive(Parser, Debug)]
 #[command(
     name = "refbench",
+    version,
     about = "Fast-path cost of hot-remove protection schemes: refbench [EAL options] -- [options]",
     after_help = "Exit status: 0 on success, 1 on an error (including a protected scheme that \
                   touched a retired channel)."
