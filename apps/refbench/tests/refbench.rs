@@ -174,3 +174,38 @@ fn usage_errors_and_outputs_are_one_line_at_once() {
         "{text}"
     );
 }
+
+/// `refbench ... | head -1`: a reader that goes away does not abort the run (no SIGPIPE death,
+/// no panic); it finishes and writes its report.
+#[test]
+fn a_closed_stdout_does_not_abort_the_run() {
+    let dir = std::env::temp_dir().join(format!("refbench-closed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("r.json");
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--",
+            "--readers",
+            "1",
+            "--duration",
+            "0.05",
+            "--rounds",
+            "1",
+        ])
+        .args(["--level", "micro", "--schemes", "none,qsbr", "--report"])
+        .arg(&report)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["results"].as_array().map(Vec::len), Some(2), "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
