@@ -28,7 +28,9 @@ use crate::fwd::{CopyWorker, Rule, Worker};
 use crate::ports::{
     assign_per_lcore, assign_to_workers, enabled_ports, pair_ports, portmap_pairs, PortMaskError,
 };
-use crate::report::{CopyReport, DmaChannelReport, HotRemoveReport, L2fwdReport, PortReport};
+use crate::report::{
+    CopyReport, DmaChannelReport, HotRemoveReport, L2fwdReport, LcoreReport, PortReport,
+};
 use crate::shared::Shared;
 use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
 use crate::tuner::AutoTuner;
@@ -142,6 +144,8 @@ pub struct StatsSnapshot {
     /// Since the run started.
     pub at: Duration,
     pub ports: Vec<PortSummary>,
+    /// Each forwarding lcore's counters.
+    pub lcores: Vec<LcoreReport>,
     /// Each worker's copy counters (empty without a copy stage).
     pub copies: Vec<CopyReport>,
     /// The DMA channels (empty without a copy stage).
@@ -288,6 +292,7 @@ impl<'e> Engine<'e> {
         let ctx = ControlLoop {
             cfg: &cfg,
             ports: &ports,
+            lcores: &forwarding_lcores,
             stats: &stats,
             quit,
             started,
@@ -313,6 +318,7 @@ impl<'e> Engine<'e> {
         let mut report = build_report(&totals, &stats, done.mbufs_in_use, elapsed.as_secs_f64());
         report.dma_channels = done.dma_channels;
         report.hot_removes = hot_removes;
+        report.lcores = lcore_reports(&forwarding_lcores, &stats);
         match done.port_errors.into_iter().next() {
             Some((port, source)) => Err(EngineError::Port {
                 what: "stop",
@@ -569,6 +575,8 @@ impl Requests {
 struct ControlLoop<'a, 'p> {
     cfg: &'a EngineConfig,
     ports: &'a [Port<'p>],
+    /// The forwarding lcores, in the order of `stats`.
+    lcores: &'a [LcoreId],
     stats: &'a [LcoreStats],
     quit: &'a AtomicBool,
     started: Instant,
@@ -618,6 +626,7 @@ impl ControlLoop<'_, '_> {
         StatsSnapshot {
             at,
             ports: summarise(self.ports, self.stats),
+            lcores: lcore_reports(self.lcores, self.stats),
             copies: if with_copies {
                 self.stats.iter().map(copy_report).collect()
             } else {
@@ -637,6 +646,7 @@ impl ControlLoop<'_, '_> {
         let mut r = build_report(&totals, self.stats, 0, self.started.elapsed().as_secs_f64());
         r.dma_channels = control.channel_reports();
         r.hot_removes = control.hot_removes.clone();
+        r.lcores = lcore_reports(self.lcores, self.stats);
         r
     }
 }
@@ -742,6 +752,30 @@ fn copy_report(l: &LcoreStats) -> CopyReport {
         dma_errors: l.copies.dma_errors.get(),
         recopied: l.copies.recopied.get(),
     }
+}
+
+/// Each forwarding lcore's own counters, summed over its ports.
+pub fn lcore_reports(lcores: &[LcoreId], stats: &[LcoreStats]) -> Vec<LcoreReport> {
+    lcores
+        .iter()
+        .zip(stats)
+        .map(|(&lcore, l)| {
+            let (mut rx, mut tx, mut dropped) = (0, 0, 0);
+            for p in &l.ports {
+                rx += p.rx.get();
+                tx += p.tx.get();
+                dropped += p.dropped.iter().map(|d| d.get()).sum::<u64>();
+            }
+            LcoreReport {
+                lcore: lcore.get(),
+                rx_packets: rx,
+                tx_packets: tx,
+                dropped,
+                copies_cpu: l.copies.cpu.get(),
+                copies_dma: l.copies.dma.get(),
+            }
+        })
+        .collect()
 }
 
 /// Every port's identity and counters summed over the lcores, now.

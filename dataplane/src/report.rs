@@ -117,6 +117,18 @@ pub struct PortReport {
     pub rx_nombuf: u64,
 }
 
+/// What one forwarding lcore did (its own counters, summed over the ports it polls).
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LcoreReport {
+    pub lcore: u32,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub dropped: u64,
+    /// Copies made by the CPU and by DMA (0 without a copy stage).
+    pub copies_cpu: u64,
+    pub copies_dma: u64,
+}
+
 /// The l2fwd report.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct L2fwdReport {
@@ -131,6 +143,9 @@ pub struct L2fwdReport {
     pub dma_channels: Vec<DmaChannelReport>,
     pub hot_removes: Vec<HotRemoveReport>,
     pub ports: Vec<PortReport>,
+    /// Each forwarding lcore's share, in lcore order.
+    #[serde(default)]
+    pub lcores: Vec<LcoreReport>,
     pub mbufs_in_use_at_exit: u64,
     pub elapsed_s: f64,
 }

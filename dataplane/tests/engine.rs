@@ -111,6 +111,15 @@ fn a_dma_run_forwards_shuts_down_clean_and_reports_in_order() {
     assert_eq!(report.in_flight, 0);
     assert_eq!(report.mbufs_in_use_at_exit, 0, "{report:?}");
     assert_eq!(report.ports.len(), 2);
+    // One forwarding lcore (lcore 1): its own counters are the whole run's.
+    assert_eq!(report.lcores.len(), 1, "{report:?}");
+    let l = &report.lcores[0];
+    assert_eq!(l.lcore, 1);
+    assert_eq!(
+        (l.rx_packets, l.tx_packets),
+        (report.rx_packets, report.tx_packets)
+    );
+    assert_eq!(l.copies_dma, report.copies.dma);
     assert!(report.copies.dma > 0, "{report:?}");
     assert_eq!(
         report.copies.cpu + report.copies.dma,

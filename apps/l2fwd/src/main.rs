@@ -176,6 +176,12 @@ impl Console {
             }
             *prev = p.clone();
         }
+        for l in &s.lcores {
+            out.push_str(&format!(
+                "Lcore {:>2}: rx {:>14}  tx {:>14}  dropped {:>10}\n",
+                l.lcore, l.rx_packets, l.tx_packets, l.dropped
+            ));
+        }
         for (i, c) in s.copies.iter().enumerate() {
             out.push_str(&format!(
                 "Worker {i} copies: cpu {:>14}  dma {:>14}  dma_errors {:>8}  recopied {:>8}\n",
@@ -221,6 +227,15 @@ impl Console {
                     rx_nombuf: p.rx_nombuf,
                     ..Default::default()
                 })
+            );
+        }
+        for l in &r.lcores {
+            outln!(
+                "Lcore {:>2}: rx {:>14}  tx {:>14}  dropped {:>10}",
+                l.lcore,
+                l.rx_packets,
+                l.tx_packets,
+                l.dropped
             );
         }
         outln!("Total packets sent:     {:>14}", r.tx_packets);

@@ -26,6 +26,8 @@ fn stdout(o: &std::process::Output) -> String {
 
 #[test]
 fn portmap_and_ports_per_lcore_place_the_ports_as_dpdk_does() {
+    let dir = scratch("portmap");
+    let report = dir.join("r.json");
     let out = run_app(
         BIN,
         &four_ports_two_workers(),
@@ -40,9 +42,21 @@ fn portmap_and_ports_per_lcore_place_the_ports_as_dpdk_does() {
             "0",
             "--duration",
             "0.3",
+            "--report",
+            report.to_str().unwrap(),
         ],
     );
     assert_success("l2fwd -q 2 --portmap", &out);
+    // Both workers carried traffic, and their shares add up to the run's.
+    let r: dataplane::report::L2fwdReport =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let lcores: Vec<u32> = r.lcores.iter().map(|l| l.lcore).collect();
+    assert_eq!(lcores, [1, 2], "{r:?}");
+    assert!(r.lcores.iter().all(|l| l.rx_packets > 0), "{r:?}");
+    assert_eq!(
+        r.lcores.iter().map(|l| l.tx_packets).sum::<u64>(),
+        r.tx_packets
+    );
     let s = stdout(&out);
     assert!(
         s.contains("Lcore 1: RX port 0 -> TX port 3, RX port 1 -> TX port 2\n"),
