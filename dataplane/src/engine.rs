@@ -392,6 +392,11 @@ fn open_dma_devices<'e>(eal: &'e Eal, cfg: &EngineConfig) -> Result<Vec<DmaDev<'
         .collect()
 }
 
+/// `EngineError::Port` for step `what` of `port`, as a `map_err` argument.
+fn port_err(what: &'static str, port: PortId) -> impl FnOnce(pmd::Error) -> EngineError {
+    move |source| EngineError::Port { what, port, source }
+}
+
 /// Configures and starts each enabled port.
 fn start_ports<'e, 'p>(
     eal: &'e Eal,
@@ -400,7 +405,6 @@ fn start_ports<'e, 'p>(
     pool: &'p Mempool<'e>,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<Port<'p>>, EngineError> {
-    let port_err = |what, port| move |source| EngineError::Port { what, port, source };
     let mut ports = Vec::with_capacity(enabled.len());
     for &id in enabled {
         let mut port =
@@ -430,7 +434,6 @@ fn worker_job<'a, 'p>(
     shared: &'a Shared<'_, 'p>,
     i: usize,
 ) -> Result<WorkerJob<'a>, EngineError> {
-    let port_err = |what, port| move |source| EngineError::Port { what, port, source };
     let port_by_id = |id: PortId| ports.iter().find(|p| p.id() == id).expect("enabled port");
     // Each port has one RX and one TX queue (`PortConfig::default`, see `Engine::new`).
     let queue = QueueId::new(0);

@@ -32,6 +32,14 @@ pub fn eal_base() -> Vec<String> {
     ]
 }
 
+/// The `--file-prefix` of EAL arguments such as [`eal_base`]'s.
+pub fn file_prefix(eal: &[String]) -> String {
+    eal.iter()
+        .find_map(|a| a.strip_prefix("--file-prefix="))
+        .expect("the EAL arguments name a --file-prefix")
+        .to_owned()
+}
+
 /// `count` Ethernet frames of random length in `min..=max` and random bytes, with a valid-looking
 /// Ethernet header, deterministic per `seed`.
 pub fn random_frames(seed: u64, count: usize, min: usize, max: usize) -> Vec<Vec<u8>> {

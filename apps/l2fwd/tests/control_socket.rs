@@ -13,11 +13,7 @@ static DPCTL: LazyLock<String> = LazyLock::new(|| workspace_bin("dpctl"));
 #[test]
 fn dpctl_finds_l2fwd_by_its_file_prefix() {
     let mut eal = eal_base();
-    let prefix = eal
-        .iter()
-        .find_map(|a| a.strip_prefix("--file-prefix="))
-        .expect("eal_base names a prefix")
-        .to_owned();
+    let prefix = file_prefix(&eal);
     eal.push("--vdev=net_null0".into());
     eal.push("--vdev=net_null1".into());
     let mut l2fwd = Command::new(L2FWD)

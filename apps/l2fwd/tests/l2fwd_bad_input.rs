@@ -328,11 +328,7 @@ fn no_hugepages_says_how_to_fix_it() {
 #[test]
 fn a_file_prefix_in_use_is_named() {
     let eal = null_pair();
-    let prefix = eal
-        .iter()
-        .find_map(|a| a.strip_prefix("--file-prefix="))
-        .expect("eal_base names a prefix")
-        .to_owned();
+    let prefix = file_prefix(&eal);
     let sock = scratch("prefix-in-use").join("ctl.sock");
     let mut first = Command::new(BIN)
         .args(&eal)
