@@ -56,7 +56,7 @@ fn main() {
         .clang_args(&clang_args)
         .allowlist_function("shim_.*")
         .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|mp_wait_lcore|get_configuration|get_runtime_dir|iova_mode)")
-        .allowlist_function("rte_(strerror|socket_id|lcore_count|get_main_lcore|get_next_lcore|lcore_to_socket_id|get_tsc_hz|thread_register|thread_unregister|delay_us_block|lcore_is_enabled)")
+        .allowlist_function("rte_(strerror|socket_id|lcore_count|get_main_lcore|get_next_lcore|lcore_to_socket_id|get_tsc_hz|thread_register|thread_unregister|delay_us_block|lcore_is_enabled|ctrl_thread_create)")
         .allowlist_function("rte_eth_.*")
         .allowlist_function("rte_pktmbuf_(pool_create|free_bulk)")
         .allowlist_function("rte_mempool_(free|lookup)")

@@ -109,6 +109,34 @@ impl Eal {
         out
     }
 
+    /// Every lcore given by `-l`/`-c`/`--lcores`, the main lcore included, in id order (the
+    /// order of DPDK's `RTE_LCORE_FOREACH`).
+    pub fn lcores(&self) -> Vec<LcoreId> {
+        let mut out = Vec::new();
+        // SAFETY: rte_get_next_lcore only reads the EAL's lcore configuration.
+        let mut i = unsafe { dpdk_sys::rte_get_next_lcore(u32::MAX, 0, 0) };
+        while i < dpdk_sys::RTE_MAX_LCORE {
+            out.push(LcoreId::new(i));
+            // SAFETY: as above.
+            i = unsafe { dpdk_sys::rte_get_next_lcore(i, 0, 0) };
+        }
+        out
+    }
+
+    /// NUMA socket of `lcore` (0 where the EAL does not know it).
+    pub fn lcore_socket(&self, lcore: LcoreId) -> u32 {
+        if lcore.get() >= dpdk_sys::RTE_MAX_LCORE {
+            return 0;
+        }
+        // SAFETY: lcore < RTE_MAX_LCORE (checked above); reads the EAL's configuration.
+        let s = unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore.get()) };
+        if s == u32::MAX {
+            0
+        } else {
+            s
+        }
+    }
+
     /// The EAL's runtime directory (`/var/run/dpdk/<file-prefix>` for root), where DPDK
     /// keeps its sockets: the natural home of an application's control socket.
     pub fn runtime_dir(&self) -> std::path::PathBuf {
@@ -204,6 +232,80 @@ impl Eal {
             .collect();
         Ok((value, codes))
     }
+}
+
+impl Eal {
+    /// Runs `ctrl` on a DPDK control thread named `name` while `here` runs on the calling
+    /// thread, and returns both values once both have finished, like a `std::thread::scope`
+    /// of one thread: `ctrl` may borrow from the caller because this function does not return
+    /// (or unwind) before the thread has been joined.
+    ///
+    /// A control thread (`rte_ctrl_thread_create`) is not an lcore: DPDK places it on the CPUs
+    /// the EAL was not given for lcores (or the main lcore's when every CPU is an lcore), which
+    /// is where the application's housekeeping belongs while every lcore polls. `ctrl` must
+    /// not need an lcore id (no per-lcore mempool cache: puts and gets go to the ring).
+    ///
+    /// If `here` panics, this still waits for `ctrl`, which therefore needs its own way to
+    /// end (a flag `here` does not own, a duration).
+    pub fn with_ctrl_thread<C, T, H, U>(&self, name: &str, ctrl: C, here: H) -> Result<(T, U)>
+    where
+        C: FnOnce() -> T + Send,
+        T: Send,
+        H: FnOnce() -> U,
+    {
+        /// Joins the thread in every exit path, unwinding included.
+        struct Join(libc::pthread_t);
+        impl Drop for Join {
+            fn drop(&mut self) {
+                // SAFETY: the thread was created by rte_ctrl_thread_create, is joinable (the
+                // default attributes) and is joined exactly once, here.
+                unsafe { libc::pthread_join(self.0, std::ptr::null_mut()) };
+            }
+        }
+        let name = cstr(name)?;
+        let mut slot: Option<T> = None;
+        let slot_ref = &mut slot;
+        let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || *slot_ref = Some(ctrl()));
+        let arg = Box::into_raw(Box::new(job)) as *mut c_void;
+        let mut thread: dpdk_sys::pthread_t = 0;
+        // SAFETY: `name` is NUL-terminated; NULL attributes are the defaults (joinable);
+        // `ctrl_trampoline` takes back ownership of `arg` exactly once. The job borrows the
+        // caller's data and `slot`: the `Join` guard below joins the thread before this frame
+        // (and those borrows) can end.
+        let ret = unsafe {
+            dpdk_sys::rte_ctrl_thread_create(
+                &mut thread,
+                name.as_ptr(),
+                std::ptr::null(),
+                Some(ctrl_trampoline),
+                arg,
+            )
+        };
+        if ret != 0 {
+            // SAFETY: the thread was not created, so `arg` was never handed over: still ours.
+            drop(unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>) });
+            return check("rte_ctrl_thread_create", ret.min(-1)).map(|_| unreachable!());
+        }
+        let joined = Join(thread as libc::pthread_t);
+        let here = here();
+        drop(joined);
+        match slot {
+            Some(t) => Ok((t, here)),
+            // The job panicked (caught in the trampoline): report it rather than unwind.
+            None => Err(Error::Invalid(format!(
+                "control thread {} panicked",
+                name.to_string_lossy()
+            ))),
+        }
+    }
+}
+
+unsafe extern "C" fn ctrl_trampoline(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: `arg` came from Box::into_raw in with_ctrl_thread and is consumed only here.
+    let job = unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>) };
+    // A panic must not unwind into DPDK's C frames.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    std::ptr::null_mut()
 }
 
 /// What to tell the user when `rte_eal_init` fails with `code` (a negative errno). Without

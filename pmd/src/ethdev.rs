@@ -100,6 +100,26 @@ pub struct LinkStatus {
     pub full_duplex: bool,
 }
 
+/// What a device reports about itself (`rte_eth_dev_info_get`), before it is configured: the
+/// limits a port configuration must fit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    /// The device name (for example `net_null0`).
+    pub name: String,
+    /// The driver (for example `net_null`).
+    pub driver: String,
+    /// Most RX / TX queues the device has (capped at the most a [`Port`] hands out,
+    /// [`Port::MAX_QUEUES`]).
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    /// Hash functions RSS can spread packets over queues by (`flow_type_rss_offloads`); 0:
+    /// the device has no RSS (a software device may still spread by its own rule: net_pcap
+    /// by input file, net_af_packet by its fanout).
+    pub rss_offloads: u64,
+    /// The NUMA socket the device is attached to (0 where unknown).
+    pub socket: u32,
+}
+
 /// A configured ethdev port, owned by this handle alone (one per port id per process). Closed
 /// when dropped (so that, for example, net_pcap flushes its output file).
 ///
@@ -131,6 +151,39 @@ unsafe impl Sync for Port<'_> {}
 const MAX_QUEUES: u16 = 32;
 
 impl<'p> Port<'p> {
+    /// Most queues per direction a port hands out handles for.
+    pub const MAX_QUEUES: u16 = MAX_QUEUES;
+
+    /// What device `id` reports about itself, whether or not it is configured.
+    pub fn info(_eal: &Eal, id: PortId) -> Result<PortInfo> {
+        if !Self::is_valid(_eal, id) {
+            return Err(Error::Invalid(format!("port {id} does not exist")));
+        }
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: id is a valid port; info is a properly sized out-parameter.
+        check("rte_eth_dev_info_get", unsafe {
+            dpdk_sys::rte_eth_dev_info_get(id.get(), &mut info)
+        })?;
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: on success driver_name points to the driver's NUL-terminated static name.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: id is a valid port.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id.get()) };
+        Ok(PortInfo {
+            name: port_name(id),
+            driver,
+            max_rx_queues: info.max_rx_queues.min(MAX_QUEUES),
+            max_tx_queues: info.max_tx_queues.min(MAX_QUEUES),
+            rss_offloads: info.flow_type_rss_offloads,
+            socket: u32::try_from(socket).unwrap_or(0),
+        })
+    }
+
     /// Number of ports the EAL found (vdevs and probed devices).
     pub fn count(_eal: &Eal) -> u16 {
         // SAFETY: no preconditions after init.
@@ -199,6 +252,15 @@ impl<'p> Port<'p> {
         }
         let _ = eal;
         let mut conf = dpdk_sys::rte_eth_conf::default();
+        // Several RX queues: spread flows over them by RSS on IP/UDP/TCP where the device
+        // hashes (a flow's packets then stay on one queue, so per-queue order is per-flow
+        // order). Devices without RSS spread by their own rule (see `PortInfo::rss_offloads`).
+        let rss_hf = dpdk_sys::SHIM_ETH_RSS_IP_UDP_TCP & info.flow_type_rss_offloads;
+        if cfg.rx_queues > 1 && rss_hf != 0 {
+            conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = std::ptr::null_mut();
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        }
         // Free mbufs on TX completion without reference counting, as DPDK l2fwd does, where
         // asked for and the device supports it; tx_burst then holds the port to one pool.
         let fast_free = dpdk_sys::SHIM_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
@@ -243,17 +305,7 @@ impl<'p> Port<'p> {
             // SAFETY: valid port.
             let _ = unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
         }
-        let mut buf = [0 as std::ffi::c_char; 64];
-        // SAFETY: buf is larger than RTE_ETH_NAME_MAX_LEN (64 with the NUL)... the call
-        // writes at most RTE_ETH_NAME_MAX_LEN bytes including the terminator.
-        let name = if unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) } == 0 {
-            // SAFETY: on success buf holds a NUL-terminated string.
-            unsafe { CStr::from_ptr(buf.as_ptr()) }
-                .to_string_lossy()
-                .into_owned()
-        } else {
-            format!("port{id}")
-        };
+        let name = port_name(port);
         Ok(Port {
             id: port,
             name,
@@ -512,5 +564,20 @@ impl<'p> TxQueue<'_, 'p> {
         } as usize;
         burst.consume_front(n);
         n
+    }
+}
+
+/// The device name of port `id` (`port<N>` if DPDK has none).
+fn port_name(id: PortId) -> String {
+    let mut buf = [0 as std::ffi::c_char; 64];
+    // SAFETY: buf has room for RTE_ETH_NAME_MAX_LEN (64) bytes, the most the call writes,
+    // terminator included; an invalid id is an error return, not undefined behaviour.
+    if unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id.get(), buf.as_mut_ptr()) } == 0 {
+        // SAFETY: on success buf holds a NUL-terminated string.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    } else {
+        format!("port{id}")
     }
 }

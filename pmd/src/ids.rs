@@ -92,6 +92,11 @@ id_type!(
     "lcore"
 );
 
+impl LcoreId {
+    /// One more than the highest lcore id DPDK allows (`RTE_MAX_LCORE`).
+    pub const LIMIT: u32 = dpdk_sys::RTE_MAX_LCORE;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

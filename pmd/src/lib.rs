@@ -54,7 +54,7 @@ pub use devevent::{DevEvent, DevEventMonitor};
 pub use dmadev::{bus_device_of, DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats};
 pub use eal::{hotplug_add, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};
-pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
 pub use ids::{LcoreId, PortId, QueueId};
 pub use mbuf::{FreeBatch, Mbuf, Mempool};
 pub use rcu::RcuQsbr;

@@ -31,6 +31,8 @@
 #define SHIM_DMA_CAPA_OPS_COPY (1ULL << 32)
 #define SHIM_MBUF_F_EXTERNAL (1ULL << 61)
 #define SHIM_MBUF_F_INDIRECT (1ULL << 62)
+/* RSS on IP, UDP and TCP: RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP */
+#define SHIM_ETH_RSS_IP_UDP_TCP ((1ULL << 2) | (1ULL << 3) | (1ULL << 4) | (1ULL << 5) | (1ULL << 7) | (1ULL << 8) | (1ULL << 9) | (1ULL << 10) | (1ULL << 11) | (1ULL << 13) | (1ULL << 15) | (1ULL << 16) | (1ULL << 17))
 
 /* rte_errno is a per-lcore (TLS) variable: read it through a function. */
 int shim_rte_errno(void);
