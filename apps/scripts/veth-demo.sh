@@ -6,6 +6,7 @@
 #   apps/scripts/veth-demo.sh [--dut l2fwd|testpmd] [--count N] [--rate RATE] [--size S]
 #                             [--flows N] [--report FILE.json] [--pktgen-args "ARGS"]
 #                             [--dut-args "ARGS"] [--dut-eal "EAL ARGS"] [--dut-report FILE.json]
+#                             [--dut-lcores LIST] [--dut-qpairs N]
 #                             [--control SOCKET] [--drill "SHELL SNIPPET"]
 #
 # A drill runs in the background while pktgen sends, with $DPCTL set to dpctl on the l2fwd's
@@ -37,6 +38,10 @@ Options:
   --dut-args "ARGS"       extra l2fwd options (after its --)
   --dut-eal "EAL ARGS"    extra EAL options for the device under test
   --dut-report FILE.json  l2fwd's report
+  --dut-lcores LIST       l2fwd's -l (default 1: one forwarding lcore on CPU 1, its control
+                          thread and pktgen's worker on CPU 0); every lcore listed forwards
+  --dut-qpairs N          queue pairs of the forwarder's net_af_packet port (default 1); the
+                          kernel spreads flows over them, and l2fwd deals them to its lcores
   --control SOCKET        l2fwd's control socket
   --drill "SNIPPET"       shell run in the background while pktgen sends, with $DPCTL set to
                           dpctl on l2fwd's socket, e.g. 'sleep 1; $DPCTL dma remove dma_skeleton0'
@@ -49,9 +54,10 @@ EOF
 }
 
 dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" pktgen_args="" dut_args="" dut_eal="" dut_report="" control="" drill=""
+dut_lcores=1 dut_qpairs=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --dut|--count|--rate|--size|--flows|--report|--pktgen-args|--dut-args|--dut-eal|--dut-report|--control|--drill)
+        --dut|--count|--rate|--size|--flows|--report|--pktgen-args|--dut-args|--dut-eal|--dut-report|--dut-lcores|--dut-qpairs|--control|--drill)
             [ $# -ge 2 ] || { echo "veth-demo: $1 needs a value" >&2; exit 2; } ;;
     esac
     case "$1" in
@@ -65,6 +71,8 @@ while [ $# -gt 0 ]; do
         --dut-args) dut_args=$2; shift 2 ;;
         --dut-eal) dut_eal=$2; shift 2 ;;
         --dut-report) dut_report=$2; shift 2 ;;
+        --dut-lcores) dut_lcores=$2; shift 2 ;;
+        --dut-qpairs) dut_qpairs=$2; shift 2 ;;
         --control) control=$2; shift 2 ;;
         --drill) drill=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -106,13 +114,14 @@ ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 || true
 eal_common=(--no-huge --no-pci -m 512 --log-level=warning)
 case "$dut" in
     l2fwd)
-        # Worker on CPU 1; port 0 alone forwards to itself (l2fwd's odd-port rule).
+        # Forwarding on --dut-lcores (default CPU 1); port 0 alone forwards to itself (l2fwd's
+        # odd-port rule).
         # shellcheck disable=SC2086
         extra=(--control "$control")
         [ -n "$dut_report" ] && extra+=(--report "$dut_report")
         # shellcheck disable=SC2086
-        ip netns exec "$ns" "$L2FWD" -l 0-1 "${eal_common[@]}" --file-prefix="$ns-dut" \
-            --vdev=net_af_packet0,iface=dut0,framecnt=4096 $dut_eal -- -p 0x1 -T 0 "${extra[@]}" $dut_args \
+        ip netns exec "$ns" "$L2FWD" -l "$dut_lcores" "${eal_common[@]}" --file-prefix="$ns-dut" \
+            --vdev=net_af_packet0,iface=dut0,framecnt=4096,qpairs="$dut_qpairs" $dut_eal -- -p 0x1 -T 0 "${extra[@]}" $dut_args \
             > "$work/dut.log" 2>&1 &
         ready="Lcore "
         ;;
@@ -120,7 +129,7 @@ case "$dut" in
         command -v dpdk-testpmd >/dev/null || { echo "veth-demo: dpdk-testpmd not found (apt-get install dpdk-dev)" >&2; exit 1; }
         # shellcheck disable=SC2086
         ip netns exec "$ns" dpdk-testpmd -l 0-1 "${eal_common[@]}" --file-prefix="$ns-dut" \
-            --vdev=net_af_packet0,iface=dut0,framecnt=4096 -- --forward-mode=io --port-topology=loop \
+            --vdev=net_af_packet0,iface=dut0,framecnt=4096,qpairs="$dut_qpairs" -- --forward-mode=io --port-topology=loop \
             --auto-start --stats-period 5 --total-num-mbufs=8192 $dut_args < /dev/null > "$work/dut.log" 2>&1 &
         ready="forwards packets on"
         ;;

@@ -4,14 +4,17 @@
 //! the ports, `--dma` against `--copy`), opens the DMA devices and creates the one mbuf pool.
 //! [`Engine::run`] then
 //!
-//! 1. configures and starts every enabled port (one RX and one TX queue each, all fed by the one
-//!    pool, so TX may free with `MBUF_FAST_FREE` where the device has it, as l2fwd does);
-//! 2. pairs the ports (first<->second, ...), deals the pairs to the forwarding lcores (the EAL's
-//!    worker lcores, or the main lcore alone when there are none) and the DMA channels to their
-//!    workers through the shared control state ([`Shared`]);
-//! 3. opens the control socket and the device-event monitor, launches one worker per lcore and
-//!    runs the control loop on the main lcore (requests, device events, stalled channels,
-//!    periodic stats, `duration`) until `quit` is set;
+//! 1. configures and starts every enabled port with the RX and TX queues of the queue plan
+//!    ([`crate::placement`]: RSS over several RX queues where asked, a TX queue per lcore that
+//!    transmits on the port), all fed by the one pool, so TX may free with `MBUF_FAST_FREE`
+//!    where the device has it, as l2fwd does;
+//! 2. deals the RX queues to every lcore of the EAL, the main lcore included (each sends on
+//!    TX queues of its own), and the DMA channels to those workers through the shared control
+//!    state ([`Shared`]);
+//! 3. opens the control socket and the device-event monitor, launches one worker per lcore
+//!    with work (the main lcore's on this thread) and runs the control loop on a DPDK control
+//!    thread, which is not an lcore and sleeps when idle (requests, device events, stalled
+//!    channels, periodic stats, `duration`) until `quit` is set;
 //! 4. shuts down in an order that frees nothing a device might still write ([`shut_down`]):
 //!    the workers have stopped and gone offline (the launch returns only once every worker has
 //!    returned), then no more requests (socket and event monitor closed), then every DMA
@@ -25,9 +28,8 @@ use crate::copy::{CopyMode, CopyStage, STREAM_SLOTS};
 use crate::ctlsock::{CtlServer, Envelope};
 use crate::dma::AttachedChannel;
 use crate::fwd::{CopyWorker, Rule, Worker};
-use crate::ports::{
-    assign_per_lcore, assign_to_workers, enabled_ports, pair_ports, portmap_pairs, PortMaskError,
-};
+use crate::placement::{place, PortLimits, QueueOptions, QueueRule};
+use crate::ports::{enabled_ports, pair_ports, portmap_pairs, PortMaskError};
 use crate::report::{
     CopyReport, DmaChannelReport, HotRemoveReport, L2fwdReport, LcoreReport, PortReport,
 };
@@ -36,7 +38,7 @@ use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
 use crate::tuner::AutoTuner;
 use pmd::{
     DevEvent, DevEventMonitor, DmaDev, Eal, LcoreId, LinkStatus, MacAddr, Mempool, Port,
-    PortConfig, PortId, PortStats, QueueId, MAX_BURST,
+    PortConfig, PortId, PortStats, QueueId, TxQueue, MAX_BURST,
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,9 +56,16 @@ pub struct EngineConfig {
     /// Port pairs that forward to each other (DPDK l2fwd's `--portmap`); None: consecutive
     /// enabled ports pair up.
     pub portmap: Option<Vec<(PortId, PortId)>>,
-    /// RX ports each forwarding lcore takes in turn (DPDK l2fwd's `-q`); None: the ports are
-    /// dealt to every forwarding lcore round-robin.
+    /// RX queues each lcore takes in turn (DPDK l2fwd's `-q`, which with one queue per port
+    /// counts ports); None: the queues are dealt to every lcore round-robin.
     pub ports_per_lcore: Option<usize>,
+    /// RX queues per port (testpmd's `--rxq`); None: enough for every lcore to get work,
+    /// within what each device has.
+    pub rxq: Option<u16>,
+    /// TX queues per port (`--txq`); None: one per lcore transmitting on the port.
+    pub txq: Option<u16>,
+    /// Exactly which lcore polls which RX queue: `(port, queue, lcore)` (l3fwd's `--config`).
+    pub queue_map: Option<Vec<(PortId, QueueId, LcoreId)>>,
     /// Rewrite source and destination MACs as l2fwd does.
     pub mac_updating: bool,
     /// Copy every packet into a fresh mbuf, and how.
@@ -83,7 +92,7 @@ pub struct EngineConfig {
 /// Why a run could not start, or could not finish cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The port map or the ports per lcore do not fit the enabled ports and lcores.
+    /// The port map, the queues or their placement do not fit the ports and lcores.
     #[error(transparent)]
     Ports(#[from] PortMaskError),
     /// The port mask names ports that do not exist; `hint` says why they may be missing.
@@ -155,20 +164,24 @@ pub struct StatsSnapshot {
 /// What happens during a run, for the app to print.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// A port is configured and started.
+    /// A port is configured (with these RX and TX queues) and started.
     PortStarted {
         port: PortId,
         name: &'a str,
         mac: MacAddr,
         link: LinkStatus,
+        rx_queues: u16,
+        tx_queues: u16,
     },
-    /// What a forwarding lcore polls: `(rx port, tx port)` pairs, and the DMA devices (ids)
-    /// it starts with.
+    /// What a forwarding lcore polls (its RX queues, and the TX queue each sends on), and the
+    /// DMA devices (ids) it starts with.
     LcorePlan {
         lcore: LcoreId,
-        rules: &'a [(PortId, PortId)],
+        rules: &'a [QueueRule],
         dma_devs: &'a [i16],
     },
+    /// An lcore of the EAL that was left no RX queue: it is not launched.
+    LcoreIdle { lcore: LcoreId },
     /// The control socket is listening here.
     ControlSocket(&'a Path),
     /// No device-event monitor (hot-remove by the control socket only).
@@ -189,13 +202,11 @@ pub enum Event<'a> {
 pub struct Engine<'e> {
     eal: &'e Eal,
     cfg: EngineConfig,
-    enabled: Vec<PortId>,
-    /// The lcores that forward: the EAL's workers, or the main lcore alone.
-    forwarding_lcores: Vec<LcoreId>,
-    /// Each forwarding lcore's `(rx port, tx port)` pairs.
-    plan: Vec<Vec<(PortId, PortId)>>,
+    /// Every lcore of the EAL with the queues it polls (empty: nothing to do).
+    plan: Vec<(LcoreId, Vec<QueueRule>)>,
     dma_devs: Vec<DmaDev<'e>>,
-    port_cfg: PortConfig,
+    /// Each enabled port and its configuration.
+    ports: Vec<(PortId, PortConfig)>,
     pool: Mempool<'e>,
 }
 
@@ -209,26 +220,43 @@ impl<'e> Engine<'e> {
                 cause,
                 hint: missing_ports_hint(eal, nb_ports),
             })?;
-        let worker_lcores = eal.worker_lcores();
-        let forwarding_lcores = if worker_lcores.is_empty() {
-            vec![eal.main_lcore()]
-        } else {
-            worker_lcores
-        };
         let pairs = match &cfg.portmap {
             Some(map) => portmap_pairs(map, &enabled)?,
             None => pair_ports(&enabled),
         };
-        let plan = match cfg.ports_per_lcore {
-            Some(q) => assign_per_lcore(&pairs, forwarding_lcores.len(), q)?,
-            None => assign_to_workers(&pairs, forwarding_lcores.len()),
+        let mut limits = Vec::with_capacity(pairs.len());
+        for &(p, _) in &pairs {
+            let info = Port::info(eal, p).map_err(port_err("query", p))?;
+            limits.push(PortLimits {
+                port: p,
+                name: info.name,
+                max_rx_queues: info.max_rx_queues,
+                max_tx_queues: info.max_tx_queues,
+            });
+        }
+        let opts = QueueOptions {
+            rxq: cfg.rxq,
+            txq: cfg.txq,
+            per_lcore: cfg.ports_per_lcore,
+            queue_map: cfg.queue_map.clone(),
         };
+        let placement = place(&pairs, &eal.lcores(), &limits, &opts)?;
+        let ports: Vec<(PortId, PortConfig)> = placement
+            .queues
+            .iter()
+            .map(|&(p, rx_queues, tx_queues)| {
+                let c = PortConfig {
+                    rx_queues,
+                    tx_queues,
+                    tx_fast_free: true,
+                    ..PortConfig::default()
+                };
+                (p, c)
+            })
+            .collect();
         let dma_devs = open_dma_devices(eal, &cfg)?;
-        let port_cfg = PortConfig {
-            tx_fast_free: true,
-            ..PortConfig::default()
-        };
-        let nb_mbufs = pool_size(&port_cfg, enabled.len(), forwarding_lcores.len(), cfg.copy);
+        let forwarding = placement.lcores.iter().filter(|l| !l.1.is_empty()).count();
+        let nb_mbufs = pool_size(&ports, forwarding, cfg.copy);
         let pool = Mempool::create(
             eal,
             "l2fwd_pool",
@@ -238,14 +266,13 @@ impl<'e> Engine<'e> {
             eal.socket_id(),
         )
         .map_err(EngineError::Pool)?;
+        drop(enabled);
         Ok(Engine {
             eal,
             cfg,
-            enabled,
-            forwarding_lcores,
-            plan,
+            plan: placement.lcores,
             dma_devs,
-            port_cfg,
+            ports,
             pool,
         })
     }
@@ -260,14 +287,18 @@ impl<'e> Engine<'e> {
         let Engine {
             eal,
             cfg,
-            enabled,
-            forwarding_lcores,
             plan,
             dma_devs,
-            port_cfg,
+            ports: port_cfgs,
             pool,
         } = self;
-        let ports = start_ports(eal, &enabled, &port_cfg, &pool, events)?;
+        let ports = start_ports(eal, &port_cfgs, &pool, events)?;
+        for (lcore, _) in plan.iter().filter(|l| l.1.is_empty()) {
+            events(Event::LcoreIdle { lcore: *lcore });
+        }
+        let plan: Vec<(LcoreId, Vec<QueueRule>)> =
+            plan.into_iter().filter(|l| !l.1.is_empty()).collect();
+        let forwarding_lcores: Vec<LcoreId> = plan.iter().map(|l| l.0).collect();
         let shared = Shared::new(&forwarding_lcores, dma_devs);
         let mut control = Control::new(eal, &shared, cfg.allow_faults, cfg.grace_timeout, DMA_RING)
             .ok_or(EngineError::ControlTaken)?;
@@ -277,7 +308,7 @@ impl<'e> Engine<'e> {
             .map(|_| LcoreStats::default())
             .collect();
         let mut jobs = Vec::with_capacity(plan.len());
-        for (i, rules) in plan.iter().enumerate() {
+        for (i, (_, rules)) in plan.iter().enumerate() {
             let dma_devs: Vec<i16> = shared.initial(i).iter().map(|id| id.dev()).collect();
             events(Event::LcorePlan {
                 lcore: forwarding_lcores[i],
@@ -352,17 +383,24 @@ fn missing_ports_hint(eal: &Eal, nb_ports: u16) -> String {
     }
 }
 
-/// Mbufs for every port's rings and a burst in hand, a copy and its source per stream slot
-/// with a copy stage, and a per-lcore cache's worth; at least 8192.
-fn pool_size(port_cfg: &PortConfig, ports: usize, forwarding_lcores: usize, copy: CopyMode) -> u32 {
+/// Mbufs for one run: every RX and TX ring full, a burst in flight per RX queue, with a copy
+/// stage its streams' slots (one stream per RX queue), and a per-lcore cache's worth per
+/// port; at least 8192.
+fn pool_size(ports: &[(PortId, PortConfig)], forwarding_lcores: usize, copy: CopyMode) -> u32 {
     let nb_lcores = forwarding_lcores as u32 + 1;
-    let per_port = port_cfg.rx_desc as u32 + port_cfg.tx_desc as u32 + MAX_BURST as u32;
     let copy_bufs = if copy == CopyMode::None {
         0
     } else {
         2 * STREAM_SLOTS + MAX_BURST as u32
     };
-    (ports as u32 * (per_port + copy_bufs + nb_lcores * 256)).max(8192)
+    let mut n = 0u32;
+    for (_, c) in ports {
+        let rxq = u32::from(c.rx_queues);
+        n += rxq * (u32::from(c.rx_desc) + MAX_BURST as u32 + copy_bufs)
+            + u32::from(c.tx_queues) * u32::from(c.tx_desc)
+            + nb_lcores * 256;
+    }
+    n.max(8192)
 }
 
 /// The DMA devices to use: the ones named, or with none named every dmadev the EAL found.
@@ -400,21 +438,22 @@ fn port_err(what: &'static str, port: PortId) -> impl FnOnce(pmd::Error) -> Engi
 /// Configures and starts each enabled port.
 fn start_ports<'e, 'p>(
     eal: &'e Eal,
-    enabled: &[PortId],
-    port_cfg: &PortConfig,
+    cfgs: &[(PortId, PortConfig)],
     pool: &'p Mempool<'e>,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<Port<'p>>, EngineError> {
-    let mut ports = Vec::with_capacity(enabled.len());
-    for &id in enabled {
-        let mut port =
-            Port::configure(eal, id, port_cfg, pool).map_err(port_err("configure", id))?;
+    let mut ports = Vec::with_capacity(cfgs.len());
+    for (id, cfg) in cfgs {
+        let id = *id;
+        let mut port = Port::configure(eal, id, cfg, pool).map_err(port_err("configure", id))?;
         port.start().map_err(port_err("start", id))?;
         events(Event::PortStarted {
             port: id,
             name: port.name(),
             mac: port.mac_addr().map_err(port_err("read the MAC of", id))?,
             link: port.link().map_err(port_err("read the link of", id))?,
+            rx_queues: cfg.rx_queues,
+            tx_queues: cfg.tx_queues,
         });
         ports.push(port);
     }
@@ -428,24 +467,38 @@ type WorkerJob<'a> = Box<dyn FnOnce(&AtomicBool) + Send + 'a>;
 fn worker_job<'a, 'p>(
     cfg: &EngineConfig,
     ports: &'a [Port<'p>],
-    rules: &[(PortId, PortId)],
+    rules: &[QueueRule],
     pool: &'p Mempool<'p>,
     stats: &'a LcoreStats,
     shared: &'a Shared<'_, 'p>,
     i: usize,
 ) -> Result<WorkerJob<'a>, EngineError> {
     let port_by_id = |id: PortId| ports.iter().find(|p| p.id() == id).expect("enabled port");
-    // Each port has one RX and one TX queue (`PortConfig::default`, see `Engine::new`).
-    let queue = QueueId::new(0);
+    let mut txqs: Vec<TxQueue> = Vec::new();
     let mut fwd_rules = Vec::with_capacity(rules.len());
-    for &(rx, tx) in rules {
-        let txp = port_by_id(tx);
+    for r in rules {
+        let txp = port_by_id(r.tx_port);
+        let tx = match txqs
+            .iter()
+            .position(|t| (t.port(), t.queue()) == (r.tx_port, r.tx_queue))
+        {
+            Some(k) => k,
+            None => {
+                let q = txp
+                    .tx_queue(r.tx_queue)
+                    .map_err(port_err("transmit on", r.tx_port))?;
+                txqs.push(q);
+                txqs.len() - 1
+            }
+        };
         fwd_rules.push(Rule {
-            rx: port_by_id(rx)
-                .rx_queue(queue)
-                .map_err(port_err("poll", rx))?,
-            tx: txp.tx_queue(queue).map_err(port_err("transmit on", tx))?,
-            tx_mac: txp.mac_addr().map_err(port_err("read the MAC of", tx))?,
+            rx: port_by_id(r.rx_port)
+                .rx_queue(r.rx_queue)
+                .map_err(port_err("poll", r.rx_port))?,
+            tx,
+            tx_mac: txp
+                .mac_addr()
+                .map_err(port_err("read the MAC of", r.tx_port))?,
         });
     }
     let wctl = shared
@@ -454,6 +507,7 @@ fn worker_job<'a, 'p>(
     if cfg.copy == CopyMode::None {
         let mut w = Worker {
             rules: fwd_rules,
+            txqs,
             mac_updating: cfg.mac_updating,
             stats,
         };
@@ -465,7 +519,8 @@ fn worker_job<'a, 'p>(
     let mut stage: CopyStage<AttachedChannel> =
         CopyStage::new(cfg.copy, cfg.copybreak as usize, None);
     for r in &fwd_rules {
-        stage.add_stream(Rule::dst_mac(r.tx.port()), r.tx_mac, cfg.mac_updating);
+        let tx_port = txqs[r.tx].port();
+        stage.add_stream(Rule::dst_mac(tx_port), r.tx_mac, cfg.mac_updating);
     }
     let tsc_hz = pmd::tsc_hz();
     let tuner =
@@ -476,6 +531,7 @@ fn worker_job<'a, 'p>(
     let dma_timeout_cycles = (cfg.dma_timeout.as_secs_f64() * tsc_hz as f64) as u64;
     let w = CopyWorker::new(
         fwd_rules,
+        txqs,
         stage,
         pool,
         stats,
@@ -486,8 +542,8 @@ fn worker_job<'a, 'p>(
     Ok(Box::new(move |quit| w.run(quit)))
 }
 
-/// Runs `jobs` on `lcores` and `control` on this (the main) lcore, until every job returns.
-/// With only the main lcore forwarding, the control loop runs on a plain thread beside it.
+/// Runs `jobs` on `lcores` (the main lcore's, if it has one, on this thread) and `control` on
+/// a DPDK control thread, until every job returns.
 fn launch<'a, T: Send>(
     eal: &Eal,
     lcores: &[LcoreId],
@@ -495,28 +551,31 @@ fn launch<'a, T: Send>(
     quit: &'a AtomicBool,
     control: impl FnOnce() -> T + Send,
 ) -> Result<T, EngineError> {
-    if lcores == [eal.main_lcore()] {
-        let job = jobs.into_iter().next().expect("one forwarding lcore");
-        return Ok(std::thread::scope(|s| {
-            let h = s.spawn(control);
+    let main = eal.main_lcore();
+    let mut main_job = None;
+    let mut launch = Vec::with_capacity(jobs.len());
+    for (&lcore, job) in lcores.iter().zip(jobs) {
+        if lcore == main {
+            main_job = Some(job);
+            continue;
+        }
+        let f: Box<dyn FnOnce() -> i32 + Send + 'a> = Box::new(move || {
             job(quit);
-            h.join().expect("the control loop does not panic")
-        }));
+            0
+        });
+        launch.push((lcore, f));
     }
-    let launch = lcores
-        .iter()
-        .zip(jobs)
-        .map(|(&lcore, job)| {
-            let f: Box<dyn FnOnce() -> i32 + Send + 'a> = Box::new(move || {
+    let here = move || {
+        eal.with_ctrl_thread("l2fwd-ctrl", control, || {
+            if let Some(job) = main_job {
                 job(quit);
-                0
-            });
-            (lcore, f)
+            }
         })
-        .collect();
-    let (t, codes) = eal
-        .run_on_lcores(launch, control)
+    };
+    let (ran, codes) = eal
+        .run_on_lcores(launch, here)
         .map_err(EngineError::Launch)?;
+    let (t, ()) = ran.map_err(EngineError::Launch)?;
     match codes.iter().find(|&&c| c != 0) {
         Some(&c) => Err(EngineError::WorkerFailed(c)),
         None => Ok(t),
@@ -586,7 +645,7 @@ struct ControlLoop<'a, 'p> {
 }
 
 impl ControlLoop<'_, '_> {
-    /// The main lcore's loop, the control thread: requests from the control socket, device
+    /// The control thread's loop: requests from the control socket, device
     /// events, stalled channels, periodic stats, `duration` and `quit`. Returns the control
     /// state for the shutdown once the workers are told to stop.
     fn run<'e, 'q, 'p>(
@@ -927,14 +986,26 @@ mod tests {
 
     #[test]
     fn the_pool_is_sized_for_rings_copies_and_caches() {
-        let cfg = PortConfig::default();
-        let plain = pool_size(&cfg, 2, 1, CopyMode::None);
-        let copying = pool_size(&cfg, 2, 1, CopyMode::Dma);
+        let ports = |n: u16, q: u16| -> Vec<(PortId, PortConfig)> {
+            (0..n)
+                .map(|p| {
+                    let c = PortConfig {
+                        rx_queues: q,
+                        tx_queues: q,
+                        ..PortConfig::default()
+                    };
+                    (PortId::new(p), c)
+                })
+                .collect()
+        };
+        let plain = pool_size(&ports(2, 1), 1, CopyMode::None);
+        let copying = pool_size(&ports(2, 1), 1, CopyMode::Dma);
         assert_eq!(plain, 8192, "two ports' rings fit in the floor");
         assert!(copying > plain);
-        let many = pool_size(&cfg, 64, 16, CopyMode::Dma);
-        let per_port = cfg.rx_desc as u32 + cfg.tx_desc as u32 + MAX_BURST as u32;
-        assert!(many >= 64 * (per_port + 2 * STREAM_SLOTS + 17 * 256));
+        let cfg = PortConfig::default();
+        let many = pool_size(&ports(64, 4), 16, CopyMode::Dma);
+        let per_queue = cfg.rx_desc as u32 + cfg.tx_desc as u32 + MAX_BURST as u32;
+        assert!(many >= 64 * (4 * (per_queue + 2 * STREAM_SLOTS) + 17 * 256));
     }
 
     #[test]

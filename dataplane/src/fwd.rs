@@ -1,8 +1,9 @@
 //! The l2fwd worker loop.
 //!
-//! One worker runs pinned on one lcore and owns the RX queue of each port it was dealt and the
-//! TX queue of that port's peer. Per iteration: receive a burst from each owned port, rewrite
-//! the MACs (unless disabled), transmit it out of the peer port, count. Nothing on this path
+//! One worker runs pinned on one lcore and owns the RX queues it was dealt and a TX queue of its
+//! own on each port it transmits to (see [`crate::placement`]). Per iteration: receive a burst
+//! from each owned RX queue, rewrite the MACs (unless disabled), transmit it out of the peer
+//! port, count. Nothing on this path
 //! allocates, locks, makes a system call, or writes a cache line another lcore writes.
 
 use crate::copy::{CopyStage, Copybreak};
@@ -19,12 +20,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// How often the TX queue is retried for the rest of a burst before the rest is dropped.
 const TX_RETRIES: u32 = 16;
 
-/// One (RX port -> TX port) forwarding rule owned by a worker.
+/// One (RX queue -> TX queue) forwarding rule owned by a worker.
 ///
 /// `'q` borrows the ports (their queues), `'p` the pool their mbufs come from.
 pub struct Rule<'q, 'p> {
     pub rx: RxQueue<'q, 'p>,
-    pub tx: TxQueue<'q, 'p>,
+    /// The worker's TX queue this rule sends on: an index into its TX queues (several RX
+    /// queues may send on one).
+    pub tx: usize,
     /// The TX port's own MAC: the new source address.
     pub tx_mac: MacAddr,
 }
@@ -39,6 +42,8 @@ impl Rule<'_, '_> {
 /// A worker lcore's state.
 pub struct Worker<'q, 'p, 's> {
     pub rules: Vec<Rule<'q, 'p>>,
+    /// Its TX queues, one per port it sends to; [`Rule::tx`] indexes them.
+    pub txqs: Vec<TxQueue<'q, 'p>>,
     pub mac_updating: bool,
     pub stats: &'s LcoreStats,
 }
@@ -53,7 +58,7 @@ impl Worker<'_, '_, '_> {
         let dst_macs: Vec<MacAddr> = self
             .rules
             .iter()
-            .map(|r| Rule::dst_mac(r.tx.port()))
+            .map(|r| Rule::dst_mac(self.txqs[r.tx].port()))
             .collect();
         // Relaxed: `quit` carries no data; the worker only needs to see it eventually.
         while !quit.load(Ordering::Relaxed) {
@@ -85,7 +90,7 @@ impl Worker<'_, '_, '_> {
                         .count();
                     drop_runts(&mut burst, rx_ctr, runts);
                 }
-                transmit(&mut rule.tx, &mut burst, self.stats);
+                transmit(&mut self.txqs[rule.tx], &mut burst, self.stats);
             }
         }
     }
@@ -179,6 +184,7 @@ impl<'p> WorkerControl<'_, 'p> {
 /// under the QSBR protocol (see [`crate::qsbr`]).
 pub struct CopyWorker<'q, 'p, 's> {
     rules: Vec<Rule<'q, 'p>>,
+    txqs: Vec<TxQueue<'q, 'p>>,
     stage: CopyStage<'p, AttachedChannel<'s>>,
     pool: &'p Mempool<'p>,
     stats: &'s LcoreStats,
@@ -192,12 +198,15 @@ pub struct CopyWorker<'q, 'p, 's> {
 }
 
 impl<'q, 'p, 's> CopyWorker<'q, 'p, 's> {
-    /// A worker forwarding by `rules` through `stage` (one stream per rule, in order), taking
+    /// A worker forwarding by `rules` (on `txqs`) through `stage` (one stream per rule, in
+    /// order), taking
     /// copies from `pool`, counting into `stats`, giving up on a DMA channel that completes
     /// nothing for `dma_timeout_cycles`, tuned by `tuner` (`--copy auto`), and following the
     /// control thread through `control`. Its DMA channels come from `control` only.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         rules: Vec<Rule<'q, 'p>>,
+        txqs: Vec<TxQueue<'q, 'p>>,
         stage: CopyStage<'p, AttachedChannel<'s>>,
         pool: &'p Mempool<'p>,
         stats: &'s LcoreStats,
@@ -207,6 +216,7 @@ impl<'q, 'p, 's> CopyWorker<'q, 'p, 's> {
     ) -> Self {
         CopyWorker {
             rules,
+            txqs,
             stage,
             pool,
             stats,
@@ -275,10 +285,10 @@ impl CopyWorker<'_, '_, '_> {
                 self.control.reader.adopt(g);
             }
             let mut sent = 0;
-            for (i, rule) in self.rules.iter_mut().enumerate() {
+            for (i, rule) in self.rules.iter().enumerate() {
                 while self.stage.take_ready(i, &mut tx) > 0 {
                     sent += tx.len();
-                    transmit(&mut rule.tx, &mut tx, self.stats);
+                    transmit(&mut self.txqs[rule.tx], &mut tx, self.stats);
                 }
             }
             if let Some(t) = self.tuner.as_mut() {
@@ -380,9 +390,9 @@ impl CopyWorker<'_, '_, '_> {
             if self.stage.has_stalled(now, self.dma_timeout_cycles) {
                 self.retire_stalled(now, dead);
             }
-            for (i, rule) in self.rules.iter_mut().enumerate() {
+            for (i, rule) in self.rules.iter().enumerate() {
                 while self.stage.take_ready(i, &mut tx) > 0 {
-                    transmit(&mut rule.tx, &mut tx, self.stats);
+                    transmit(&mut self.txqs[rule.tx], &mut tx, self.stats);
                 }
             }
         }

@@ -28,6 +28,7 @@ pub mod dma;
 pub mod engine;
 pub mod ether;
 pub mod fwd;
+pub mod placement;
 pub mod ports;
 pub mod qsbr;
 pub mod report;

@@ -1,4 +1,4 @@
-//! Port masks, l2fwd's port pairing, and which worker lcore polls which port.
+//! Port masks and l2fwd's port pairing (which lcore polls which queue: [`crate::placement`]).
 
 use pmd::PortId;
 use std::fmt;
@@ -143,45 +143,6 @@ pub fn portmap_pairs(
     Ok(out)
 }
 
-/// DPDK l2fwd's `-q N`: each lcore in turn takes up to `per_lcore` RX ports, in order. Fails
-/// when the lcores cannot take them all.
-pub fn assign_per_lcore(
-    pairs: &[(PortId, PortId)],
-    nb_workers: usize,
-    per_lcore: usize,
-) -> Result<Vec<Vec<(PortId, PortId)>>, PortMaskError> {
-    let per_lcore = per_lcore.max(1);
-    if pairs.len() > nb_workers * per_lcore {
-        return Err(PortMaskError(format!(
-            "{} ports at -q {per_lcore} per lcore need {} forwarding lcores, but there are {nb_workers}",
-            pairs.len(),
-            pairs.len().div_ceil(per_lcore)
-        )));
-    }
-    let mut out = vec![Vec::new(); nb_workers];
-    for (i, &p) in pairs.iter().enumerate() {
-        out[i / per_lcore].push(p);
-    }
-    Ok(out)
-}
-
-/// Deals the forwarding pairs to `nb_workers` workers round-robin. Each worker gets the list of
-/// `(rx_port, tx_port)` it polls. Because pairing is a bijection, every TX port is used by
-/// exactly one worker, so one TX queue per port suffices.
-pub fn assign_to_workers(
-    pairs: &[(PortId, PortId)],
-    nb_workers: usize,
-) -> Vec<Vec<(PortId, PortId)>> {
-    let mut out = vec![Vec::new(); nb_workers];
-    if nb_workers == 0 {
-        return out;
-    }
-    for (i, &p) in pairs.iter().enumerate() {
-        out[i % nb_workers].push(p);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,18 +220,6 @@ mod tests {
     }
 
     #[test]
-    fn assignment_round_robin() {
-        let all = pair_ports(&ids(&[0, 1, 2, 3]));
-        let w = assign_to_workers(&all, 3);
-        assert_eq!(w[0], pairs(&[(0, 1), (3, 2)]));
-        assert_eq!(w[1], pairs(&[(1, 0)]));
-        assert_eq!(w[2], pairs(&[(2, 3)]));
-        let w = assign_to_workers(&all, 1);
-        assert_eq!(w[0].len(), 4);
-        assert!(assign_to_workers(&all, 0).is_empty());
-    }
-
-    #[test]
     fn portmap_as_dpdk_l2fwd() {
         assert_eq!(
             parse_portmap("(0,1)(2,3)").unwrap(),
@@ -299,20 +248,6 @@ mod tests {
         let e = portmap_pairs(&pairs(&[(0, 5)]), &ids(&[0])).unwrap_err();
         assert!(
             e.0.contains("port 5, which the portmask does not enable"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn ports_per_lcore_as_dpdk_l2fwd() {
-        let all = pair_ports(&ids(&[0, 1, 2, 3]));
-        let w = assign_per_lcore(&all, 2, 2).unwrap();
-        assert_eq!(w, [pairs(&[(0, 1), (1, 0)]), pairs(&[(2, 3), (3, 2)])]);
-        let w = assign_per_lcore(&all, 3, 4).unwrap();
-        assert_eq!((w[0].len(), w[1].len(), w[2].len()), (4, 0, 0));
-        let e = assign_per_lcore(&all, 1, 2).unwrap_err();
-        assert!(
-            e.0.contains("need 2 forwarding lcores, but there are 1"),
             "{e}"
         );
     }

@@ -38,6 +38,9 @@ fn config(dir: &std::path::Path) -> EngineConfig {
         portmask: 0x3,
         portmap: None,
         ports_per_lcore: None,
+        rxq: None,
+        txq: None,
+        queue_map: None,
         mac_updating: true,
         copy: CopyMode::Dma,
         copybreak: 1,
@@ -76,6 +79,7 @@ fn a_dma_run_forwards_shuts_down_clean_and_reports_in_order() {
                 match &ev {
                     Event::PortStarted { .. } => "port",
                     Event::LcorePlan { .. } => "lcore",
+                    Event::LcoreIdle { .. } => "idle",
                     Event::ControlSocket(_) => "socket",
                     Event::NoDeviceEvents(_) => "no-events",
                     Event::DeviceRemoved { .. } => "removed",
@@ -93,11 +97,12 @@ fn a_dma_run_forwards_shuts_down_clean_and_reports_in_order() {
     let first_stats = seen.iter().position(|s| s == "stats").expect("stats seen");
     assert_eq!(&seen[..2], ["port", "port"], "{seen:?}");
     assert_eq!(
-        seen[2], "lcore",
-        "one forwarding lcore (the worker): {seen:?}"
+        &seen[2..4],
+        ["lcore", "lcore"],
+        "two forwarding lcores (every lcore of -l): {seen:?}"
     );
-    assert_eq!(seen[3], "socket", "{seen:?}");
-    assert!(seen[4..first_stats].iter().all(|s| s == "no-events"));
+    assert_eq!(seen[4], "socket", "{seen:?}");
+    assert!(seen[5..first_stats].iter().all(|s| s == "no-events"));
     assert_eq!(seen.last().map(String::as_str), Some("stopping"));
     assert_eq!(seen.iter().filter(|s| *s == "stopping").count(), 1);
     assert!(
@@ -111,15 +116,20 @@ fn a_dma_run_forwards_shuts_down_clean_and_reports_in_order() {
     assert_eq!(report.in_flight, 0);
     assert_eq!(report.mbufs_in_use_at_exit, 0, "{report:?}");
     assert_eq!(report.ports.len(), 2);
-    // One forwarding lcore (lcore 1): its own counters are the whole run's.
-    assert_eq!(report.lcores.len(), 1, "{report:?}");
-    let l = &report.lcores[0];
-    assert_eq!(l.lcore, 1);
+    // Two forwarding lcores (0 and 1, a port each): their own counters add up to the run's.
+    assert_eq!(report.lcores.len(), 2, "{report:?}");
     assert_eq!(
-        (l.rx_packets, l.tx_packets),
+        report.lcores.iter().map(|l| l.lcore).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    let sum =
+        |f: fn(&dataplane::report::LcoreReport) -> u64| report.lcores.iter().map(f).sum::<u64>();
+    assert_eq!(
+        (sum(|l| l.rx_packets), sum(|l| l.tx_packets)),
         (report.rx_packets, report.tx_packets)
     );
-    assert_eq!(l.copies_dma, report.copies.dma);
+    assert!(report.lcores.iter().all(|l| l.rx_packets > 0), "{report:?}");
+    assert_eq!(sum(|l| l.copies_dma), report.copies.dma);
     assert!(report.copies.dma > 0, "{report:?}");
     assert_eq!(
         report.copies.cpu + report.copies.dma,

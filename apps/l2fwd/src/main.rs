@@ -65,6 +65,9 @@ fn engine_config(opts: &Settings) -> EngineConfig {
         portmask: opts.portmask,
         portmap: opts.portmap.clone(),
         ports_per_lcore: opts.ports_per_lcore,
+        rxq: opts.rxq,
+        txq: opts.txq,
+        queue_map: opts.queue_map.clone(),
         mac_updating: opts.mac_updating,
         copy: opts.copy,
         copybreak: opts.copybreak,
@@ -85,6 +88,8 @@ struct Console {
     /// The ports at the last periodic print, and when it was.
     last: Vec<PortSummary>,
     last_at: Duration,
+    /// Some port has several queues: name them in the lcore plan.
+    multi_queue: bool,
 }
 
 impl Console {
@@ -95,11 +100,17 @@ impl Console {
                 name,
                 mac,
                 link,
-            } => outln!(
-                "Port {port} ({name}): MAC {mac}, link {} {} Mbps",
-                if link.up { "up" } else { "down" },
-                link.speed_mbps
-            ),
+                rx_queues,
+                tx_queues,
+            } => {
+                self.multi_queue |= rx_queues > 1 || tx_queues > 1;
+                outln!(
+                    "Port {port} ({name}): MAC {mac}, link {} {} Mbps, {rx_queues} RX / \
+                     {tx_queues} TX queue(s)",
+                    if link.up { "up" } else { "down" },
+                    link.speed_mbps
+                )
+            }
             Event::LcorePlan {
                 lcore,
                 rules,
@@ -108,7 +119,14 @@ impl Console {
                 "Lcore {lcore}: {}{}",
                 rules
                     .iter()
-                    .map(|(rx, tx)| format!("RX port {rx} -> TX port {tx}"))
+                    .map(|r| if self.multi_queue {
+                        format!(
+                            "RX port {} queue {} -> TX port {} queue {}",
+                            r.rx_port, r.rx_queue, r.tx_port, r.tx_queue
+                        )
+                    } else {
+                        format!("RX port {} -> TX port {}", r.rx_port, r.tx_port)
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
                 dma_devs
@@ -116,6 +134,9 @@ impl Console {
                     .map(|dev| format!(", DMA dev {dev}"))
                     .collect::<String>()
             ),
+            Event::LcoreIdle { lcore } => {
+                outln!("Lcore {lcore}: nothing to do (no RX queue left for it)")
+            }
             Event::ControlSocket(path) => outln!("Control socket: {}", path.display()),
             Event::NoDeviceEvents(e) => {
                 outln!("note: no device-event monitor ({e}); hot-remove by dpctl only")

@@ -7,8 +7,9 @@ use anyhow::Context;
 use apps_common::options::{in_range, AppOptions, InvalidOption};
 use clap::{CommandFactory, Parser};
 use dataplane::copy::CopyMode;
+use dataplane::placement::parse_queue_map;
 use dataplane::ports::{parse_portmap, parse_portmask};
-use pmd::PortId;
+use pmd::{LcoreId, PortId, QueueId};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,8 +31,10 @@ pub mod limits {
     pub const DMA_TIMEOUT_MS: RangeInclusive<u64> = 1..=60_000;
     /// `--grace-ms`: a hot-remove waits this long for a worker, and SIGINT waits for it.
     pub const GRACE_MS: RangeInclusive<u64> = 1..=60_000;
-    /// `-q`: an lcore may take every port.
+    /// `-q`: an lcore may take every port (or RX queue).
     pub const PORTS_PER_LCORE: RangeInclusive<u64> = 1..=64;
+    /// `--rxq`, `--txq`: queues per port, as many as a port hands out (`pmd::Port::MAX_QUEUES`).
+    pub const QUEUES: RangeInclusive<u16> = 1..=pmd::Port::MAX_QUEUES;
 }
 
 /// Default copybreak: below this a CPU copy is cheaper than a descriptor on any engine.
@@ -82,10 +85,24 @@ pub struct L2fwdOptions {
     /// Seconds between statistics prints, 0..=86400 (0 = quiet) [default: 10].
     #[arg(short = 'T', long = "stats-period")]
     pub stats_period: Option<u64>,
-    /// RX ports each forwarding lcore takes in turn, 1..=64, as DPDK's l2fwd -q [default:
-    /// the ports dealt to every forwarding lcore round-robin].
+    /// RX ports (RX queues, with --rxq) each lcore takes in turn, 1..=64, as DPDK's l2fwd -q
+    /// [default: the queues dealt to every lcore round-robin].
     #[arg(short = 'q', long = "ports-per-lcore")]
     pub ports_per_lcore: Option<u64>,
+    /// RX queues per port, 1..=32, as testpmd's --rxq; flows are spread over them by RSS
+    /// where the device has it [default: enough for every lcore to get work, as many as the
+    /// device has; 1 with -q].
+    #[arg(long)]
+    pub rxq: Option<u16>,
+    /// TX queues per port, 1..=32, as testpmd's --txq; each lcore sends on a queue of its own
+    /// [default: one per lcore that transmits on the port].
+    #[arg(long)]
+    pub txq: Option<u16>,
+    /// Which lcore polls which RX queue, as l3fwd's --config: "(port,queue,lcore),..."; a
+    /// port's queues are numbered from 0 and each is listed once [default: dealt
+    /// round-robin].
+    #[arg(long = "queue-map")]
+    pub queue_map: Option<String>,
     /// Port pairs that forward to each other, as DPDK's l2fwd --portmap "(0,1)(2,3)": each
     /// enabled port in one pair [default: consecutive enabled ports pair up].
     #[arg(long)]
@@ -152,6 +169,9 @@ pub struct Settings {
     pub portmask: u64,
     pub ports_per_lcore: Option<usize>,
     pub portmap: Option<Vec<(PortId, PortId)>>,
+    pub rxq: Option<u16>,
+    pub txq: Option<u16>,
+    pub queue_map: Option<Vec<(PortId, QueueId, LcoreId)>>,
     pub stats_period: u64,
     pub mac_updating: bool,
     pub duration: Option<Duration>,
@@ -213,6 +233,11 @@ impl AppOptions for L2fwdOptions {
         if let Some(m) = &self.portmap {
             parse_portmap(m).map_err(|e| InvalidOption::Value(e.to_string()))?;
         }
+        in_range("rxq", self.rxq, QUEUES, "RX queues per port")?;
+        in_range("txq", self.txq, QUEUES, "TX queues per port")?;
+        if let Some(m) = &self.queue_map {
+            parse_queue_map(m).map_err(|e| InvalidOption::Value(e.to_string()))?;
+        }
         Ok(())
     }
 }
@@ -244,6 +269,9 @@ impl L2fwdOptions {
             // Checked above: 1..=64.
             ports_per_lcore: self.ports_per_lcore.map(|q| q as usize),
             portmap: self.portmap.as_deref().map(parse_portmap).transpose()?,
+            rxq: self.rxq,
+            txq: self.txq,
+            queue_map: self.queue_map.as_deref().map(parse_queue_map).transpose()?,
             stats_period: self.stats_period.unwrap_or(10),
             mac_updating: !self.no_mac_updating && self.mac_updating.unwrap_or(true),
             duration,
