@@ -3,6 +3,7 @@
 #   dpdk, libdpdk-dev : DPDK 22.11, the device layer (EAL, ethdev, dmadev, vdev drivers)
 #   dpdk-doc          : DPDK's example apps (l2fwd, dmafwd), the benchmark peers
 #   dpdk-dev          : dpdk-testpmd, the cross-check peer of pktgen's end-to-end test
+#                       and dpdk-test, whose rcu_qsbr_perf_autotest refbench --dpdk-autotest runs
 #   libclang-dev clang: bindgen, which generates dpdk-sys's bindings at build time
 #   pkg-config make   : finding DPDK; building the DPDK examples
 #   libpcap-dev       : net_pcap and the pcap examples

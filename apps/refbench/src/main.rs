@@ -1,7 +1,8 @@
 //! refbench: what hot-remove safety costs the fast path, scheme by scheme.
 //!
 //! `refbench [EAL options] -- [--schemes LIST] [--readers LIST] [--duration S] [--rounds N]
-//!  [--interval-us US] [--level micro|forwarding|both] [--report FILE.json] [--plot FILE.svg]`
+//!  [--interval-us US] [--level micro|forwarding|both] [--report FILE.json] [--plot FILE.svg]
+//!  [--dpdk-autotest] [--dpdk-test PATH] [--dpdk-timeout S]`
 //!
 //! Exit status: 0 when every measurement ran and no protected scheme touched a retired
 //! channel; 1 on an error (a usage error, a bad value, an output that cannot be written, a
@@ -9,20 +10,27 @@
 //!
 //! * micro: N reader threads (`--readers`) pinned to N cores touch a DMA channel in the worker's shape
 //!   (bursts of 32, a touch per packet, the scheme's per-burst work) while a control thread
-//!   removes and re-adds the channel every `--interval-us`; reports ns per touch.
+//!   removes and re-adds the channel every `--interval-us`; reports TSC cycles per touch (mean
+//!   and 95% confidence interval over `--rounds`) and the grace-period latency (p50/p99/max
+//!   from the writer's unpublish to the retirement of the old channel).
 //! * forwarding: the l2fwd loop on a net_null pair (one worker lcore) with each scheme's touch
 //!   per packet, monomorphised per scheme (no per-packet branch on the scheme); reports Mpps.
+//! * `--dpdk-autotest`: DPDK's own `rcu_qsbr_perf_autotest` (dpdk-test) on the same box, next
+//!   to refbench's timing of the same operations (see `refbench::dpdk_test`).
 //!
-//! Schemes: none, atomic, percpu, qsbr, rte_qsbr, crossbeam_epoch, arc_swap
-//! (see `dataplane::protect`).
+//! Schemes: none, atomic, percpu, qsbr, rte_qsbr, crossbeam_epoch, crossbeam_epoch_burst,
+//! arc_swap (see `refbench::protect`).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dataplane::ether::rewrite_macs;
 use pmd::{Burst, Eal, MacAddr, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use refbench::dpdk_test;
 use refbench::protect::{
-    micro, ArcSwapScheme, Arena, AtomicRef, Epoch, PerCpu, Qsbr, RteQsbr, Scheme, Unprotected,
+    micro, ArcSwapScheme, Arena, AtomicRef, Epoch, EpochBurst, MicroResult, PerCpu, Qsbr, RteQsbr,
+    Scheme, Unprotected,
 };
+use refbench::stats::{Ci, Latency};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +42,8 @@ use std::time::{Duration, Instant};
 /// its `Scheme::NAME`. `schemes!(m; ARGS)` expands to `m!(ARGS; Type, Type, ...)`.
 macro_rules! schemes {
     ($m:ident; $($extra:tt)*) => {
-        $m!($($extra)*; Unprotected, AtomicRef, PerCpu, Qsbr, RteQsbr, Epoch, ArcSwapScheme)
+        $m!($($extra)*; Unprotected, AtomicRef, PerCpu, Qsbr, RteQsbr, Epoch, EpochBurst,
+            ArcSwapScheme)
     };
 }
 
@@ -97,8 +106,9 @@ struct Cli {
     /// Seconds per measurement.
     #[arg(long, default_value_t = 1.0)]
     duration: f64,
-    /// Measurements per (scheme, readers), alternating schemes; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Measurements per (scheme, readers), alternating schemes: the mean and its 95% confidence
+    /// interval are reported.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Microseconds between channel replacements by the control thread.
     #[arg(long = "interval-us", default_value_t = 1000)]
@@ -112,6 +122,16 @@ struct Cli {
     /// Write an SVG plot of ns per touch against reader threads here.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Also run DPDK's rcu_qsbr_perf_autotest (dpdk-test) and refbench's timing of the same
+    /// operations, and print them side by side.
+    #[arg(long = "dpdk-autotest")]
+    dpdk_autotest: bool,
+    /// The dpdk-test binary.
+    #[arg(long = "dpdk-test", default_value = "dpdk-test")]
+    dpdk_test: String,
+    /// Most seconds dpdk-test may run; the sections it finished by then are shown.
+    #[arg(long = "dpdk-timeout", default_value_t = 900.0)]
+    dpdk_timeout: f64,
 }
 
 #[derive(Serialize, Clone)]
@@ -120,37 +140,53 @@ struct Row {
     scheme: String,
     /// Reader threads (micro), or forwarding lcores (1).
     readers: usize,
+    /// More reader threads plus the writer than cores: they take turns.
+    oversubscribed: bool,
+    /// TSC cycles per touch per reader (forwarding: per packet): the mean over rounds and its
+    /// 95% confidence interval.
+    cycles_per_touch: Ci,
+    /// Each round's cycles per touch.
+    cycles_samples: Vec<f64>,
+    /// The mean in ns (cycles / TSC Hz).
     ns_per_touch: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     mpps: Option<f64>,
-    /// Relative to `none` at the same level and readers.
+    /// Mean relative to `none` at the same level and readers.
     vs_none: f64,
+    /// Whether the 95% intervals of this scheme and `none` overlap (the difference is then
+    /// within noise); absent for `none` itself or without a `none` row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    within_noise_of_none: Option<bool>,
     replacements: u64,
     violations: u64,
+}
+
+/// Grace-period latency of one scheme at one reader count, over all its rounds.
+#[derive(Serialize, Clone)]
+struct GraceRow {
+    scheme: String,
+    readers: usize,
+    oversubscribed: bool,
+    #[serde(flatten)]
+    latency: Latency,
 }
 
 #[derive(Serialize)]
 struct Report {
     machine: String,
     cores: usize,
+    tsc_hz: u64,
     duration_s: f64,
     rounds: usize,
     interval_us: u64,
     results: Vec<Row>,
+    grace_periods: Vec<GraceRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dpdk_autotest: Option<Comparison>,
 }
 
 fn main() -> ExitCode {
     apps_common::main_with("refbench", run)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn run() -> Result<()> {
@@ -171,23 +207,85 @@ fn run() -> Result<()> {
         cli.rounds,
         cli.interval_us
     );
+    // The micro level runs before the EAL (which pins this thread); its cycles are converted
+    // with the EAL's TSC rate afterwards.
+    let micro_samples = if plan.micro {
+        micro_runs(&plan)?
+    } else {
+        Vec::new()
+    };
+    let eal = Eal::init(&forwarding_eal_args(eal_cmdline))?;
+    let tsc_hz = pmd::tsc_hz();
+    if tsc_hz == 0 {
+        bail!("the EAL reports no TSC rate");
+    }
     let mut rows: Vec<Row> = Vec::new();
-    if plan.micro {
-        micro_rows(&plan, &mut rows)?;
+    let mut graces: Vec<GraceRow> = Vec::new();
+    for (n, samples) in &micro_samples {
+        let s: Vec<Vec<Sample>> = samples
+            .iter()
+            .map(|v| {
+                v.iter()
+                    .map(|r| Sample {
+                        cycles: r.cycles_per_touch(),
+                        mpps: None,
+                        replacements: r.replacements,
+                        violations: r.violations,
+                    })
+                    .collect()
+            })
+            .collect();
+        let over = n + 1 > plan.ncores;
+        push_rows(&mut rows, "micro", *n, over, &plan.schemes, &s, tsc_hz);
+        for (i, name) in plan.schemes.iter().enumerate() {
+            if name == "none" {
+                continue; // waits for nothing
+            }
+            let all: Vec<u64> = samples[i]
+                .iter()
+                .flat_map(|r| r.grace_cycles.iter().copied())
+                .collect();
+            if let Some(latency) = Latency::of(&all, tsc_hz) {
+                graces.push(GraceRow {
+                    scheme: name.clone(),
+                    readers: *n,
+                    oversubscribed: over,
+                    latency,
+                });
+            }
+        }
     }
     if plan.forwarding {
-        let eal = Eal::init(&forwarding_eal_args(eal_cmdline))?;
         let samples = forwarding(&eal, &plan.schemes, plan.rounds, plan.dur, plan.interval)?;
-        push_rows(&mut rows, "forwarding", 1, &plan.schemes, &samples, true);
+        push_rows(
+            &mut rows,
+            "forwarding",
+            1,
+            plan.ncores < 2,
+            &plan.schemes,
+            &samples,
+            tsc_hz,
+        );
     }
-    print_table(&rows);
+    print_table(&rows, tsc_hz);
+    print_graces(&graces, plan.ncores);
+    let comparison = if cli.dpdk_autotest {
+        let c = compare_with_dpdk(&cli, &plan)?;
+        print_comparison(&c);
+        Some(c)
+    } else {
+        None
+    };
     let report = Report {
         machine,
         cores: plan.ncores,
+        tsc_hz,
         duration_s: cli.duration,
         rounds: cli.rounds,
         interval_us: cli.interval_us,
         results: rows.clone(),
+        grace_periods: graces,
+        dpdk_autotest: comparison,
     };
     write_outputs(&cli, &report, &rows)?;
     if let Some(r) = rows.iter().find(|r| r.scheme != "none" && r.violations > 0) {
@@ -255,6 +353,12 @@ impl Plan {
         if !(1..=1000).contains(&cli.rounds) {
             bail!("invalid --rounds {}: give 1..=1000", cli.rounds);
         }
+        if !(cli.dpdk_timeout > 0.0 && cli.dpdk_timeout <= 86_400.0) {
+            bail!(
+                "invalid --dpdk-timeout {}: give more than 0 and at most 86400 s",
+                cli.dpdk_timeout
+            );
+        }
         if !(1..=10_000_000).contains(&cli.interval_us) {
             bail!(
                 "invalid --interval-us {}: give 1..=10000000",
@@ -308,24 +412,28 @@ fn machine_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The micro level: for each reader-thread count, every round of every scheme, alternating.
-fn micro_rows(plan: &Plan, rows: &mut Vec<Row>) -> Result<()> {
+/// The micro level's runs: for each reader-thread count, every round of every scheme,
+/// alternating; indexed [scheme][round].
+type MicroRuns = Vec<(usize, Vec<Vec<MicroResult>>)>;
+
+fn micro_runs(plan: &Plan) -> Result<MicroRuns> {
     let (cores, dur, interval) = (&plan.cores, plan.dur, plan.interval);
+    let mut out = Vec::new();
     for &n in &plan.readers {
-        let mut samples: Vec<Vec<(f64, u64, u64)>> = vec![Vec::new(); plan.schemes.len()];
+        let mut samples: Vec<Vec<MicroResult>> = vec![Vec::new(); plan.schemes.len()];
         for _ in 0..plan.rounds {
             for (i, s) in plan.schemes.iter().enumerate() {
                 let r = with_scheme!(s.as_str(), micro(n, cores, dur, interval))?;
                 apps_common::errln!(
-                    "  micro {s:<16} readers {n}: {:>8.3} ns/touch",
-                    r.ns_per_touch(n)
+                    "  micro {s:<21} readers {n}: {:>8.3} cycles/touch",
+                    r.cycles_per_touch()
                 );
-                samples[i].push((r.ns_per_touch(n), r.replacements, r.violations));
+                samples[i].push(r);
             }
         }
-        push_rows(rows, "micro", n, &plan.schemes, &samples, false);
+        out.push((n, samples));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The EAL arguments of the forwarding level: the command line's, else a net_null pair with
@@ -366,69 +474,152 @@ fn write_outputs(cli: &Cli, report: &Report, rows: &[Row]) -> Result<()> {
     Ok(())
 }
 
-/// Medians of the samples into rows, with ratios to `none`. For forwarding, samples are Mpps.
+/// One round of one scheme: TSC cycles per touch (forwarding: per packet).
+#[derive(Clone, Copy)]
+struct Sample {
+    cycles: f64,
+    mpps: Option<f64>,
+    replacements: u64,
+    violations: u64,
+}
+
+/// Means and intervals of the samples into rows, with ratios to `none`.
 fn push_rows(
     rows: &mut Vec<Row>,
     level: &'static str,
     readers: usize,
+    oversubscribed: bool,
     schemes: &[String],
-    samples: &[Vec<(f64, u64, u64)>],
-    mpps: bool,
+    samples: &[Vec<Sample>],
+    tsc_hz: u64,
 ) {
-    let meds: Vec<f64> = samples
+    let cis: Vec<Ci> = samples
         .iter()
-        .map(|v| median(v.iter().map(|s| s.0).collect()))
+        .map(|v| Ci::of(&v.iter().map(|s| s.cycles).collect::<Vec<_>>()))
         .collect();
-    let base = schemes.iter().position(|s| s == "none").map(|i| meds[i]);
+    let base = schemes.iter().position(|s| s == "none").map(|i| cis[i]);
     for (i, s) in schemes.iter().enumerate() {
-        let m = meds[i];
-        let (ns, mp) = if mpps { (1e3 / m, Some(m)) } else { (m, None) };
-        let vs_none = match base {
-            Some(b) if mpps => b / m, // cost ratio: time per packet relative to none
-            Some(b) => m / b,
-            None => f64::NAN,
-        };
+        let ci = cis[i];
+        let mpps: Vec<f64> = samples[i].iter().filter_map(|s| s.mpps).collect();
         rows.push(Row {
             level,
             scheme: s.clone(),
             readers,
-            ns_per_touch: ns,
-            mpps: mp,
-            vs_none,
-            replacements: samples[i].iter().map(|s| s.1).sum(),
-            violations: samples[i].iter().map(|s| s.2).sum(),
+            oversubscribed,
+            cycles_per_touch: ci,
+            cycles_samples: samples[i].iter().map(|s| s.cycles).collect(),
+            ns_per_touch: ci.mean * 1e9 / tsc_hz as f64,
+            mpps: (!mpps.is_empty()).then(|| mpps.iter().sum::<f64>() / mpps.len() as f64),
+            vs_none: base.map_or(f64::NAN, |b| ci.mean / b.mean),
+            within_noise_of_none: base.filter(|_| s != "none").map(|b| ci.overlaps(&b)),
+            replacements: samples[i].iter().map(|s| s.replacements).sum(),
+            violations: samples[i].iter().map(|s| s.violations).sum(),
         });
     }
 }
 
-fn print_table(rows: &[Row]) {
+fn print_table(rows: &[Row], tsc_hz: u64) {
+    let rounds = rows.first().map_or(0, |r| r.cycles_per_touch.n);
     apps_common::outln!(
-        "\n{:<11} {:<16} {:>7} {:>11} {:>9} {:>9} {:>12} {:>10}",
+        "\nTSC {:.3} GHz; cycles per touch (forwarding: per packet) as the mean ± the half-width \
+         of its 95% confidence interval over {rounds} rounds (Student's t)",
+        tsc_hz as f64 / 1e9
+    );
+    apps_common::outln!(
+        "{:<11} {:<21} {:>8} {:>19} {:>9} {:>7} {:>8} {:>7} {:>12} {:>10}",
         "level",
         "scheme",
         "readers",
+        "cycles/touch",
         "ns/touch",
         "Mpps",
         "vs none",
+        "differs",
         "replacements",
         "violations"
     );
     for r in rows {
         apps_common::outln!(
-            "{:<11} {:<16} {:>7} {:>11.3} {:>9} {:>9.2} {:>12} {:>10}",
+            "{:<11} {:<21} {:>8} {:>19} {:>9.3} {:>7} {:>8.2} {:>7} {:>12} {:>10}",
             r.level,
             r.scheme,
-            r.readers,
+            format!("{}{}", r.readers, if r.oversubscribed { "*" } else { "" }),
+            r.cycles_per_touch.show(2),
             r.ns_per_touch,
             r.mpps
                 .map(|m| format!("{m:.2}"))
                 .unwrap_or_else(|| "-".into()),
             r.vs_none,
+            match r.within_noise_of_none {
+                None => "-",
+                Some(true) => "noise",
+                Some(false) => "yes",
+            },
             r.replacements,
             r.violations
         );
     }
-    apps_common::outln!("(vs none: cost per touch, or per forwarded packet, relative to the unprotected baseline; `none` is not safe under removal: its violations show why)");
+    apps_common::outln!(
+        "(vs none: mean cost relative to the unprotected baseline; differs: `yes` when the 95% \
+         intervals of the scheme and `none` are disjoint, `noise` when they overlap; `none` is \
+         not safe under removal: its violations show why)"
+    );
+    if rows.iter().any(|r| r.oversubscribed) {
+        apps_common::outln!(
+            "(* oversubscribed: the reader threads and the writer outnumber the cores, so they \
+             take turns on them)"
+        );
+    }
+}
+
+/// The grace-period table: p50/p99/max against the number of readers, per scheme.
+fn print_graces(rows: &[GraceRow], ncores: usize) {
+    if rows.is_empty() {
+        return;
+    }
+    apps_common::outln!(
+        "\nGrace-period latency: from the writer's publish (the swap that unpublishes the old \
+         channel) to its retirement (every reader past it), TSC cycles and us, over all rounds"
+    );
+    apps_common::outln!(
+        "{:<21} {:>8} {:>6} {:>11} {:>11} {:>11} {:>10} {:>10} {:>10}",
+        "scheme",
+        "readers",
+        "count",
+        "p50 cycles",
+        "p99 cycles",
+        "max cycles",
+        "p50 us",
+        "p99 us",
+        "max us"
+    );
+    for r in rows {
+        let l = &r.latency;
+        apps_common::outln!(
+            "{:<21} {:>8} {:>6} {:>11} {:>11} {:>11} {:>10.2} {:>10.2} {:>10.2}",
+            r.scheme,
+            format!("{}{}", r.readers, if r.oversubscribed { "*" } else { "" }),
+            l.count,
+            l.p50_cycles,
+            l.p99_cycles,
+            l.max_cycles,
+            l.p50_us,
+            l.p99_us,
+            l.max_us
+        );
+    }
+    if rows.iter().any(|r| r.oversubscribed) {
+        apps_common::outln!(
+            "(* oversubscribed: with {ncores} cores, more than {} reader(s) share cores with each \
+             other and the writer; a grace period then waits for a descheduled reader to run \
+             again, and the scheduler's time slice shows in p99 and max)",
+            ncores.saturating_sub(1).max(1)
+        );
+    }
+    apps_common::outln!(
+        "(crossbeam_epoch and crossbeam_epoch_burst retire in a deferred function that runs at a \
+         later collection: their latency includes that wait; arc_swap retires on the last drop)"
+    );
 }
 
 /// The forwarding level: for each scheme and round, the l2fwd loop on the first two ports.
@@ -438,7 +629,7 @@ fn forwarding(
     rounds: usize,
     dur: Duration,
     interval: Duration,
-) -> Result<Vec<Vec<(f64, u64, u64)>>> {
+) -> Result<Vec<Vec<Sample>>> {
     if Port::count(eal) < 2 {
         bail!(
             "the forwarding level needs two ports (for example --vdev=net_null0 --vdev=net_null1)"
@@ -464,8 +655,13 @@ fn forwarding(
                 s.as_str(),
                 fwd_once(eal, worker, &mut rx, &mut tx, mac1, dur, interval)
             )??;
-            apps_common::errln!("  forwarding {s:<16}: {:>7.2} Mpps", r.0);
-            out[i].push(r);
+            apps_common::errln!("  forwarding {s:<21}: {:>7.2} Mpps", r.0);
+            out[i].push(Sample {
+                cycles: pmd::tsc_hz() as f64 / (r.0 * 1e6).max(1.0),
+                mpps: Some(r.0),
+                replacements: r.1,
+                violations: r.2,
+            });
         }
     }
     let _ = (rx, tx); // the queue handles end here, before the ports stop
@@ -591,4 +787,173 @@ fn plot(path: &std::path::Path, rows: &[Row], machine: &str) -> Result<()> {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// DPDK's rcu_qsbr_perf_autotest next to refbench's timing of the same operations.
+#[derive(Serialize)]
+struct Comparison {
+    /// dpdk-test's worker lcores (the autotest's `num_cores`).
+    workers: usize,
+    rows: Vec<CompareRow>,
+    dpdk_test: dpdk_test::Run,
+}
+
+/// One operation: TSC cycles per operation on each side.
+#[derive(Serialize)]
+struct CompareRow {
+    operation: String,
+    /// From dpdk-test's output; None when it did not get that far.
+    dpdk_test: Option<f64>,
+    /// refbench through `pmd::RcuQsbr` (the same `rte_rcu_qsbr` calls).
+    refbench_rte_qsbr: Option<Ci>,
+    /// refbench's `dataplane::qsbr` doing the same job.
+    refbench_qsbr: Option<Ci>,
+}
+
+fn compare_with_dpdk(cli: &Cli, plan: &Plan) -> Result<Comparison> {
+    // The autotest's lcores: a main lcore and `workers` workers (at least 2).
+    let workers = plan.ncores.max(3) - 1;
+    let (cores, dur) = (&plan.cores, plan.dur);
+    apps_common::errln!(
+        "refbench: the autotest's operations, {} round(s) of {} s each",
+        plan.rounds,
+        cli.duration
+    );
+    let mut s: [Vec<f64>; 7] = Default::default();
+    for _ in 0..plan.rounds {
+        s[0].push(dpdk_test::rte_readers(workers, cores, dur)?.per_op());
+        s[1].push(dpdk_test::qsbr_readers(workers, cores, dur).per_op());
+        let (r, w) = dpdk_test::rte_reader_writer(workers - 1, cores, dur)?;
+        s[2].push(r.per_op());
+        s[3].push(w.per_op());
+        let (r, w) = dpdk_test::qsbr_reader_writer(workers - 1, cores, dur);
+        s[4].push(r.per_op());
+        s[5].push(w.per_op());
+        s[6].push(dpdk_test::rte_writers(workers, cores, dur)?.per_op());
+    }
+    let ci = |v: &Vec<f64>| Some(Ci::of(v));
+    apps_common::errln!(
+        "refbench: running `{} {}` (at most {} s) ...",
+        cli.dpdk_test,
+        dpdk_test::AUTOTEST,
+        cli.dpdk_timeout
+    );
+    let run = dpdk_test::run(
+        &cli.dpdk_test,
+        cores,
+        Duration::from_secs_f64(cli.dpdk_timeout),
+        |line| apps_common::errln!("  dpdk-test| {line}"),
+    )?;
+    dpdk_test::check_ran(&run)?;
+    let a = &run.output;
+    let rw = a.section(&format!("{} Readers/1 Writer", workers - 1));
+    let ro = a.section(&format!("{workers} Readers"));
+    let wo = a.section(&format!("{workers} Writers"));
+    let hb = a
+        .section("1 writer")
+        .filter(|s| s.title.contains("Blocking QSBR Check"));
+    let hn = a
+        .section("1 writer")
+        .and(a.sections.iter().find(|s| s.title.contains("Non-Blocking")));
+    let f = |s: Option<&dpdk_test::Section>, what: &str| s.and_then(|s| s.cycles_for(what));
+    let rows = vec![
+        CompareRow {
+            operation: format!("quiescent-state report, {workers} readers, no writer"),
+            dpdk_test: f(ro, "quiescent state updates"),
+            refbench_rte_qsbr: ci(&s[0]),
+            refbench_qsbr: ci(&s[1]),
+        },
+        CompareRow {
+            operation: format!(
+                "quiescent-state report, {} reader(s) + 1 waiting writer",
+                workers - 1
+            ),
+            dpdk_test: f(rw, "quiescent state updates"),
+            refbench_rte_qsbr: ci(&s[2]),
+            refbench_qsbr: ci(&s[4]),
+        },
+        CompareRow {
+            operation: format!(
+                "grace period (start + blocking check), {} reader(s)",
+                workers - 1
+            ),
+            dpdk_test: f(rw, "checks"),
+            refbench_rte_qsbr: ci(&s[3]),
+            refbench_qsbr: ci(&s[5]),
+        },
+        CompareRow {
+            operation: format!("non-blocking check, {workers} writers, no readers"),
+            dpdk_test: f(wo, "checks"),
+            refbench_rte_qsbr: ci(&s[6]),
+            refbench_qsbr: None,
+        },
+        CompareRow {
+            operation: format!("rte_hash reader pass, {workers} readers (blocking writer)"),
+            dpdk_test: f(hb, "quiescent state update"),
+            refbench_rte_qsbr: None,
+            refbench_qsbr: None,
+        },
+        CompareRow {
+            operation: "rte_hash delete + grace period (blocking check)".into(),
+            dpdk_test: f(hb, "check("),
+            refbench_rte_qsbr: None,
+            refbench_qsbr: None,
+        },
+        CompareRow {
+            operation: "rte_hash delete + grace period (non-blocking check)".into(),
+            dpdk_test: f(hn, "check("),
+            refbench_rte_qsbr: None,
+            refbench_qsbr: None,
+        },
+    ];
+    Ok(Comparison {
+        workers,
+        rows,
+        dpdk_test: run,
+    })
+}
+
+fn print_comparison(c: &Comparison) {
+    let run = &c.dpdk_test;
+    apps_common::outln!(
+        "\nDPDK's {} next to refbench, TSC cycles per operation (refbench: mean ± 95% CI)",
+        dpdk_test::AUTOTEST
+    );
+    apps_common::outln!(
+        "dpdk-test: `{}`, {:.0} s{}",
+        run.command,
+        run.seconds,
+        if run.timed_out {
+            ", stopped at --dpdk-timeout: later sections not reached"
+        } else {
+            ""
+        }
+    );
+    apps_common::outln!(
+        "{:<58} {:>12} {:>20} {:>20}",
+        "operation",
+        "dpdk-test",
+        "refbench rte_qsbr",
+        "refbench qsbr"
+    );
+    let show = |c: &Option<Ci>| c.map_or_else(|| "-".to_owned(), |c| c.show(1));
+    for r in &c.rows {
+        apps_common::outln!(
+            "{:<58} {:>12} {:>20} {:>20}",
+            r.operation,
+            r.dpdk_test.map_or_else(
+                || if run.timed_out { "not reached" } else { "-" }.to_owned(),
+                |v| format!("{v:.1}")
+            ),
+            show(&r.refbench_rte_qsbr),
+            show(&r.refbench_qsbr)
+        );
+    }
+    apps_common::outln!(
+        "(the same rte_rcu_qsbr calls on both sides, so dpdk-test and refbench rte_qsbr should \
+         agree; refbench qsbr is the data plane's own QSBR doing the same job: a poll of its slot \
+         per report, a publish and a wait per grace period. With {} workers on this box's cores \
+         the autotest and refbench's threads share cores as its --lcores map says.)",
+        c.workers
+    );
 }

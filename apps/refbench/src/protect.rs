@@ -21,7 +21,9 @@
 //!   a release store per change, nothing per touch.
 //! * [`RteQsbr`] (`rte_qsbr`): DPDK's `rte_rcu_qsbr` through `pmd`, a quiescent report per
 //!   burst.
-//! * [`Epoch`] (`crossbeam_epoch`): crossbeam-epoch, pinned per burst.
+//! * [`Epoch`] (`crossbeam_epoch`): crossbeam-epoch, one outermost `pin()` per touch, as a
+//!   user writes it.
+//! * [`EpochBurst`] (`crossbeam_epoch_burst`): crossbeam-epoch, pinned once per burst.
 //! * [`ArcSwapScheme`] (`arc_swap`): an `ArcSwap` load per touch.
 
 use dataplane::qsbr;
@@ -39,6 +41,10 @@ pub struct Chan {
     refs: AtomicU64,
     /// Stands for the descriptor ring state a real touch reads.
     pub data: AtomicU64,
+    /// TSC when the writer unpublished it (made it unreachable for new touches); 0 before.
+    unlinked: AtomicU64,
+    /// TSC cycles from `unlinked` to the retirement: this channel's grace period; 0 before.
+    grace: AtomicU64,
 }
 
 /// Every channel ever made; index = channel.
@@ -81,10 +87,38 @@ impl Arena {
         c.data.load(Ordering::Relaxed)
     }
 
+    /// The writer has just unpublished channel `i` (swapped a new one in): the grace period
+    /// starts now.
+    pub fn unlink(&self, i: usize) {
+        // Relaxed: read by whoever retires `i`, which the scheme orders after this (the same
+        // thread, crossbeam's deferred queue, or the `Arc`'s last drop).
+        self.chans[i]
+            .unlinked
+            .store(pmd::rdtsc().max(1), Ordering::Relaxed);
+    }
+
     pub fn retire(&self, i: usize) {
+        let c = &self.chans[i];
+        // Relaxed: see `unlink`.
+        let t0 = c.unlinked.load(Ordering::Relaxed);
+        if t0 != 0 {
+            let gp = pmd::rdtsc().saturating_sub(t0).max(1);
+            c.grace.store(gp, Ordering::Relaxed);
+        }
         // Release: pairs with nothing in a correct scheme (the touch is ordered before by the
         // scheme); kept so a violation is seen as soon as possible.
-        self.chans[i].freed.store(true, Ordering::Release);
+        c.freed.store(true, Ordering::Release);
+    }
+
+    /// The grace periods of the channels retired so far (TSC cycles from unpublish to
+    /// retirement), in replacement order.
+    pub fn grace_periods(&self) -> Vec<u64> {
+        self.chans[..self.made()]
+            .iter()
+            // Relaxed: read after the threads that retire have been joined or have quit.
+            .map(|c| c.grace.load(Ordering::Relaxed))
+            .filter(|&g| g != 0)
+            .collect()
     }
 
     pub fn violations(&self) -> u64 {
@@ -157,6 +191,7 @@ impl Scheme for Unprotected {
             return false;
         };
         let old = self.cur.swap(new, Ordering::AcqRel);
+        self.arena.unlink(old);
         // Unsafe by design: a reader may have loaded `old` a moment ago and touch it now.
         self.arena.retire(old);
         true
@@ -214,6 +249,7 @@ impl Scheme for AtomicRef {
             return false;
         };
         let old = self.cur.swap(new, Ordering::SeqCst);
+        self.arena.unlink(old);
         // Acquire: pairs with the readers' release decrements.
         while self.arena.chans[old].refs.load(Ordering::Acquire) != 0 {
             wait();
@@ -283,6 +319,7 @@ impl Scheme for PerCpu {
             return false;
         };
         let old = self.cur.swap(new, Ordering::SeqCst);
+        self.arena.unlink(old);
         fence(Ordering::SeqCst);
         // A touch that began before the swap may still hold `old`: wait until each lcore seen
         // inside a touch (odd counter) has moved on (later touches load the new channel).
@@ -369,6 +406,7 @@ impl Scheme for Qsbr {
         // Release: the entry is in place before any reader can learn its id.
         self.table[id as usize].store(new, Ordering::Release);
         let old = self.current.swap(new, Ordering::Relaxed);
+        self.arena.unlink(old);
         let gens: Vec<u16> = (0..self.domain.workers())
             .map(|w| self.domain.publish(w, &[qsbr::ChannelId::new(0, id)]))
             .collect();
@@ -433,6 +471,7 @@ impl Scheme for RteQsbr {
             return false;
         };
         let old = self.cur.swap(new, Ordering::SeqCst);
+        self.arena.unlink(old);
         let token = self.rcu.start();
         while !self.rcu.check(token, false) {
             wait();
@@ -444,55 +483,32 @@ impl Scheme for RteQsbr {
 
 // ---------------------------------------------------------------------------------------------
 
-/// `crossbeam_epoch`: epoch-based reclamation, pinned per burst. The current channel is an
-/// index published with a release store; readers load it (acquire) while pinned, and the
-/// writer retires the old one with `Guard::defer`, which runs only after every thread pinned at
-/// the swap has unpinned: crossbeam-epoch's protocol, with an index in place of a pointer (so
-/// that reaching it needs no raw-pointer dereference).
-pub struct Epoch {
+/// Publishes the channel for [`Epoch`] and [`EpochBurst`]: the current channel is an index
+/// published with a release store; readers load it (acquire) while pinned, and the writer
+/// retires the old one with `Guard::defer`, which runs only after every thread pinned at the
+/// swap has unpinned: crossbeam-epoch's protocol, with an index in place of a pointer (so that
+/// reaching it needs no raw-pointer dereference).
+pub struct EpochCore {
     arena: Arc<Arena>,
     cur: AtomicUsize,
 }
 
-pub struct EpochReader<'a> {
-    s: &'a Epoch,
-    guard: Option<crossbeam_epoch::Guard>,
-}
-
-impl Scheme for Epoch {
-    const NAME: &'static str = "crossbeam_epoch";
-    type Reader<'a> = EpochReader<'a>;
-    fn new(arena: Arc<Arena>, _: usize) -> Self {
+impl EpochCore {
+    fn new(arena: Arc<Arena>) -> Self {
         let first = arena.make().expect("arena has room");
-        Epoch {
+        EpochCore {
             arena,
             cur: AtomicUsize::new(first),
         }
     }
-    fn reader(&self, _: usize) -> EpochReader<'_> {
-        EpochReader {
-            s: self,
-            guard: None,
-        }
-    }
+
+    /// A touch by a pinned thread.
     #[inline(always)]
-    fn begin_burst(r: &mut EpochReader<'_>) {
-        r.guard = Some(crossbeam_epoch::pin());
-    }
-    #[inline(always)]
-    fn touch(r: &mut EpochReader<'_>) -> u64 {
-        debug_assert!(r.guard.is_some(), "pinned for the burst");
+    fn touch(&self, _pinned: &crossbeam_epoch::Guard) -> u64 {
         // Acquire: pairs with the release in `replace`, so the channel is seen initialised.
-        let i = r.s.cur.load(Ordering::Acquire);
-        r.s.arena.touch(i)
+        self.arena.touch(self.cur.load(Ordering::Acquire))
     }
-    #[inline(always)]
-    fn end_burst(r: &mut EpochReader<'_>) {
-        r.guard = None;
-    }
-    fn offline(r: &mut EpochReader<'_>) {
-        r.guard = None;
-    }
+
     fn replace(&self) -> bool {
         let Some(new) = self.arena.make() else {
             return false;
@@ -500,11 +516,91 @@ impl Scheme for Epoch {
         let g = crossbeam_epoch::pin();
         // AcqRel: release publishes the new channel; acquire orders the old one's reads.
         let old_idx = self.cur.swap(new, Ordering::AcqRel);
+        self.arena.unlink(old_idx);
         let arena = Arc::clone(&self.arena);
         // Retire once every thread pinned now has unpinned.
         g.defer(move || arena.retire(old_idx));
         g.flush();
         true
+    }
+}
+
+/// `crossbeam_epoch`: epoch-based reclamation as a user writes it: one outermost
+/// `crossbeam_epoch::pin()` per touch (the thread is not pinned between touches, so every
+/// touch pays the full pin: the guard count, the epoch store and its fence, and now and then
+/// a collection).
+pub struct Epoch(EpochCore);
+
+pub struct EpochReader<'a> {
+    s: &'a EpochCore,
+}
+
+impl Scheme for Epoch {
+    const NAME: &'static str = "crossbeam_epoch";
+    type Reader<'a> = EpochReader<'a>;
+    fn new(arena: Arc<Arena>, _: usize) -> Self {
+        Epoch(EpochCore::new(arena))
+    }
+    fn reader(&self, _: usize) -> EpochReader<'_> {
+        EpochReader { s: &self.0 }
+    }
+    fn begin_burst(_: &mut EpochReader<'_>) {}
+    #[inline(always)]
+    fn touch(r: &mut EpochReader<'_>) -> u64 {
+        let g = crossbeam_epoch::pin();
+        let v = r.s.touch(&g);
+        drop(g);
+        v
+    }
+    fn end_burst(_: &mut EpochReader<'_>) {}
+    fn offline(_: &mut EpochReader<'_>) {}
+    fn replace(&self) -> bool {
+        self.0.replace()
+    }
+}
+
+/// `crossbeam_epoch_burst`: the same, pinned once per burst of 32 touches (the pin amortised,
+/// as a packet loop can do it; the grace period then waits for the burst to end).
+pub struct EpochBurst(EpochCore);
+
+pub struct EpochBurstReader<'a> {
+    s: &'a EpochCore,
+    guard: Option<crossbeam_epoch::Guard>,
+}
+
+impl Scheme for EpochBurst {
+    const NAME: &'static str = "crossbeam_epoch_burst";
+    type Reader<'a> = EpochBurstReader<'a>;
+    fn new(arena: Arc<Arena>, _: usize) -> Self {
+        EpochBurst(EpochCore::new(arena))
+    }
+    fn reader(&self, _: usize) -> EpochBurstReader<'_> {
+        EpochBurstReader {
+            s: &self.0,
+            guard: None,
+        }
+    }
+    #[inline(always)]
+    fn begin_burst(r: &mut EpochBurstReader<'_>) {
+        r.guard = Some(crossbeam_epoch::pin());
+    }
+    #[inline(always)]
+    fn touch(r: &mut EpochBurstReader<'_>) -> u64 {
+        match &r.guard {
+            Some(g) => r.s.touch(g),
+            // Not reached: begin_burst pins. Pin here rather than touch unpinned.
+            None => r.s.touch(&crossbeam_epoch::pin()),
+        }
+    }
+    #[inline(always)]
+    fn end_burst(r: &mut EpochBurstReader<'_>) {
+        r.guard = None;
+    }
+    fn offline(r: &mut EpochBurstReader<'_>) {
+        r.guard = None;
+    }
+    fn replace(&self) -> bool {
+        self.0.replace()
     }
 }
 
@@ -558,10 +654,13 @@ impl Scheme for ArcSwapScheme {
         let Some(new) = self.arena.make() else {
             return false;
         };
-        self.cur.store(Arc::new(ArcChan {
+        let old = self.cur.swap(Arc::new(ArcChan {
             arena: Arc::clone(&self.arena),
             idx: new,
         }));
+        self.arena.unlink(old.idx);
+        // Retired when the last reader's guard on it goes, which may be this drop.
+        drop(old);
         true
     }
 }
@@ -573,18 +672,24 @@ fn wait() {
 }
 
 /// What one micro run measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MicroResult {
     pub touches: u64,
+    /// TSC cycles the readers spent in their loops, summed over readers.
+    pub cycles: u64,
     pub seconds: f64,
     pub replacements: u64,
     pub violations: u64,
+    /// Each retired channel's grace period: TSC cycles from the writer's unpublish to the
+    /// retirement (for `none` the retirement follows at once).
+    pub grace_cycles: Vec<u64>,
 }
 
 impl MicroResult {
-    /// Nanoseconds per touch per lcore (each lcore's time divided by its touches).
-    pub fn ns_per_touch(&self, lcores: usize) -> f64 {
-        self.seconds * 1e9 * lcores as f64 / self.touches.max(1) as f64
+    /// TSC cycles per touch per reader (each reader's cycles divided by its touches, weighted
+    /// by touches).
+    pub fn cycles_per_touch(&self) -> f64 {
+        self.cycles as f64 / self.touches.max(1) as f64
     }
 }
 
@@ -603,7 +708,7 @@ pub fn micro<S: Scheme>(
     let scheme = S::new(Arc::clone(&arena), lcores);
     let stop = AtomicBool::new(false);
     let started = std::time::Instant::now();
-    let (touches, replacements) = std::thread::scope(|s| {
+    let (touches, cycles, replacements) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..lcores)
             .map(|l| {
                 let (scheme, stop) = (&scheme, &stop);
@@ -615,6 +720,7 @@ pub fn micro<S: Scheme>(
                     let mut r = scheme.reader(l);
                     let mut n = 0u64;
                     let mut sink = 0u64;
+                    let t0 = pmd::rdtsc();
                     // Relaxed: a stop flag, checked once per 64 bursts.
                     while !stop.load(Ordering::Relaxed) {
                         for _ in 0..64 {
@@ -626,9 +732,10 @@ pub fn micro<S: Scheme>(
                         }
                         n += 64 * 32;
                     }
+                    let cycles = pmd::rdtsc().saturating_sub(t0);
                     S::offline(&mut r);
                     std::hint::black_box(sink);
-                    n
+                    (n, cycles)
                 })
             })
             .collect();
@@ -640,14 +747,21 @@ pub fn micro<S: Scheme>(
             }
         }
         stop.store(true, Ordering::Relaxed);
-        let touches = handles.into_iter().map(|h| h.join().expect("reader")).sum();
-        (touches, replacements)
+        let (mut touches, mut cycles) = (0, 0);
+        for h in handles {
+            let (n, c) = h.join().expect("reader");
+            touches += n;
+            cycles += c;
+        }
+        (touches, cycles, replacements)
     });
     MicroResult {
         touches,
+        cycles,
         seconds: started.elapsed().as_secs_f64(),
         replacements,
         violations: arena.violations(),
+        grace_cycles: arena.grace_periods(),
     }
 }
 
@@ -679,6 +793,16 @@ mod tests {
             "{} touched a retired channel: {r:?}",
             S::NAME
         );
+        assert!(r.cycles > 0 && r.cycles_per_touch() > 0.0, "{r:?}");
+        // Every replacement but the last few (whose retirement may still be deferred at the
+        // end) left its grace period.
+        assert!(
+            !r.grace_cycles.is_empty() && r.grace_cycles.len() as u64 <= r.replacements,
+            "{}: {} grace periods for {} replacements",
+            S::NAME,
+            r.grace_cycles.len(),
+            r.replacements
+        );
     }
 
     #[test]
@@ -702,6 +826,10 @@ mod tests {
         protects::<Epoch>();
     }
     #[test]
+    fn crossbeam_epoch_burst_protects() {
+        protects::<EpochBurst>();
+    }
+    #[test]
     fn arc_swap_protects() {
         protects::<ArcSwapScheme>();
     }
@@ -721,5 +849,7 @@ mod tests {
             1,
             "the touch landed on a retired channel"
         );
+        // It waited for nothing, but its (empty) grace period is still recorded.
+        assert_eq!(arena.grace_periods().len(), 1);
     }
 }
