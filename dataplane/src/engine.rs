@@ -1,13 +1,16 @@
 //! The engine: one forwarder run, wired as DPDK's `examples/l2fwd/main.c` wires it by hand.
 //!
 //! [`Engine::new`] checks the configuration against what the EAL found (the port mask against
-//! the ports, `--dma` against `--copy`), opens the DMA devices and creates the one mbuf pool.
+//! the ports, `--dma` against `--copy`), opens the DMA devices and creates the mbuf pools: one
+//! per NUMA socket in use (the ports' and the forwarding lcores'), each port's RX queues fed by
+//! its own socket's pool and each worker's copies taken from its lcore's.
 //! [`Engine::run`] then
 //!
 //! 1. configures and starts every enabled port with the RX and TX queues of the queue plan
 //!    ([`crate::placement`]: RSS over several RX queues where asked, a TX queue per lcore that
-//!    transmits on the port), all fed by the one pool, so TX may free with `MBUF_FAST_FREE`
-//!    where the device has it, as l2fwd does;
+//!    transmits on the port); with a single pool (one socket) TX may free with
+//!    `MBUF_FAST_FREE` where the device has it, as l2fwd does (with several, a port may send
+//!    another socket's mbufs, so it may not);
 //! 2. deals the RX queues to every lcore of the EAL, the main lcore included (each sends on
 //!    TX queues of its own), and the DMA channels to those workers through the shared control
 //!    state ([`Shared`]);
@@ -19,7 +22,7 @@
 //!    the workers have stopped and gone offline (the launch returns only once every worker has
 //!    returned), then no more requests (socket and event monitor closed), then every DMA
 //!    device is stopped, its quarantined buffers freed and the device closed, then the ports
-//!    stop and close, and last the mbufs still out of the pool are counted for the report.
+//!    stop and close, and last the mbufs still out of the pools are counted for the report.
 //!
 //! The app sees the run as [`Event`]s (and prints them); the result is the [`L2fwdReport`].
 
@@ -198,7 +201,7 @@ pub enum Event<'a> {
     Stopping { elapsed: Duration },
 }
 
-/// A run, ready to start: the ports checked, the DMA devices open, the pool created.
+/// A run, ready to start: the ports checked, the DMA devices open, the pools created.
 pub struct Engine<'e> {
     eal: &'e Eal,
     cfg: EngineConfig,
@@ -207,7 +210,11 @@ pub struct Engine<'e> {
     dma_devs: Vec<DmaDev<'e>>,
     /// Each enabled port and its configuration.
     ports: Vec<(PortId, PortConfig)>,
-    pool: Mempool<'e>,
+    /// One pool per NUMA socket in use: `(socket, pool)`.
+    pools: Vec<(u32, Mempool<'e>)>,
+    /// Each enabled port's socket, and each forwarding lcore's.
+    port_sockets: Vec<(PortId, u32)>,
+    lcore_sockets: Vec<(LcoreId, u32)>,
 }
 
 impl<'e> Engine<'e> {
@@ -225,8 +232,10 @@ impl<'e> Engine<'e> {
             None => pair_ports(&enabled),
         };
         let mut limits = Vec::with_capacity(pairs.len());
+        let mut port_sockets = Vec::with_capacity(pairs.len());
         for &(p, _) in &pairs {
             let info = Port::info(eal, p).map_err(port_err("query", p))?;
+            port_sockets.push((p, info.socket));
             limits.push(PortLimits {
                 port: p,
                 name: info.name,
@@ -241,6 +250,19 @@ impl<'e> Engine<'e> {
             queue_map: cfg.queue_map.clone(),
         };
         let placement = place(&pairs, &eal.lcores(), &limits, &opts)?;
+        let lcore_sockets: Vec<(LcoreId, u32)> = placement
+            .lcores
+            .iter()
+            .filter(|l| !l.1.is_empty())
+            .map(|l| (l.0, eal.lcore_socket(l.0)))
+            .collect();
+        let mut sockets: Vec<u32> = port_sockets
+            .iter()
+            .map(|x| x.1)
+            .chain(lcore_sockets.iter().map(|x| x.1))
+            .collect();
+        sockets.sort_unstable();
+        sockets.dedup();
         let ports: Vec<(PortId, PortConfig)> = placement
             .queues
             .iter()
@@ -248,24 +270,29 @@ impl<'e> Engine<'e> {
                 let c = PortConfig {
                     rx_queues,
                     tx_queues,
-                    tx_fast_free: true,
+                    // One pool: every mbuf a port sends is of it (see the module docs).
+                    tx_fast_free: sockets.len() == 1,
                     ..PortConfig::default()
                 };
                 (p, c)
             })
             .collect();
         let dma_devs = open_dma_devices(eal, &cfg)?;
-        let forwarding = placement.lcores.iter().filter(|l| !l.1.is_empty()).count();
-        let nb_mbufs = pool_size(&ports, forwarding, cfg.copy);
-        let pool = Mempool::create(
-            eal,
-            "l2fwd_pool",
-            nb_mbufs,
-            256,
-            2048 + 128,
-            eal.socket_id(),
-        )
-        .map_err(EngineError::Pool)?;
+        let nb_mbufs = pool_size(&ports, lcore_sockets.len(), cfg.copy);
+        let mut pools = Vec::with_capacity(sockets.len());
+        for &socket in &sockets {
+            // The cache: eight bursts an lcore, within DPDK's bound (512).
+            let pool = Mempool::create(
+                eal,
+                &format!("l2fwd_pool_s{socket}"),
+                nb_mbufs,
+                8 * MAX_BURST as u32,
+                2048 + 128,
+                socket as i32,
+            )
+            .map_err(EngineError::Pool)?;
+            pools.push((socket, pool));
+        }
         drop(enabled);
         Ok(Engine {
             eal,
@@ -273,7 +300,9 @@ impl<'e> Engine<'e> {
             plan: placement.lcores,
             dma_devs,
             ports,
-            pool,
+            pools,
+            port_sockets,
+            lcore_sockets,
         })
     }
 
@@ -290,9 +319,19 @@ impl<'e> Engine<'e> {
             plan,
             dma_devs,
             ports: port_cfgs,
-            pool,
+            pools,
+            port_sockets,
+            lcore_sockets,
         } = self;
-        let ports = start_ports(eal, &port_cfgs, &pool, events)?;
+        let pool_of = |socket: u32| {
+            &pools
+                .iter()
+                .find(|p| p.0 == socket)
+                .expect("a pool for every socket in use")
+                .1
+        };
+        let port_pools: Vec<&Mempool> = port_sockets.iter().map(|p| pool_of(p.1)).collect();
+        let ports = start_ports(eal, &port_cfgs, &port_pools, events)?;
         for (lcore, _) in plan.iter().filter(|l| l.1.is_empty()) {
             events(Event::LcoreIdle { lcore: *lcore });
         }
@@ -315,7 +354,8 @@ impl<'e> Engine<'e> {
                 rules,
                 dma_devs: &dma_devs,
             });
-            let job = worker_job(&cfg, &ports, rules, &pool, &stats[i], &shared, i)?;
+            let pool = pool_of(lcore_sockets[i].1);
+            let job = worker_job(&cfg, &ports, rules, pool, &stats[i], &shared, i)?;
             jobs.push(job);
         }
         let (requests, monitor) = Requests::open(eal, &cfg, &control, events)?;
@@ -341,7 +381,7 @@ impl<'e> Engine<'e> {
             requests: Some((requests, monitor)),
             control: Some(control),
             ports,
-            pool: &pool,
+            pools: &pools,
         };
         let done = shut_down(&mut steps);
         drop(steps);
@@ -439,11 +479,11 @@ fn port_err(what: &'static str, port: PortId) -> impl FnOnce(pmd::Error) -> Engi
 fn start_ports<'e, 'p>(
     eal: &'e Eal,
     cfgs: &[(PortId, PortConfig)],
-    pool: &'p Mempool<'e>,
+    pools: &[&'p Mempool<'e>],
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<Port<'p>>, EngineError> {
     let mut ports = Vec::with_capacity(cfgs.len());
-    for (id, cfg) in cfgs {
+    for ((id, cfg), pool) in cfgs.iter().zip(pools) {
         let id = *id;
         let mut port = Port::configure(eal, id, cfg, pool).map_err(port_err("configure", id))?;
         port.start().map_err(port_err("start", id))?;
@@ -773,7 +813,7 @@ struct EngineTeardown<'a, 'e, 'q, 'p> {
     requests: Option<(Requests, Option<DevEventMonitor<'e>>)>,
     control: Option<Control<'e, 'q, 'p>>,
     ports: Vec<Port<'p>>,
-    pool: &'a Mempool<'e>,
+    pools: &'a [(u32, Mempool<'e>)],
 }
 
 impl Teardown for EngineTeardown<'_, '_, '_, '_> {
@@ -803,7 +843,7 @@ impl Teardown for EngineTeardown<'_, '_, '_, '_> {
     }
 
     fn mbufs_in_use(&self) -> u64 {
-        self.pool.in_use() as u64
+        self.pools.iter().map(|p| p.1.in_use() as u64).sum()
     }
 }
 

@@ -16,6 +16,15 @@ static DPCTL: LazyLock<String> = LazyLock::new(|| workspace_bin("dpctl"));
 /// Each run uses both CPUs: one at a time.
 static ONE: Mutex<()> = Mutex::new(());
 
+/// Shell functions every drill may use, so that it waits for traffic rather than sleeping a
+/// guessed time (pktgen may take a while to start on a loaded box): `dma_copies` prints the
+/// copies made by DMA so far, `await_copies N` waits (a minute at most) until there are more
+/// than N.
+const PREAMBLE: &str = r#"dma_copies() { $DPCTL stats | python3 -c 'import json, sys; print(json.load(sys.stdin)["copies"]["dma"])'; }
+await_copies() { for i in $(seq 1200); do [ "$(dma_copies)" -gt "$1" ] && return 0; sleep 0.05; done
+                 echo "no DMA copies past $1" >&2; return 1; }
+"#;
+
 struct Drill {
     pktgen: Value,
     l2fwd: Value,
@@ -55,7 +64,7 @@ fn drill(name: &str, count: u32, l2fwd_args: &str, drill: &str) -> Drill {
             "--dut-report",
             dut.to_str().unwrap(),
         ])
-        .args(["--drill", drill])
+        .args(["--drill", &format!("{PREAMBLE}{drill}")])
         .env("L2FWD", L2FWD)
         .env("PKTGEN", &*PKTGEN)
         .env("DPCTL_BIN", &*DPCTL)
@@ -106,11 +115,13 @@ fn remove_mid_stream_then_add_another() {
         "remove-add",
         60_000,
         "",
-        r#"sleep 1
+        r#"await_copies 0
            $DPCTL dma list | grep -q '"active"'
            $DPCTL dma remove dma_skeleton0 | tee /dev/stderr | grep -q latency_us
            sleep 1
-           $DPCTL dma add dma_skeleton1,lcore=0 | grep -q '"active"'"#,
+           before=$(dma_copies)
+           $DPCTL dma add dma_skeleton1,lcore=0 | grep -q '"active"'
+           await_copies "$before""#,
     );
     check_nothing_lost(&d, 60_000);
     let l = &d.l2fwd;
@@ -144,7 +155,7 @@ fn a_stalled_engine_is_retired_then_comes_back() {
         "stall",
         120_000,
         "--allow-fault-injection --dma-timeout-ms 50",
-        r#"sleep 1
+        r#"await_copies 0
            field() { python3 -c 'import json, sys
 d = json.load(sys.stdin)
 if sys.argv[1] == "state":
@@ -162,7 +173,7 @@ else:
            # One registry, one answer: the stalled channel takes requests, and comes back.
            $DPCTL dma fault dma_skeleton0 none
            await active
-           before=$(copies); sleep 1; after=$(copies)
+           before=$(copies); await_copies "$before"; after=$(copies)
            echo "copies.dma $before -> $after"
            [ "$after" -gt "$before" ] || { echo "no DMA copies after the comeback" >&2; exit 1; }"#,
     );
