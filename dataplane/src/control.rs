@@ -42,6 +42,15 @@ use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// `eprintln!` that ignores write errors: a closed stderr (`l2fwd ... 2>&1 | head`) makes
+/// `eprintln!` panic, and the release profile aborts on panic, mid-removal or at exit.
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// A failed hot-add probe in a DPDK user's words: DPDK's own errno for it (`Bad address` for a
 /// vdev no driver takes) says nothing useful.
 fn probe_message(devargs: &str, bus: &str, source: &pmd::Error) -> String {
@@ -656,7 +665,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 worker: from,
                 generation,
             };
-            eprintln!(
+            log!(
                 "control: DMA channel {} stalled on worker {from} (no completion within \
                  --dma-timeout-ms; {} copies re-done on the CPU): retired until it completes again",
                 c.name, r.recopied
@@ -692,14 +701,14 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                     chans.push(id);
                     self.qsbr.publish(w, &chans);
                     c.state = ChannelState::Active(w);
-                    eprintln!(
+                    log!(
                         "control: DMA channel {} completes again: back on worker {w}",
                         c.name
                     );
                 }
                 None => {
                     c.state = ChannelState::Standby;
-                    eprintln!(
+                    log!(
                         "control: DMA channel {} completes again: on standby (no worker has room)",
                         c.name
                     );
@@ -802,7 +811,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 let c = &mut self.channels[j];
                 c.state = ChannelState::Failed;
                 c.error = Some(why.clone());
-                eprintln!("control: DMA channel {} failed: {why}", c.name);
+                log!("control: DMA channel {} failed: {why}", c.name);
             }
             return Err(ControlError::StopFailed { failures });
         }
@@ -841,7 +850,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
         if let Err(e) = unplug {
             let (bus, _) = bus_device_of(name);
-            eprintln!("control: {name} closed but not unplugged from bus {bus}: {e}");
+            log!("control: {name} closed but not unplugged from bus {bus}: {e}");
         }
         self.hot_removes
             .iter()
@@ -1020,7 +1029,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         if !self.workers_parked() {
             // A worker still runs and may be using its channels: stopping or closing them
             // under it is not allowed. Leak them (Drop does) and say so.
-            eprintln!("control: at exit, a worker is still running: DMA devices left open");
+            log!("control: at exit, a worker is still running: DMA devices left open");
             return self.channel_reports();
         }
         for (_, r) in std::mem::take(&mut self.pending) {
@@ -1038,7 +1047,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
         for c in &mut self.channels {
             if let Err(e) = c.stop() {
-                eprintln!("control: at exit, {}: {e}; its buffers are leaked", c.name);
+                log!("control: at exit, {}: {e}; its buffers are leaked", c.name);
             }
         }
         // Buffers of no channel go back to the pool only if their own device is stopped; the
