@@ -668,7 +668,8 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             log!(
                 "control: DMA channel {} stalled on worker {from} (no completion within \
                  --dma-timeout-ms; {} copies re-done on the CPU): retired until it completes again",
-                c.name, r.recopied
+                c.name,
+                r.recopied
             );
         }
     }
