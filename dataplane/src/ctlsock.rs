@@ -145,6 +145,12 @@ impl Drop for CtlServer {
 /// Binds a listener at `path` whose mode is 0600 before it is reachable there: bound in a
 /// private directory beside `path`, chmodded, then renamed into place.
 fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    bind_private_with(path, |_| {})
+}
+
+/// [`bind_private`], calling `at_bind` with where the socket was bound, as soon as it is
+/// (before its chmod): what a test sees there is what another user could have seen.
+fn bind_private_with(path: &Path, at_bind: impl FnOnce(&Path)) -> io::Result<UnixListener> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -165,6 +171,7 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     let inner = dir.join("s");
     let bound = UnixListener::bind(&inner).and_then(|l| {
+        at_bind(&inner);
         std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
         std::fs::rename(&inner, path)?;
         Ok(l)
@@ -412,6 +419,48 @@ mod tests {
         assert_eq!(entries.len(), 1, "only the socket: {entries:?}");
         drop(server);
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The window between bind and chmod: at the moment the socket exists, it is not at its
+    /// path (where it would have the umask's mode) but in a directory only we may enter; the
+    /// server's socket was bound there and only renamed into place.
+    #[test]
+    fn the_socket_is_bound_in_a_private_directory_and_only_then_moved_into_place() {
+        let dir = scratch("window");
+        let path = dir.join("l2fwd.sock");
+        let mut seen = None;
+        let listener = bind_private_with(&path, |bound| {
+            let private = bound.parent().unwrap().to_owned();
+            let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+            seen = Some((bound.to_owned(), private, mode, path.exists()));
+        })
+        .unwrap();
+        let (bound, private, mode, reachable) = seen.expect("bound");
+        assert_ne!(bound, path, "bound at its final path, before its chmod");
+        assert!(!reachable, "{} existed before its chmod", path.display());
+        assert_eq!(
+            private.parent(),
+            Some(dir.as_path()),
+            "{}",
+            private.display()
+        );
+        assert_eq!(mode, 0o700, "{} is not private", private.display());
+        assert!(!private.exists(), "the private directory is left behind");
+        let md = std::fs::symlink_metadata(&path).unwrap();
+        assert!(md.file_type().is_socket());
+        assert_eq!(md.permissions().mode() & 0o777, 0o600);
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        // The server binds the same way: the address its clients see is the private one.
+        let server = CtlServer::start(&path, responder()).unwrap();
+        let c = UnixStream::connect(&path).unwrap();
+        let addr = c.peer_addr().unwrap();
+        let at = addr.as_pathname().expect("bound to a path");
+        assert_ne!(at, path, "the server bound its socket at its final path");
+        assert_eq!(at.parent().and_then(Path::parent), Some(dir.as_path()));
+        drop(c);
+        drop(server);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
