@@ -68,6 +68,10 @@ fn probe_message(devargs: &str, bus: &str, source: &pmd::Error) -> String {
             "cannot probe {devargs:?}: no such PCI device, or it is not bound to vfio-pci \
              (dpdk-devbind.py --status) ({source})"
         ),
+        "dsa" => format!(
+            "cannot probe {devargs:?}: the dsa bus cannot hot-plug; its work queues are found \
+             when the EAL starts (set them up with accel-config first) ({source})"
+        ),
         _ => format!("cannot probe {devargs:?} on bus {bus}: {source}"),
     }
 }
@@ -899,17 +903,18 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 name: name.to_owned(),
             });
         }
-        // A PCI device already probed (another work queue of a DSA function) is not probed
-        // again; anything else that already exists is someone else's.
+        // A PCI device already probed (another work queue of a DSA function), or a work queue
+        // the dsa bus found at EAL start, is not probed again; anything else that already
+        // exists is someone else's.
         let probed = DmaDev::list(self.eal)
             .iter()
-            .any(|d| d.bus == "pci" && d.device == dev_name);
+            .any(|d| matches!(d.bus.as_str(), "pci" | "dsa") && d.device == dev_name);
         if bus == "vdev" && DmaDev::id_by_name(self.eal, name).is_ok() {
             return Err(ControlError::DeviceExists {
                 name: name.to_owned(),
             });
         }
-        if !(bus == "pci" && probed) {
+        if !(matches!(bus, "pci" | "dsa") && probed) {
             pmd::hotplug_add(self.eal, bus, dev_name, args).map_err(|source| {
                 ControlError::Probe {
                     devargs: devargs.to_owned(),
@@ -1141,6 +1146,122 @@ mod tests {
         assert!(siblings_of("dma_skeleton0", names).is_empty());
         // Not a work queue suffix: its own vdev.
         assert!(siblings_of("dma_x-q0", ["dma_x-q1", "dma_x"]).is_empty());
+    }
+
+    /// idxd's own bus (DPDK 22.11 drivers/dma/idxd/idxd_bus.c) names each work queue it
+    /// takes from the kernel driver `wqD.Q`: a device of the `dsa` bus, each its own (not a
+    /// vdev, and no sibling of another work queue of the same DSA).
+    #[test]
+    fn idxd_bus_work_queues_are_dsa_devices_of_their_own() {
+        assert_eq!(bus_device_of("wq0.0"), ("dsa", "wq0.0"));
+        assert_eq!(bus_device_of("wq12.3"), ("dsa", "wq12.3"));
+        assert_eq!(bus_device_of("0000:6a:01.0-q1"), ("pci", "0000:6a:01.0"));
+        assert_eq!(bus_device_of("0000:00:04.0"), ("pci", "0000:00:04.0"));
+        for vdev in ["wq0", "wq0.", "wq.0", "wq0.x", "wqa.0", "dma_skeleton0"] {
+            assert_eq!(bus_device_of(vdev), ("vdev", vdev));
+        }
+        assert!(siblings_of("wq0.0", ["wq0.1", "wq1.0", "wq0.0"]).is_empty());
+    }
+
+    /// An EAL for this module's tests that need one: no devices, no hugepages.
+    fn eal() -> &'static Eal {
+        static EAL: std::sync::OnceLock<Eal> = std::sync::OnceLock::new();
+        EAL.get_or_init(|| {
+            Eal::init(&[
+                "control_unit",
+                "--no-huge",
+                "--no-pci",
+                "-m",
+                "64",
+                "-l",
+                "0",
+                "--log-level=error",
+                &format!("--file-prefix=controlunit{}", std::process::id()),
+            ])
+            .expect("EAL init")
+        })
+    }
+
+    /// A registered channel without a device (its stop and close do nothing): the work queues
+    /// of a DSA function, which no vdev can stand in for, as far as the registry knows them.
+    fn queue(name: &str, dev: i16) -> Channel<'static, 'static> {
+        Channel {
+            name: name.to_owned(),
+            id: ChannelId::new(dev, 0),
+            dev: None,
+            state: ChannelState::Active(0),
+            last_stats: DmaStats::default(),
+            stalls: 0,
+            recopied: 0,
+            held: Vec::new(),
+            fail_stop: false,
+            error: None,
+        }
+    }
+
+    /// Removing one work queue of a DSA function removes the function: every live sibling goes
+    /// through the protocol with it (unpublished, grace period, stopped, removed, recorded),
+    /// and a failed sibling makes the removal refuse, naming it, before anything is taken.
+    #[test]
+    fn removing_a_work_queue_takes_its_siblings_through_the_protocol_or_names_a_failed_one() {
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
+        let q = ["0000:6a:01.0-q0", "0000:6a:01.0-q1", "0000:6a:02.0-q0"];
+        for (k, n) in q.iter().enumerate() {
+            c.channels.push(queue(n, k as i16));
+        }
+        let ids: Vec<ChannelId> = c.channels.iter().map(|ch| ch.id).collect();
+        c.qsbr.publish(0, &ids);
+        // A parked worker is quiescent: each grace period passes at once.
+        shared.worker(0).unwrap().offline();
+        let state = |c: &Control, n: &str| {
+            c.channels
+                .iter()
+                .find(|ch| ch.name == n)
+                .map(|ch| ch.state)
+                .unwrap()
+        };
+
+        c.channels[0].state = ChannelState::Failed;
+        c.channels[0].error = Some("rte_dma_stop on 0000:6a:01.0-q0: boom".into());
+        let e = c.remove(q[1]).unwrap_err();
+        assert!(matches!(e, ControlError::SiblingFailed { .. }), "{e:?}");
+        assert!(e.to_string().contains(q[0]), "{e}");
+        assert_eq!(state(&c, q[1]), ChannelState::Active(0), "nothing taken");
+        assert_eq!(c.qsbr.assignment(0).len(), 3, "nothing unpublished");
+        assert!(c.hot_removes.is_empty());
+
+        c.channels[0].state = ChannelState::Active(0);
+        c.channels[0].error = None;
+        let r = c.remove(q[1]).unwrap();
+        assert_eq!(r.channel, q[1]);
+        for n in &q[..2] {
+            assert_eq!(state(&c, n), ChannelState::Removed, "{n}");
+        }
+        assert_eq!(state(&c, q[2]), ChannelState::Active(0), "another function");
+        let mut removed: Vec<&str> = c.hot_removes.iter().map(|r| r.channel.as_str()).collect();
+        removed.sort_unstable();
+        assert_eq!(removed, &q[..2], "each removal recorded");
+        let left: Vec<ChannelId> = c.qsbr.assignment(0).channels().collect();
+        assert_eq!(left, [ids[2]], "both queues unpublished");
+        assert!(matches!(
+            c.remove(q[0]),
+            Err(ControlError::UnknownChannel { .. })
+        ));
+    }
+
+    /// `dma add wqD.Q` is a DSA work queue, not a vdev: it is probed on the dsa bus (which
+    /// cannot hot-plug: the answer says so), never refused as "not a DMA device".
+    #[test]
+    fn dma_add_of_a_dsa_work_queue_asks_the_dsa_bus() {
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
+        match c.add("wq0.1") {
+            Err(e @ ControlError::Probe { bus: "dsa", .. }) => {
+                assert!(e.to_string().contains("dsa bus cannot hot-plug"), "{e}")
+            }
+            other => panic!("wq0.1 not probed on the dsa bus: {other:?}"),
+        }
     }
 
     /// Each error's text, as the control socket has always sent it (tests and scripts match
