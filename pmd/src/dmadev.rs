@@ -283,6 +283,8 @@ impl<'eal> DmaDev<'eal> {
     /// stopped only once `rte_dma_stop` succeeded, so a failed stop can be retried.
     pub fn stop(&mut self) -> Result<()> {
         if self.started {
+            #[cfg(test)]
+            check("rte_dma_stop", crate::injected::stop_result())?;
             // SAFETY: started device, no channel handle alive (borrow rules).
             check("rte_dma_stop", unsafe { dpdk_sys::rte_dma_stop(self.id) })?;
             self.started = false;

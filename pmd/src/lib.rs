@@ -46,6 +46,8 @@ mod eal;
 mod error;
 mod ethdev;
 mod ids;
+#[cfg(test)]
+mod injected;
 mod mbuf;
 mod rcu;
 
