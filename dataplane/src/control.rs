@@ -28,6 +28,28 @@
 //!
 //! Requests ([`Request`]) are answered with typed values: a [`Response`] or a
 //! [`ControlError`]. Only the control socket ([`crate::ctlsock`]) turns them into JSON.
+//!
+//! The fault switches are one table of [`MAX_DMA_DEVS`], one per possible dmadev id, built by
+//! [`Shared::new`]; a worker's end ([`crate::fwd::WorkerControl`]) comes only from
+//! [`Shared::worker`], so no worker can hold a short or empty table, and a channel id is only
+//! ever looked up in the full one (with `get`: an id beyond it is refused, never indexed).
+//! Outside this crate a worker's end can be passed on as it is,
+//! ```no_run
+//! fn pass_on<'q, 'p>(
+//!     w: dataplane::fwd::WorkerControl<'q, 'p>,
+//! ) -> dataplane::fwd::WorkerControl<'q, 'p> {
+//!     w
+//! }
+//! ```
+//! but never given a table of someone else's making:
+//! ```compile_fail
+//! fn forge<'q, 'p>(
+//!     w: dataplane::fwd::WorkerControl<'q, 'p>,
+//!     faults: &'q [std::sync::atomic::AtomicBool],
+//! ) -> dataplane::fwd::WorkerControl<'q, 'p> {
+//!     dataplane::fwd::WorkerControl { faults, ..w } // E0451: private fields
+//! }
+//! ```
 
 use crate::copy::CopyMode;
 use crate::dma::{reap_abandoned, Quarantine};
