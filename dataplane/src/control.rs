@@ -28,6 +28,28 @@
 //!
 //! Requests ([`Request`]) are answered with typed values: a [`Response`] or a
 //! [`ControlError`]. Only the control socket ([`crate::ctlsock`]) turns them into JSON.
+//!
+//! The fault switches are one table of [`MAX_DMA_DEVS`], one per possible dmadev id, built by
+//! [`Shared::new`]; a worker's end ([`crate::fwd::WorkerControl`]) comes only from
+//! [`Shared::worker`], so no worker can hold a short or empty table, and a channel id is only
+//! ever looked up in the full one (with `get`: an id beyond it is refused, never indexed).
+//! Outside this crate a worker's end can be passed on as it is,
+//! ```no_run
+//! fn pass_on<'q, 'p>(
+//!     w: dataplane::fwd::WorkerControl<'q, 'p>,
+//! ) -> dataplane::fwd::WorkerControl<'q, 'p> {
+//!     w
+//! }
+//! ```
+//! but never given a table of someone else's making:
+//! ```compile_fail
+//! fn forge<'q, 'p>(
+//!     w: dataplane::fwd::WorkerControl<'q, 'p>,
+//!     faults: &'q [std::sync::atomic::AtomicBool],
+//! ) -> dataplane::fwd::WorkerControl<'q, 'p> {
+//!     dataplane::fwd::WorkerControl { faults, ..w } // E0451: private fields
+//! }
+//! ```
 
 use crate::copy::CopyMode;
 use crate::dma::{reap_abandoned, Quarantine};
@@ -41,6 +63,15 @@ use pmd::{bus_device_of, DmaDev, DmaStats, Eal, Port};
 use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// `eprintln!` that ignores write errors: a closed stderr (`l2fwd ... 2>&1 | head`) makes
+/// `eprintln!` panic, and the release profile aborts on panic, mid-removal or at exit.
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// A failed hot-add probe in a DPDK user's words: DPDK's own errno for it (`Bad address` for a
 /// vdev no driver takes) says nothing useful.
@@ -58,6 +89,10 @@ fn probe_message(devargs: &str, bus: &str, source: &pmd::Error) -> String {
         "pci" if code == -19 => format!(
             "cannot probe {devargs:?}: no such PCI device, or it is not bound to vfio-pci \
              (dpdk-devbind.py --status) ({source})"
+        ),
+        "dsa" => format!(
+            "cannot probe {devargs:?}: the dsa bus cannot hot-plug; its work queues are found \
+             when the EAL starts (set them up with accel-config first) ({source})"
         ),
         _ => format!("cannot probe {devargs:?} on bus {bus}: {source}"),
     }
@@ -656,10 +691,11 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 worker: from,
                 generation,
             };
-            eprintln!(
+            log!(
                 "control: DMA channel {} stalled on worker {from} (no completion within \
                  --dma-timeout-ms; {} copies re-done on the CPU): retired until it completes again",
-                c.name, r.recopied
+                c.name,
+                r.recopied
             );
         }
     }
@@ -692,14 +728,14 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                     chans.push(id);
                     self.qsbr.publish(w, &chans);
                     c.state = ChannelState::Active(w);
-                    eprintln!(
+                    log!(
                         "control: DMA channel {} completes again: back on worker {w}",
                         c.name
                     );
                 }
                 None => {
                     c.state = ChannelState::Standby;
-                    eprintln!(
+                    log!(
                         "control: DMA channel {} completes again: on standby (no worker has room)",
                         c.name
                     );
@@ -802,7 +838,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 let c = &mut self.channels[j];
                 c.state = ChannelState::Failed;
                 c.error = Some(why.clone());
-                eprintln!("control: DMA channel {} failed: {why}", c.name);
+                log!("control: DMA channel {} failed: {why}", c.name);
             }
             return Err(ControlError::StopFailed { failures });
         }
@@ -841,7 +877,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
         if let Err(e) = unplug {
             let (bus, _) = bus_device_of(name);
-            eprintln!("control: {name} closed but not unplugged from bus {bus}: {e}");
+            log!("control: {name} closed but not unplugged from bus {bus}: {e}");
         }
         self.hot_removes
             .iter()
@@ -889,17 +925,18 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 name: name.to_owned(),
             });
         }
-        // A PCI device already probed (another work queue of a DSA function) is not probed
-        // again; anything else that already exists is someone else's.
+        // A PCI device already probed (another work queue of a DSA function), or a work queue
+        // the dsa bus found at EAL start, is not probed again; anything else that already
+        // exists is someone else's.
         let probed = DmaDev::list(self.eal)
             .iter()
-            .any(|d| d.bus == "pci" && d.device == dev_name);
+            .any(|d| matches!(d.bus.as_str(), "pci" | "dsa") && d.device == dev_name);
         if bus == "vdev" && DmaDev::id_by_name(self.eal, name).is_ok() {
             return Err(ControlError::DeviceExists {
                 name: name.to_owned(),
             });
         }
-        if !(bus == "pci" && probed) {
+        if !(matches!(bus, "pci" | "dsa") && probed) {
             pmd::hotplug_add(self.eal, bus, dev_name, args).map_err(|source| {
                 ControlError::Probe {
                     devargs: devargs.to_owned(),
@@ -1020,7 +1057,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         if !self.workers_parked() {
             // A worker still runs and may be using its channels: stopping or closing them
             // under it is not allowed. Leak them (Drop does) and say so.
-            eprintln!("control: at exit, a worker is still running: DMA devices left open");
+            log!("control: at exit, a worker is still running: DMA devices left open");
             return self.channel_reports();
         }
         for (_, r) in std::mem::take(&mut self.pending) {
@@ -1038,7 +1075,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
         for c in &mut self.channels {
             if let Err(e) = c.stop() {
-                eprintln!("control: at exit, {}: {e}; its buffers are leaked", c.name);
+                log!("control: at exit, {}: {e}; its buffers are leaked", c.name);
             }
         }
         // Buffers of no channel go back to the pool only if their own device is stopped; the
@@ -1131,6 +1168,122 @@ mod tests {
         assert!(siblings_of("dma_skeleton0", names).is_empty());
         // Not a work queue suffix: its own vdev.
         assert!(siblings_of("dma_x-q0", ["dma_x-q1", "dma_x"]).is_empty());
+    }
+
+    /// idxd's own bus (DPDK 22.11 drivers/dma/idxd/idxd_bus.c) names each work queue it
+    /// takes from the kernel driver `wqD.Q`: a device of the `dsa` bus, each its own (not a
+    /// vdev, and no sibling of another work queue of the same DSA).
+    #[test]
+    fn idxd_bus_work_queues_are_dsa_devices_of_their_own() {
+        assert_eq!(bus_device_of("wq0.0"), ("dsa", "wq0.0"));
+        assert_eq!(bus_device_of("wq12.3"), ("dsa", "wq12.3"));
+        assert_eq!(bus_device_of("0000:6a:01.0-q1"), ("pci", "0000:6a:01.0"));
+        assert_eq!(bus_device_of("0000:00:04.0"), ("pci", "0000:00:04.0"));
+        for vdev in ["wq0", "wq0.", "wq.0", "wq0.x", "wqa.0", "dma_skeleton0"] {
+            assert_eq!(bus_device_of(vdev), ("vdev", vdev));
+        }
+        assert!(siblings_of("wq0.0", ["wq0.1", "wq1.0", "wq0.0"]).is_empty());
+    }
+
+    /// An EAL for this module's tests that need one: no devices, no hugepages.
+    fn eal() -> &'static Eal {
+        static EAL: std::sync::OnceLock<Eal> = std::sync::OnceLock::new();
+        EAL.get_or_init(|| {
+            Eal::init(&[
+                "control_unit",
+                "--no-huge",
+                "--no-pci",
+                "-m",
+                "64",
+                "-l",
+                "0",
+                "--log-level=error",
+                &format!("--file-prefix=controlunit{}", std::process::id()),
+            ])
+            .expect("EAL init")
+        })
+    }
+
+    /// A registered channel without a device (its stop and close do nothing): the work queues
+    /// of a DSA function, which no vdev can stand in for, as far as the registry knows them.
+    fn queue(name: &str, dev: i16) -> Channel<'static, 'static> {
+        Channel {
+            name: name.to_owned(),
+            id: ChannelId::new(dev, 0),
+            dev: None,
+            state: ChannelState::Active(0),
+            last_stats: DmaStats::default(),
+            stalls: 0,
+            recopied: 0,
+            held: Vec::new(),
+            fail_stop: false,
+            error: None,
+        }
+    }
+
+    /// Removing one work queue of a DSA function removes the function: every live sibling goes
+    /// through the protocol with it (unpublished, grace period, stopped, removed, recorded),
+    /// and a failed sibling makes the removal refuse, naming it, before anything is taken.
+    #[test]
+    fn removing_a_work_queue_takes_its_siblings_through_the_protocol_or_names_a_failed_one() {
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
+        let q = ["0000:6a:01.0-q0", "0000:6a:01.0-q1", "0000:6a:02.0-q0"];
+        for (k, n) in q.iter().enumerate() {
+            c.channels.push(queue(n, k as i16));
+        }
+        let ids: Vec<ChannelId> = c.channels.iter().map(|ch| ch.id).collect();
+        c.qsbr.publish(0, &ids);
+        // A parked worker is quiescent: each grace period passes at once.
+        shared.worker(0).unwrap().offline();
+        let state = |c: &Control, n: &str| {
+            c.channels
+                .iter()
+                .find(|ch| ch.name == n)
+                .map(|ch| ch.state)
+                .unwrap()
+        };
+
+        c.channels[0].state = ChannelState::Failed;
+        c.channels[0].error = Some("rte_dma_stop on 0000:6a:01.0-q0: boom".into());
+        let e = c.remove(q[1]).unwrap_err();
+        assert!(matches!(e, ControlError::SiblingFailed { .. }), "{e:?}");
+        assert!(e.to_string().contains(q[0]), "{e}");
+        assert_eq!(state(&c, q[1]), ChannelState::Active(0), "nothing taken");
+        assert_eq!(c.qsbr.assignment(0).len(), 3, "nothing unpublished");
+        assert!(c.hot_removes.is_empty());
+
+        c.channels[0].state = ChannelState::Active(0);
+        c.channels[0].error = None;
+        let r = c.remove(q[1]).unwrap();
+        assert_eq!(r.channel, q[1]);
+        for n in &q[..2] {
+            assert_eq!(state(&c, n), ChannelState::Removed, "{n}");
+        }
+        assert_eq!(state(&c, q[2]), ChannelState::Active(0), "another function");
+        let mut removed: Vec<&str> = c.hot_removes.iter().map(|r| r.channel.as_str()).collect();
+        removed.sort_unstable();
+        assert_eq!(removed, &q[..2], "each removal recorded");
+        let left: Vec<ChannelId> = c.qsbr.assignment(0).channels().collect();
+        assert_eq!(left, [ids[2]], "both queues unpublished");
+        assert!(matches!(
+            c.remove(q[0]),
+            Err(ControlError::UnknownChannel { .. })
+        ));
+    }
+
+    /// `dma add wqD.Q` is a DSA work queue, not a vdev: it is probed on the dsa bus (which
+    /// cannot hot-plug: the answer says so), never refused as "not a DMA device".
+    #[test]
+    fn dma_add_of_a_dsa_work_queue_asks_the_dsa_bus() {
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
+        match c.add("wq0.1") {
+            Err(e @ ControlError::Probe { bus: "dsa", .. }) => {
+                assert!(e.to_string().contains("dsa bus cannot hot-plug"), "{e}")
+            }
+            other => panic!("wq0.1 not probed on the dsa bus: {other:?}"),
+        }
     }
 
     /// Each error's text, as the control socket has always sent it (tests and scripts match

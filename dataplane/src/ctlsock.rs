@@ -7,8 +7,10 @@
 //! is the one place that knows the JSON of answers. Lines are bounded ([`MAX_LINE`] bytes): a
 //! longer one gets an error and the connection is closed. Malformed JSON gets an error and the
 //! connection stays open. A client that disconnects mid-request costs nothing, and one that
-//! takes longer than the request deadline ([`REQUEST_DEADLINE`] by default) to send a whole
-//! line, however it dribbles it, is told so and disconnected.
+//! takes longer than the request deadline ([`REQUEST_DEADLINE`] by default) to send its next
+//! request, however it dribbles it, is told so and disconnected: only a request the control
+//! thread answered starts a new deadline, so blank or malformed lines cannot hold a
+//! connection (one of [`MAX_CONNECTIONS`]) open.
 //!
 //! The socket is created with mode 0600 from the start: it is bound inside a private (0700)
 //! directory next to its path, set to 0600 there, and only then renamed into place, so there
@@ -32,7 +34,8 @@ pub const MAX_LINE: usize = 4096;
 pub const MAX_CONNECTIONS: usize = 16;
 
 /// How long a client has to send a whole request line, from its connection or from the
-/// previous answer.
+/// answer to its previous request. Blank and malformed lines do not count as requests: they
+/// do not give the client more time.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Parses one request line (without or with its newline): the JSON object of a
@@ -86,7 +89,7 @@ impl CtlServer {
         Self::start_with_deadline(path, tx, REQUEST_DEADLINE)
     }
 
-    /// As [`Self::start`], with `deadline` for each whole request line.
+    /// As [`Self::start`], with `deadline` for each request (see [`REQUEST_DEADLINE`]).
     pub fn start_with_deadline(
         path: &Path,
         tx: mpsc::Sender<Envelope>,
@@ -142,6 +145,12 @@ impl Drop for CtlServer {
 /// Binds a listener at `path` whose mode is 0600 before it is reachable there: bound in a
 /// private directory beside `path`, chmodded, then renamed into place.
 fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    bind_private_with(path, |_| {})
+}
+
+/// [`bind_private`], calling `at_bind` with where the socket was bound, as soon as it is
+/// (before its chmod): what a test sees there is what another user could have seen.
+fn bind_private_with(path: &Path, at_bind: impl FnOnce(&Path)) -> io::Result<UnixListener> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -162,6 +171,7 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     let inner = dir.join("s");
     let bound = UnixListener::bind(&inner).and_then(|l| {
+        at_bind(&inner);
         std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
         std::fs::rename(&inner, path)?;
         Ok(l)
@@ -262,9 +272,12 @@ fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -
     conn.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut out = conn.try_clone()?;
     let mut buf = Vec::new();
+    // The whole request must arrive within the deadline, however it is dribbled. Only an
+    // answered request starts a new one: a blank or malformed line every few seconds must not
+    // hold the connection forever.
+    let mut due = Instant::now() + deadline;
     loop {
-        // The whole line must arrive within the deadline, however it is dribbled.
-        let line = match read_line(&mut conn, &mut buf, Instant::now() + deadline)? {
+        let line = match read_line(&mut conn, &mut buf, due)? {
             None => return Ok(()),
             Some(Ok(line)) => line,
             Some(Err(e)) => {
@@ -296,6 +309,7 @@ fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -
             Err(_) => json!({"ok": false, "error": "no answer from the control thread"}),
         };
         reply(&mut out, line)?;
+        due = Instant::now() + deadline;
     }
 }
 
@@ -408,6 +422,48 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The window between bind and chmod: at the moment the socket exists, it is not at its
+    /// path (where it would have the umask's mode) but in a directory only we may enter; the
+    /// server's socket was bound there and only renamed into place.
+    #[test]
+    fn the_socket_is_bound_in_a_private_directory_and_only_then_moved_into_place() {
+        let dir = scratch("window");
+        let path = dir.join("l2fwd.sock");
+        let mut seen = None;
+        let listener = bind_private_with(&path, |bound| {
+            let private = bound.parent().unwrap().to_owned();
+            let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+            seen = Some((bound.to_owned(), private, mode, path.exists()));
+        })
+        .unwrap();
+        let (bound, private, mode, reachable) = seen.expect("bound");
+        assert_ne!(bound, path, "bound at its final path, before its chmod");
+        assert!(!reachable, "{} existed before its chmod", path.display());
+        assert_eq!(
+            private.parent(),
+            Some(dir.as_path()),
+            "{}",
+            private.display()
+        );
+        assert_eq!(mode, 0o700, "{} is not private", private.display());
+        assert!(!private.exists(), "the private directory is left behind");
+        let md = std::fs::symlink_metadata(&path).unwrap();
+        assert!(md.file_type().is_socket());
+        assert_eq!(md.permissions().mode() & 0o777, 0o600);
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        // The server binds the same way: the address its clients see is the private one.
+        let server = CtlServer::start(&path, responder()).unwrap();
+        let c = UnixStream::connect(&path).unwrap();
+        let addr = c.peer_addr().unwrap();
+        let at = addr.as_pathname().expect("bound to a path");
+        assert_ne!(at, path, "the server bound its socket at its final path");
+        assert_eq!(at.parent().and_then(Path::parent), Some(dir.as_path()));
+        drop(c);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_dribbling_client_is_disconnected_while_another_is_served() {
         let dir = scratch("dribble");
@@ -445,6 +501,52 @@ mod tests {
         assert!(closed, "the dribbling client is still connected");
         let heard = String::from_utf8_lossy(&heard);
         assert!(heard.contains("not received in time"), "{heard}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A client that sends blank or malformed lines, each well within the deadline, but never
+    /// a request: the deadline runs from its connection, so it is told and disconnected rather
+    /// than holding one of the [`MAX_CONNECTIONS`] slots forever.
+    #[test]
+    fn blank_or_malformed_lines_do_not_hold_a_connection() {
+        let dir = scratch("filler");
+        let path = dir.join("l2fwd.sock");
+        let _server =
+            CtlServer::start_with_deadline(&path, responder(), Duration::from_millis(200)).unwrap();
+        for filler in [&b"\n"[..], b"   \n", b"not json\n"] {
+            let mut c = UnixStream::connect(&path).unwrap();
+            c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut heard = Vec::new();
+            let mut closed = false;
+            // Each round waits at least one read timeout: 1000 rounds are far beyond the
+            // deadline, which before the fix every line restarted.
+            'rounds: for _ in 0..1000 {
+                if c.write_all(filler).is_err() {
+                    closed = true;
+                    break;
+                }
+                loop {
+                    let mut b = [0u8; 256];
+                    match c.read(&mut b) {
+                        Ok(0) => {
+                            closed = true;
+                            break 'rounds;
+                        }
+                        Ok(n) => heard.extend_from_slice(&b[..n]),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let heard = String::from_utf8_lossy(&heard);
+            assert!(
+                closed,
+                "a client sending {filler:?} is still connected: {heard}"
+            );
+            assert!(heard.contains("not received in time"), "{heard}");
+            if filler.starts_with(b"not") {
+                assert!(heard.contains("invalid request"), "{heard}");
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

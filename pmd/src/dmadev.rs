@@ -283,6 +283,8 @@ impl<'eal> DmaDev<'eal> {
     /// stopped only once `rte_dma_stop` succeeded, so a failed stop can be retried.
     pub fn stop(&mut self) -> Result<()> {
         if self.started {
+            #[cfg(test)]
+            check("rte_dma_stop", crate::injected::stop_result())?;
             // SAFETY: started device, no channel handle alive (borrow rules).
             check("rte_dma_stop", unsafe { dpdk_sys::rte_dma_stop(self.id) })?;
             self.started = false;
@@ -363,8 +365,16 @@ fn info(id: i16) -> Result<DmaDevInfo> {
 /// The bus and bus-device name of dmadev `name`. DPDK 22.11 gives applications no pointer from
 /// a dmadev to its `rte_device`, so this follows the drivers' naming: a PCI address
 /// (`0000:00:04.0`, IOAT) is its own device, and idxd names the work queues of one DSA function
-/// `0000:6a:01.0-q0`, `-q1`, ...; anything else (`dma_skeleton0`) is a vdev of that name.
+/// `0000:6a:01.0-q0`, `-q1`, ... when it drives the function over PCI; a work queue the kernel
+/// driver hands to DPDK is a device of idxd's `dsa` bus named `wqD.Q` (drivers/dma/idxd/
+/// idxd_bus.c), each its own; anything else (`dma_skeleton0`) is a vdev of that name.
 pub fn bus_device_of(name: &str) -> (&'static str, &str) {
+    let num = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if let Some((d, q)) = name.strip_prefix("wq").and_then(|r| r.split_once('.')) {
+        if num(d) && num(q) {
+            return ("dsa", name);
+        }
+    }
     let base = match name.rsplit_once("-q") {
         Some((b, q)) if !q.is_empty() && q.bytes().all(|c| c.is_ascii_digit()) => b,
         _ => name,

@@ -436,6 +436,13 @@ impl<'p> Port<'p> {
     pub fn tx_fast_free(&self) -> bool {
         self.fast_free_pool.is_some()
     }
+
+    /// Tests: TX as on a device that has `MBUF_FAST_FREE` (no vdev does), for the port's
+    /// `pool`; set before the TX queues are taken.
+    #[cfg(test)]
+    pub(crate) fn assume_fast_free(&mut self, pool: &Mempool<'_>) {
+        self.fast_free_pool = NonNull::new(pool.as_ptr());
+    }
 }
 
 impl Drop for Port<'_> {

@@ -17,7 +17,10 @@
 //! * Ports, queues and lcores are named by typed ids ([`PortId`], [`QueueId`], [`LcoreId`]),
 //!   not DPDK's bare integers, so one cannot be passed where another belongs.
 //!
-//! All `unsafe` of the workspace's device access lives here; each block says why it holds.
+//! Every call into DPDK is made here; each `unsafe` block says why it holds. The one other
+//! module of the workspace with `unsafe` code is `dataplane::dma`: it calls this crate's two
+//! `unsafe` functions ([`DmaChannel::copy`], [`DmaChannel::attach`]) under the contracts they
+//! state, and declares the `unsafe` trait of DMA engines, whose completions hand buffers back.
 //!
 //! ## Soundness
 //!
@@ -46,6 +49,8 @@ mod eal;
 mod error;
 mod ethdev;
 mod ids;
+#[cfg(test)]
+mod injected;
 mod mbuf;
 mod rcu;
 

@@ -319,7 +319,9 @@ mod tests {
                     "-p", "--portmask", "-T", "--stats-period", "--duration", "--copy",
                     "--copybreak", "--dma", "--dma-timeout-ms", "--grace-ms", "--report",
                     "--control", "--config", "--mac-updating", "--no-mac-updating",
-                    "--allow-fault-injection", "0x3", "3", "0", "1", "-1", "60000", "60001",
+                    "--allow-fault-injection", "-q", "--ports-per-lcore", "--portmap", "(0,1)",
+                    "(0,3)(1,2)", "(0,1", "(0,64)", "64", "65", "0x3", "3", "0", "1", "-1",
+                    "60000", "60001",
                     "86400", "86401", "65535", "65536", "18446744073709551615",
                     "18446744073709551616", "1e300", "NaN", "inf", "-0", "0.5", "none", "cpu",
                     "dma", "auto", "", "--", "--help", "-h",
@@ -377,7 +379,7 @@ mod tests {
         /// The numeric options are accepted exactly within their documented bounds.
         #[test]
         fn numeric_options_within_bounds(
-            t in number(), cb in number(), dto in number(), grace in number(),
+            t in number(), cb in number(), dto in number(), grace in number(), q in number(),
             dur in prop_oneof![
                 any::<f64>(),
                 prop::sample::select(&[0.0, -0.0, 1e-9, 1e-308, 0.001, 31_536_000.0, 31_536_000.5][..]),
@@ -396,6 +398,7 @@ mod tests {
                 format!("--grace-ms={grace}"),
                 format!("--duration={dur}"),
                 format!("--copy={copy}"),
+                format!("-q={q}"),
             ]
             .into();
             let cli = match parse(&args) {
@@ -417,6 +420,7 @@ mod tests {
                 && (1..=65_535).contains(&cb)
                 && (1..=60_000).contains(&dto)
                 && (1..=60_000).contains(&grace)
+                && (1..=64).contains(&q)
                 && dur.is_finite()
                 && (0.001..=31_536_000.0).contains(&dur)
                 && ["none", "cpu", "dma", "auto"].contains(&copy.as_str());
@@ -686,6 +690,8 @@ mod tests {
         "control",
         "allow_fault_injection",
         "grace_ms",
+        "ports_per_lcore",
+        "portmap",
     ];
 
     fn key() -> impl Strategy<Value = String> {
@@ -718,6 +724,31 @@ mod tests {
         }
     }
 
+    /// A port number of a portmap: decimal (as Rust reads a u16: an optional `+`, any leading
+    /// zeros), below 64 (the ports l2fwd can drive).
+    fn port_number_ok(n: &str) -> bool {
+        let d = n.strip_prefix('+').unwrap_or(n);
+        !d.is_empty()
+            && d.bytes().all(|c| c.is_ascii_digit())
+            && d.trim_start_matches('0').len() <= 2
+            && d.parse::<u32>().is_ok_and(|p| p < 64)
+    }
+
+    /// `--portmap` as DPDK's l2fwd takes it: one or more pairs `(A,B)`, blanks allowed around
+    /// the pairs and the numbers.
+    fn portmap_ok(s: &str) -> bool {
+        let Some(body) = s.trim().strip_suffix(')') else {
+            return false;
+        };
+        body.split(')').all(|pair| {
+            let Some(pair) = pair.trim_start().strip_prefix('(') else {
+                return false;
+            };
+            let ports: Vec<&str> = pair.split(',').collect();
+            ports.len() == 2 && ports.iter().all(|p| port_number_ok(p.trim()))
+        })
+    }
+
     /// Whether `[l2fwd] key = v` is valid, from the documented types and bounds (an oracle
     /// written from the documentation, not from the code under test).
     fn valid(key: &str, v: &toml::Value) -> bool {
@@ -741,6 +772,8 @@ mod tests {
             "copybreak" => int_in(v, 1, 65_535),
             "dma" => matches!(v, Array(a) if a.iter().all(|x| matches!(x, String(_)))),
             "dma_timeout_ms" | "grace_ms" => int_in(v, 1, 60_000),
+            "ports_per_lcore" => int_in(v, 1, 64),
+            "portmap" => matches!(v, String(s) if portmap_ok(s)),
             _ => false,
         }
     }
@@ -765,6 +798,20 @@ mod tests {
             "stats_period" => ints(&[0, 1, 86_400, 86_401]),
             "copybreak" => ints(&[0, 1, 65_535, 65_536, 4_294_967_296]),
             "dma_timeout_ms" | "grace_ms" => ints(&[0, 1, 60_000, 60_001]),
+            "ports_per_lcore" => ints(&[0, 1, 64, 65, -1]),
+            "portmap" => prop_oneof![
+                // Pairs of port numbers near the bound, blanks here and there.
+                prop::collection::vec((0u32..70, 0u32..70, " ?", " ?", " ?"), 0..4)
+                    .prop_map(|pairs| {
+                        pairs
+                            .iter()
+                            .map(|(a, b, s1, s2, s3)| format!("{s1}({a}{s2},{s3}{b})"))
+                            .collect::<std::string::String>()
+                    })
+                    .prop_map(String),
+                "[()0-9, +]{0,12}".prop_map(String),
+            ]
+            .boxed(),
             "duration" => prop_oneof![
                 prop::sample::select(
                     &[
