@@ -320,6 +320,8 @@ mod tests {
                     "--copybreak", "--dma", "--dma-timeout-ms", "--grace-ms", "--report",
                     "--control", "--config", "--mac-updating", "--no-mac-updating",
                     "--allow-fault-injection", "-q", "--ports-per-lcore", "--portmap", "(0,1)",
+                    "--rxq", "--txq", "--queue-map", "(0,0,0)", "(0,0,1),(0,1,0)", "(0,32,0)",
+                    "32", "33",
                     "(0,3)(1,2)", "(0,1", "(0,64)", "64", "65", "0x3", "3", "0", "1", "-1",
                     "60000", "60001",
                     "86400", "86401", "65535", "65536", "18446744073709551615",
@@ -692,6 +694,9 @@ mod tests {
         "grace_ms",
         "ports_per_lcore",
         "portmap",
+        "rxq",
+        "txq",
+        "queue_map",
     ];
 
     fn key() -> impl Strategy<Value = String> {
@@ -749,6 +754,31 @@ mod tests {
         })
     }
 
+    /// `(port,queue,lcore)` triples, ports below 64, queues below 32, lcores below DPDK's
+    /// RTE_MAX_LCORE; commas between triples optional.
+    fn queue_map_ok(s: &str) -> bool {
+        let mut rest = s.trim();
+        if rest.is_empty() {
+            return false;
+        }
+        while !rest.is_empty() {
+            let Some((inner, after)) = rest.strip_prefix('(').and_then(|r| r.split_once(')'))
+            else {
+                return false;
+            };
+            let f: Vec<&str> = inner.split(',').map(str::trim).collect();
+            let below = |t: &str, n: u32| t.parse::<u32>().is_ok_and(|v| v < n);
+            if f.len() != 3
+                || !(below(f[0], 64) && below(f[1], 32) && below(f[2], pmd::LcoreId::LIMIT))
+            {
+                return false;
+            }
+            rest = after.trim_start();
+            rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+        }
+        true
+    }
+
     /// Whether `[l2fwd] key = v` is valid, from the documented types and bounds (an oracle
     /// written from the documentation, not from the code under test).
     fn valid(key: &str, v: &toml::Value) -> bool {
@@ -774,6 +804,8 @@ mod tests {
             "dma_timeout_ms" | "grace_ms" => int_in(v, 1, 60_000),
             "ports_per_lcore" => int_in(v, 1, 64),
             "portmap" => matches!(v, String(s) if portmap_ok(s)),
+            "rxq" | "txq" => int_in(v, 1, 32),
+            "queue_map" => matches!(v, String(s) if queue_map_ok(s)),
             _ => false,
         }
     }
@@ -799,6 +831,19 @@ mod tests {
             "copybreak" => ints(&[0, 1, 65_535, 65_536, 4_294_967_296]),
             "dma_timeout_ms" | "grace_ms" => ints(&[0, 1, 60_000, 60_001]),
             "ports_per_lcore" => ints(&[0, 1, 64, 65, -1]),
+            "rxq" | "txq" => ints(&[0, 1, 32, 33, -1]),
+            "queue_map" => prop_oneof![
+                // Triples near the bounds (ports < 64, queues < 32), comma-separated or not.
+                prop::collection::vec((0u32..70, 0u32..40, 0u32..5, ",?"), 0..4)
+                    .prop_map(|t| {
+                        t.iter()
+                            .map(|(p, q, l, sep)| format!("({p},{q},{l}){sep}"))
+                            .collect::<std::string::String>()
+                    })
+                    .prop_map(String),
+                "[()0-9, ]{0,14}".prop_map(String),
+            ]
+            .boxed(),
             "portmap" => prop_oneof![
                 // Pairs of port numbers near the bound, blanks here and there.
                 prop::collection::vec((0u32..70, 0u32..70, " ?", " ?", " ?"), 0..4)
