@@ -16,6 +16,8 @@
 //!   a [`DmaChannel`] is the unique handle to one vchan's fast path.
 //! * Ports, queues and lcores are named by typed ids ([`PortId`], [`QueueId`], [`LcoreId`]),
 //!   not DPDK's bare integers, so one cannot be passed where another belongs.
+//! * **Telemetry** ([`TelemetryCommand`]): the application's own commands on DPDK's telemetry
+//!   socket, answered by `'static` providers (see the module's soundness notes).
 //!
 //! All `unsafe` of the workspace's device access lives here; each block says why it holds.
 //!
@@ -48,6 +50,7 @@ mod ethdev;
 mod ids;
 mod mbuf;
 mod rcu;
+mod telemetry;
 
 pub use burst::{Burst, MAX_BURST};
 pub use devevent::{DevEvent, DevEventMonitor};
@@ -58,3 +61,4 @@ pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQu
 pub use ids::{LcoreId, PortId, QueueId};
 pub use mbuf::{FreeBatch, Mbuf, Mempool};
 pub use rcu::RcuQsbr;
+pub use telemetry::{TelValue, TelemetryCommand};
