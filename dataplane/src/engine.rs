@@ -32,7 +32,7 @@ use crate::report::{
     CopyReport, DmaChannelReport, HotRemoveReport, L2fwdReport, LcoreReport, PortReport,
 };
 use crate::shared::Shared;
-use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
+use crate::stats::{port_totals, CycleCounters, DropReason, LcoreStats, PortTotals};
 use crate::tuner::AutoTuner;
 use pmd::{
     DevEvent, DevEventMonitor, DmaDev, Eal, LcoreId, LinkStatus, MacAddr, Mempool, Port,
@@ -769,6 +769,7 @@ pub fn lcore_reports(lcores: &[LcoreId], stats: &[LcoreStats]) -> Vec<LcoreRepor
                 tx += p.tx.get();
                 dropped += p.dropped.iter().map(|d| d.get()).sum::<u64>();
             }
+            let (busy, idle) = (l.cycles.busy.get(), l.cycles.idle.get());
             LcoreReport {
                 lcore: lcore.get(),
                 rx_packets: rx,
@@ -776,6 +777,9 @@ pub fn lcore_reports(lcores: &[LcoreId], stats: &[LcoreStats]) -> Vec<LcoreRepor
                 dropped,
                 copies_cpu: l.copies.cpu.get(),
                 copies_dma: l.copies.dma.get(),
+                busy_cycles: busy,
+                idle_cycles: idle,
+                busy_pct: CycleCounters::busy_pct(busy, idle),
             }
         })
         .collect()
