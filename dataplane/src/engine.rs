@@ -598,6 +598,7 @@ impl ControlLoop<'_, '_> {
         let period = self.cfg.stats_period.filter(|p| !p.is_zero());
         // An Instant overflow panics: None means no (further) periodic print.
         let mut next_print = period.and_then(|p| self.started.checked_add(p));
+        let mut telemetry = crate::telemetry::Telemetry::start();
         // Relaxed: the flag carries no data (see the worker loop).
         while !self.quit.load(Ordering::Relaxed) {
             if let Ok(env) = requests.rx.recv_timeout(Duration::from_millis(10)) {
@@ -608,6 +609,7 @@ impl ControlLoop<'_, '_> {
                 device_removed(&mut control, &device, events);
             }
             control.tick();
+            telemetry.tick(|| self.stats_report(&control));
             let now = Instant::now();
             let at = now.duration_since(self.started);
             if self.cfg.duration.is_some_and(|d| at >= d) {
