@@ -37,7 +37,7 @@ use crate::report::{
     CopyReport, DmaChannelReport, HotRemoveReport, L2fwdReport, LcoreReport, PortReport,
 };
 use crate::shared::Shared;
-use crate::stats::{port_totals, DropReason, LcoreStats, PortTotals};
+use crate::stats::{port_totals, CycleCounters, DropReason, LcoreStats, PortTotals};
 use crate::tuner::AutoTuner;
 use pmd::{
     DevEvent, DevEventMonitor, DmaDev, Eal, LcoreId, LinkStatus, MacAddr, Mempool, Port,
@@ -697,6 +697,7 @@ impl ControlLoop<'_, '_> {
         let period = self.cfg.stats_period.filter(|p| !p.is_zero());
         // An Instant overflow panics: None means no (further) periodic print.
         let mut next_print = period.and_then(|p| self.started.checked_add(p));
+        let mut telemetry = crate::telemetry::Telemetry::start();
         // Relaxed: the flag carries no data (see the worker loop).
         while !self.quit.load(Ordering::Relaxed) {
             if let Ok(env) = requests.rx.recv_timeout(Duration::from_millis(10)) {
@@ -707,6 +708,7 @@ impl ControlLoop<'_, '_> {
                 device_removed(&mut control, &device, events);
             }
             control.tick();
+            telemetry.tick(|| self.stats_report(&control));
             let now = Instant::now();
             let at = now.duration_since(self.started);
             if self.cfg.duration.is_some_and(|d| at >= d) {
@@ -868,6 +870,7 @@ pub fn lcore_reports(lcores: &[LcoreId], stats: &[LcoreStats]) -> Vec<LcoreRepor
                 tx += p.tx.get();
                 dropped += p.dropped.iter().map(|d| d.get()).sum::<u64>();
             }
+            let (busy, idle) = (l.cycles.busy.get(), l.cycles.idle.get());
             LcoreReport {
                 lcore: lcore.get(),
                 rx_packets: rx,
@@ -875,6 +878,9 @@ pub fn lcore_reports(lcores: &[LcoreId], stats: &[LcoreStats]) -> Vec<LcoreRepor
                 dropped,
                 copies_cpu: l.copies.cpu.get(),
                 copies_dma: l.copies.dma.get(),
+                busy_cycles: busy,
+                idle_cycles: idle,
+                busy_pct: CycleCounters::busy_pct(busy, idle),
             }
         })
         .collect()

@@ -3,7 +3,8 @@
 //! One worker runs pinned on one lcore and owns the RX queues it was dealt and a TX queue of its
 //! own on each port it transmits to (see [`crate::placement`]). Per iteration: receive a burst
 //! from each owned RX queue, rewrite the MACs (unless disabled), transmit it out of the peer
-//! port, count. Nothing on this path
+//! port, count; then count the iteration's TSC cycles as busy or idle (one `rdtsc` per
+//! iteration). Nothing on this path
 //! allocates, locks, makes a system call, or writes a cache line another lcore writes.
 
 use crate::copy::{CopyStage, Copybreak};
@@ -60,13 +61,16 @@ impl Worker<'_, '_, '_> {
             .iter()
             .map(|r| Rule::dst_mac(self.txqs[r.tx].port()))
             .collect();
+        let mut tsc_last = pmd::rdtsc();
         // Relaxed: `quit` carries no data; the worker only needs to see it eventually.
         while !quit.load(Ordering::Relaxed) {
+            let mut work = 0;
             for (rule, dst) in self.rules.iter_mut().zip(&dst_macs) {
                 let n = rule.rx.rx_burst(&mut burst);
                 if n == 0 {
                     continue;
                 }
+                work += n;
                 let rx_ctr = &self.stats.ports[rule.rx.port().index()];
                 rx_ctr.rx.add(n as u64);
                 if self.mac_updating {
@@ -92,6 +96,12 @@ impl Worker<'_, '_, '_> {
                 }
                 transmit(&mut self.txqs[rule.tx], &mut burst, self.stats);
             }
+            // One rdtsc per iteration: this iteration's cycles, busy if it received anything.
+            let now = pmd::rdtsc();
+            self.stats
+                .cycles
+                .record(now.wrapping_sub(tsc_last), work > 0);
+            tsc_last = now;
         }
     }
 }
@@ -267,9 +277,12 @@ impl CopyWorker<'_, '_, '_> {
                 }
             }
             self.stage.submit();
+            let mut completed = 0;
             if self.stage.engines() > 0 {
-                let now = pmd::rdtsc();
-                self.stage.poll(self.stats, now);
+                // The end of the last iteration: the one rdtsc per iteration is taken below.
+                // Stall deadlines are milliseconds; one iteration late does not matter.
+                let now = tsc_last;
+                completed = self.stage.poll(self.stats, now);
                 // Per lane: a stalled lane is retired even while another lane completes.
                 if self.stage.has_stalled(now, self.dma_timeout_cycles) {
                     self.retire_stalled(now, &mut dead);
@@ -291,15 +304,19 @@ impl CopyWorker<'_, '_, '_> {
                     transmit(&mut self.txqs[rule.tx], &mut tx, self.stats);
                 }
             }
+            // This iteration's cycles: busy if it received, completed or sent anything.
+            let now = pmd::rdtsc();
+            let cycles = now.wrapping_sub(tsc_last);
+            let busy = work > 0 || sent > 0 || completed > 0;
+            self.stats.cycles.record(cycles, busy);
             if let Some(t) = self.tuner.as_mut() {
-                let now = pmd::rdtsc();
                 if work > 0 || sent > 0 {
-                    if let Some(cb) = t.record(sent as u64, now - tsc_last, now) {
+                    if let Some(cb) = t.record(sent as u64, cycles, now) {
                         self.stage.set_copybreak(cb);
                     }
                 }
-                tsc_last = now;
             }
+            tsc_last = now;
         }
         self.drain(&mut dead);
     }

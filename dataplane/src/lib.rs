@@ -19,6 +19,7 @@
 //!   queues, fault switches, copybreak commands), built from the DMA devices.
 //! * [`ctlsock`]: the control socket (one JSON request and response per line).
 //! * [`report`]: the JSON report an app writes at exit.
+//! * [`telemetry`]: the same counters, live, on DPDK's telemetry socket (`/l2fwd/stats`, ...).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 pub mod control;
@@ -34,4 +35,5 @@ pub mod qsbr;
 pub mod report;
 pub mod shared;
 pub mod stats;
+pub mod telemetry;
 pub mod tuner;

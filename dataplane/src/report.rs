@@ -118,7 +118,7 @@ pub struct PortReport {
 }
 
 /// What one forwarding lcore did (its own counters, summed over the ports it polls).
-#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LcoreReport {
     pub lcore: u32,
     pub rx_packets: u64,
@@ -127,6 +127,15 @@ pub struct LcoreReport {
     /// Copies made by the CPU and by DMA (0 without a copy stage).
     pub copies_cpu: u64,
     pub copies_dma: u64,
+    /// TSC cycles of its loop iterations that received or completed something, and of idle
+    /// polls.
+    #[serde(default)]
+    pub busy_cycles: u64,
+    #[serde(default)]
+    pub idle_cycles: u64,
+    /// `busy_cycles` as a percentage of both (one decimal; 0 before the first iteration).
+    #[serde(default)]
+    pub busy_pct: f64,
 }
 
 /// The l2fwd report.

@@ -6,6 +6,12 @@
 //! cache line shared with another writer. The main lcore reads the counters with relaxed loads
 //! for periodic stats; it may see a value a few bursts old, never a torn or lost one (64-bit
 //! atomics are single-copy atomic, and a single writer cannot lose its own updates).
+//!
+//! The same holds for the polling cycles ([`CycleCounters`]): each loop iteration's TSC cycles
+//! go to `busy` (it received or completed something) or to `idle`, with one `rdtsc` per
+//! iteration, added by the owner as above. Relaxed is enough on both sides: the reader wants
+//! two monotone totals and orders nothing else by them, so seeing one a few iterations older
+//! than the other only moves a busy percentage by those iterations' share.
 
 use crate::ports::MAX_PORTS;
 use pmd::PortId;
@@ -78,6 +84,37 @@ pub struct CopyCounters {
     pub recopied: OwnedCounter,
 }
 
+/// TSC cycles of one lcore's loop iterations that did work (received or completed something)
+/// and of idle polls. Written by the owning lcore only (see the module docs).
+#[derive(Default, Debug)]
+#[repr(C)]
+pub struct CycleCounters {
+    pub busy: OwnedCounter,
+    pub idle: OwnedCounter,
+}
+
+impl CycleCounters {
+    /// Counts one iteration of `cycles`. Must only be called by the owning lcore.
+    #[inline(always)]
+    pub fn record(&self, cycles: u64, busy: bool) {
+        if busy {
+            self.busy.add(cycles)
+        } else {
+            self.idle.add(cycles)
+        }
+    }
+
+    /// Busy cycles as a percentage of all cycles, 0 before any (one decimal).
+    pub fn busy_pct(busy: u64, idle: u64) -> f64 {
+        let total = busy as f64 + idle as f64;
+        if total == 0.0 {
+            0.0
+        } else {
+            (busy as f64 * 1000.0 / total).round() / 10.0
+        }
+    }
+}
+
 /// Everything one lcore counts. 128-byte aligned so that neighbouring lcores' stats never
 /// share a cache line, nor the adjacent line that x86's spatial prefetcher pulls in pairs.
 #[derive(Debug)]
@@ -85,6 +122,7 @@ pub struct CopyCounters {
 pub struct LcoreStats {
     pub ports: [PortCounters; MAX_PORTS],
     pub copies: CopyCounters,
+    pub cycles: CycleCounters,
 }
 
 impl Default for LcoreStats {
@@ -92,6 +130,7 @@ impl Default for LcoreStats {
         LcoreStats {
             ports: std::array::from_fn(|_| PortCounters::default()),
             copies: CopyCounters::default(),
+            cycles: CycleCounters::default(),
         }
     }
 }
@@ -132,6 +171,19 @@ mod tests {
     fn lcore_stats_do_not_share_lines() {
         assert_eq!(std::mem::align_of::<LcoreStats>(), 128);
         assert_eq!(std::mem::size_of::<LcoreStats>() % 128, 0);
+    }
+
+    #[test]
+    fn cycles_go_to_busy_or_idle_and_make_a_percentage() {
+        let c = CycleCounters::default();
+        c.record(300, true);
+        c.record(100, false);
+        c.record(600, false);
+        assert_eq!((c.busy.get(), c.idle.get()), (300, 700));
+        assert_eq!(CycleCounters::busy_pct(c.busy.get(), c.idle.get()), 30.0);
+        assert_eq!(CycleCounters::busy_pct(0, 0), 0.0);
+        assert_eq!(CycleCounters::busy_pct(2, 1), 66.7);
+        assert_eq!(CycleCounters::busy_pct(u64::MAX, 0), 100.0);
     }
 
     #[test]

@@ -64,6 +64,7 @@ fn main() {
         .allowlist_function("rte_dev_(probe|remove|event_.*|name|bus_info)")
         .allowlist_function("rte_eal_hotplug_(add|remove)")
         .allowlist_function("rte_rcu_qsbr_(get_memsize|init|thread_register|thread_unregister|synchronize)")
+        .allowlist_function("rte_telemetry_register_cmd|rte_tel_data_.*")
         .allowlist_type("rte_mbuf")
         .allowlist_type("rte_dma_status_code")
         .allowlist_var("RTE_.*")

@@ -16,6 +16,8 @@
 //!   a [`DmaChannel`] is the unique handle to one vchan's fast path.
 //! * Ports, queues and lcores are named by typed ids ([`PortId`], [`QueueId`], [`LcoreId`]),
 //!   not DPDK's bare integers, so one cannot be passed where another belongs.
+//! * **Telemetry** ([`TelemetryCommand`]): the application's own commands on DPDK's telemetry
+//!   socket, answered by `'static` providers (see the module's soundness notes).
 //!
 //! Every call into DPDK is made here; each `unsafe` block says why it holds. The one other
 //! module of the workspace with `unsafe` code is `dataplane::dma`: it calls this crate's two
@@ -53,6 +55,7 @@ mod ids;
 mod injected;
 mod mbuf;
 mod rcu;
+mod telemetry;
 
 pub use burst::{Burst, MAX_BURST};
 pub use devevent::{DevEvent, DevEventMonitor};
@@ -63,3 +66,4 @@ pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortInfo, PortStats, RxQ
 pub use ids::{LcoreId, PortId, QueueId};
 pub use mbuf::{FreeBatch, Mbuf, Mempool};
 pub use rcu::RcuQsbr;
+pub use telemetry::{TelValue, TelemetryCommand};

@@ -14,7 +14,7 @@ use apps_common::units;
 use apps_common::{errln, outln};
 use dataplane::engine::{Engine, EngineConfig, Event, PortSummary, StatsSnapshot};
 use dataplane::report::L2fwdReport;
-use dataplane::stats::PortTotals;
+use dataplane::stats::{CycleCounters, PortTotals};
 use l2fwd::options::{L2fwdOptions, Settings};
 use pmd::{Eal, PortStats};
 use std::process::ExitCode;
@@ -90,6 +90,8 @@ struct Console {
     last_at: Duration,
     /// Some port has several queues: name them in the lcore plan.
     multi_queue: bool,
+    /// Each lcore's busy and idle cycles at the last periodic print, in lcore order.
+    last_cycles: Vec<(u64, u64)>,
 }
 
 impl Console {
@@ -197,10 +199,17 @@ impl Console {
             }
             *prev = p.clone();
         }
-        for l in &s.lcores {
+        self.last_cycles.resize(s.lcores.len(), (0, 0));
+        for (l, prev) in s.lcores.iter().zip(self.last_cycles.iter_mut()) {
+            // Busy over the last period, not since the start.
+            let busy = CycleCounters::busy_pct(
+                l.busy_cycles.saturating_sub(prev.0),
+                l.idle_cycles.saturating_sub(prev.1),
+            );
+            *prev = (l.busy_cycles, l.idle_cycles);
             out.push_str(&format!(
-                "Lcore {:>2}: rx {:>14}  tx {:>14}  dropped {:>10}\n",
-                l.lcore, l.rx_packets, l.tx_packets, l.dropped
+                "Lcore {:>2}: rx {:>14}  tx {:>14}  dropped {:>10}  busy {:>5.1}%\n",
+                l.lcore, l.rx_packets, l.tx_packets, l.dropped, busy
             ));
         }
         for (i, c) in s.copies.iter().enumerate() {
@@ -252,11 +261,12 @@ impl Console {
         }
         for l in &r.lcores {
             outln!(
-                "Lcore {:>2}: rx {:>14}  tx {:>14}  dropped {:>10}",
+                "Lcore {:>2}: rx {:>14}  tx {:>14}  dropped {:>10}  busy {:>5.1}%",
                 l.lcore,
                 l.rx_packets,
                 l.tx_packets,
-                l.dropped
+                l.dropped,
+                l.busy_pct
             );
         }
         outln!("Total packets sent:     {:>14}", r.tx_packets);

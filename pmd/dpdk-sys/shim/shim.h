@@ -22,6 +22,7 @@
 #include <rte_dmadev.h>
 #include <rte_dev.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_telemetry.h>
 
 /* Values DPDK defines with function-like macros (RTE_BIT64), which bindgen cannot evaluate.
  * Plain macros bindgen can read; shim.c checks each against DPDK's own definition. */
