@@ -19,6 +19,12 @@
 //!
 //! All `unsafe` of the workspace's device access lives here; each block says why it holds.
 //!
+//! DPDK's per-packet calls are static-inline C in its headers; this crate has them in Rust
+//! (`fastpath.rs`, over the bindgen structs `rte_eth_fp_ops`, `rte_dma_fp_objs` and the
+//! mempool's), so that they inline into the caller's loop as they do in a C application.
+//! [`via_shim`] runs the same operations through the C shim's compiled copies of DPDK's own,
+//! for the test that checks both agree.
+//!
 //! ## Soundness
 //!
 //! No safe call of this crate can cause undefined behaviour, whatever the caller does:
@@ -45,9 +51,11 @@ mod dmadev;
 mod eal;
 mod error;
 mod ethdev;
+mod fastpath;
 mod ids;
 mod mbuf;
 mod rcu;
+pub mod via_shim;
 
 pub use burst::{Burst, MAX_BURST};
 pub use devevent::{DevEvent, DevEventMonitor};
