@@ -7,25 +7,33 @@
 #   ours --copy auto vs  the better of the two dmafwd runs
 # Usage: apps/scripts/bench-dma.sh [ROUNDS] [SECONDS] [SIZES]   (default 3 6 "64 1500")
 # Rate = median of the per-second TX rates, first second skipped.
+# L2FWD=PATH runs that l2fwd binary instead of building and running target/release/l2fwd (to
+# compare two builds of ours, alternating, against the same peer).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . apps/scripts/bench-lib.sh
 ROUNDS=${1:-3}
 SECS=${2:-6}
 SIZES=${3:-"64 1500"}
-OUT=bench-out
+OUT=${BENCH_OUT:-bench-out}
 mkdir -p "$OUT"
 
-cargo build --release -q
-ours=./target/release/l2fwd
+if [ -z "${L2FWD:-}" ]; then
+    cargo build --release -q
+fi
+ours=${L2FWD:-./target/release/l2fwd}
 peer=$(build_example dma dmafwd)
 
 eal() { echo "-l 0-1 --no-huge --no-pci -m 1024 --log-level=warning --vdev=net_null0,size=$1 --vdev=net_null1,size=$1 --vdev=dma_skeleton0,lcore=0 --vdev=dma_skeleton1,lcore=0"; }
 
-ours_rate() { rates_from_totals "$1" | median_skip1; }
+ours_rate() { { rates_from_totals "$1" || true; } | median_skip1; }
 # dmafwd prints "Total packets Tx: N [pkt/s]" every second.
-peer_rate() { grep -a "Total packets Tx:" "$1" | awk '{ printf "%.6f\n", $4 / 1e6 }' | median_skip1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+peer_rate() { { grep -a "Total packets Tx:" "$1" || true; } | awk '{ printf "%.6f\n", $4 / 1e6 }' | median_skip1; }
+# A run that printed no rate (on a loaded machine a peer may not reach its first stats line
+# before its time is up) gives no ratio ("-") and is left out of the medians.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.3f", a / b }'; }
+record() { [ "$1" = "-" ] || echo "$1" >> "$2"; }
+med() { if [ -s "$1" ]; then median < "$1"; else echo "-"; fi; }
 
 run_ours() { # size mode tag
     # shellcheck disable=SC2046
@@ -49,10 +57,10 @@ for size in $SIZES; do
         oc=$(run_ours "$size" cpu "cpu-$size-$r")
         ps=$(run_peer "$size" sw "sw-$size-$r")
         oa=$(run_ours "$size" auto "auto-$size-$r")
-        best=$(awk -v a="$ph" -v b="$ps" 'BEGIN { print (a > b) ? a : b }')
+        best=$(awk -v a="$ph" -v b="$ps" 'BEGIN { print (a + 0 > b + 0) ? a : b }')
         rd=$(ratio "$od" "$ph"); rc=$(ratio "$oc" "$ps"); ra=$(ratio "$oa" "$best")
-        echo "$rd" >> "$OUT/r-dma-$size"; echo "$rc" >> "$OUT/r-cpu-$size"; echo "$ra" >> "$OUT/r-auto-$size"
+        record "$rd" "$OUT/r-dma-$size"; record "$rc" "$OUT/r-cpu-$size"; record "$ra" "$OUT/r-auto-$size"
         printf "%-5s %-6s %10s %10s %10s %10s %10s  %8s %8s %8s\n" "$size" "$r" "$od" "$ph" "$oc" "$ps" "$oa" "$rd" "$rc" "$ra"
     done
-    printf "%-5s %-6s %54s  %8s %8s %8s\n" "$size" median "" "$(median < "$OUT/r-dma-$size")" "$(median < "$OUT/r-cpu-$size")" "$(median < "$OUT/r-auto-$size")"
+    printf "%-5s %-6s %54s  %8s %8s %8s\n" "$size" median "" "$(med "$OUT/r-dma-$size")" "$(med "$OUT/r-cpu-$size")" "$(med "$OUT/r-auto-$size")"
 done

@@ -178,6 +178,13 @@ impl<E: DmaEngine> Lane<'_, E> {
         self.flight.in_flight()
     }
 
+    /// Copies the lane can take now: the engine ring's free room within [`LANE_DEPTH`]
+    /// outstanding.
+    #[inline]
+    fn room(&self) -> u32 {
+        (self.flight.engine().capacity() as u32).min(LANE_DEPTH.saturating_sub(self.in_flight()))
+    }
+
     fn stalled(&self, now: u64, timeout: u64) -> bool {
         self.faulted || (self.in_flight() > 0 && now.wrapping_sub(self.last_progress) > timeout)
     }
@@ -211,6 +218,37 @@ fn hold_back<'p>(burst: &mut Burst<'p>, keep: usize) -> Burst<'p> {
     }
     std::mem::swap(burst, &mut front);
     rest
+}
+
+/// Copies a frame (`dst` is exactly as long as `src`). Frames of up to 64 bytes, the common
+/// small packet, take two to four overlapping 16-byte moves inline, as DPDK's `rte_memcpy`
+/// does, instead of a call into the C library's `memcpy` (which costs more than the copy at
+/// that size); longer ones take `memcpy`, whose vector loops are as fast as `rte_memcpy`'s.
+#[inline(always)]
+pub fn copy_frame(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n || !(16..=64).contains(&n) {
+        dst.copy_from_slice(src);
+        return;
+    }
+    if n <= 32 {
+        move_block::<16>(dst, src, 0);
+        move_block::<16>(dst, src, n - 16);
+    } else {
+        move_block::<32>(dst, src, 0);
+        move_block::<32>(dst, src, n - 32);
+    }
+}
+
+/// `dst[at..at + N] = src[at..at + N]`, with the length known at compile time.
+#[inline(always)]
+fn move_block<const N: usize>(dst: &mut [u8], src: &[u8], at: usize) {
+    let (Some(d), Some(s)) = (dst.get_mut(at..at + N), src.get(at..at + N)) else {
+        return;
+    };
+    if let Ok(s) = <&[u8; N]>::try_from(s) {
+        d.copy_from_slice(s);
+    }
 }
 
 /// Slots per stream: bounds the packets a stream holds between receive and transmit.
@@ -394,7 +432,9 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         }
         let n = burst.len();
         let mut copies: [Option<Mbuf<'p>>; MAX_BURST] = Default::default();
-        if !pool.alloc_bulk(&mut copies[..n]) {
+        // Raw buffers, as dmafwd takes them: a copy gets its length below and its bytes from
+        // the source, and nothing else of a full mbuf reset is needed to transmit it.
+        if !pool.alloc_bulk_raw(&mut copies[..n]) {
             // The pool cannot give the whole burst at once: take what it has, one by one.
             for c in copies[..n].iter_mut() {
                 *c = pool.alloc();
@@ -410,16 +450,12 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
             }
             _ => None,
         };
-        // Descriptors this burst may still put on its lane: the ring's free room (asked of the
-        // device once per burst, not per packet) within LANE_DEPTH outstanding.
-        let mut dma_room = match dma_lane {
-            Some(l) => {
-                let lane = &self.lanes[l];
-                (lane.flight.engine().capacity() as u32)
-                    .min(LANE_DEPTH.saturating_sub(lane.in_flight()))
-            }
-            None => 0,
-        };
+        // Descriptors this burst may still put on its lane: the ring's free room within
+        // LANE_DEPTH outstanding. Asked of the device once per burst, not per packet, and only
+        // once a packet of the burst is long enough for DMA: the query reads ring state the
+        // engine writes (a cache miss on another core's line for a software engine), which a
+        // burst of short packets, all copied by the CPU, does not need.
+        let mut dma_room: Option<u32> = None;
         for (src, copy) in burst.drain().zip(copies.iter_mut()) {
             let len = src.len();
             if len < ETHER_HDR_LEN || src.nb_segs() != 1 {
@@ -437,8 +473,11 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
             }
             let stream = &mut self.streams[s];
             let seq = stream.tail;
-            let to_dma = dma_lane
-                .filter(|_| dma_room > 0 && self.copybreak.admits(len) && len > HEADER_BYTES);
+            let to_dma = dma_lane.filter(|&l| {
+                self.copybreak.admits(len)
+                    && len > HEADER_BYTES
+                    && *dma_room.get_or_insert_with(|| self.lanes[l].room()) > 0
+            });
             let slot = &mut stream.slots[(seq & stream.mask) as usize];
             slot.in_dma = false;
             if let Some(lane_idx) = to_dma {
@@ -454,15 +493,20 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
                 match lane.flight.enqueue(tag, src, dst, HEADER_BYTES) {
                     Ok(()) => {
                         lane.unsubmitted += 1;
-                        dma_room -= 1;
+                        if let Some(r) = dma_room.as_mut() {
+                            *r -= 1;
+                        }
                         slot.in_dma = true;
                         dma += 1;
                     }
                     Err((src, mut dst)) => {
                         // Ring full after all: finish the copy on the CPU, and ask no more this
                         // burst.
-                        dma_room = 0;
-                        dst.data_mut()[HEADER_BYTES..].copy_from_slice(&src.data()[HEADER_BYTES..]);
+                        dma_room = Some(0);
+                        copy_frame(
+                            &mut dst.data_mut()[HEADER_BYTES..],
+                            &src.data()[HEADER_BYTES..],
+                        );
                         cpu += 1;
                         done.push(src);
                         slot.dst = Some(dst);
@@ -470,7 +514,7 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
                 }
             } else {
                 let d = dst.data_mut();
-                d.copy_from_slice(src.data());
+                copy_frame(d, src.data());
                 if stream.mac_updating {
                     rewrite_macs(d, &stream.dst_mac, &stream.src_mac);
                 }
@@ -676,5 +720,28 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
             }
         }
         retired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_frame;
+
+    #[test]
+    fn copy_frame_copies_every_length() {
+        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for n in 0..=src.len() {
+            for off in [0, 1, 5] {
+                if off + n > src.len() {
+                    continue;
+                }
+                let s = &src[off..off + n];
+                let mut d = vec![0xeeu8; n + 8];
+                copy_frame(&mut d[4..4 + n], s);
+                assert_eq!(&d[4..4 + n], s, "length {n}, offset {off}");
+                assert_eq!(&d[..4], &[0xee; 4], "nothing written before, length {n}");
+                assert_eq!(&d[4 + n..], &[0xee; 4], "nothing written after, length {n}");
+            }
+        }
     }
 }

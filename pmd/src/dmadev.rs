@@ -441,7 +441,7 @@ impl DmaChannel<'_> {
         // SAFETY: this handle is the vchan's only user (`&mut self`, unique by construction);
         // the caller guarantees the buffers' lifetimes (see above).
         let r =
-            unsafe { dpdk_sys::shim_dma_copy(self.dev, self.vchan, src_iova, dst_iova, len, 0) };
+            unsafe { crate::fastpath::dma_copy(self.dev, self.vchan, src_iova, dst_iova, len, 0) };
         (r >= 0).then_some(r as u16)
     }
 
@@ -449,7 +449,7 @@ impl DmaChannel<'_> {
     #[inline]
     pub fn submit(&mut self) {
         // SAFETY: as in `copy`.
-        unsafe { dpdk_sys::shim_dma_submit(self.dev, self.vchan) };
+        unsafe { crate::fastpath::dma_submit(self.dev, self.vchan) };
     }
 
     /// Finished descriptors, up to `max`, in ring order.
@@ -459,7 +459,7 @@ impl DmaChannel<'_> {
         let mut has_error = false;
         // SAFETY: as in `copy`; out-parameters are valid.
         let count = unsafe {
-            dpdk_sys::shim_dma_completed(self.dev, self.vchan, max, &mut last_idx, &mut has_error)
+            crate::fastpath::dma_completed(self.dev, self.vchan, max, &mut last_idx, &mut has_error)
         };
         DmaCompletion {
             count,
@@ -476,7 +476,7 @@ impl DmaChannel<'_> {
         // SAFETY: as in `copy`; `status` has room for n codes (rte_dma_status_code is a C enum,
         // 32 bits on every ABI DPDK supports).
         unsafe {
-            dpdk_sys::shim_dma_completed_status(
+            crate::fastpath::dma_completed_status(
                 self.dev,
                 self.vchan,
                 n,
@@ -490,6 +490,65 @@ impl DmaChannel<'_> {
     #[inline]
     pub fn burst_capacity(&self) -> u16 {
         // SAFETY: a read of the vchan's ring state by its only user.
+        unsafe { crate::fastpath::dma_burst_capacity(self.dev, self.vchan) }
+    }
+
+    /// [`Self::copy`] through the C shim's `rte_dma_copy` (see [`crate::via_shim`]).
+    ///
+    /// # Safety
+    /// As [`Self::copy`].
+    pub(crate) unsafe fn copy_via_shim(
+        &mut self,
+        src_iova: u64,
+        dst_iova: u64,
+        len: u32,
+    ) -> Option<u16> {
+        // SAFETY: as in `copy`.
+        let r =
+            unsafe { dpdk_sys::shim_dma_copy(self.dev, self.vchan, src_iova, dst_iova, len, 0) };
+        (r >= 0).then_some(r as u16)
+    }
+
+    /// [`Self::submit`] through the C shim.
+    pub(crate) fn submit_via_shim(&mut self) {
+        // SAFETY: as in `copy`.
+        unsafe { dpdk_sys::shim_dma_submit(self.dev, self.vchan) };
+    }
+
+    /// [`Self::completed`] through the C shim.
+    pub(crate) fn completed_via_shim(&mut self, max: u16) -> DmaCompletion {
+        let mut last_idx = 0u16;
+        let mut has_error = false;
+        // SAFETY: as in `copy`; out-parameters are valid.
+        let count = unsafe {
+            dpdk_sys::shim_dma_completed(self.dev, self.vchan, max, &mut last_idx, &mut has_error)
+        };
+        DmaCompletion {
+            count,
+            last_idx,
+            has_error,
+        }
+    }
+
+    /// [`Self::completed_status`] through the C shim.
+    pub(crate) fn completed_status_via_shim(&mut self, status: &mut [u32]) -> u16 {
+        let mut last_idx = 0u16;
+        let n = status.len().min(u16::MAX as usize) as u16;
+        // SAFETY: as in `completed_status`.
+        unsafe {
+            dpdk_sys::shim_dma_completed_status(
+                self.dev,
+                self.vchan,
+                n,
+                &mut last_idx,
+                status.as_mut_ptr() as *mut dpdk_sys::rte_dma_status_code,
+            )
+        }
+    }
+
+    /// [`Self::burst_capacity`] through the C shim.
+    pub(crate) fn burst_capacity_via_shim(&self) -> u16 {
+        // SAFETY: as in `burst_capacity`.
         unsafe { dpdk_sys::shim_dma_burst_capacity(self.dev, self.vchan) }
     }
 }

@@ -517,7 +517,26 @@ impl<'p> RxQueue<'_, 'p> {
             return 0;
         }
         // SAFETY: `p` points at `room` free slots of the burst; this handle is the queue's only
-        // poller (unique by construction, `&mut self`); DPDK writes n <= room owned mbufs.
+        // poller (unique by construction, `&mut self`) of a configured port and queue (checked
+        // when the handle was made); DPDK writes n <= room owned mbufs.
+        let n = unsafe {
+            crate::fastpath::eth_rx_burst(self.port.get(), self.queue.get(), p, room as u16)
+        };
+        burst.commit(n as usize);
+        n as usize
+    }
+
+    /// [`Self::rx_burst_max`] through the C shim's `rte_eth_rx_burst` (see [`crate::via_shim`]).
+    pub(crate) fn rx_burst_max_via_shim<'b>(&mut self, burst: &mut Burst<'b>, max: usize) -> usize
+    where
+        'p: 'b,
+    {
+        let (p, room) = burst.spare_raw();
+        let room = room.min(max);
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: as in `rx_burst_max`.
         let n = unsafe {
             dpdk_sys::shim_eth_rx_burst(self.port.get(), self.queue.get(), p, room as u16)
         };
@@ -547,6 +566,33 @@ impl<'p> TxQueue<'_, 'p> {
     where
         'b: 'p,
     {
+        // SAFETY: the arguments are what `tx_burst_with` passes: this handle's port and queue
+        // (configured, used by this handle only) and `n` owned mbufs.
+        self.tx_burst_with(burst, |port, queue, pkts, n| unsafe {
+            crate::fastpath::eth_tx_burst(port, queue, pkts, n)
+        })
+    }
+
+    /// [`Self::tx_burst`] through the C shim's `rte_eth_tx_burst` (see [`crate::via_shim`]).
+    pub(crate) fn tx_burst_via_shim<'b>(&mut self, burst: &mut Burst<'b>) -> usize
+    where
+        'b: 'p,
+    {
+        // SAFETY: as in `tx_burst`.
+        self.tx_burst_with(burst, |port, queue, pkts, n| unsafe {
+            dpdk_sys::shim_eth_tx_burst(port, queue, pkts, n)
+        })
+    }
+
+    #[inline(always)]
+    fn tx_burst_with<'b>(
+        &mut self,
+        burst: &mut Burst<'b>,
+        send: impl FnOnce(u16, u16, *mut *mut dpdk_sys::rte_mbuf, u16) -> u16,
+    ) -> usize
+    where
+        'b: 'p,
+    {
         let mut len = burst.len();
         if let Some(pool) = self.fast_free_pool {
             len = burst
@@ -558,17 +604,15 @@ impl<'p> TxQueue<'_, 'p> {
         if len == 0 {
             return 0;
         }
-        // SAFETY: the burst holds `len` owned mbufs; the driver takes ownership of the first n
-        // it returns, which we then remove from the burst without freeing. This handle is the
+        // The burst holds `len` owned mbufs; the driver takes ownership of the first n it
+        // returns, which we then remove from the burst without freeing. This handle is the
         // queue's only producer.
-        let n = unsafe {
-            dpdk_sys::shim_eth_tx_burst(
-                self.port.get(),
-                self.queue.get(),
-                burst.raw_ptr(),
-                len as u16,
-            )
-        } as usize;
+        let n = send(
+            self.port.get(),
+            self.queue.get(),
+            burst.raw_ptr(),
+            len as u16,
+        ) as usize;
         burst.consume_front(n);
         n
     }

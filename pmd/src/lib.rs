@@ -24,6 +24,12 @@
 //! `unsafe` functions ([`DmaChannel::copy`], [`DmaChannel::attach`]) under the contracts they
 //! state, and declares the `unsafe` trait of DMA engines, whose completions hand buffers back.
 //!
+//! DPDK's per-packet calls are static-inline C in its headers; this crate has them in Rust
+//! (`fastpath.rs`, over the bindgen structs `rte_eth_fp_ops`, `rte_dma_fp_objs` and the
+//! mempool's), so that they inline into the caller's loop as they do in a C application.
+//! [`via_shim`] runs the same operations through the C shim's compiled copies of DPDK's own,
+//! for the test that checks both agree.
+//!
 //! ## Soundness
 //!
 //! No safe call of this crate can cause undefined behaviour, whatever the caller does:
@@ -50,12 +56,14 @@ mod dmadev;
 mod eal;
 mod error;
 mod ethdev;
+mod fastpath;
 mod ids;
 #[cfg(test)]
 mod injected;
 mod mbuf;
 mod rcu;
 mod telemetry;
+pub mod via_shim;
 
 pub use burst::{Burst, MAX_BURST};
 pub use devevent::{DevEvent, DevEventMonitor};

@@ -69,30 +69,104 @@ impl<'eal> Mempool<'eal> {
     /// cannot outlive it.
     #[inline]
     pub fn alloc(&self) -> Option<Mbuf<'_>> {
-        // SAFETY: the pool is alive; rte_pktmbuf_alloc returns NULL or a reset mbuf we own.
-        NonNull::new(unsafe { dpdk_sys::shim_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf::own)
+        let mut obj = std::ptr::null_mut::<std::ffi::c_void>();
+        // SAFETY: the pool is alive; on success we own the one object, an mbuf of the pool,
+        // which rte_pktmbuf_reset (as rte_pktmbuf_alloc) makes a fresh empty packet.
+        unsafe {
+            if crate::fastpath::mempool_get_bulk(self.raw.as_ptr(), &mut obj, 1) < 0 {
+                return None;
+            }
+            crate::fastpath::pktmbuf_reset(obj.cast());
+        }
+        NonNull::new(obj.cast()).map(Mbuf::own)
     }
 
     /// Allocates `out.len()` (at most [`crate::MAX_BURST`]) mbufs at once, all or nothing.
     /// Returns false when the pool cannot supply them all, or more than a burst is asked for.
     #[inline]
     pub fn alloc_bulk<'p>(&'p self, out: &mut [Option<Mbuf<'p>>]) -> bool {
+        // SAFETY: each is an mbuf of this pool that we own (fresh from it).
+        self.alloc_bulk_with(out, |m| unsafe { crate::fastpath::pktmbuf_reset(m) }, false)
+    }
+
+    /// Like [`Self::alloc_bulk`], but without `rte_pktmbuf_reset`'s full reset, as DPDK's
+    /// `rte_mbuf_raw_alloc` (and dmafwd, with `rte_mempool_get_bulk`) take buffers for copies:
+    /// each mbuf gets only what a single-segment packet built in it and transmitted needs:
+    /// the headroom, lengths 0 (set them with [`Mbuf::set_len`]) and no offload flags. Its
+    /// port, packet type, RSS hash, VLAN tags and TX offload lengths keep the values of the
+    /// buffer's last use: drivers read those only when an offload flag asks for them, and none
+    /// is set. Saves writing the mbuf's second cache line.
+    #[inline]
+    pub fn alloc_bulk_raw<'p>(&'p self, out: &mut [Option<Mbuf<'p>>]) -> bool {
+        // SAFETY: each is an mbuf of this pool that we own (fresh from it).
+        self.alloc_bulk_with(
+            out,
+            |m| unsafe { crate::fastpath::pktmbuf_init_raw(m) },
+            false,
+        )
+    }
+
+    /// `alloc_bulk` (reset) or `alloc_bulk_raw`, through the C shim's mempool get.
+    pub(crate) fn alloc_bulk_via_shim<'p>(
+        &'p self,
+        out: &mut [Option<Mbuf<'p>>],
+        raw: bool,
+    ) -> bool {
+        if raw {
+            // SAFETY: as in `alloc_bulk_raw`.
+            self.alloc_bulk_with(
+                out,
+                |m| unsafe { crate::fastpath::pktmbuf_init_raw(m) },
+                true,
+            )
+        } else {
+            // SAFETY: as in `alloc_bulk`, with DPDK's own rte_pktmbuf_reset.
+            self.alloc_bulk_with(out, |m| unsafe { dpdk_sys::shim_pktmbuf_reset(m) }, true)
+        }
+    }
+
+    #[inline(always)]
+    fn alloc_bulk_with<'p>(
+        &'p self,
+        out: &mut [Option<Mbuf<'p>>],
+        init: impl Fn(*mut rte_mbuf),
+        via_shim: bool,
+    ) -> bool {
         let mut raw = [std::ptr::null_mut::<rte_mbuf>(); crate::MAX_BURST];
         let n = out.len();
         if n > raw.len() {
             return false;
         }
-        // SAFETY: raw has room for n pointers; on success DPDK fills all n with owned mbufs.
+        let objs = raw.as_mut_ptr() as *mut *mut std::ffi::c_void;
+        // SAFETY: raw has room for n pointers; on success the pool fills all n with mbufs we
+        // then own.
         let ret = unsafe {
-            dpdk_sys::shim_pktmbuf_alloc_bulk(self.raw.as_ptr(), raw.as_mut_ptr(), n as u32)
+            if via_shim {
+                dpdk_sys::shim_mempool_get_bulk(self.raw.as_ptr(), objs, n as u32)
+            } else {
+                crate::fastpath::mempool_get_bulk(self.raw.as_ptr(), objs, n as u32)
+            }
         };
         if ret != 0 {
             return false;
         }
         for (slot, p) in out.iter_mut().zip(raw) {
+            init(p);
             *slot = NonNull::new(p).map(Mbuf::own);
         }
         true
+    }
+
+    /// One mbuf through the C shim's `rte_pktmbuf_alloc`.
+    pub(crate) fn alloc_via_shim(&self) -> Option<Mbuf<'_>> {
+        // SAFETY: the pool is alive; rte_pktmbuf_alloc returns NULL or a reset mbuf we own.
+        NonNull::new(unsafe { dpdk_sys::shim_pktmbuf_alloc(self.raw.as_ptr()) }).map(Mbuf::own)
+    }
+
+    /// Buffers in the pool (its ring and every lcore cache), through the shim.
+    pub fn available(&self) -> u32 {
+        // SAFETY: the pool is alive; the count is a racy read by design.
+        unsafe { dpdk_sys::shim_mempool_avail_count(self.raw.as_ptr()) }
     }
 
     pub(crate) fn as_ptr(&self) -> *mut rte_mempool {
@@ -231,11 +305,8 @@ impl<'p> Mbuf<'p> {
     /// external or indirect buffer). Only plain buffers may go back to their pool in bulk.
     #[inline]
     pub(crate) fn is_plain(&self) -> bool {
-        let r = self.raw();
-        r.refcnt == 1
-            && r.nb_segs == 1
-            && r.next.is_null()
-            && r.ol_flags & (dpdk_sys::SHIM_MBUF_F_EXTERNAL | dpdk_sys::SHIM_MBUF_F_INDIRECT) == 0
+        // SAFETY: we own a valid mbuf.
+        unsafe { crate::fastpath::is_plain(self.raw.as_ptr()) }
     }
 
     /// What `MBUF_FAST_FREE` asks of a transmitted mbuf: a direct single-segment buffer with
@@ -266,11 +337,19 @@ impl<'p> Mbuf<'p> {
     }
 }
 
+impl Mbuf<'_> {
+    /// Frees through the C shim's `rte_pktmbuf_free` (see [`crate::via_shim`]).
+    pub(crate) fn free_via_shim(self) {
+        // SAFETY: we own the mbuf and give it up (into_raw forgets the handle).
+        unsafe { dpdk_sys::shim_pktmbuf_free(self.into_raw()) }
+    }
+}
+
 impl Drop for Mbuf<'_> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: we own the mbuf; this is its single release.
-        unsafe { dpdk_sys::shim_pktmbuf_free(self.raw.as_ptr()) }
+        unsafe { crate::fastpath::pktmbuf_free(self.raw.as_ptr()) }
     }
 }
 
@@ -323,6 +402,16 @@ impl<'p> FreeBatch<'p> {
     /// Returns the batch to its pool now.
     #[inline]
     pub fn flush(&mut self) {
+        self.flush_with(false)
+    }
+
+    /// [`Self::flush`] through the C shim's `rte_mempool_put_bulk`.
+    pub(crate) fn flush_via_shim(&mut self) {
+        self.flush_with(true)
+    }
+
+    #[inline(always)]
+    fn flush_with(&mut self, via_shim: bool) {
         if self.len == 0 {
             return;
         }
@@ -331,11 +420,12 @@ impl<'p> FreeBatch<'p> {
         // which DPDK keeps mbufs in their pool (what rte_pktmbuf_free would establish and then
         // put), so putting them back directly is what rte_pktmbuf_free would have done.
         unsafe {
-            dpdk_sys::shim_mempool_put_bulk(
-                self.pool,
-                self.ptrs.as_ptr() as *const *mut std::ffi::c_void,
-                self.len as u32,
-            )
+            let objs = self.ptrs.as_ptr() as *const *mut std::ffi::c_void;
+            if via_shim {
+                dpdk_sys::shim_mempool_put_bulk(self.pool, objs, self.len as u32)
+            } else {
+                crate::fastpath::mempool_put_bulk(self.pool, objs, self.len as u32)
+            }
         };
         self.len = 0;
     }

@@ -3,8 +3,11 @@
 //! `mfence`. Checked on the l2fwd binary with objdump: the loop functions and every function of
 //! ours they call on the per-packet path. The hot-plug paths they call (marked `#[cold]`:
 //! re-assignment, handing lanes back, retiring a stalled lane) run once per hot-remove, not per
-//! packet, and are listed below as such; DPDK's own functions are reached through the shim and
-//! are outside the check.
+//! packet, and are listed below as such. DPDK's fast path is compiled into them from `pmd`'s
+//! Rust version of its static-inline functions (rx/tx burst, mempool cache get/put, mbuf
+//! reset and free, the dmadev calls), so it is inside the check; the functions it reaches
+//! through DPDK's tables (the drivers' burst functions, the mempool driver's ring) and the
+//! shim's `rte_pktmbuf_free` for the rare mbuf that is not plain are DPDK's own and outside it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

@@ -48,6 +48,17 @@ unsigned int shim_mempool_in_use_count(const struct rte_mempool *mp)
 	return rte_mempool_in_use_count(mp);
 }
 
+const unsigned int *shim_lcore_id_ptr(void) { return &RTE_PER_LCORE(_lcore_id); }
+
+void shim_pktmbuf_reset(struct rte_mbuf *m) { rte_pktmbuf_reset(m); }
+
+struct rte_mbuf *shim_mbuf_raw_alloc(struct rte_mempool *mp) { return rte_mbuf_raw_alloc(mp); }
+
+int shim_mempool_get_bulk(struct rte_mempool *mp, void **objs, unsigned int n)
+{
+	return rte_mempool_get_bulk(mp, objs, n);
+}
+
 uint64_t shim_rdtsc(void) { return rte_rdtsc(); }
 
 unsigned int shim_lcore_id(void) { return rte_lcore_id(); }

@@ -52,6 +52,17 @@ void shim_mempool_put_bulk(struct rte_mempool *mp, void *const *objs, unsigned i
 unsigned int shim_mempool_avail_count(const struct rte_mempool *mp);
 unsigned int shim_mempool_in_use_count(const struct rte_mempool *mp);
 
+/* The address of this thread's lcore id (DPDK's per-thread RTE_PER_LCORE(_lcore_id)): Rust
+ * cannot name a C thread-local variable, so pmd asks for its address once per thread and reads
+ * it from there (it is the same variable rte_lcore_id() reads, for the thread's whole life). */
+const unsigned int *shim_lcore_id_ptr(void);
+
+/* DPDK's own rte_pktmbuf_reset, rte_mbuf_raw_alloc and the mempool's bulk get, for the test
+ * that compares pmd's Rust fast path with DPDK's inline one. */
+void shim_pktmbuf_reset(struct rte_mbuf *m);
+struct rte_mbuf *shim_mbuf_raw_alloc(struct rte_mempool *mp);
+int shim_mempool_get_bulk(struct rte_mempool *mp, void **objs, unsigned int n);
+
 /* timing */
 uint64_t shim_rdtsc(void);
 unsigned int shim_lcore_id(void);
