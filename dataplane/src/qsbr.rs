@@ -504,7 +504,7 @@ mod tests {
     #[test]
     fn a_worker_holds_as_many_channels_as_it_is_given() {
         let seven: Vec<ChannelId> = (0..7).map(ch).collect();
-        let q = Qsbr::new(&lcores(&[1]), &[seven.clone()]);
+        let q = Qsbr::new(&lcores(&[1]), std::slice::from_ref(&seven));
         let mut r = q.reader(0);
         assert_eq!(r.poll().0.channels().collect::<Vec<_>>(), seven);
         assert_eq!(q.channel_count(0), 7);
