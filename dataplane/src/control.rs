@@ -54,7 +54,7 @@
 use crate::copy::CopyMode;
 use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
-use crate::qsbr::{ChannelId, GraceTimeout, Qsbr, MAX_CHANNELS};
+use crate::qsbr::{ChannelId, Generation, GraceTimeout, Qsbr};
 use crate::report::{DmaChannelReport, DmaChannelState, HotRemoveReport, L2fwdReport};
 use crate::shared::Shared;
 pub use crate::shared::MAX_DMA_DEVS;
@@ -300,7 +300,7 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {
     pub name: String,
-    /// The worker it was published to; None: on standby (no worker had room).
+    /// The worker it was published to; None: on standby (there is no worker).
     pub worker: Option<usize>,
 }
 
@@ -362,13 +362,16 @@ pub struct FaultSet {
 pub enum ChannelState {
     /// Published to a worker.
     Active(usize),
-    /// Started but no worker had room for it.
+    /// Started but there is no worker to publish it to.
     Standby,
     /// Its worker gave up on it (no completion within `--dma-timeout-ms`) and it was
     /// unpublished from `worker` at `generation`. The device keeps running (its quarantined
     /// buffers stay held until it is stopped); the channel is published again once that
     /// worker is quiescent, the fault switch is off and every submitted copy has completed.
-    Stalled { worker: usize, generation: u16 },
+    Stalled {
+        worker: usize,
+        generation: Generation,
+    },
     /// `rte_dma_stop` failed during a removal: the engine may still write the quarantined
     /// buffers, so they and the device are kept (leaked rather than freed), and requests on
     /// the channel get an error. Shutdown tries the stop once more.
@@ -736,7 +739,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 None => {
                     c.state = ChannelState::Standby;
                     log!(
-                        "control: DMA channel {} completes again: on standby (no worker has room)",
+                        "control: DMA channel {} completes again: on standby (there is no worker)",
                         c.name
                     );
                 }
@@ -744,11 +747,11 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
     }
 
-    /// The worker with the fewest channels, if one has room.
+    /// The worker with the fewest channels (the lowest-numbered of those tied), if there is a
+    /// worker. A worker has no cap: a slot holds every channel there can be.
     fn least_loaded(&self) -> Option<usize> {
         (0..self.qsbr.workers())
-            .map(|w| (self.qsbr.assignment(w).len(), w))
-            .filter(|&(n, _)| n < MAX_CHANNELS)
+            .map(|w| (self.qsbr.channel_count(w), w))
             .min()
             .map(|(_, w)| w)
     }

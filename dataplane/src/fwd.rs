@@ -10,7 +10,7 @@
 use crate::copy::{CopyStage, Copybreak};
 use crate::dma::{AttachedChannel, Quarantine};
 use crate::ether::{l2fwd_dst_mac, rewrite_macs, ETHER_HDR_LEN};
-use crate::qsbr::{Assignment, ChannelId, Reader};
+use crate::qsbr::{Assignment, ChannelId, Generation, Reader};
 use crate::stats::{DropReason, LcoreStats};
 use crate::tuner::AutoTuner;
 use crossbeam_queue::SegQueue;
@@ -169,12 +169,12 @@ pub struct WorkerControl<'q, 'p> {
 impl<'p> WorkerControl<'_, 'p> {
     /// The worker's assignment, and whether it is new since the last call (see
     /// [`Reader::poll`]).
-    pub fn poll(&mut self) -> (Assignment, bool) {
+    pub fn poll(&mut self) -> (&Assignment, bool) {
         self.reader.poll()
     }
 
     /// Declares that the worker no longer touches any channel it held before `generation`.
-    pub fn adopt(&self, generation: u16) {
+    pub fn adopt(&self, generation: Generation) {
         self.reader.adopt(generation)
     }
 
@@ -247,7 +247,7 @@ impl CopyWorker<'_, '_, '_> {
         let mut tx = Burst::new();
         let mut tsc_last = pmd::rdtsc();
         // Generation to adopt once the lanes it removed have drained.
-        let mut to_adopt: Option<u16> = None;
+        let mut to_adopt: Option<Generation> = None;
         // Channels this worker retired as stalled: not re-attached while still assigned. The
         // control thread unpublishes each (which clears it from here) and, once its engine has
         // completed everything, may publish it again: then it gets a fresh lane.
@@ -326,20 +326,22 @@ impl CopyWorker<'_, '_, '_> {
     #[inline]
     fn adopt_assignment(
         &mut self,
-        to_adopt: &mut Option<u16>,
+        to_adopt: &mut Option<Generation>,
         dead: &mut Vec<ChannelId>,
         first: bool,
     ) {
-        let (a, changed) = self.control.reader.poll();
+        let (_, changed) = self.control.reader.poll();
         if !changed && !first {
             return;
         }
-        self.reassign(a, dead);
-        *to_adopt = Some(a.generation);
+        *to_adopt = Some(self.reassign(dead));
     }
 
+    /// Follows the assignment the last poll read; returns its generation.
     #[cold]
-    fn reassign(&mut self, a: Assignment, dead: &mut Vec<ChannelId>) {
+    fn reassign(&mut self, dead: &mut Vec<ChannelId>) -> Generation {
+        // A copy: the lanes change below (hot-plug path, not per packet).
+        let a = self.control.reader.assignment().clone();
         dead.retain(|&d| a.has(d));
         self.stage.drain_lanes(|id| id.is_some_and(|id| a.has(id)));
         let have: Vec<ChannelId> = self.stage.lane_ids().collect();
@@ -353,6 +355,7 @@ impl CopyWorker<'_, '_, '_> {
                 }
             }
         }
+        a.generation
     }
 
     /// Hands drained lanes to the control thread.

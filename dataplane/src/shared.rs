@@ -10,7 +10,7 @@
 
 use crate::control::ChannelState;
 use crate::fwd::{Retired, WorkerControl};
-use crate::qsbr::{Assignment, ChannelId, Qsbr, MAX_CHANNELS};
+use crate::qsbr::{Assignment, ChannelId, Qsbr};
 use crossbeam_queue::SegQueue;
 use pmd::{DmaDev, LcoreId};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -34,20 +34,23 @@ pub struct Shared<'e, 'p> {
 
 impl<'e, 'p> Shared<'e, 'p> {
     /// The shared state of one worker per lcore of `lcores`, with `devs` (started) dealt to
-    /// them round-robin, at most [`MAX_CHANNELS`] each; the rest are on standby.
+    /// them (see [`deal`]): each worker has its own channels, and every channel goes to a
+    /// worker; only with no worker at all are they on standby.
     pub fn new(lcores: &[LcoreId], devs: Vec<DmaDev<'e>>) -> Self {
         let workers = lcores.len();
+        let ids: Vec<ChannelId> = devs.iter().map(|d| ChannelId::new(d.id(), 0)).collect();
+        let owners = deal(ids.len(), workers);
         let mut initial: Vec<Vec<ChannelId>> = vec![Vec::new(); workers];
-        let mut dealt = Vec::with_capacity(devs.len());
-        for (i, d) in devs.into_iter().enumerate() {
-            let w = if workers == 0 { 0 } else { i % workers };
-            if workers > 0 && initial[w].len() < MAX_CHANNELS {
-                initial[w].push(ChannelId::new(d.id(), 0));
-                dealt.push((d, ChannelState::Active(w)));
-            } else {
-                dealt.push((d, ChannelState::Standby));
+        for (&id, &w) in ids.iter().zip(&owners) {
+            if let Some(w) = w {
+                initial[w].push(id);
             }
         }
+        let dealt = devs
+            .into_iter()
+            .zip(owners)
+            .map(|(d, w)| (d, w.map_or(ChannelState::Standby, ChannelState::Active)))
+            .collect();
         Shared {
             qsbr: Qsbr::new(lcores, &initial),
             retired: (0..workers).map(|_| SegQueue::new()).collect(),
@@ -92,5 +95,62 @@ impl<'e, 'p> Shared<'e, 'p> {
     /// The devices, for the one control thread.
     pub(crate) fn take_devs(&self) -> Option<Vec<(DmaDev<'e>, ChannelState)>> {
         self.devs.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Deals `channels` channels to `workers` workers, round-robin: channel `i` goes to worker
+/// `i % workers`, so that each worker has its own and the counts differ by at most one (7
+/// channels on 2 workers: 4 and 3). There is no cap per worker: none is left on standby while
+/// there is a worker. None for every channel when there are no workers.
+pub fn deal(channels: usize, workers: usize) -> Vec<Option<usize>> {
+    (0..channels)
+        .map(|i| (workers > 0).then(|| i % workers))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deal;
+
+    /// How many channels each worker gets.
+    fn counts(channels: usize, workers: usize) -> Vec<usize> {
+        let mut n = vec![0; workers];
+        for w in deal(channels, workers) {
+            n[w.expect("dealt to a worker, not on standby")] += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn seven_channels_on_two_workers_are_four_and_three() {
+        assert_eq!(
+            deal(7, 2),
+            [0, 1, 0, 1, 0, 1, 0].map(Some),
+            "round-robin, each worker its own"
+        );
+        assert_eq!(counts(7, 2), [4, 3]);
+    }
+
+    #[test]
+    fn no_cap_per_worker_and_none_on_standby() {
+        assert_eq!(counts(10, 1), [10], "one worker takes every channel");
+        assert_eq!(counts(64, 3), [22, 21, 21]);
+        assert_eq!(counts(2, 3), [1, 1, 0], "fewer channels than workers");
+        assert_eq!(counts(0, 2), [0, 0]);
+        for channels in 0..20 {
+            for workers in 1..6 {
+                let n = counts(channels, workers);
+                assert_eq!(n.iter().sum::<usize>(), channels);
+                assert!(
+                    n.iter().max().unwrap() - n.iter().min().unwrap() <= 1,
+                    "{n:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn without_workers_every_channel_is_on_standby() {
+        assert_eq!(deal(3, 0), [None, None, None]);
     }
 }

@@ -104,8 +104,8 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
         shared.worker(0).is_none(),
         "each worker's end is handed out once"
     );
-    let (a, _) = worker.poll();
-    worker.adopt(a.generation);
+    let g = worker.poll().0.generation;
+    worker.adopt(g);
 
     // The drill stalls the engine; the worker gives up on the lane (re-copies on the CPU,
     // quarantines the destination) and reports it.
@@ -145,7 +145,8 @@ fn a_stalled_channel_comes_back_once_it_completes_and_keeps_its_buffers_until_st
     );
     let (a, changed) = worker.poll();
     assert!(changed && !a.has(id));
-    worker.adopt(a.generation);
+    let g = a.generation;
+    worker.adopt(g);
     c.tick();
     let r = report(&c, &name);
     assert_eq!(

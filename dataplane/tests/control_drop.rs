@@ -25,8 +25,8 @@ fn devices_stay_open_while_a_worker_runs() {
     .expect("EAL init");
     let dev0 = DmaDev::open(&eal, "dma_skeleton0", 64).unwrap();
     let dev1 = DmaDev::open(&eal, "dma_skeleton1", 64).unwrap();
-    // One worker, online (it has not parked), holding dma_skeleton0; dma_skeleton1 on standby
-    // would go to it too (up to MAX_CHANNELS), so two shared states, one device each.
+    // One worker, online (it has not parked), holding dma_skeleton0; dma_skeleton1 would be
+    // dealt to it too, so two shared states, one device each.
     let shared0 = Shared::new(&[LcoreId::new(1)], vec![dev0]);
     let shared1 = Shared::new(&[LcoreId::new(1)], vec![dev1]);
     let w0 = shared0.worker(0).unwrap();

@@ -456,8 +456,9 @@ pub fn qsbr_reader_writer(readers: usize, cores: &[usize], dur: Duration) -> (Op
                     let mut r = q.reader(i);
                     let c = timed_loop(stop, || {
                         let (a, changed) = r.poll();
+                        let generation = a.generation;
                         if changed {
-                            r.adopt(a.generation);
+                            r.adopt(generation);
                         }
                     });
                     r.offline();
@@ -474,7 +475,7 @@ pub fn qsbr_reader_writer(readers: usize, cores: &[usize], dur: Duration) -> (Op
                 while started.elapsed() < dur {
                     let t0 = pmd::rdtsc();
                     for _ in 0..64 {
-                        let gens: Vec<u16> =
+                        let gens: Vec<dataplane::qsbr::Generation> =
                             (0..q.workers()).map(|w| q.publish(w, &chan)).collect();
                         for (w, g) in gens.into_iter().enumerate() {
                             while !q.quiescent(w, g) {

@@ -384,9 +384,10 @@ impl Scheme for Qsbr {
         let (a, changed) = r.r.poll();
         if changed {
             let id = a.channels().next().map_or(0, |c| c.vchan() as usize);
+            let g = a.generation;
             // Acquire: pairs with the control thread's release of the table entry.
             r.chan = r.s.table[id & 1].load(Ordering::Acquire);
-            r.r.adopt(a.generation);
+            r.r.adopt(g);
         }
     }
     #[inline(always)]
@@ -407,7 +408,7 @@ impl Scheme for Qsbr {
         self.table[id as usize].store(new, Ordering::Release);
         let old = self.current.swap(new, Ordering::Relaxed);
         self.arena.unlink(old);
-        let gens: Vec<u16> = (0..self.domain.workers())
+        let gens: Vec<qsbr::Generation> = (0..self.domain.workers())
             .map(|w| self.domain.publish(w, &[qsbr::ChannelId::new(0, id)]))
             .collect();
         for (w, g) in gens.into_iter().enumerate() {
