@@ -98,6 +98,11 @@ fn two_workers_own_every_channel_and_follow_removes_and_adds() {
             });
         }
 
+        // Both workers have seen their first set before anything changes (on a loaded machine a
+        // worker thread may start late).
+        while seen.iter().any(|s| s.lock().unwrap().is_empty()) {
+            std::thread::yield_now();
+        }
         // Hot-remove one of worker 1's channels while both workers run.
         let hr = c.remove("dma_skeleton3").unwrap();
         assert_eq!(hr.channel, "dma_skeleton3");
