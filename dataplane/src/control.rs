@@ -427,7 +427,23 @@ struct Channel<'e, 'p> {
     error: Option<String>,
 }
 
-impl Channel<'_, '_> {
+impl<'e> Channel<'e, '_> {
+    /// A channel just registered: nothing stalled, recopied or held yet.
+    fn new(name: &str, id: ChannelId, dev: Option<DmaDev<'e>>, state: ChannelState) -> Self {
+        Channel {
+            name: name.to_owned(),
+            id,
+            dev,
+            state,
+            last_stats: DmaStats::default(),
+            stalls: 0,
+            recopied: 0,
+            held: Vec::new(),
+            fail_stop: false,
+            error: None,
+        }
+    }
+
     /// Stops the device (unless a drill says the stop fails) and frees what it held if it is
     /// stopped.
     fn stop(&mut self) -> Result<(), StopError> {
@@ -495,17 +511,9 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             nb_desc,
             channels: devs
                 .into_iter()
-                .map(|(d, state)| Channel {
-                    name: d.name().to_owned(),
-                    id: ChannelId::new(d.id(), 0),
-                    dev: Some(d),
-                    state,
-                    last_stats: DmaStats::default(),
-                    stalls: 0,
-                    recopied: 0,
-                    held: Vec::new(),
-                    fail_stop: false,
-                    error: None,
+                .map(|(d, state)| {
+                    let (name, id) = (d.name().to_owned(), ChannelId::new(d.id(), 0));
+                    Channel::new(&name, id, Some(d), state)
                 })
                 .collect(),
             pending: Vec::new(),
@@ -996,18 +1004,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             }
             None => ChannelState::Standby,
         };
-        self.channels.push(Channel {
-            name: name.to_owned(),
-            id,
-            dev: Some(dev),
-            state,
-            last_stats: DmaStats::default(),
-            stalls: 0,
-            recopied: 0,
-            held: Vec::new(),
-            fail_stop: false,
-            error: None,
-        });
+        self.channels.push(Channel::new(name, id, Some(dev), state));
         confirm?;
         Ok(Added {
             name: name.to_owned(),
@@ -1210,18 +1207,7 @@ mod tests {
     /// A registered channel without a device (its stop and close do nothing): the work queues
     /// of a DSA function, which no vdev can stand in for, as far as the registry knows them.
     fn queue(name: &str, dev: i16) -> Channel<'static, 'static> {
-        Channel {
-            name: name.to_owned(),
-            id: ChannelId::new(dev, 0),
-            dev: None,
-            state: ChannelState::Active(0),
-            last_stats: DmaStats::default(),
-            stalls: 0,
-            recopied: 0,
-            held: Vec::new(),
-            fail_stop: false,
-            error: None,
-        }
+        Channel::new(name, ChannelId::new(dev, 0), None, ChannelState::Active(0))
     }
 
     /// Removing one work queue of a DSA function removes the function: every live sibling goes
