@@ -383,9 +383,23 @@ impl<'p> FreeBatch<'p> {
         }
     }
 
-    /// Takes `m` to be freed with the batch.
-    #[inline]
+    /// Takes `m` to be freed with the batch. Called per packet: the common case (a plain mbuf
+    /// of the batch's pool, room in the batch) is inlined, everything else is out of line.
+    #[inline(always)]
     pub fn push(&mut self, m: Mbuf<'p>) {
+        let pool = m.pool_ptr();
+        if m.is_plain() && self.len < Self::CAP && (pool == self.pool || self.len == 0) {
+            self.pool = pool;
+            self.ptrs[self.len] = m.into_raw();
+            self.len += 1;
+        } else {
+            self.push_slow(m);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, m: Mbuf<'p>) {
         if !m.is_plain() {
             drop(m); // rte_pktmbuf_free handles the general case
             return;
