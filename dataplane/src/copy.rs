@@ -423,13 +423,51 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
         stats: &LcoreStats,
         rx_port: PortId,
     ) {
+        self.accept_inner(s, burst, None, pool, stats, rx_port)
+    }
+
+    /// [`Self::accept`], except that copies the CPU finishes while stream `s` holds nothing
+    /// older go straight into `out` (up to its room), ready to transmit, instead of through
+    /// the stream's slots and [`Self::take_ready`]: the `--copy cpu` path, and `auto`'s short
+    /// packets, without the reorder ring's bookkeeping. Order is kept: once one packet of the
+    /// burst waits in the stream (in DMA flight, or no room in `out`), every later one waits
+    /// behind it.
+    #[inline]
+    pub fn accept_into(
+        &mut self,
+        s: usize,
+        burst: &mut Burst<'p>,
+        out: &mut Burst<'p>,
+        pool: &'p Mempool<'_>,
+        stats: &LcoreStats,
+        rx_port: PortId,
+    ) {
+        self.accept_inner(s, burst, Some(out), pool, stats, rx_port)
+    }
+
+    #[inline(always)]
+    fn accept_inner(
+        &mut self,
+        s: usize,
+        burst: &mut Burst<'p>,
+        out: Option<&mut Burst<'p>>,
+        pool: &'p Mempool<'_>,
+        stats: &LcoreStats,
+        rx_port: PortId,
+    ) {
         let room = self.room(s);
         if burst.len() > room {
             let mut rest = hold_back(burst, room);
-            self.accept(s, burst, pool, stats, rx_port);
+            self.accept_inner(s, burst, out, pool, stats, rx_port);
             std::mem::swap(burst, &mut rest);
             return;
         }
+        // Straight into `out` while the stream holds nothing older.
+        let mut direct = if self.streams[s].len() == 0 {
+            out
+        } else {
+            None
+        };
         let n = burst.len();
         let mut copies: [Option<Mbuf<'p>>; MAX_BURST] = Default::default();
         // Raw buffers, as dmafwd takes them: a copy gets its length below and its bytes from
@@ -478,6 +516,26 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
                     && len > HEADER_BYTES
                     && *dma_room.get_or_insert_with(|| self.lanes[l].room()) > 0
             });
+            if let (Some(o), None) = (direct.as_deref_mut(), to_dma) {
+                let d = dst.data_mut();
+                copy_frame(d, src.data());
+                if stream.mac_updating {
+                    rewrite_macs(d, &stream.dst_mac, &stream.src_mac);
+                }
+                cpu += 1;
+                done.push(src);
+                let Err(d) = o.push(dst) else {
+                    continue;
+                };
+                // No room in `out`: this copy and every later one wait in the stream.
+                direct = None;
+                let slot = &mut stream.slots[(seq & stream.mask) as usize];
+                slot.in_dma = false;
+                slot.dst = Some(d);
+                stream.tail = seq.wrapping_add(1);
+                continue;
+            }
+            direct = None;
             let slot = &mut stream.slots[(seq & stream.mask) as usize];
             slot.in_dma = false;
             if let Some(lane_idx) = to_dma {
@@ -606,8 +664,11 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
     pub fn take_ready(&mut self, s: usize, out: &mut Burst<'p>) -> usize {
         let stream = &mut self.streams[s];
         let mut n = 0;
-        while stream.head != stream.tail && out.room() > 0 {
-            let slot = &mut stream.slots[(stream.head & stream.mask) as usize];
+        // In a local: stores through `out` could alias `stream.head` as far as the compiler
+        // knows, which kept it in memory, re-read every packet.
+        let mut head = stream.head;
+        while head != stream.tail && out.room() > 0 {
+            let slot = &mut stream.slots[(head & stream.mask) as usize];
             if slot.in_dma {
                 break;
             }
@@ -617,8 +678,9 @@ impl<'p, E: DmaEngine> CopyStage<'p, E> {
                 let _ = out.push(dst);
                 n += 1;
             }
-            stream.head = stream.head.wrapping_add(1);
+            head = head.wrapping_add(1);
         }
+        stream.head = head;
         n
     }
 

@@ -266,14 +266,21 @@ impl CopyWorker<'_, '_, '_> {
                 self.tuner = None; // a copybreak set by hand overrides auto
             }
             let mut work = 0;
+            let mut sent = 0;
             for (i, rule) in self.rules.iter_mut().enumerate() {
                 let room = self.stage.room(i);
                 let n = rule.rx.rx_burst_max(&mut rx, room);
                 if n > 0 {
                     let port = rule.rx.port();
                     self.stats.ports[port.index()].rx.add(n as u64);
-                    self.stage.accept(i, &mut rx, self.pool, self.stats, port);
+                    // Copies the CPU finished with nothing older waiting go out at once.
+                    self.stage
+                        .accept_into(i, &mut rx, &mut tx, self.pool, self.stats, port);
                     work += n;
+                    if !tx.is_empty() {
+                        sent += tx.len();
+                        transmit(&mut self.txqs[rule.tx], &mut tx, self.stats);
+                    }
                 }
             }
             self.stage.submit();
@@ -297,7 +304,6 @@ impl CopyWorker<'_, '_, '_> {
             } else if let Some(g) = to_adopt.take() {
                 self.control.reader.adopt(g);
             }
-            let mut sent = 0;
             for (i, rule) in self.rules.iter().enumerate() {
                 while self.stage.take_ready(i, &mut tx) > 0 {
                     sent += tx.len();

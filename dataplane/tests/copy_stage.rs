@@ -135,6 +135,8 @@ struct Outcome {
     sent: Vec<Vec<u8>>,
     got: Vec<Vec<u8>>,
     stats: LcoreStats,
+    /// Packets `accept_into` put straight into its output burst.
+    direct_out: u64,
 }
 
 /// Pushes `count` frames with sizes from `size` through a stage built on `engine`, in bursts,
@@ -163,6 +165,7 @@ fn run_stage(
         }
     };
     let mut stuck = 0;
+    let mut direct_out = 0;
     while sent.len() < count {
         if stage.room(s) == 0 {
             // Everything in flight and nothing completing: give up on the engine (the worker
@@ -193,7 +196,24 @@ fn run_stage(
             sent.push(f);
         }
         stats.ports[0].rx.add(n as u64);
-        stage.accept(s, &mut burst, pool, &stats, PortId::new(0));
+        if rng.gen_bool(0.5) {
+            stage.accept(s, &mut burst, pool, &stats, PortId::new(0));
+        } else {
+            // The worker's way: copies finished with nothing older waiting come straight out,
+            // into a burst that may already hold some packets (then the rest wait in the
+            // stream).
+            let mut direct = Burst::new();
+            let held = rng.gen_range(0..=MAX_BURST);
+            for _ in 0..held {
+                let filler = pool.alloc().expect("test pool has room");
+                direct.push(filler).map_err(|_| ()).unwrap();
+            }
+            stage.accept_into(s, &mut burst, &mut direct, pool, &stats, PortId::new(0));
+            for m in direct.drain().skip(held) {
+                got.push(m.data().to_vec());
+                direct_out += 1;
+            }
+        }
         stage.submit();
         stage.poll(&stats, 0);
         collect(&mut stage, &mut got);
@@ -216,7 +236,12 @@ fn run_stage(
     }
     // A double has no device to stop: its quarantines leak the abandoned copies when dropped.
     drop(quarantines);
-    Outcome { sent, got, stats }
+    Outcome {
+        sent,
+        got,
+        stats,
+        direct_out,
+    }
 }
 
 fn assert_intact_in_order(o: &Outcome) {
@@ -244,6 +269,13 @@ fn cpu_mode_copies_everything_on_the_cpu() {
     assert_intact_in_order(&o);
     assert_eq!(o.stats.copies.cpu.get(), 3000);
     assert_eq!(o.stats.copies.dma.get(), 0);
+    // Both ways out were taken: straight into the burst, and through the stream when the
+    // burst was full.
+    assert!(
+        o.direct_out > 0 && o.direct_out < 3000,
+        "direct {}",
+        o.direct_out
+    );
 }
 
 #[test]
