@@ -409,7 +409,8 @@ impl Drop for Eal {
 /// Reads the time-stamp counter (a plain `rdtsc`, no serialisation).
 #[inline]
 pub fn rdtsc() -> u64 {
-    // rte_rdtsc() is a plain RDTSC (no fence) on x86: the same instruction inline, rather than
+    // rte_rdtsc() is a plain RDTSC (no fence) on x86 (DPDK's VMware TSC-map build reads it
+    // with RDPMC instead; Debian's is not built so): the same instruction inline, rather than
     // a call into the shim, since the worker loop reads it every iteration.
     #[cfg(target_arch = "x86_64")]
     // SAFETY: RDTSC has no preconditions; every x86_64 CPU has it.
