@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark: pktgen's transmit rate on one core against `dpdk-testpmd --forward-mode=txonly` on
+# the same core and the same vdev (a net_null port), alternating, ROUNDS rounds of SECONDS each,
+# for each frame SIZE.
+#
+#   ours  pktgen --lcores '0@0,1@1,2@0': TX on lcore 1 (CPU 1), RX on lcore 2 and the main lcore
+#         (stats) on CPU 0; --rate max, one flow
+#   peer  dpdk-testpmd -l 0-1: its one forwarding core on lcore 1 (CPU 1), txonly, --txpkts=SIZE-4
+#         (testpmd's sizes exclude the FCS; pktgen's include it)
+#
+# Usage: apps/scripts/bench-pktgen.sh [ROUNDS] [SECONDS] [SIZES]   (default 3 5 "64 1518")
+# Rate = median of the per-second TX rates, first second skipped; ratio = ours / testpmd.
+# PKTGEN=PATH runs that pktgen binary instead of building target/release/pktgen.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. apps/scripts/bench-lib.sh
+ROUNDS=${1:-3}
+SECS=${2:-5}
+SIZES=${3:-"64 1518"}
+OUT=${BENCH_OUT:-bench-out}
+mkdir -p "$OUT"
+
+if [ -z "${PKTGEN:-}" ]; then
+    cargo build --release -q -p pktgen
+fi
+ours=${PKTGEN:-./target/release/pktgen}
+command -v dpdk-testpmd >/dev/null || { echo "dpdk-testpmd not found: run apps/scripts/deps.sh" >&2; exit 1; }
+
+eal=(--no-huge --no-pci -m 512 --log-level=warning --vdev=net_null0)
+
+# pktgen's stats lines: "[   1.0s] tx   8300096 (...": per-second differences of the count.
+ours_rate() { { grep -a '^\[.*s\] tx' "$1" || true; } | sed -E 's/^[^]]*\] tx +([0-9]+).*/\1/' | awk '{ if (NR > 1) printf "%.6f\n", ($1 - p) / 1e6; p = $1 }' | median_skip1; }
+# testpmd's "Tx-pps: N" every second (--stats-period 1); its first is the zero before the start.
+peer_rate() { { grep -a "Tx-pps:" "$1" || true; } | awk '$2 > 0 { printf "%.6f\n", $2 / 1e6 }' | median_skip1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.3f", a / b }'; }
+
+printf "%-5s %-6s %12s %14s %8s\n" size round "pktgen Mpps" "testpmd Mpps" ratio
+for size in $SIZES; do
+    : > "$OUT/pktgen-ratio-$size"
+    for r in $(seq 1 "$ROUNDS"); do
+        # A run that fails its pass criteria (nothing comes back on net_null) exits 2: the rate
+        # is what is wanted here.
+        "$ours" --lcores '0@0,1@1,2@0' "${eal[@]}" --file-prefix=bench-pktgen -- \
+            --rate max --size "$size" --duration "$SECS" -T 1 --max-loss 100% \
+            > "$OUT/pktgen-$size-$r.txt" 2>&1 || true
+        timeout -s INT "$((SECS + 1))" dpdk-testpmd -l 0-1 "${eal[@]}" --file-prefix=bench-testpmd -- \
+            --forward-mode=txonly --txpkts="$((size - 4))" --nb-cores=1 --stats-period 1 \
+            --total-num-mbufs=8192 < /dev/null > "$OUT/testpmd-$size-$r.txt" 2>&1 || true
+        o=$(ours_rate "$OUT/pktgen-$size-$r.txt"); p=$(peer_rate "$OUT/testpmd-$size-$r.txt"); x=$(ratio "$o" "$p")
+        [ "$x" = "-" ] || echo "$x" >> "$OUT/pktgen-ratio-$size"
+        printf "%-5s %-6s %12s %14s %8s\n" "$size" "$r" "$o" "$p" "$x"
+    done
+    m=$( [ -s "$OUT/pktgen-ratio-$size" ] && median < "$OUT/pktgen-ratio-$size" || echo - )
+    echo "median ratio, $size bytes, one TX core each (pktgen / testpmd txonly): $m"
+done
