@@ -9,8 +9,10 @@
 //! * [`options`]: the command line and `[pktgen]` table (one type), and the settings of a run.
 //! * [`report`]: the JSON report and the final summary, in Mpps, Gbit/s and bytes.
 //! * [`verdict`]: the pass criteria (`--max-loss`, latency bounds) behind the exit status.
+//! * [`search`]: the RFC 2544 throughput search (NDR/PDR) over trials of a fixed duration.
 pub mod analyzer;
 pub mod frames;
 pub mod options;
 pub mod report;
+pub mod search;
 pub mod verdict;
