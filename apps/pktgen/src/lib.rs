@@ -10,9 +10,11 @@
 //! * [`report`]: the JSON report and the final summary, in Mpps, Gbit/s and bytes.
 //! * [`verdict`]: the pass criteria (`--max-loss`, latency bounds) behind the exit status.
 //! * [`search`]: the RFC 2544 throughput search (NDR/PDR) over trials of a fixed duration.
+//! * [`series`]: the bounded time series of a run (tx, rx, missing per sample period).
 pub mod analyzer;
 pub mod frames;
 pub mod options;
 pub mod report;
 pub mod search;
+pub mod series;
 pub mod verdict;
