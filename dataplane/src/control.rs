@@ -624,6 +624,8 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// The channel named `name` that is not removed (stalled and failed ones included: one
     /// registry, one answer).
     fn find(&self, name: &str) -> Result<usize, ControlError> {
+        // As DPDK names it: `00:04.0` is the channel `0000:00:04.0`.
+        let name = &*pmd::canonical_pci_name(name);
         self.channels
             .iter()
             .position(|c| c.name == name && c.state != ChannelState::Removed)
@@ -764,10 +766,45 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             .map(|(_, w)| w)
     }
 
+    /// A device went away (a device event): releases its channels still in use, the device's
+    /// own and its DSA work queues `NAME-q0`, ...; returns each removal tried with its outcome.
+    /// A removal usually arrives twice (the VFIO request, then the kernel's uevent; see
+    /// `pmd::DevEventMonitor`): the second finds nothing left and returns nothing. Removing
+    /// one work queue removes its siblings with it (one unplug of the PCI function), so the
+    /// channels left are looked up again after each removal rather than removed one by one; a
+    /// removal that fails leaves its channel failed, and it is not tried again here.
+    pub fn device_removed(
+        &mut self,
+        device: &str,
+    ) -> Vec<(String, Result<HotRemoveReport, ControlError>)> {
+        let device = pmd::canonical_pci_name(device);
+        let prefix = format!("{device}-");
+        let mut tried: Vec<(String, Result<HotRemoveReport, ControlError>)> = Vec::new();
+        loop {
+            let next = self
+                .channels
+                .iter()
+                .filter(|c| c.state != ChannelState::Removed)
+                .map(|c| c.name.as_str())
+                .find(|n| {
+                    (*n == &*device || n.starts_with(prefix.as_str()))
+                        && !tried.iter().any(|(t, _)| t == n)
+                })
+                .map(str::to_owned);
+            let Some(channel) = next else {
+                return tried;
+            };
+            let outcome = self.remove(&channel);
+            tried.push((channel, outcome));
+        }
+    }
+
     /// Hot-removes channel `name`, and every other channel on its bus device (see the module
     /// docs). Returns the report of `name`'s removal; each is recorded in `hot_removes`.
     pub fn remove(&mut self, name: &str) -> Result<HotRemoveReport, ControlError> {
         self.need_dma()?;
+        // As DPDK names it: `00:04.0` is the channel `0000:00:04.0`.
+        let name = &*pmd::canonical_pci_name(name);
         let t0 = Instant::now();
         let i = self.find(name)?;
         self.usable(i).map_err(ControlError::ChannelFailed)?;
@@ -908,7 +945,9 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     pub fn add(&mut self, devargs: &str) -> Result<Added, ControlError> {
         self.need_dma()?;
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
-        let name = name.trim();
+        // As DPDK names it: `00:04.0` probes and opens `0000:00:04.0`.
+        let name = pmd::canonical_pci_name(name.trim());
+        let name = &*name;
         if name.is_empty() {
             return Err(ControlError::BadDevargs {
                 devargs: devargs.to_owned(),
@@ -1259,6 +1298,43 @@ mod tests {
             c.remove(q[0]),
             Err(ControlError::UnknownChannel { .. })
         ));
+    }
+
+    /// A device event for a DSA function (its name as the event gives it, or as a user writes
+    /// it, without the domain) removes its work queues with one removal (the siblings go with
+    /// it), leaves another function's alone, and a second event for it (the uevent after the
+    /// VFIO request) does nothing.
+    #[test]
+    fn a_device_event_removes_a_function_once_and_its_duplicate_does_nothing() {
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
+        let q = ["0000:6a:01.0-q0", "0000:6a:01.0-q1", "0000:6a:02.0-q0"];
+        for (k, n) in q.iter().enumerate() {
+            c.channels.push(queue(n, k as i16));
+        }
+        let ids: Vec<ChannelId> = c.channels.iter().map(|ch| ch.id).collect();
+        c.qsbr.publish(0, &ids);
+        shared.worker(0).unwrap().offline();
+        let removed = c.device_removed("6a:01.0");
+        assert_eq!(
+            removed.len(),
+            1,
+            "one removal takes both queues: {removed:?}"
+        );
+        assert_eq!(removed[0].0, q[0]);
+        assert!(removed[0].1.is_ok(), "{:?}", removed[0].1);
+        for n in &q[..2] {
+            let ch = c.channels.iter().find(|ch| ch.name == *n).unwrap();
+            assert_eq!(ch.state, ChannelState::Removed, "{n}");
+        }
+        let other = c.channels.iter().find(|ch| ch.name == q[2]).unwrap();
+        assert_eq!(other.state, ChannelState::Active(0));
+        assert!(
+            c.device_removed("0000:6a:01.0").is_empty(),
+            "the duplicate event"
+        );
+        // A short name reaches the other function's queue through dpctl's path too.
+        assert_eq!(c.remove("6a:02.0-q0").unwrap().channel, q[2]);
     }
 
     /// `dma add wqD.Q` is a DSA work queue, not a vdev: it is probed on the dsa bus (which

@@ -189,6 +189,9 @@ pub enum Event<'a> {
     ControlSocket(&'a Path),
     /// No device-event monitor (hot-remove by the control socket only).
     NoDeviceEvents(&'a pmd::Error),
+    /// The uevent monitor could not start (it needs the privileges for a netlink socket):
+    /// removals of vfio-pci devices still arrive (VFIO request), those of uio devices do not.
+    NoUeventMonitor(&'a pmd::Error),
     /// A device went away and its DMA channel was released (or releasing it failed).
     DeviceRemoved {
         device: &'a str,
@@ -657,7 +660,12 @@ impl Requests {
                 }
             });
             match started {
-                Ok(m) => Some(m),
+                Ok(m) => {
+                    if let Some(e) = m.uevent_error() {
+                        events(Event::NoUeventMonitor(e));
+                    }
+                    Some(m)
+                }
                 Err(e) => {
                     events(Event::NoDeviceEvents(&e));
                     None
@@ -755,20 +763,12 @@ impl ControlLoop<'_, '_> {
     }
 }
 
-/// A device went away: release each of its channels still in use (the device's own, and its
-/// DSA work queues `NAME-q0`, ...).
+/// A device went away: release its channels (see [`Control::device_removed`]), one event each.
 fn device_removed(control: &mut Control, device: &str, events: &mut dyn FnMut(Event)) {
-    let known: Vec<String> = control
-        .channel_reports()
-        .into_iter()
-        .filter(|c| !c.is_removed())
-        .map(|c| c.name)
-        .filter(|n| n == device || n.starts_with(&format!("{device}-")))
-        .collect();
-    for channel in known {
-        let outcome = control.remove(&channel);
+    let device = pmd::canonical_pci_name(device);
+    for (channel, outcome) in control.device_removed(&device) {
         events(Event::DeviceRemoved {
-            device,
+            device: &device,
             channel: &channel,
             outcome: outcome.as_ref().map_err(|e| e.to_string()),
         });

@@ -82,6 +82,7 @@ fn a_dma_run_forwards_shuts_down_clean_and_reports_in_order() {
                     Event::LcoreIdle { .. } => "idle",
                     Event::ControlSocket(_) => "socket",
                     Event::NoDeviceEvents(_) => "no-events",
+                    Event::NoUeventMonitor(_) => "no-uevents",
                     Event::DeviceRemoved { .. } => "removed",
                     Event::Stats(_) => "stats",
                     Event::Stopping { .. } => "stopping",

@@ -61,7 +61,7 @@ fn main() {
         .allowlist_function("rte_pktmbuf_(pool_create|free_bulk)")
         .allowlist_function("rte_mempool_(free|lookup|obj_iter)")
         .allowlist_function("rte_dma_.*")
-        .allowlist_function("rte_dev_(probe|remove|event_.*|name|bus_info)")
+        .allowlist_function("rte_dev_(probe|remove|event_.*|name|bus_info|hotplug_handle_enable|hotplug_handle_disable)")
         .allowlist_function("rte_eal_hotplug_(add|remove)")
         .allowlist_function("rte_rcu_qsbr_(get_memsize|init|thread_register|thread_unregister|synchronize)")
         .allowlist_function("rte_telemetry_register_cmd|rte_tel_data_.*")

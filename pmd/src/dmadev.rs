@@ -392,6 +392,50 @@ pub fn bus_device_of(name: &str) -> (&'static str, &str) {
     }
 }
 
+/// The name DPDK gives a PCI device or one of its dmadevs, from any way a user may write it:
+/// `00:04.0` (no domain, as `dpdk-devbind.py --status` and `lspci` print it), `0000:00:04.0`,
+/// upper- or lower-case hex, with a dmadev's `-qN` suffix kept: always `DDDD:BB:DD.F[-qN]`,
+/// lower case, as `rte_pci_device_name` formats it (and as the ioat and idxd drivers name their
+/// dmadevs). So `-a 00:04.0`, `dpctl dma add 00:04.0` and a device event naming
+/// `0000:00:04.0` all mean one device. Anything that is not a PCI address comes back as it is.
+pub fn canonical_pci_name(name: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let (base, suffix) = match name.rsplit_once("-q") {
+        Some((b, q)) if !q.is_empty() && q.bytes().all(|c| c.is_ascii_digit()) => {
+            (b, &name[b.len()..])
+        }
+        _ => (name, ""),
+    };
+    let hex = |s: &str, max: usize| -> Option<u32> {
+        (!s.is_empty() && s.len() <= max && s.bytes().all(|c| c.is_ascii_hexdigit()))
+            .then(|| u32::from_str_radix(s, 16).ok())
+            .flatten()
+    };
+    let parse = || -> Option<(u32, u32, u32, u32)> {
+        let (rest, func) = base.rsplit_once('.')?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let (domain, bus, dev) = match parts[..] {
+            [b, d] => (0, hex(b, 2)?, hex(d, 2)?),
+            [dom, b, d] => (hex(dom, 8)?, hex(b, 2)?, hex(d, 2)?),
+            _ => return None,
+        };
+        let func = hex(func, 1)?;
+        // PCI: 32 devices a bus, 8 functions a device.
+        (dev < 32 && func < 8).then_some((domain, bus, dev, func))
+    };
+    match parse() {
+        Some((domain, bus, dev, func)) => {
+            let canonical = format!("{domain:04x}:{bus:02x}:{dev:02x}.{func:x}{suffix}");
+            if canonical == name {
+                Cow::Borrowed(name)
+            } else {
+                Cow::Owned(canonical)
+            }
+        }
+        None => Cow::Borrowed(name),
+    }
+}
+
 /// The one handle to one vchan's fast path.
 pub struct DmaChannel<'d> {
     dev: i16,
@@ -555,7 +599,39 @@ impl DmaChannel<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::bus_device_of;
+    use super::{bus_device_of, canonical_pci_name};
+
+    #[test]
+    fn pci_names_are_made_canonical_and_everything_else_is_left_alone() {
+        for (given, canonical) in [
+            ("00:04.0", "0000:00:04.0"),
+            ("0000:00:04.0", "0000:00:04.0"),
+            ("0:0:4.0", "0000:00:04.0"),
+            ("0000:6A:01.0", "0000:6a:01.0"),
+            ("6a:01.0-q1", "0000:6a:01.0-q1"),
+            ("10000:3b:00.1", "10000:3b:00.1"),
+            ("0001:3B:1f.7-q12", "0001:3b:1f.7-q12"),
+        ] {
+            assert_eq!(canonical_pci_name(given), canonical, "{given}");
+            // Canonical names are fixed points.
+            assert_eq!(canonical_pci_name(canonical), canonical);
+        }
+        for other in [
+            "dma_skeleton0",
+            "wq0.0",
+            "00:20.0", // device 32 does not exist
+            "00:04.8", // nor does function 8
+            "00:04",   // no function
+            "000:00:04.0.1",
+            "123:04.0", // a bus is two digits
+            "gg:04.0",
+            "00:04.0-qx",
+            "",
+            ":.",
+        ] {
+            assert_eq!(canonical_pci_name(other), other, "{other}");
+        }
+    }
 
     #[test]
     fn buses() {

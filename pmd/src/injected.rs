@@ -22,6 +22,19 @@ pub(crate) fn stop_result() -> i32 {
     }
 }
 
+thread_local! {
+    /// The next `rte_dev_event_monitor_start` on this thread fails as without privileges.
+    static FAIL_MONITOR_START: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What the injected `rte_dev_event_monitor_start` returns: None (call the real one), or the
+/// failure a test asked for, once.
+pub(crate) fn monitor_start_result() -> Option<i32> {
+    FAIL_MONITOR_START
+        .with(|f| f.replace(false))
+        .then_some(-libc::EPERM)
+}
+
 fn fail_next_stop() {
     FAIL_STOP.with(|f| f.set(true));
 }
@@ -122,4 +135,46 @@ fn a_fast_free_port_transmits_only_mbufs_of_its_own_pool() {
     assert_eq!(burst.len(), 2);
     burst.free_all();
     assert_eq!(other.in_use(), 0);
+}
+
+/// A uevent monitor that cannot start (no privileges for its netlink socket) leaves the
+/// callback registered: a removal raised as DPDK's PCI bus raises a VFIO request still reaches
+/// it, as does the same removal again (the uevent that follows); once the monitor is dropped,
+/// nothing does, and the callback's box is freed.
+#[test]
+fn a_monitor_that_cannot_start_still_delivers_vfio_removals() {
+    use crate::devevent::{raise, DevEvent, DevEventMonitor};
+    use std::sync::Arc;
+    let eal = eal();
+    let seen = Arc::new(Mutex::new(Vec::<(String, DevEvent)>::new()));
+    let record = Arc::clone(&seen);
+    FAIL_MONITOR_START.with(|f| f.set(true));
+    let monitor = DevEventMonitor::start(eal, move |name, ev| {
+        record.lock().unwrap().push((name.to_owned(), ev));
+    })
+    .expect("the callback registers even when the monitor cannot start");
+    let err = monitor
+        .uevent_error()
+        .expect("the injected failure is reported");
+    assert!(
+        err.to_string().contains("rte_dev_event_monitor_start"),
+        "{err}"
+    );
+    raise("0000:00:04.0", DevEvent::Remove);
+    raise("0000:00:04.0", DevEvent::Remove);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            ("0000:00:04.0".to_owned(), DevEvent::Remove),
+            ("0000:00:04.0".to_owned(), DevEvent::Remove)
+        ]
+    );
+    drop(monitor);
+    raise("0000:00:04.0", DevEvent::Remove);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "no callback after the monitor is dropped"
+    );
+    assert_eq!(Arc::strong_count(&seen), 1, "the callback was freed");
 }

@@ -67,7 +67,9 @@ pub mod via_shim;
 
 pub use burst::{Burst, MAX_BURST};
 pub use devevent::{DevEvent, DevEventMonitor};
-pub use dmadev::{bus_device_of, DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats};
+pub use dmadev::{
+    bus_device_of, canonical_pci_name, DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats,
+};
 pub use eal::{hotplug_add, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};
 pub use ethdev::{LinkStatus, MacAddr, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};

@@ -159,11 +159,32 @@ fn options(args: &[String]) -> Vec<EalOption> {
         }
         i += 1;
         let key = key_of(name).to_owned();
-        let value = if inline {
+        let mut value = if inline {
             arg[name.len()..].trim_start_matches('=').to_owned()
         } else {
             group.get(1).cloned().unwrap_or_default()
         };
+        if matches!(key.as_str(), "--allow" | "--block") {
+            // A PCI address as DPDK names the device (`-a 00:04.0` is `0000:00:04.0`), so that
+            // device events and dpctl, which use DPDK's names, match what was given here.
+            let (dev, args) = value.split_once(',').unwrap_or((&value, ""));
+            let canonical = pmd::canonical_pci_name(dev.trim());
+            if canonical != dev {
+                let rewritten = if args.is_empty() {
+                    canonical.into_owned()
+                } else {
+                    format!("{canonical},{args}")
+                };
+                value = rewritten.clone();
+                group = if inline && name.starts_with("--") {
+                    vec![format!("{name}={rewritten}")]
+                } else if inline {
+                    vec![format!("{name}{rewritten}")]
+                } else {
+                    vec![arg.clone(), rewritten]
+                };
+            }
+        }
         let device = DEVICE_OPTIONS
             .contains(&key.as_str())
             .then(|| value.split(',').next().unwrap_or("").trim().to_owned());
@@ -207,6 +228,35 @@ mod tests {
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn pci_addresses_are_given_to_the_eal_as_dpdk_names_them() {
+        let merged = merge(
+            &v(&[
+                "app",
+                "-a",
+                "00:04.0",
+                "--allow=3B:00.1,max_queues=2",
+                "-b0000:00:04.7",
+                "-a6a:01.0",
+                "--vdev=net_null0",
+            ]),
+            &v(&["-a", "00:04.0,dev_arg=1"]),
+        );
+        assert_eq!(
+            merged,
+            v(&[
+                "app",
+                "-a",
+                "0000:00:04.0",
+                "--allow=0000:3b:00.1,max_queues=2",
+                "-b0000:00:04.7",
+                "-a0000:6a:01.0",
+                "--vdev=net_null0",
+            ]),
+            "the command line's 00:04.0 replaces the file's, both made canonical"
+        );
     }
 
     const FILE: &[&str] = &[

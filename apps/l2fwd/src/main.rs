@@ -143,6 +143,10 @@ impl Console {
             Event::NoDeviceEvents(e) => {
                 outln!("note: no device-event monitor ({e}); hot-remove by dpctl only")
             }
+            Event::NoUeventMonitor(e) => outln!(
+                "note: no uevent monitor ({e}); removals of vfio-pci devices are still \
+                 handled (VFIO request), those of uio devices are not"
+            ),
             Event::DeviceRemoved {
                 device,
                 channel,
