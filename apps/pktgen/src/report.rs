@@ -534,7 +534,7 @@ mod tests {
             p99: 850,
             jitter,
         };
-        // Stream 0 has the highest jitter value but no sample (cannot be: say so anyway).
+        // Stream 0 had no sample; streams 1 and 2 tie for the worst jitter.
         m.stream_latency = vec![l(0, 0), l(100, 1250), l(100, 1250)];
         m.histogram = "HISTFAAAxyz".into();
         let r = Report::new(m.clone(), &settings(Rate::Max));
