@@ -16,7 +16,33 @@
 //! send, a sequence number this run has not sent yet: a stale frame of an earlier run) are
 //! counted as `foreign`, never mistaken for ours. One-way latency (receive TSC minus the
 //! transmit TSC in the payload; both ends on one host share the TSC) goes into an HDR
-//! histogram in nanoseconds.
+//! histogram in nanoseconds, for all streams together, and per stream (below).
+//!
+//! ## Latency per stream, and jitter
+//!
+//! Each stream keeps its latency sample count, exact min, max and sum (for the mean), an HDR
+//! histogram for p50/p99, and the RFC 3550 interarrival jitter (section 6.4.1): for
+//! consecutive frames *of that stream as received*, D(i-1,i) is the difference of their transit
+//! times (receive TSC minus transmit TSC, in nanoseconds), and J += (|D| - J)/16. Duplicates,
+//! reordered and late frames are received frames, so they take part, as in RFC 3550.
+//!
+//! The per-packet path is integer only, with no division and no allocation after a stream's
+//! first frame: TSC cycles become nanoseconds by a multiply and a shift with a 32.32
+//! fixed-point factor computed once from the TSC rate (relative error under 1e-9 against
+//! `cycles * 1e9 / hz` for TSC rates up to 4 GHz, far below the histograms' resolution); J is
+//! kept times 16 as in RFC 3550's appendix A.8, so the update
+//! is `J16 += |D| - (J16 + 8) / 16` with the division a shift, and J is `J16 / 16`, rounded,
+//! when reported.
+//!
+//! Memory per stream is fixed and allocated on the stream's first frame: the window below
+//! (8 KiB) and a latency histogram of [`STREAM_HIST_BYTES`] (12 KiB: 1 ns to 1 s at 2
+//! significant digits, u32 counts), about 20 KiB in all, whatever the run's length. It grows
+//! linearly with `--flows` (1..=65535) for the streams that receive anything: 16 flows hold
+//! 320 KiB, the maximum of 65535 about 1.3 GiB. Latencies above 1 s go into the per-stream
+//! histogram's top bucket (the stream's `max` stays exact; the global histogram reaches an
+//! hour). A bucket's count saturates at 2^32 - 1: over 4 billion frames of one stream within
+//! 1% of one latency value (about 5 minutes at 14.88 Mpps on a single flow); the global
+//! histogram counts in u64.
 //!
 //! ## The window (RFC 4737 style)
 //!
@@ -38,6 +64,16 @@ use serde::{Deserialize, Serialize};
 pub const WINDOW: u64 = 1 << 16;
 const WORDS: usize = (WINDOW / 64) as usize;
 
+/// The highest latency the per-stream histograms tell apart, in nanoseconds (1 s).
+pub const STREAM_HIST_HIGH_NS: u64 = 1_000_000_000;
+/// Significant decimal digits of the per-stream histograms (values within 1% of each other
+/// share a bucket).
+pub const STREAM_HIST_SIGFIG: u8 = 2;
+/// Bytes of one stream's latency histogram counts: 24 buckets of 128 u32 sub-buckets.
+pub const STREAM_HIST_BYTES: usize = 24 * 128 * 4;
+/// The global histogram's highest latency, in nanoseconds: an hour.
+const GLOBAL_HIST_HIGH_NS: u64 = 3_600_000_000_000;
+
 /// Where a wire sequence number falls for one stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seq {
@@ -58,6 +94,84 @@ struct StreamRx {
     reordered: u64,
     late: u64,
     corrupted: u64,
+    latency: StreamLat,
+}
+
+/// One stream's latency: exact count, min, max and sum; a histogram for the percentiles; the
+/// RFC 3550 jitter.
+#[derive(Debug, Default, Clone)]
+struct StreamLat {
+    /// Allocated on the first sample, never grown (see the module docs).
+    hist: Option<Histogram<u32>>,
+    samples: u64,
+    min: u64,
+    max: u64,
+    sum: u128,
+    /// RFC 3550's J in nanoseconds, times 16.
+    jitter16: u64,
+    /// The transit time of the stream's previous sample (nanoseconds), none before the first.
+    last_transit: Option<u64>,
+}
+
+impl StreamLat {
+    /// Records one frame's transit time (one-way latency), `ns`, in arrival order.
+    fn record(&mut self, ns: u64) {
+        if self.samples == 0 {
+            (self.min, self.max) = (ns, ns);
+        } else {
+            self.min = self.min.min(ns);
+            self.max = self.max.max(ns);
+        }
+        self.samples += 1;
+        self.sum += u128::from(ns);
+        if let Some(prev) = self.last_transit {
+            // J += (|D| - J) / 16, with J16 = 16 J: J16 += |D| - J16 / 16 (rounded). Never
+            // below 0: (J16 + 8) >> 4 is at most J16.
+            let d = ns.abs_diff(prev);
+            self.jitter16 = self.jitter16.saturating_add(d) - ((self.jitter16 + 8) >> 4);
+        }
+        self.last_transit = Some(ns);
+        match &mut self.hist {
+            Some(h) => h.saturating_record(ns),
+            None => {
+                // Bounds are constants, valid: new_with_bounds cannot fail on them.
+                if let Ok(mut h) =
+                    Histogram::new_with_bounds(1, STREAM_HIST_HIGH_NS, STREAM_HIST_SIGFIG)
+                {
+                    h.saturating_record(ns);
+                    self.hist = Some(h);
+                }
+            }
+        }
+    }
+
+    /// RFC 3550's J, rounded to the nanosecond.
+    fn jitter(&self) -> u64 {
+        (self.jitter16 + 8) >> 4
+    }
+
+    fn summary(&self) -> StreamLatency {
+        let Some(h) = self.hist.as_ref().filter(|_| self.samples > 0) else {
+            return StreamLatency::default();
+        };
+        StreamLatency {
+            samples: self.samples,
+            min: self.min,
+            // Rounded to the nanosecond; samples > 0.
+            mean: ((self.sum + u128::from(self.samples / 2)) / u128::from(self.samples)) as u64,
+            max: self.max,
+            // The histogram's top is 1 s: a percentile there is at least that, and at most max.
+            p50: h.value_at_quantile(0.50).min(self.max),
+            p99: h.value_at_quantile(0.99).min(self.max),
+            jitter: self.jitter(),
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.hist
+            .as_ref()
+            .map_or(0, |h| h.distinct_values() * std::mem::size_of::<u32>())
+    }
 }
 
 impl StreamRx {
@@ -144,6 +258,20 @@ pub struct Latency {
     pub mean: u64,
 }
 
+/// One stream's latency in nanoseconds: exact `samples`, `min`, `mean` (rounded) and `max`;
+/// `p50` and `p99` to 2 significant digits; `jitter`, RFC 3550's interarrival jitter over the
+/// stream's frames in arrival order. All 0 when the stream had no sample.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StreamLatency {
+    pub samples: u64,
+    pub min: u64,
+    pub mean: u64,
+    pub max: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub jitter: u64,
+}
+
 /// The receive side's state.
 pub struct Analyzer {
     streams: Vec<StreamRx>,
@@ -153,7 +281,8 @@ pub struct Analyzer {
     latency: Histogram<u64>,
     /// Bytes of the intact frames of ours received (as `received` counts them), FCS included.
     received_bytes: u64,
-    tsc_hz: u64,
+    /// Nanoseconds per TSC cycle, 32.32 fixed point: `ns = cycles * ns_per_cycle >> 32`.
+    ns_per_cycle: u128,
     /// Frames built by the sender so far, all streams (round robin from stream 0): a sequence
     /// number not yet built is not ours. `u64::MAX` until the sender says otherwise.
     built: u64,
@@ -166,9 +295,9 @@ impl Analyzer {
             streams: vec![StreamRx::default(); streams],
             foreign: 0,
             corrupted_unattributed: 0,
-            latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid bounds"),
+            latency: Histogram::new_with_bounds(1, GLOBAL_HIST_HIGH_NS, 3).expect("valid bounds"),
             received_bytes: 0,
-            tsc_hz: tsc_hz.max(1),
+            ns_per_cycle: (1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1)),
             built: u64::MAX,
         }
     }
@@ -196,6 +325,12 @@ impl Analyzer {
         self.streams.iter().map(StreamRx::memory_bytes).sum()
     }
 
+    /// Bytes of per-stream latency histograms held: [`STREAM_HIST_BYTES`] per stream that has
+    /// had a latency sample, whatever the latencies and however long the run.
+    pub fn latency_memory_bytes(&self) -> usize {
+        self.streams.iter().map(|s| s.latency.memory_bytes()).sum()
+    }
+
     /// Classifies and counts one received frame, received at TSC `rx_tsc`.
     pub fn record(&mut self, frame: &[u8], rx_tsc: u64) {
         match parse_frame(frame) {
@@ -218,8 +353,11 @@ impl Analyzer {
                         // The transmit TSC is 48 bits: the delta modulo 2^48, unless "negative".
                         let dt = rx_tsc.wrapping_sub(tsc) & TSC_MASK;
                         if dt < TSC_MASK / 2 {
-                            let ns = (dt as u128 * 1_000_000_000 / self.tsc_hz as u128) as u64;
-                            self.latency.saturating_record(ns.max(1));
+                            // dt < 2^47 and ns_per_cycle < 2^62: no overflow in 128 bits.
+                            let ns = ((u128::from(dt) * self.ns_per_cycle) >> 32) as u64;
+                            let ns = ns.max(1);
+                            self.latency.saturating_record(ns);
+                            s.latency.record(ns);
                         }
                     }
                 }
@@ -280,6 +418,29 @@ impl Analyzer {
             })
             .collect();
         (per, total)
+    }
+
+    /// Each stream's latency and jitter.
+    pub fn stream_latency(&self) -> Vec<StreamLatency> {
+        self.streams.iter().map(|s| s.latency.summary()).collect()
+    }
+
+    /// The global latency histogram (nanoseconds, 1 ns to an hour, 3 significant digits).
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.latency
+    }
+
+    /// The global histogram as an HdrHistogram log entry carries it (and TRex exports it):
+    /// base64 of the V2 compressed (deflate) encoding, `HISTFAA...`. Empty if it could not be
+    /// encoded (encoding into memory does not fail in practice).
+    pub fn histogram_base64(&self) -> String {
+        use base64::Engine;
+        use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+        let mut bytes = Vec::new();
+        match V2DeflateSerializer::new().serialize(&self.latency, &mut bytes) {
+            Ok(_) => base64::engine::general_purpose::STANDARD.encode(&bytes),
+            Err(_) => String::new(),
+        }
     }
 
     /// Latency percentiles so far.
@@ -581,5 +742,181 @@ mod tests {
         assert!(near(l.p90, 900_000), "{l:?}");
         assert!(near(l.p99, 990_000), "{l:?}");
         assert!(near(l.max, 1_000_000), "{l:?}");
+    }
+
+    /// Records frames of `stream` sent at `tx` and received at `rx` (cycles = ns at HZ), in
+    /// order, sequence numbers counting from `first`.
+    fn timed(a: &mut Analyzer, stream: u16, first: u32, times: &[(u64, u64)]) {
+        for (i, &(tx, rx)) in times.iter().enumerate() {
+            a.record(&f(stream, first + i as u32, tx), rx);
+        }
+    }
+
+    #[test]
+    fn jitter_is_rfc_3550_by_hand() {
+        let mut a = Analyzer::new(1, HZ);
+        // Transit times 1000, 1160, 1000, 1000 ns: D = 160, 160, 0.
+        // J = 0 + (160 - 0)/16 = 10; 10 + (160 - 10)/16 = 19.375; 19.375 + (0 - 19.375)/16 =
+        // 18.1640625. Kept times 16 as in RFC 3550 A.8: 160, 310, 291; reported rounded.
+        let mut want = [0, 10, 19, 18].into_iter();
+        for (i, (tx, rx)) in [(0, 1000), (5000, 6160), (9000, 10_000), (9100, 10_100)]
+            .into_iter()
+            .enumerate()
+        {
+            a.record(&f(0, i as u32, tx), rx);
+            assert_eq!(
+                a.stream_latency()[0].jitter,
+                want.next().unwrap(),
+                "frame {i}"
+            );
+        }
+        assert_eq!(a.streams[0].latency.jitter16, 291);
+        // A constant transit time, however the frames are spaced: the jitter decays by 15/16
+        // per frame and never goes below 0.
+        let mut a = Analyzer::new(1, HZ);
+        timed(&mut a, 0, 0, &[(0, 700), (10, 710), (1_000_000, 1_000_700)]);
+        assert_eq!(a.stream_latency()[0].jitter, 0);
+    }
+
+    /// The integer form against RFC 3550's formula in floating point, per stream, over frames
+    /// in arrival order (a reordered one and a duplicate included), with two streams
+    /// interleaved: each stream's D is between its own consecutive frames only.
+    #[test]
+    fn jitter_per_stream_matches_the_float_formula() {
+        let mut a = Analyzer::new(2, HZ);
+        let mut j = 0f64;
+        let mut prev: Option<f64> = None;
+        let mut x = 12345u64;
+        let order: Vec<u32> = (0..2000)
+            .map(|i| {
+                if i == 500 {
+                    502
+                } else if i == 502 {
+                    500
+                } else {
+                    i
+                }
+            })
+            .chain([1999])
+            .collect();
+        for (k, &seq) in order.iter().enumerate() {
+            // A pseudo-random transit time, 500 ns to about 66 us.
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let transit = 500 + (x >> 48);
+            let tx = 1_000_000 + k as u64 * 100_000;
+            a.record(&f(0, seq, tx), tx + transit);
+            // Stream 1, interleaved: a constant 2000 ns.
+            a.record(&f(1, k as u32, tx + 50), tx + 2050);
+            let t = transit as f64;
+            if let Some(p) = prev {
+                j += ((t - p).abs() - j) / 16.0;
+            }
+            prev = Some(t);
+            let got = a.stream_latency()[0].jitter as f64;
+            assert!((got - j).abs() <= 1.0, "frame {k}: {got} against {j}");
+        }
+        let (per, _) = a.counts(&[2000, 2001]);
+        // 502 before 501 and 500: both reordered; 1999 twice.
+        assert_eq!((per[0].reordered, per[0].duplicated), (2, 1));
+        assert!(j > 1000.0, "a real jitter to compare: {j}");
+        assert_eq!(
+            a.stream_latency()[1].jitter,
+            0,
+            "stream 0's jitter is its own"
+        );
+    }
+
+    #[test]
+    fn latency_per_stream() {
+        let mut a = Analyzer::new(3, HZ);
+        // Stream 0: 1..=100 us; stream 2: 5 us twice; stream 1: nothing.
+        timed(
+            &mut a,
+            0,
+            0,
+            &(1..=100)
+                .map(|i| (i * 1_000_000, i * 1_000_000 + i * 1000))
+                .collect::<Vec<_>>(),
+        );
+        timed(&mut a, 2, 0, &[(0, 5000), (100, 5100)]);
+        let l = a.stream_latency();
+        assert_eq!(l.len(), 3);
+        let s0 = l[0];
+        assert_eq!(
+            (s0.samples, s0.min, s0.max, s0.mean),
+            (100, 1000, 100_000, 50_500)
+        );
+        // Two significant digits: within 1%.
+        assert!((49_500..=50_500).contains(&s0.p50), "{s0:?}");
+        assert!((98_000..=100_000).contains(&s0.p99), "{s0:?}");
+        // D = 1000 every frame: J goes up towards 1000.
+        let mut j = 0f64;
+        for _ in 1..100 {
+            j += (1000.0 - j) / 16.0;
+        }
+        assert!((s0.jitter as f64 - j).abs() <= 1.0, "{s0:?} against {j}");
+        assert_eq!(l[1], StreamLatency::default());
+        assert_eq!(
+            l[2],
+            StreamLatency {
+                samples: 2,
+                min: 5000,
+                mean: 5000,
+                max: 5000,
+                p50: 5000,
+                p99: 5000,
+                jitter: 0
+            }
+        );
+        // The per-stream samples add up to the global ones.
+        assert_eq!(
+            l.iter().map(|s| s.samples).sum::<u64>(),
+            a.latency().samples
+        );
+    }
+
+    #[test]
+    fn per_stream_memory_is_fixed_whatever_the_latencies() {
+        let mut a = Analyzer::new(2, HZ);
+        timed(&mut a, 0, 0, &[(0, 1)]);
+        let one = a.latency_memory_bytes();
+        assert_eq!(
+            one, STREAM_HIST_BYTES,
+            "one histogram for the one stream measured"
+        );
+        // From 1 ns to ten minutes (past the per-stream histogram's 1 s top).
+        let wild: Vec<(u64, u64)> = (0..64).map(|i| (0, 1u64 << i.min(39))).collect();
+        timed(&mut a, 0, 1, &wild);
+        assert_eq!(a.latency_memory_bytes(), one, "nothing grew");
+        let l = a.stream_latency()[0];
+        assert_eq!((l.min, l.max), (1, 1 << 39), "min and max exact");
+        assert!(l.p99 <= l.max && l.p50 <= l.max, "{l:?}");
+    }
+
+    #[test]
+    fn histogram_log_entry_round_trips() {
+        use base64::Engine;
+        use hdrhistogram::serialization::Deserializer;
+        let mut a = Analyzer::new(1, HZ);
+        timed(
+            &mut a,
+            0,
+            0,
+            &(0..1000).map(|i| (0, 70 + i * 37)).collect::<Vec<_>>(),
+        );
+        let text = a.histogram_base64();
+        assert!(
+            text.starts_with("HISTFAA"),
+            "V2 deflate, as HdrHistogram logs: {text}"
+        );
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .unwrap();
+        let h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
+        let l = a.latency();
+        assert_eq!((h.len(), h.min(), h.max()), (l.samples, l.min, l.max));
+        assert_eq!(h.value_at_quantile(0.99), l.p99);
     }
 }

@@ -275,6 +275,8 @@ fn measured(tx: &Tx, rx: &Rx, shared: &Shared, elapsed_s: f64) -> Measured {
         total,
         foreign: rx.analyzer.foreign(),
         latency: rx.analyzer.latency(),
+        stream_latency: rx.analyzer.stream_latency(),
+        histogram: rx.analyzer.histogram_base64(),
         tx_bytes: tx.bytes,
         rx_bytes: rx.analyzer.received_bytes(),
         elapsed_s,

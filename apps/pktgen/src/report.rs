@@ -6,8 +6,16 @@
 //! over the time frames were sent (first to last); the RX rate over the time from the first
 //! frame sent to the last one received. Latencies are nanoseconds in the report and
 //! microseconds with two decimals in the summary.
+//!
+//! Latency per stream (`streams[i].latency_ns`: samples, min, mean, max, p50, p99 and RFC 3550
+//! jitter) comes without its histogram: at 65535 flows the per-stream histograms would make
+//! the report tens of megabytes. The global `latency_ns` carries the whole histogram, as
+//! `histogram`: an HdrHistogram log entry (base64 of the V2 deflate encoding), which the
+//! HdrHistogram libraries (Java, Python, Rust, ...) decode, merge and plot. The global jitter
+//! is the worst stream's (the highest of the per-stream jitters, and which stream it is): a
+//! mean would hide the one stream that suffers.
 
-use crate::analyzer::{Counts, Latency};
+use crate::analyzer::{Counts, Latency, StreamLatency};
 use crate::frames::{Flow, Rate, WIRE_OVERHEAD};
 use crate::options::Settings;
 use crate::verdict::{us, Criteria, Failure, Outcome};
@@ -25,6 +33,10 @@ pub struct Measured {
     pub total: Counts,
     pub foreign: u64,
     pub latency: Latency,
+    /// Each stream's latency and jitter (in stream order; missing ones count as none).
+    pub stream_latency: Vec<StreamLatency>,
+    /// The global latency histogram, base64 of its V2 deflate encoding.
+    pub histogram: String,
     /// Bytes of the frames sent (FCS included).
     pub tx_bytes: u64,
     /// Bytes of the frames of ours received intact (FCS included).
@@ -48,11 +60,26 @@ pub struct StreamReport {
     pub dst_port: u16,
     #[serde(flatten)]
     pub counts: Counts,
+    /// Nanoseconds.
+    pub latency_ns: StreamLatency,
+}
+
+/// The global latency: the percentiles, the worst stream's jitter, the histogram.
+#[derive(Debug, Serialize)]
+pub struct LatencyReport {
+    #[serde(flatten)]
+    pub latency: Latency,
+    /// The highest per-stream RFC 3550 jitter, nanoseconds (0 with no stream measured).
+    pub jitter: u64,
+    /// The stream it is of (null when no stream had a latency sample).
+    pub jitter_stream: Option<u16>,
+    /// The whole histogram as an HdrHistogram log entry: base64 of the V2 deflate encoding.
+    pub histogram: String,
 }
 
 impl StreamReport {
-    /// Stream `stream`'s counts, with the addresses and ports of its flow.
-    fn new(stream: u16, counts: Counts) -> Self {
+    /// Stream `stream`'s counts and latency, with the addresses and ports of its flow.
+    fn new(stream: u16, counts: Counts, latency_ns: StreamLatency) -> Self {
         let f = Flow::nth(stream);
         let ip = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
         StreamReport {
@@ -62,6 +89,7 @@ impl StreamReport {
             src_port: f.src_port,
             dst_port: f.dst_port,
             counts,
+            latency_ns,
         }
     }
 }
@@ -108,7 +136,7 @@ pub struct Report {
     /// Bits/s on the wire.
     pub tx_bps: f64,
     pub rx_bps: f64,
-    pub latency_ns: Latency,
+    pub latency_ns: LatencyReport,
     pub rate: RateReport,
     pub size: String,
     pub flows: u16,
@@ -127,6 +155,26 @@ fn per_s(n: f64, s: f64) -> f64 {
         n / s
     } else {
         0.0
+    }
+}
+
+/// The global latency of `m`, with its worst stream's jitter.
+fn latency_report(m: &Measured) -> LatencyReport {
+    let worst = m
+        .stream_latency
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.samples > 0)
+        // The first of equals: max_by_key would keep the last.
+        .fold(None, |w: Option<(usize, u64)>, (i, l)| match w {
+            Some((_, j)) if j >= l.jitter => w,
+            _ => Some((i, l.jitter)),
+        });
+    LatencyReport {
+        latency: m.latency,
+        jitter: worst.map_or(0, |(_, j)| j),
+        jitter_stream: worst.and_then(|(i, _)| u16::try_from(i).ok()),
+        histogram: m.histogram.clone(),
     }
 }
 
@@ -180,7 +228,7 @@ impl Report {
             rx_pps: round(per_s(t.received as f64, m.rx_s), 1),
             tx_bps: round(per_s(wire_bits(t.sent, m.tx_bytes), m.tx_s), 0),
             rx_bps: round(per_s(wire_bits(t.received, m.rx_bytes), m.rx_s), 0),
-            latency_ns: m.latency,
+            latency_ns: latency_report(&m),
             rate: rate_report(settings.rate, settings.size.mean(), t.sent, m.tx_s),
             size: settings.size.to_string(),
             flows: settings.flows,
@@ -188,7 +236,10 @@ impl Report {
                 .per_stream
                 .iter()
                 .enumerate()
-                .map(|(i, c)| StreamReport::new(i as u16, *c))
+                .map(|(i, c)| {
+                    let l = m.stream_latency.get(i).copied().unwrap_or_default();
+                    StreamReport::new(i as u16, *c, l)
+                })
                 .collect(),
         }
     }
@@ -249,7 +300,14 @@ impl Report {
         if let Some(line) = self.shortfall() {
             let _ = writeln!(s, "{line}");
         }
-        s.push_str(&latency_line(&self.latency_ns));
+        s.push_str(&latency_line(&self.latency_ns.latency));
+        if let Some(stream) = self.latency_ns.jitter_stream {
+            let _ = writeln!(
+                s,
+                "jitter (us, RFC 3550): {} (the worst stream's, stream {stream})",
+                us(self.latency_ns.jitter)
+            );
+        }
         match self.failed.as_slice() {
             [] => s.push_str("verdict: pass\n"),
             f => {
@@ -334,6 +392,7 @@ mod tests {
     use super::*;
     use crate::frames::SizeSpec;
     use crate::verdict::LossLimit;
+    use serde_json::Value;
 
     fn settings(rate: Rate) -> Settings {
         Settings {
@@ -459,6 +518,48 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("verdict: fail (max_loss)"), "{s}");
+    }
+
+    #[test]
+    fn per_stream_latency_and_the_worst_jitter() {
+        let mut m = measured(300, 300, 0.1);
+        let c = m.per_stream[0];
+        m.per_stream = vec![c; 3];
+        let l = |samples, jitter| StreamLatency {
+            samples,
+            min: 60,
+            mean: 80,
+            max: 900,
+            p50: 75,
+            p99: 850,
+            jitter,
+        };
+        // Stream 0 had no sample; streams 1 and 2 tie for the worst jitter.
+        m.stream_latency = vec![l(0, 0), l(100, 1250), l(100, 1250)];
+        m.histogram = "HISTFAAAxyz".into();
+        let r = Report::new(m.clone(), &settings(Rate::Max));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["latency_ns"]["jitter"], 1250);
+        assert_eq!(
+            v["latency_ns"]["jitter_stream"], 1,
+            "the first of the worst"
+        );
+        assert_eq!(v["latency_ns"]["histogram"], "HISTFAAAxyz");
+        assert_eq!(v["latency_ns"]["p99"], 3_659, "the global fields stay");
+        assert_eq!(v["streams"][1]["latency_ns"]["p99"], 850);
+        assert_eq!(v["streams"][2]["latency_ns"]["jitter"], 1250);
+        assert_eq!(v["streams"][0]["latency_ns"]["samples"], 0);
+        assert_eq!(v["streams"][0]["received"], 300, "the counts stay flat");
+        let s = r.summary();
+        let line = "jitter (us, RFC 3550): 1.25 (the worst stream's, stream 1)";
+        assert!(s.lines().any(|l| l == line), "{line:?} in\n{s}");
+        // No stream measured: no jitter line, a null stream.
+        m.stream_latency.clear();
+        let r = Report::new(m, &settings(Rate::Max));
+        assert!(!r.summary().contains("jitter"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["latency_ns"]["jitter_stream"], Value::Null);
+        assert_eq!(v["streams"][1]["latency_ns"]["samples"], 0);
     }
 
     #[test]
