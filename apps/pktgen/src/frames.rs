@@ -3,20 +3,48 @@
 //! ## The test frame
 //!
 //! ```text
-//! Ethernet (14) | IPv4 (20, checksummed) | UDP (8, checksummed) | test payload
+//! Ethernet (14) | [802.1Q tag (4)] | IPv4 (20) or IPv6 (40) | UDP (8) or TCP (20) | test payload
 //! test payload: magic u16 | stream u16 | seq u32 | tx_tsc u48 | crc u32 | filler ...
 //! ```
 //!
-//! All fields big-endian. `magic` is [`MAGIC`]: with the IPv4/UDP headers and the UDP port
-//! range it is what makes a frame ours (a frame without it is foreign, never corrupted). The
-//! stream id is the flow index; `seq` counts that stream's frames from 0; `tx_tsc` is the low 48
-//! bits of the TSC when the frame was built (a day at 3 GHz, far beyond any latency worth
-//! measuring; the 64-byte frame has room for no more); `crc` is CRC-32 over the magic, stream,
-//! seq and tsc fields and the filler (everything in the payload but itself), so any corruption
-//! of the payload is detected even where the UDP checksum is not checked. The filler is a pattern
-//! derived from the seq. Flows vary the IPv4 source/destination addresses and UDP ports, so
-//! that RSS spreads them. Addresses come from 198.18.0.0/15, the range RFC 2544 reserves for
-//! benchmarking.
+//! All fields big-endian. `magic` is [`MAGIC`]: with the IP/L4 headers and the destination
+//! port range it is what makes a frame ours (a frame without it is foreign, never corrupted).
+//! The stream id is the flow index; `seq` counts that stream's frames from 0; `tx_tsc` is the
+//! low 48 bits of the TSC when the frame was built (a day at 3 GHz, far beyond any latency
+//! worth measuring; the 64-byte frame has room for no more); `crc` is CRC-32 over the magic,
+//! stream, seq and tsc fields (the stamp); the filler is a fixed pattern (byte `i` is `i`).
+//! Flows vary the source/destination addresses and ports, so that RSS spreads them. IPv4
+//! addresses come from 198.18.0.0/15, the range RFC 2544 reserves for benchmarking; IPv6 ones
+//! are the same four bytes in 2001:2::/48 (RFC 5180). TCP frames are SYN-less data segments
+//! (ACK and PSH set, fixed sequence and acknowledgment numbers). The kind ([`FrameKind`]:
+//! `--vlan`, `--ipv6`, `--proto`) is the same for every frame of a run.
+//!
+//! ## Templates: what is done per frame
+//!
+//! [`Templates`] holds, per flow, the headers and the constant start of the payload with the
+//! partial one's-complement sums of everything constant, built once per run (with
+//! `etherparse`, off the fast path). Per frame the sender copies the template's headers (up to
+//! 82 bytes) and the filler (a shared constant) into the mbuf, then writes only the stamp (seq,
+//! TSC, CRC), the lengths and the IPv4 id, and finishes the IPv4 and L4 checksums from the
+//! template's sums plus the stamped words (RFC 1624's incremental update: the template's
+//! fields are 0 there, so adding the new words is the whole update). Sizes need no template
+//! of their own: the filler's sum for every length is a compile-time table.
+//!
+//! ## What catches corruption, and why the CRC covers only the stamp
+//!
+//! The receiver ([`parse_frame`]) checks, for every kind: the lengths against the frame's; the
+//! IPv4 header checksum (IPv6 has none: its version, traffic class, flow label and hop limit
+//! are compared with what pktgen sends); the UDP or TCP checksum over the pseudo-header, the L4
+//! header and the whole payload; the CRC-32 over the stamp; and the filler, byte for byte
+//! against the pattern. The filler check alone catches every change to the filler, however
+//! many bits; the L4 checksum catches every single-bit error (and every burst of up to 15 bits)
+//! anywhere in the L4 header, stamp and payload; the CRC-32 adds, over the 14 bytes the
+//! verdicts rest on (stream, seq, TSC), what a one's-complement sum misses (swapped words,
+//! compensating flips). A CRC over the whole payload would add nothing to the byte-for-byte
+//! filler check and would cost the sender a pass over up to 1.5 KB per frame; a CRC over the
+//! 14-byte stamp costs a few nanoseconds. Not covered: the Ethernet addresses and the 802.1Q
+//! tag's priority and id (layer 2, which a device under test may rewrite), as before.
+//! A frame whose IPv6 hop limit was decremented (routed) counts as corrupted.
 //!
 //! Sizes are frame sizes on the wire, FCS included, as Pktgen-DPDK and RFC 2544 count them: a
 //! 64-byte frame is 60 bytes in the mbuf. The smallest is 64.
@@ -351,6 +379,24 @@ impl Flow {
             dst_port: UDP_DST_BASE + (i & 0xff),
         }
     }
+
+    /// The source address of the flow's IPv6 frames: its IPv4 one in 2001:2::/48, the range
+    /// RFC 5180 reserves for benchmarking (flow 1: 2001:2::c612:1, i.e. 2001:2::198.18.0.1).
+    pub fn src_ip6(&self) -> [u8; 16] {
+        ipv6_of(self.src_ip)
+    }
+
+    /// The destination address of the flow's IPv6 frames (2001:2::198.19.x.y).
+    pub fn dst_ip6(&self) -> [u8; 16] {
+        ipv6_of(self.dst_ip)
+    }
+}
+
+fn ipv6_of(v4: [u8; 4]) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[..4].copy_from_slice(&[0x20, 0x01, 0x00, 0x02]);
+    a[12..].copy_from_slice(&v4);
+    a
 }
 
 /// The frame's Ethernet addresses.
@@ -360,7 +406,7 @@ pub struct EtherAddrs {
     pub src: [u8; 6],
 }
 
-/// Internet checksum (RFC 1071) of `data`, folded, starting from `sum`. 64 bits: no input
+/// Internet checksum (RFC 1071) of `data`, unfolded, starting from `sum`. 64 bits: no input
 /// length can overflow it.
 fn csum_add(mut sum: u64, data: &[u8]) -> u64 {
     let mut chunks = data.chunks_exact(2);
@@ -373,6 +419,9 @@ fn csum_add(mut sum: u64, data: &[u8]) -> u64 {
     sum
 }
 
+/// Folds a one's-complement sum to 16 bits and complements it: the checksum field's value.
+/// A nonzero sum never folds to 0 (it folds to 0xffff), so a sum built up incrementally folds
+/// to exactly what a sum over the whole frame does.
 fn csum_fold(mut sum: u64) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -385,7 +434,389 @@ pub fn buf_len(frame_size: usize) -> usize {
     frame_size - FCS_LEN
 }
 
-/// Writes a complete test frame of `frame.len()` bytes (>= 60) into `frame`.
+/// The 802.1Q tag's length.
+pub const VLAN_LEN: usize = 4;
+/// The IPv6 header's length (no extension headers).
+pub const IPV6_LEN: usize = 40;
+/// The TCP header's length (no options).
+pub const TCP_LEN: usize = 20;
+/// The highest 802.1Q VLAN id.
+pub const MAX_VLAN_ID: u16 = 4095;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const PROTO_UDP: u8 = 17;
+const PROTO_TCP: u8 = 6;
+/// IPv4 TTL and IPv6 hop limit of test frames.
+pub const HOP_LIMIT: u8 = 64;
+/// TCP data offset (5 words, no options), reserved bits and NS, as test frames carry them.
+const TCP_OFF_BYTE: u8 = 0x50;
+/// TCP sequence and acknowledgment numbers and window of test frames (SYN-less data segments
+/// with ACK and PSH set: a DUT that tracks no connections forwards them like UDP).
+pub const TCP_SEQ: u32 = 1;
+pub const TCP_ACK: u32 = 1;
+pub const TCP_WINDOW: u16 = 0xffff;
+
+/// Layer 4 of the test frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum L4 {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl std::str::FromStr for L4 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "udp" => Ok(L4::Udp),
+            "tcp" => Ok(L4::Tcp),
+            _ => Err(format!("invalid protocol {s:?}: expected udp or tcp")),
+        }
+    }
+}
+
+impl fmt::Display for L4 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            L4::Udp => "UDP",
+            L4::Tcp => "TCP",
+        })
+    }
+}
+
+/// What carries the test payload: an optional 802.1Q tag, IPv4 or IPv6, UDP or TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameKind {
+    /// 802.1Q VLAN id (0..=4095, priority 0), or untagged.
+    pub vlan: Option<u16>,
+    pub ipv6: bool,
+    pub l4: L4,
+}
+
+impl FrameKind {
+    /// Offset of the IP header.
+    pub fn l3_off(&self) -> usize {
+        ETH_LEN + if self.vlan.is_some() { VLAN_LEN } else { 0 }
+    }
+
+    /// Offset of the UDP or TCP header.
+    pub fn l4_off(&self) -> usize {
+        self.l3_off() + if self.ipv6 { IPV6_LEN } else { IPV4_LEN }
+    }
+
+    /// Offset of the test payload.
+    pub fn payload_off(&self) -> usize {
+        self.l4_off()
+            + match self.l4 {
+                L4::Udp => UDP_LEN,
+                L4::Tcp => TCP_LEN,
+            }
+    }
+
+    /// The smallest frame size (FCS included) that holds the headers and the test header:
+    /// 64 for IPv4/UDP, up to 100 for a tagged IPv6/TCP frame.
+    pub fn min_frame(&self) -> usize {
+        (self.payload_off() + TEST_HDR_LEN + FCS_LEN).max(MIN_FRAME)
+    }
+
+    /// Refuses sizes too small for these frames, saying the smallest that fits.
+    pub fn check_sizes(&self, size: &SizeSpec) -> Result<(), String> {
+        let smallest = match *size {
+            SizeSpec::Fixed(n) => n,
+            SizeSpec::Range(a, _) => a,
+            SizeSpec::Imix => MIN_FRAME,
+        };
+        let min = self.min_frame();
+        if smallest < min {
+            return Err(format!(
+                "invalid size {size}: {self} frames need {min} bytes or more (FCS included) \
+                 to hold their headers and the test header"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `IPv4/UDP`, `VLAN 10 IPv6/TCP`.
+impl fmt::Display for FrameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(v) = self.vlan {
+            write!(f, "VLAN {v} ")?;
+        }
+        let ip = if self.ipv6 { "IPv6" } else { "IPv4" };
+        write!(f, "{ip}/{}", self.l4)
+    }
+}
+
+/// The filler after the test header: byte `i` of it is `i as u8`, in every frame of every
+/// kind, so the analyzer checks it byte for byte.
+const FILLER: [u8; MAX_FRAME] = {
+    let mut f = [0u8; MAX_FRAME];
+    let mut i = 0;
+    while i < MAX_FRAME {
+        f[i] = i as u8;
+        i += 1;
+    }
+    f
+};
+
+/// `FILLER_SUM[n]`: the one's-complement sum (unfolded) of the first `n` filler bytes. The
+/// filler starts at an even offset from the L4 header in every kind, so its words line up.
+const FILLER_SUM: [u32; MAX_FRAME + 1] = {
+    let mut s = [0u32; MAX_FRAME + 1];
+    let mut n = 1;
+    while n <= MAX_FRAME {
+        let b = FILLER[n - 1] as u32;
+        s[n] = s[n - 1] + if n % 2 == 1 { b << 8 } else { b };
+        n += 1;
+    }
+    s
+};
+
+/// The longest header template: Ethernet, 802.1Q, IPv6, TCP, magic and stream.
+const MAX_HDR: usize = ETH_LEN + VLAN_LEN + IPV6_LEN + TCP_LEN + 4;
+
+/// The frames of one flow (stream), built once per run: the headers and the constant start of
+/// the test payload, with the partial checksums of everything that does not change from frame
+/// to frame. [`FlowTemplate::stamp`] makes a frame of any size from it.
+#[derive(Debug, Clone)]
+pub struct FlowTemplate {
+    /// Ethernet ... L4 header, magic and stream; lengths and checksums 0.
+    hdr: [u8; MAX_HDR],
+    hdr_len: usize,
+    l3: usize,
+    l4: usize,
+    payload: usize,
+    ipv6: bool,
+    proto: L4,
+    /// One's-complement sum of the IPv4 header with total length, id and checksum 0.
+    ip_sum: u64,
+    /// One's-complement sum of the pseudo-header's addresses and protocol, the L4 header with
+    /// length and checksum 0, the magic and the stream.
+    l4_sum: u64,
+}
+
+impl FlowTemplate {
+    /// The template of stream `stream`, whose addresses are `flow`'s. Built with etherparse:
+    /// off the per-packet path.
+    pub fn new(
+        kind: FrameKind,
+        eth: &EtherAddrs,
+        flow: &Flow,
+        stream: u16,
+    ) -> Result<FlowTemplate, String> {
+        use etherparse::{
+            EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header,
+            SingleVlanHeader, TcpHeader, UdpHeader, VlanId, VlanPcp,
+        };
+        let err = |e: &dyn fmt::Display| format!("cannot build {kind} frames: {e}");
+        let l3_type = if kind.ipv6 {
+            EtherType::IPV6
+        } else {
+            EtherType::IPV4
+        };
+        let proto = match kind.l4 {
+            L4::Udp => IpNumber::UDP,
+            L4::Tcp => IpNumber::TCP,
+        };
+        let mut v = Vec::with_capacity(MAX_HDR);
+        Ethernet2Header {
+            source: eth.src,
+            destination: eth.dst,
+            ether_type: if kind.vlan.is_some() {
+                EtherType::VLAN_TAGGED_FRAME
+            } else {
+                l3_type
+            },
+        }
+        .write(&mut v)
+        .map_err(|e| err(&e))?;
+        if let Some(id) = kind.vlan {
+            SingleVlanHeader {
+                pcp: VlanPcp::ZERO,
+                drop_eligible_indicator: false,
+                vlan_id: VlanId::try_new(id).map_err(|e| err(&e))?,
+                ether_type: l3_type,
+            }
+            .write(&mut v)
+            .map_err(|e| err(&e))?;
+        }
+        if kind.ipv6 {
+            Ipv6Header {
+                traffic_class: 0,
+                flow_label: Ipv6FlowLabel::ZERO,
+                payload_length: 0,
+                next_header: proto,
+                hop_limit: HOP_LIMIT,
+                source: flow.src_ip6(),
+                destination: flow.dst_ip6(),
+            }
+            .write(&mut v)
+            .map_err(|e| err(&e))?;
+        } else {
+            Ipv4Header::new(0, HOP_LIMIT, proto, flow.src_ip, flow.dst_ip)
+                .map_err(|e| err(&e))?
+                .write(&mut v)
+                .map_err(|e| err(&e))?;
+        }
+        match kind.l4 {
+            L4::Udp => UdpHeader {
+                source_port: flow.src_port,
+                destination_port: flow.dst_port,
+                length: 0,
+                checksum: 0,
+            }
+            .write(&mut v)
+            .map_err(|e| err(&e))?,
+            L4::Tcp => {
+                let mut t = TcpHeader::new(flow.src_port, flow.dst_port, TCP_SEQ, TCP_WINDOW);
+                t.ack = true;
+                t.psh = true;
+                t.acknowledgment_number = TCP_ACK;
+                t.write(&mut v).map_err(|e| err(&e))?
+            }
+        }
+        v.extend_from_slice(&MAGIC.to_be_bytes());
+        v.extend_from_slice(&stream.to_be_bytes());
+        let (l3, l4, payload) = (kind.l3_off(), kind.l4_off(), kind.payload_off());
+        if v.len() != payload + 4 || v.len() > MAX_HDR {
+            return Err(err(&format_args!("{} header bytes", v.len())));
+        }
+        let mut hdr = [0u8; MAX_HDR];
+        hdr[..v.len()].copy_from_slice(&v);
+        // Lengths and checksums are written per frame; the template holds 0 there.
+        let (ip_sum, pseudo) = if kind.ipv6 {
+            (0, csum_add(0, &hdr[l3 + 8..l3 + 40]))
+        } else {
+            hdr[l3 + 2..l3 + 4].fill(0);
+            hdr[l3 + 10..l3 + 12].fill(0);
+            (
+                csum_add(0, &hdr[l3..l4]),
+                csum_add(0, &hdr[l3 + 12..l3 + 20]),
+            )
+        };
+        let ck = match kind.l4 {
+            L4::Udp => l4 + 6,
+            L4::Tcp => l4 + 16,
+        };
+        hdr[ck..ck + 2].fill(0);
+        let l4_sum = csum_add(pseudo + u8::from(proto) as u64, &hdr[l4..v.len()]);
+        Ok(FlowTemplate {
+            hdr,
+            hdr_len: v.len(),
+            l3,
+            l4,
+            payload,
+            ipv6: kind.ipv6,
+            proto: kind.l4,
+            ip_sum,
+            l4_sum,
+        })
+    }
+
+    /// Writes a complete test frame of `frame.len()` bytes into `frame`: the template, the
+    /// filler, the stamp (sequence number, TSC, CRC; IPv4 id), the lengths, and the checksums
+    /// updated incrementally (RFC 1624) from the template's partial sums. No allocation, one
+    /// copy of the headers and one of the filler. `frame.len()` must be a frame size this
+    /// kind holds ([`FrameKind::check_sizes`]) less the FCS: anything else is left unwritten.
+    #[inline]
+    pub fn stamp(&self, frame: &mut [u8], seq: u32, tsc: u64) {
+        let len = frame.len();
+        let p = self.payload;
+        let Some(fill) = len
+            .checked_sub(p + TEST_HDR_LEN)
+            .filter(|&n| n <= FILLER.len())
+        else {
+            return;
+        };
+        frame[..self.hdr_len].copy_from_slice(&self.hdr[..self.hdr_len]);
+        frame[p + TEST_HDR_LEN..].copy_from_slice(&FILLER[..fill]);
+        let tsc = tsc & TSC_MASK;
+        frame[p + 4..p + 8].copy_from_slice(&seq.to_be_bytes());
+        frame[p + 8..p + CRC_OFF].copy_from_slice(&tsc.to_be_bytes()[2..]);
+        let crc = crc32fast::hash(&frame[p..p + CRC_OFF]);
+        frame[p + CRC_OFF..p + TEST_HDR_LEN].copy_from_slice(&crc.to_be_bytes());
+        let (l3, l4) = (self.l3, self.l4);
+        let l4_len = (len - l4) as u16;
+        // The stamp's words, the filler's and the length in the pseudo-header.
+        let mut sum = self.l4_sum
+            + FILLER_SUM[fill] as u64
+            + l4_len as u64
+            + (seq >> 16) as u64
+            + (seq & 0xffff) as u64
+            + (tsc >> 32)
+            + ((tsc >> 16) & 0xffff)
+            + (tsc & 0xffff)
+            + (crc >> 16) as u64
+            + (crc & 0xffff) as u64;
+        if self.ipv6 {
+            frame[l3 + 4..l3 + 6].copy_from_slice(&l4_len.to_be_bytes());
+        } else {
+            let total = (len - l3) as u16;
+            let id = seq as u16;
+            frame[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+            frame[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
+            let ck = csum_fold(self.ip_sum + total as u64 + id as u64);
+            frame[l3 + 10..l3 + 12].copy_from_slice(&ck.to_be_bytes());
+        }
+        match self.proto {
+            L4::Udp => {
+                frame[l4 + 4..l4 + 6].copy_from_slice(&l4_len.to_be_bytes());
+                sum += l4_len as u64;
+                // 0 means "no checksum" in UDP: all ones instead (RFC 768).
+                let ck = match csum_fold(sum) {
+                    0 => 0xffff,
+                    c => c,
+                };
+                frame[l4 + 6..l4 + 8].copy_from_slice(&ck.to_be_bytes());
+            }
+            L4::Tcp => frame[l4 + 16..l4 + 18].copy_from_slice(&csum_fold(sum).to_be_bytes()),
+        }
+    }
+}
+
+/// The templates of a run: one per flow, made once before sending.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    flows: Vec<FlowTemplate>,
+}
+
+impl Templates {
+    /// Templates for `flows` (stream `i` is `flows[i]`), refusing sizes too small for `kind`.
+    pub fn new(
+        kind: FrameKind,
+        eth: &EtherAddrs,
+        flows: &[Flow],
+        size: &SizeSpec,
+    ) -> Result<Templates, String> {
+        kind.check_sizes(size)?;
+        if flows.is_empty() || flows.len() > u16::MAX as usize {
+            return Err(format!(
+                "invalid number of flows {}: expected 1..=65535",
+                flows.len()
+            ));
+        }
+        let flows = flows
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FlowTemplate::new(kind, eth, f, i as u16))
+            .collect::<Result<_, _>>()?;
+        Ok(Templates { flows })
+    }
+
+    /// Writes frame `seq` of stream `stream` into `frame` (see [`FlowTemplate::stamp`]); a
+    /// stream without a template leaves it unwritten.
+    #[inline]
+    pub fn stamp(&self, frame: &mut [u8], stream: u16, seq: u32, tsc: u64) {
+        if let Some(t) = self.flows.get(stream as usize) {
+            t.stamp(frame, seq, tsc);
+        }
+    }
+}
+
+/// Writes a complete IPv4/UDP test frame of `frame.len()` bytes (60..=1514) into `frame`, from
+/// a template made for it: for tests and one-off frames; the sender stamps [`Templates`].
 pub fn build_frame(
     frame: &mut [u8],
     eth: &EtherAddrs,
@@ -394,67 +825,14 @@ pub fn build_frame(
     seq: u32,
     tsc: u64,
 ) {
-    let len = frame.len();
-    debug_assert!(len >= PAYLOAD_OFF + TEST_HDR_LEN);
-    // Ethernet
-    frame[0..6].copy_from_slice(&eth.dst);
-    frame[6..12].copy_from_slice(&eth.src);
-    frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    // IPv4
-    let ip_total = (len - ETH_LEN) as u16;
-    let ip = &mut frame[ETH_LEN..ETH_LEN + IPV4_LEN];
-    ip[0] = 0x45;
-    ip[1] = 0;
-    ip[2..4].copy_from_slice(&ip_total.to_be_bytes());
-    ip[4..6].copy_from_slice(&(seq as u16).to_be_bytes());
-    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // don't fragment
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[10..12].fill(0);
-    ip[12..16].copy_from_slice(&flow.src_ip);
-    ip[16..20].copy_from_slice(&flow.dst_ip);
-    let ck = csum_fold(csum_add(0, ip));
-    ip[10..12].copy_from_slice(&ck.to_be_bytes());
-    // Test payload
-    let p = &mut frame[PAYLOAD_OFF..];
-    p[0..2].copy_from_slice(&MAGIC.to_be_bytes());
-    p[2..4].copy_from_slice(&stream.to_be_bytes());
-    p[4..8].copy_from_slice(&seq.to_be_bytes());
-    p[8..CRC_OFF].copy_from_slice(&(tsc & TSC_MASK).to_be_bytes()[2..]);
-    for (i, b) in p[TEST_HDR_LEN..].iter_mut().enumerate() {
-        *b = (seq as usize).wrapping_add(i) as u8;
+    if let Ok(t) = FlowTemplate::new(FrameKind::default(), eth, flow, stream) {
+        t.stamp(frame, seq, tsc);
     }
-    let crc = payload_crc(p);
-    p[CRC_OFF..TEST_HDR_LEN].copy_from_slice(&crc.to_be_bytes());
-    // UDP, checksum over the pseudo-header and the whole datagram
-    let udp_len = (len - ETH_LEN - IPV4_LEN) as u16;
-    let u = &mut frame[ETH_LEN + IPV4_LEN..ETH_LEN + IPV4_LEN + UDP_LEN];
-    u[0..2].copy_from_slice(&flow.src_port.to_be_bytes());
-    u[2..4].copy_from_slice(&flow.dst_port.to_be_bytes());
-    u[4..6].copy_from_slice(&udp_len.to_be_bytes());
-    u[6..8].fill(0);
-    let ck = udp_checksum(frame);
-    let ck = if ck == 0 { 0xffff } else { ck };
-    frame[ETH_LEN + IPV4_LEN + 6..ETH_LEN + IPV4_LEN + 8].copy_from_slice(&ck.to_be_bytes());
 }
 
-/// CRC-32 of a test payload (at least [`TEST_HDR_LEN`] bytes), skipping its own crc field.
+/// CRC-32 of a test payload's stamp: magic, stream, seq and TSC (its first 14 bytes).
 pub fn payload_crc(p: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(p.get(..CRC_OFF).unwrap_or(p));
-    h.update(p.get(TEST_HDR_LEN..).unwrap_or(&[]));
-    h.finalize()
-}
-
-/// UDP checksum of an Ethernet/IPv4/UDP frame, computed with the checksum field as it is (0
-/// when building; verifying a frame gives 0 when it is right).
-fn udp_checksum(frame: &[u8]) -> u16 {
-    let ip = &frame[ETH_LEN..ETH_LEN + IPV4_LEN];
-    let udp = &frame[ETH_LEN + IPV4_LEN..];
-    let mut sum = csum_add(0, &ip[12..20]);
-    sum += 17;
-    sum += udp.len() as u64;
-    csum_fold(csum_add(sum, udp))
+    crc32fast::hash(p.get(..CRC_OFF).unwrap_or(p))
 }
 
 /// What a received frame is.
@@ -462,44 +840,75 @@ fn udp_checksum(frame: &[u8]) -> u16 {
 pub enum Parsed {
     /// One of ours, intact. `tsc` is the low 48 bits of the transmit TSC.
     Test { stream: u16, seq: u32, tsc: u64 },
-    /// One of ours (IPv4/UDP to our port range, long enough, with our [`MAGIC`]) whose payload
-    /// fails its CRC, or whose length, IP or UDP checksum is wrong. The stream id, when in
-    /// range, is a hint only.
+    /// One of ours (IPv4 or IPv6, UDP or TCP to our port range, long enough, with our
+    /// [`MAGIC`]) with anything wrong: a length, a checksum, the stamp's CRC, the filler, an
+    /// IPv6 field that no checksum covers. The stream id is a hint only.
     Corrupted { stream: u16 },
     /// Anything else: not ours.
     Foreign,
 }
 
-/// Classifies a received frame. Never panics, whatever the bytes.
+/// Classifies a received frame, of any [`FrameKind`]. Never panics, whatever the bytes.
 pub fn parse_frame(f: &[u8]) -> Parsed {
-    if f.len() < PAYLOAD_OFF + TEST_HDR_LEN
-        || f[12..14] != [0x08, 0x00]
-        || f[ETH_LEN] != 0x45
-        || f[ETH_LEN + 9] != 17
-    {
+    let be16 = |i: usize| {
+        f.get(i..i + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let mut l3 = ETH_LEN;
+    let mut ether_type = be16(12);
+    if ether_type == ETHERTYPE_VLAN {
+        ether_type = be16(16);
+        l3 += VLAN_LEN;
+    }
+    let (ipv6, proto) = match (ether_type, f.get(l3)) {
+        (ETHERTYPE_IPV4, Some(0x45)) => (false, f.get(l3 + 9)),
+        (ETHERTYPE_IPV6, Some(b)) if b >> 4 == 6 => (true, f.get(l3 + 6)),
+        _ => return Parsed::Foreign,
+    };
+    let l4 = l3 + if ipv6 { IPV6_LEN } else { IPV4_LEN };
+    let (tcp, p) = match proto {
+        Some(&PROTO_UDP) => (false, l4 + UDP_LEN),
+        Some(&PROTO_TCP) => (true, l4 + TCP_LEN),
+        _ => return Parsed::Foreign,
+    };
+    if f.len() < p + TEST_HDR_LEN || be16(l4 + 2) & 0xff00 != UDP_DST_BASE || be16(p) != MAGIC {
         return Parsed::Foreign;
     }
-    let dport = u16::from_be_bytes([f[ETH_LEN + IPV4_LEN + 2], f[ETH_LEN + IPV4_LEN + 3]]);
-    let p = &f[PAYLOAD_OFF..];
-    let be16 = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
-    let be32 = |i: usize| u32::from_be_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
-    if dport & 0xff00 != UDP_DST_BASE || be16(0) != MAGIC {
-        return Parsed::Foreign;
-    }
-    let stream = be16(2);
-    let ip_total = u16::from_be_bytes([f[ETH_LEN + 2], f[ETH_LEN + 3]]) as usize;
-    let ip_ok = csum_fold(csum_add(0, &f[ETH_LEN..ETH_LEN + IPV4_LEN])) == 0;
-    if ip_total != f.len() - ETH_LEN
-        || !ip_ok
-        || payload_crc(p) != be32(CRC_OFF)
-        || udp_checksum(f) != 0
+    let stream = be16(p + 2);
+    let len = f.len();
+    let l4_len = len - l4;
+    let (ip_ok, pseudo) = if ipv6 {
+        // No header checksum: every field is checked against what pktgen sends.
+        let ok = f[l3..l3 + 4] == [0x60, 0, 0, 0]
+            && be16(l3 + 4) as usize == l4_len
+            && f[l3 + 7] == HOP_LIMIT;
+        (ok, csum_add(0, &f[l3 + 8..l3 + 40]))
+    } else {
+        let ok = be16(l3 + 2) as usize == len - l3 && csum_fold(csum_add(0, &f[l3..l4])) == 0;
+        (ok, csum_add(0, &f[l3 + 12..l3 + 20]))
+    };
+    let l4_hdr_ok = if tcp {
+        f[l4 + 12] == TCP_OFF_BYTE
+    } else {
+        be16(l4 + 4) as usize == l4_len
+    };
+    let proto = if tcp { PROTO_TCP } else { PROTO_UDP };
+    let l4_ok = csum_fold(csum_add(pseudo + proto as u64 + l4_len as u64, &f[l4..])) == 0;
+    let be32 = |i: usize| u32::from_be_bytes([f[i], f[i + 1], f[i + 2], f[i + 3]]);
+    let filler = &f[p + TEST_HDR_LEN..];
+    if !ip_ok
+        || !l4_hdr_ok
+        || !l4_ok
+        || l4_len > u16::MAX as usize
+        || crc32fast::hash(&f[p..p + CRC_OFF]) != be32(p + CRC_OFF)
+        || FILLER.get(..filler.len()) != Some(filler)
     {
         return Parsed::Corrupted { stream };
     }
     Parsed::Test {
         stream,
-        seq: be32(4),
-        tsc: (be16(8) as u64) << 32 | be32(10) as u64,
+        seq: be32(p + 4),
+        tsc: (be16(p + 8) as u64) << 32 | be32(p + 10) as u64,
     }
 }
 

@@ -1,9 +1,10 @@
 //! pktgen's domain code: the test frames it sends, the analyzer that judges what comes back,
 //! its options, its report and its pass criteria.
 //!
-//! * [`frames`]: Ethernet/IPv4/UDP test frames whose payload carries a magic number, stream,
-//!   sequence number, TSC timestamp and CRC-32; frame sizes (fixed, range, IMIX); the TSC token
-//!   bucket that holds the rate.
+//! * [`frames`]: test frames (optional 802.1Q tag, IPv4 or IPv6, UDP or TCP) whose payload
+//!   carries a magic number, stream, sequence number, TSC timestamp and CRC-32 of that stamp,
+//!   built from per-flow templates with incremental checksums; frame sizes (fixed, range,
+//!   IMIX); the TSC token bucket that holds the rate.
 //! * [`analyzer`]: per-stream loss, duplicates, reordering (exact within a sliding window),
 //!   late and foreign frames, corruption, and latency percentiles.
 //! * [`options`]: the command line and `[pktgen]` table (one type), and the settings of a run.

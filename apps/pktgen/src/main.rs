@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use apps_common::units;
 use dataplane::stats::OwnedCounter;
 use pktgen::analyzer::{Analyzer, Latency};
-use pktgen::frames::{buf_len, build_frame, EtherAddrs, Flow, SizeSpec, TokenBucket};
+use pktgen::frames::{buf_len, EtherAddrs, Flow, SizeSpec, Templates, TokenBucket};
 use pktgen::options::{PktgenOptions, Settings};
 use pktgen::report::{describe_rate, Measured, Report};
 use pktgen::verdict::us;
@@ -93,7 +93,8 @@ struct Snapshot {
 struct Tx<'q, 'a> {
     txq: TxQueue<'q, 'a>,
     pool: &'a Mempool<'a>,
-    eth: EtherAddrs,
+    /// Per-flow frame templates: per frame only the stamp and the checksums are written.
+    frames: Templates,
     flows: Vec<Flow>,
     size: SizeSpec,
     count: u64,
@@ -149,14 +150,8 @@ impl Tx<'_, '_> {
                 self.bytes += size as u64;
                 // Cannot fail: every size fits a 2048-byte mbuf.
                 let _ = m.set_len(buf_len(size));
-                build_frame(
-                    m.data_mut(),
-                    &self.eth,
-                    &self.flows[stream],
-                    stream as u16,
-                    self.seq[stream] as u32,
-                    now,
-                );
+                self.frames
+                    .stamp(m.data_mut(), stream as u16, self.seq[stream] as u32, now);
                 self.seq[stream] += 1;
                 let _ = self.pending.push(m);
             }
@@ -381,14 +376,15 @@ fn sides<'q, 'a>(
     let src = tx_port.mac_addr()?;
     let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
     apps_common::outln!(
-        "pktgen: TX port {} ({}) -> RX port {} ({}), rate {}, size {}, {} flow(s), dst {dst}",
+        "pktgen: TX port {} ({}) -> RX port {} ({}), rate {}, size {}, {} flow(s), {} frames, dst {dst}",
         tx_port.id(),
         tx_port.name(),
         rx_port.id(),
         rx_port.name(),
         describe_rate(opts.rate, opts.size.mean()),
         opts.size,
-        opts.flows
+        opts.flows,
+        opts.frame
     );
     let hz = pmd::tsc_hz();
     let now = pmd::rdtsc();
@@ -396,14 +392,21 @@ fn sides<'q, 'a>(
         .rate
         .pps(opts.size.mean())
         .map(|pps| TokenBucket::new(pps, hz, MAX_BURST as u32, now));
+    let flows: Vec<Flow> = (0..opts.flows).map(Flow::nth).collect();
     let tx = Tx {
         txq: tx_port.tx_queue(pmd::QueueId::new(0))?,
         pool: tx_pool,
-        eth: EtherAddrs {
-            dst: dst.0,
-            src: src.0,
-        },
-        flows: (0..opts.flows).map(Flow::nth).collect(),
+        frames: Templates::new(
+            opts.frame,
+            &EtherAddrs {
+                dst: dst.0,
+                src: src.0,
+            },
+            &flows,
+            &opts.size,
+        )
+        .map_err(anyhow::Error::msg)?,
+        flows,
         size: opts.size.clone(),
         count: opts.count.unwrap_or(u64::MAX),
         bucket,

@@ -2,8 +2,8 @@
 //! (see `apps_common::options`), and the settings of a run they resolve to, defaults applied.
 
 use crate::frames::{
-    check_drain_ms, check_stats_period, parse_duration_s, parse_mac, Rate, SizeSpec, MAX_DRAIN_MS,
-    MAX_DURATION_S, MAX_STATS_PERIOD_S,
+    check_drain_ms, check_stats_period, parse_duration_s, parse_mac, FrameKind, Rate, SizeSpec, L4,
+    MAX_DRAIN_MS, MAX_DURATION_S, MAX_STATS_PERIOD_S, MAX_VLAN_ID,
 };
 use crate::verdict::{Criteria, LossLimit, MAX_LATENCY_US};
 use anyhow::bail;
@@ -76,6 +76,16 @@ pub struct PktgenOptions {
     /// none).
     #[arg(long = "max-p99-latency-us")]
     pub max_p99_latency_us: Option<f64>,
+    // Frame kind (issue 13 item 7): what carries the test payload.
+    /// Tag the frames with this 802.1Q VLAN id, 0..=4095 (priority 0) [default: untagged].
+    #[arg(long, value_name = "ID")]
+    pub vlan: Option<u64>,
+    /// IPv6 frames (addresses 2001:2::198.18.x.y -> 2001:2::198.19.x.y) instead of IPv4.
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub ipv6: Option<bool>,
+    /// Layer 4: udp or tcp (SYN-less data segments) [default: udp].
+    #[arg(long, value_name = "udp|tcp")]
+    pub proto: Option<String>,
     /// TOML config ([pktgen] table, `eal` list); command-line options override it.
     #[arg(long)]
     #[serde(skip)]
@@ -123,6 +133,8 @@ pub struct Settings {
     pub report: Option<PathBuf>,
     /// What the run must show to pass (exit 0).
     pub criteria: Criteria,
+    /// VLAN tag, IP version and L4 protocol of the frames.
+    pub frame: FrameKind,
 }
 
 /// A value its parser refused, as the parser said it.
@@ -199,6 +211,15 @@ impl AppOptions for PktgenOptions {
         ] {
             positive_up_to(key, v, MAX_LATENCY_US, "microseconds (an hour)")?;
         }
+        in_range(
+            "vlan",
+            self.vlan,
+            0..=MAX_VLAN_ID as u64,
+            "(802.1Q VLAN id)",
+        )?;
+        if let Some(p) = &self.proto {
+            refused(p.parse::<L4>())?;
+        }
         Ok(())
     }
 }
@@ -223,11 +244,24 @@ impl PktgenOptions {
                 "give --count N or --duration S (or both): pktgen needs to know when to stop sending"
             );
         }
+        let frame = FrameKind {
+            vlan: self.vlan.map(u16::try_from).transpose()?,
+            ipv6: self.ipv6.unwrap_or(false),
+            l4: self
+                .proto
+                .as_deref()
+                .unwrap_or("udp")
+                .parse()
+                .map_err(msg)?,
+        };
+        let size: SizeSpec = self.size.as_deref().unwrap_or("64").parse().map_err(msg)?;
+        frame.check_sizes(&size).map_err(msg)?;
         Ok(Settings {
+            frame,
             tx_port,
             rx_port: self.rx_port.unwrap_or(tx_port),
             rate: self.rate.as_deref().unwrap_or("max").parse().map_err(msg)?,
-            size: self.size.as_deref().unwrap_or("64").parse().map_err(msg)?,
+            size,
             flows: u16::try_from(self.flows.unwrap_or(1))?,
             count: self.count,
             duration,
@@ -387,6 +421,65 @@ mod tests {
         assert!(e.contains("unknown field `config`"), "{e}");
     }
 
+    #[test]
+    fn frame_kinds_from_either_source() {
+        let s = settings(&["--count", "1"], "").unwrap();
+        assert_eq!(s.frame, FrameKind::default());
+        assert_eq!(s.frame.to_string(), "IPv4/UDP");
+        let s = settings(
+            &[
+                "--count", "1", "--vlan", "4095", "--ipv6", "--proto", "TCP", "--size", "100",
+            ],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            s.frame,
+            FrameKind {
+                vlan: Some(4095),
+                ipv6: true,
+                l4: L4::Tcp
+            }
+        );
+        assert_eq!(s.frame.to_string(), "VLAN 4095 IPv6/TCP");
+        // The file's, and the command line over it.
+        let text = "[pktgen]\ncount = 1\nsize = \"128\"\nvlan = 10\nipv6 = true\nproto = \"tcp\"";
+        let s = settings(&[], text).unwrap();
+        assert_eq!(
+            (s.frame.vlan, s.frame.ipv6, s.frame.l4),
+            (Some(10), true, L4::Tcp)
+        );
+        let s = settings(&["--vlan", "0", "--proto", "udp"], text).unwrap();
+        assert_eq!((s.frame.vlan, s.frame.l4), (Some(0), L4::Udp));
+        let err = |args: &[&str], text: &str| settings(args, text).unwrap_err().to_string();
+        assert_eq!(
+            err(&["--count", "1", "--vlan", "4096"], ""),
+            "invalid --vlan 4096: expected 0..=4095 (802.1Q VLAN id)"
+        );
+        assert_eq!(
+            err(&[], "[pktgen]\ncount = 1\nvlan = 5000"),
+            "invalid config t.toml: [pktgen] invalid vlan = 5000: expected 0..=4095 (802.1Q VLAN id)"
+        );
+        assert_eq!(
+            err(&["--count", "1", "--proto", "sctp"], ""),
+            "invalid protocol \"sctp\": expected udp or tcp"
+        );
+        assert!(err(&[], "[pktgen]\ncount = 1\nipv6 = 1").contains("ipv6"));
+        // Sizes too small for the headers: refused, saying the smallest that fits.
+        assert_eq!(
+            err(
+                &["--count", "1", "--ipv6", "--proto", "tcp", "--vlan", "1"],
+                ""
+            ),
+            "invalid size 64: VLAN 1 IPv6/TCP frames need 100 bytes or more (FCS included) \
+             to hold their headers and the test header"
+        );
+        assert!(err(&["--count", "1", "--vlan", "1", "--size", "imix"], "")
+            .starts_with("invalid size imix: VLAN 1 IPv4/UDP frames need 68 bytes"));
+        assert!(settings(&["--count", "1", "--vlan", "1", "--size", "68-1518"], "").is_ok());
+        assert!(settings(&["--count", "1", "--vlan", "1", "--size", "67-1518"], "").is_err());
+    }
+
     fn word() -> impl Strategy<Value = String> {
         prop_oneof![
             3 => prop::sample::select(
@@ -396,7 +489,8 @@ mod tests {
                     "--config", "--max-loss", "--max-latency-us", "--max-p99-latency-us", "0",
                     "1", "-1", "64", "1518", "64-1518", "imix", "max", "1.5M", "1Mpps", "5%",
                     "1Gbps", "1e300", "NaN", "inf", "86401", "3600001", "18446744073709551615",
-                    "02:00:00:00:00:01", "zz", "", "--", "--help",
+                    "02:00:00:00:00:01", "zz", "", "--", "--help", "--vlan", "--ipv6",
+                    "--proto", "udp", "tcp", "4095", "4096",
                 ][..]
             )
             .prop_map(str::to_owned),
@@ -411,7 +505,7 @@ mod tests {
                 &[
                     "tx_port", "rx_port", "rate", "size", "flows", "count", "duration",
                     "drain_ms", "dst_mac", "stats_period", "report", "max_loss",
-                    "max_latency_us", "max_p99_latency_us",
+                    "max_latency_us", "max_p99_latency_us", "vlan", "ipv6", "proto",
                 ][..]
             )
             .prop_map(str::to_owned),

@@ -408,6 +408,7 @@ mod tests {
             stats_period: 0,
             report: None,
             criteria: Criteria::default(),
+            frame: Default::default(),
         }
     }
 
