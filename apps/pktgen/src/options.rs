@@ -80,6 +80,15 @@ pub struct PktgenOptions {
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+
+    // Runtime control (see `pktgen::control`).
+    /// Serve a control socket here (mode 0600; JSON lines: start, stop, rate R, stats; see
+    /// dpctl).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+    /// Start with transmission paused, until `start` on the control socket (needs --control).
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub paused: Option<bool>,
 }
 
 /// `max_loss = 10` or `max_loss = "0.1%"` in a config file: the text the command line would
@@ -123,6 +132,10 @@ pub struct Settings {
     pub report: Option<PathBuf>,
     /// What the run must show to pass (exit 0).
     pub criteria: Criteria,
+    /// The control socket's path, if one is served.
+    pub control: Option<PathBuf>,
+    /// Transmission starts paused (only with a control socket to resume it).
+    pub paused: bool,
 }
 
 /// A value its parser refused, as the parser said it.
@@ -218,6 +231,10 @@ impl PktgenOptions {
             .map(parse_duration_s)
             .transpose()
             .map_err(msg)?;
+        let paused = self.paused.unwrap_or(false);
+        if paused && self.control.is_none() {
+            bail!("--paused needs --control PATH: nothing else could start the run");
+        }
         if self.count.is_none() && duration.is_none() {
             bail!(
                 "give --count N or --duration S (or both): pktgen needs to know when to stop sending"
@@ -249,6 +266,8 @@ impl PktgenOptions {
                 max_latency_us: self.max_latency_us,
                 max_p99_latency_us: self.max_p99_latency_us,
             },
+            control: self.control,
+            paused,
         })
     }
 }
