@@ -36,6 +36,7 @@ use pktgen::report::{describe_rate, Measured, Report};
 use pktgen::verdict::us;
 use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TelemetryCommand, TxQueue, MAX_BURST};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -60,6 +61,10 @@ fn main() -> ExitCode {
 /// One run; whether it passed its criteria.
 fn run() -> Result<bool> {
     let loaded = apps_common::options::load::<PktgenOptions>()?;
+    let runtime = Runtime {
+        control: loaded.options.control.clone(),
+        paused: loaded.options.paused.unwrap_or(false),
+    };
     let settings = loaded.options.resolve()?;
     // Before anything starts: a report that cannot be written is an error now, not after the
     // run.
@@ -67,7 +72,13 @@ fn run() -> Result<bool> {
         apps_common::outfile::check_writable("--report", path)?;
     }
     let eal = Eal::init(&loaded.eal)?;
-    generate(&eal, &settings)
+    generate(&eal, &settings, &runtime)
+}
+
+/// Runtime control's settings (`--control`, `--paused`; checked by `resolve`).
+struct Runtime {
+    control: Option<PathBuf>,
+    paused: bool,
 }
 
 /// State both sides share: stop flags and owner-written progress counters.
@@ -326,7 +337,7 @@ fn measured(tx: &Tx, rx: &Rx, shared: &Shared, elapsed_s: f64) -> Measured {
 
 /// One run: the ports, both sides on the lcores there are, then the results; whether it
 /// passed its criteria.
-fn generate(eal: &Eal, opts: &Settings) -> Result<bool> {
+fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     let nb_ports = Port::count(eal);
     for (what, p) in [("--tx-port", opts.tx_port), ("--rx-port", opts.rx_port)] {
         if p >= nb_ports {
@@ -344,11 +355,12 @@ fn generate(eal: &Eal, opts: &Settings) -> Result<bool> {
     let mut ports = Ports::start(eal, opts, &pool)?;
     let (tx, rx) = sides(&ports, &tx_pool, opts)?;
     let rate = RateSetting::new(opts.rate, opts.size.mean());
-    let (requests, _server) = match &opts.control {
+    let (requests, _server) = match &runtime.control {
         Some(path) => {
             let (req_tx, req_rx) = mpsc::channel();
             let server = CtlServer::serve::<PktgenProtocol>(path, req_tx, REQUEST_DEADLINE)
                 .with_context(|| format!("cannot serve --control {}", path.display()))?;
+            apps_common::outln!("pktgen: control socket {}", path.display());
             (Some(req_rx), Some(server))
         }
         None => (None, None),
@@ -381,7 +393,7 @@ fn generate(eal: &Eal, opts: &Settings) -> Result<bool> {
         rx_frames: OwnedCounter::default(),
         interrupted: AtomicBool::new(false),
         snapshot: Mutex::new(Snapshot::default()),
-        control: TxControl::new(opts.paused, rate.pps),
+        control: TxControl::new(runtime.paused, rate.pps),
     };
     let quit = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

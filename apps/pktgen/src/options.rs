@@ -132,10 +132,6 @@ pub struct Settings {
     pub report: Option<PathBuf>,
     /// What the run must show to pass (exit 0).
     pub criteria: Criteria,
-    /// The control socket's path, if one is served.
-    pub control: Option<PathBuf>,
-    /// Transmission starts paused (only with a control socket to resume it).
-    pub paused: bool,
 }
 
 /// A value its parser refused, as the parser said it.
@@ -231,8 +227,7 @@ impl PktgenOptions {
             .map(parse_duration_s)
             .transpose()
             .map_err(msg)?;
-        let paused = self.paused.unwrap_or(false);
-        if paused && self.control.is_none() {
+        if self.paused == Some(true) && self.control.is_none() {
             bail!("--paused needs --control PATH: nothing else could start the run");
         }
         if self.count.is_none() && duration.is_none() {
@@ -266,8 +261,6 @@ impl PktgenOptions {
                 max_latency_us: self.max_latency_us,
                 max_p99_latency_us: self.max_p99_latency_us,
             },
-            control: self.control,
-            paused,
         })
     }
 }
