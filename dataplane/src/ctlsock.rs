@@ -15,7 +15,12 @@
 //! The socket is created with mode 0600 from the start: it is bound inside a private (0700)
 //! directory next to its path, set to 0600 there, and only then renamed into place, so there
 //! is no moment at which it has the umask's mode at a reachable path.
+//!
+//! The server is generic over its [`Protocol`]: the request type its lines parse into and the
+//! JSON of its answers. l2fwd's is [`L2fwdProtocol`] (the default everywhere here); pktgen
+//! serves its own commands through the same server, with the same safety.
 use crate::control::{ControlError, Request, Response};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -38,17 +43,44 @@ pub const MAX_CONNECTIONS: usize = 16;
 /// do not give the client more time.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
+/// What a control socket carries: the request each line parses into (a JSON object, through
+/// serde), and the response line's JSON for what the application made of it.
+pub trait Protocol: 'static {
+    type Request: DeserializeOwned + Send + 'static;
+    /// What the application's control thread sends back for one request.
+    type Answer: Send + 'static;
+    /// The response line: `{"ok":true,"result":...}` or `{"ok":false,"error":"..."}`.
+    fn answer(outcome: Self::Answer) -> Value;
+}
+
+/// l2fwd's control socket: [`Request`]s, answered with a [`Response`] or a [`ControlError`].
+pub struct L2fwdProtocol;
+
+impl Protocol for L2fwdProtocol {
+    type Request = Request;
+    type Answer = Result<Response, ControlError>;
+    fn answer(outcome: Self::Answer) -> Value {
+        answer(outcome)
+    }
+}
+
 /// Parses one request line (without or with its newline): the JSON object of a
 /// [`Request`], or an error message for the client.
 pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    parse_line(line)
+}
+
+/// Parses one request line (without or with its newline) into any protocol's request type, or
+/// an error message for the client.
+pub fn parse_line<Q: DeserializeOwned>(line: &[u8]) -> Result<Q, String> {
     let text = std::str::from_utf8(line).map_err(|e| format!("invalid request: {e}"))?;
     serde_json::from_str(text.trim()).map_err(|e| format!("invalid request: {e}"))
 }
 
 /// A request and where its answer goes.
-pub struct Envelope {
-    pub req: Request,
-    pub reply: mpsc::Sender<Result<Response, ControlError>>,
+pub struct Envelope<P: Protocol = L2fwdProtocol> {
+    pub req: P::Request,
+    pub reply: mpsc::Sender<P::Answer>,
 }
 
 /// The response line's JSON for what the control thread made of a request:
@@ -84,7 +116,7 @@ pub struct CtlServer {
 }
 
 impl CtlServer {
-    /// Listens on `path` (replacing a stale socket there), handing requests to `tx`.
+    /// Listens on `path` (replacing a stale socket there), handing l2fwd's requests to `tx`.
     pub fn start(path: &Path, tx: mpsc::Sender<Envelope>) -> io::Result<Self> {
         Self::start_with_deadline(path, tx, REQUEST_DEADLINE)
     }
@@ -93,6 +125,16 @@ impl CtlServer {
     pub fn start_with_deadline(
         path: &Path,
         tx: mpsc::Sender<Envelope>,
+        deadline: Duration,
+    ) -> io::Result<Self> {
+        Self::serve::<L2fwdProtocol>(path, tx, deadline)
+    }
+
+    /// Listens on `path` (replacing a stale socket there), handing the requests of protocol
+    /// `P` to `tx`, with `deadline` for each request (see [`REQUEST_DEADLINE`]).
+    pub fn serve<P: Protocol>(
+        path: &Path,
+        tx: mpsc::Sender<Envelope<P>>,
         deadline: Duration,
     ) -> io::Result<Self> {
         if let Ok(md) = std::fs::symlink_metadata(path) {
@@ -118,7 +160,7 @@ impl CtlServer {
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("ctlsock".into())
-            .spawn(move || accept_loop(listener, tx, &stop2, deadline))?;
+            .spawn(move || accept_loop::<P>(listener, tx, &stop2, deadline))?;
         Ok(CtlServer {
             path: path.to_owned(),
             stop,
@@ -181,9 +223,9 @@ fn bind_private_with(path: &Path, at_bind: impl FnOnce(&Path)) -> io::Result<Uni
     bound
 }
 
-fn accept_loop(
+fn accept_loop<P: Protocol>(
     listener: UnixListener,
-    tx: mpsc::Sender<Envelope>,
+    tx: mpsc::Sender<Envelope<P>>,
     stop: &AtomicBool,
     deadline: Duration,
 ) {
@@ -205,7 +247,7 @@ fn accept_loop(
                 let spawned = std::thread::Builder::new()
                     .name("ctlsock-conn".into())
                     .spawn(move || {
-                        let _ = serve(conn, tx, deadline);
+                        let _ = serve::<P>(conn, tx, deadline);
                         mine.fetch_sub(1, Ordering::Relaxed);
                     });
                 if spawned.is_err() {
@@ -265,7 +307,11 @@ fn read_line(
     }
 }
 
-fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -> io::Result<()> {
+fn serve<P: Protocol>(
+    mut conn: UnixStream,
+    tx: mpsc::Sender<Envelope<P>>,
+    deadline: Duration,
+) -> io::Result<()> {
     conn.set_nonblocking(false)?;
     // A client that does not read its answers is dropped after a while rather than holding a
     // thread forever.
@@ -289,7 +335,7 @@ fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        let req = match parse_request(&line) {
+        let req = match parse_line::<P::Request>(&line) {
             Ok(r) => r,
             Err(e) => {
                 reply(&mut out, json!({"ok": false, "error": e}))?;
@@ -297,7 +343,7 @@ fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -
             }
         };
         let (rtx, rrx) = mpsc::channel();
-        if tx.send(Envelope { req, reply: rtx }).is_err() {
+        if tx.send(Envelope::<P> { req, reply: rtx }).is_err() {
             reply(
                 &mut out,
                 json!({"ok": false, "error": "the data plane is shutting down"}),
@@ -305,7 +351,7 @@ fn serve(mut conn: UnixStream, tx: mpsc::Sender<Envelope>, deadline: Duration) -
             return Ok(());
         }
         let line = match rrx.recv_timeout(Duration::from_secs(60)) {
-            Ok(outcome) => answer(outcome),
+            Ok(outcome) => P::answer(outcome),
             Err(_) => json!({"ok": false, "error": "no answer from the control thread"}),
         };
         reply(&mut out, line)?;

@@ -1,15 +1,19 @@
-//! dpctl: talks to a running l2fwd over its control socket.
+//! dpctl: talks to a running l2fwd or pktgen over its control socket.
 //!
 //! ```text
-//! dpctl [-f PREFIX | --socket PATH] stats
-//! dpctl --socket PATH dma list
+//! dpctl [-f PREFIX | --socket PATH] stats       (l2fwd and pktgen)
+//! dpctl --socket PATH dma list                  (l2fwd)
 //! dpctl --socket PATH dma remove NAME
 //! dpctl --socket PATH dma add DEVARGS          (for example dma_skeleton1,lcore=0)
 //! dpctl --socket PATH dma fault NAME stall|none (l2fwd --allow-fault-injection only)
 //! dpctl --socket PATH copybreak BYTES
+//! dpctl --socket PATH stop                      (pktgen: pause transmission)
+//! dpctl --socket PATH start                     (pktgen: resume it)
+//! dpctl --socket PATH rate RATE                 (pktgen: max, 10Kpps, 1Gbps, as --rate)
 //! ```
 //!
-//! Prints the JSON result; on error prints the reason and exits 1.
+//! Prints the JSON result; on error prints the reason and exits 1. A command the other data
+//! plane's socket does not take is refused by it, and dpctl says whose command it is.
 //!
 //! l2fwd listens on `l2fwd.sock` in DPDK's runtime directory of its `--file-prefix` (unless
 //! given `--control PATH`), so dpctl finds it by prefix, as DPDK's `dpdk-telemetry.py -f`
@@ -35,7 +39,8 @@ struct Cli {
     /// directory for that prefix (/var/run/dpdk/PREFIX/ as root).
     #[arg(short = 'f', long = "file-prefix", default_value = DEFAULT_PREFIX)]
     file_prefix: String,
-    /// The control socket itself (l2fwd --control PATH), instead of finding it by prefix.
+    /// The control socket itself (l2fwd or pktgen --control PATH), instead of finding l2fwd's
+    /// by prefix.
     #[arg(long, conflicts_with = "file_prefix")]
     socket: Option<PathBuf>,
     #[command(subcommand)]
@@ -53,6 +58,12 @@ enum Cmd {
     },
     /// Set the copybreak of every worker (bytes; packets at least this long go to DMA).
     Copybreak { bytes: u32 },
+    /// pktgen: pause transmission (receiving and analysis go on).
+    Stop,
+    /// pktgen: resume transmission (or begin a run started with --paused).
+    Start,
+    /// pktgen: set the rate, as its --rate takes it (max, 50000, 10Kpps, 1.5Mpps, 1Gbps).
+    Rate { rate: String },
 }
 
 #[derive(Subcommand)]
@@ -97,6 +108,9 @@ fn request(cmd: Cmd) -> Value {
     match cmd {
         Cmd::Stats => json!({"cmd": "stats"}),
         Cmd::Copybreak { bytes } => json!({"cmd": "copybreak", "bytes": bytes}),
+        Cmd::Stop => json!({"cmd": "stop"}),
+        Cmd::Start => json!({"cmd": "start"}),
+        Cmd::Rate { rate } => json!({"cmd": "rate", "rate": rate}),
         Cmd::Dma { cmd } => match cmd {
             DmaCmd::List => json!({"cmd": "dma list"}),
             DmaCmd::Remove { name } => json!({"cmd": "dma remove", "name": name}),
@@ -108,13 +122,39 @@ fn request(cmd: Cmd) -> Value {
     }
 }
 
+/// Commands only one of the data planes takes, and which.
+const L2FWD_ONLY: [&str; 5] = [
+    "dma list",
+    "dma remove",
+    "dma add",
+    "dma fault",
+    "copybreak",
+];
+const PKTGEN_ONLY: [&str; 3] = ["start", "stop", "rate"];
+
+/// The data plane's error message, with a word on whose command it is when the socket did not
+/// know it (pktgen's commands sent to l2fwd, or l2fwd's to pktgen).
+fn explain(error: &str, cmd: &str) -> String {
+    if !error.contains("unknown variant") {
+        return error.to_owned();
+    }
+    let whose = if L2FWD_ONLY.contains(&cmd) {
+        "l2fwd"
+    } else if PKTGEN_ONLY.contains(&cmd) {
+        "pktgen"
+    } else {
+        return error.to_owned();
+    };
+    format!("`{cmd}` is {whose}'s command; this socket's data plane does not take it ({error})")
+}
+
 fn run() -> Result<Value> {
     let cli = Cli::try_parse().map_err(apps_common::usage_error)?;
     let req = request(cli.cmd);
     let (socket, hint) = match cli.socket {
         Some(path) => (
             path,
-            "is l2fwd running with --control at this path?".to_owned(),
+            "is l2fwd or pktgen running with --control at this path?".to_owned(),
         ),
         None => (
             dpdk_runtime_dir(&cli.file_prefix).join("l2fwd.sock"),
@@ -140,7 +180,8 @@ fn run() -> Result<Value> {
     if resp["ok"] == json!(true) {
         Ok(resp["result"].clone())
     } else {
-        bail!("{}", resp["error"].as_str().unwrap_or("unknown error"))
+        let error = resp["error"].as_str().unwrap_or("unknown error");
+        bail!("{}", explain(error, req["cmd"].as_str().unwrap_or("")))
     }
 }
 
@@ -154,7 +195,7 @@ mod tests {
             3 => prop::sample::select(
                 &[
                     "--socket", "/tmp/s", "-f", "--file-prefix", "x", "stats", "dma", "list", "remove", "add", "fault",
-                    "stall", "none", "copybreak", "512", "0", "-1", "4294967296", "--", "-h",
+                    "stall", "none", "copybreak", "512", "start", "stop", "rate", "1Mpps", "0", "-1", "4294967296", "--", "-h",
                     "--help", "help",
                 ][..]
             )
@@ -182,6 +223,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pktgen_commands_and_whose_they_are() {
+        let req = |args: &[&str]| {
+            let argv = ["dpctl", "--socket", "/s"].iter().chain(args);
+            request(Cli::try_parse_from(argv).unwrap().cmd)
+        };
+        assert_eq!(req(&["stop"]), json!({"cmd": "stop"}));
+        assert_eq!(req(&["start"]), json!({"cmd": "start"}));
+        assert_eq!(
+            req(&["rate", "1Mpps"]),
+            json!({"cmd": "rate", "rate": "1Mpps"})
+        );
+        let unknown = "invalid request: unknown variant `rate`, expected one of `stats`";
+        assert!(explain(unknown, "rate").starts_with("`rate` is pktgen's command"));
+        assert!(explain(unknown, "dma list").starts_with("`dma list` is l2fwd's command"));
+        assert_eq!(explain("invalid rate", "rate"), "invalid rate");
     }
 
     #[test]

@@ -7,12 +7,15 @@
 //!   IMIX); the TSC token bucket that holds the rate.
 //! * [`analyzer`]: per-stream loss, duplicates, reordering (exact within a sliding window),
 //!   late and foreign frames, corruption, and latency percentiles.
+//! * [`control`]: the runtime control socket's requests, the TX side's pause and rate, the
+//!   `stats` it reports (also `/pktgen/stats` on DPDK's telemetry).
 //! * [`options`]: the command line and `[pktgen]` table (one type), and the settings of a run.
 //! * [`report`]: the JSON report and the final summary, in Mpps, Gbit/s and bytes.
 //! * [`verdict`]: the pass criteria (`--max-loss`, latency bounds) behind the exit status.
 //! * [`search`]: the RFC 2544 throughput search (NDR/PDR) over trials of a fixed duration.
 //! * [`series`]: the bounded time series of a run (tx, rx, missing per sample period).
 pub mod analyzer;
+pub mod control;
 pub mod frames;
 pub mod options;
 pub mod report;

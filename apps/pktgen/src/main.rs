@@ -3,7 +3,7 @@
 //! `pktgen [EAL options] -- [--tx-port P] [--rx-port P] [--rate max|PPS|BITS] [--size N|MIN-MAX|imix]
 //!  [--flows N] [--count N] [--duration S] [--drain-ms MS] [--dst-mac MAC] [-T STATS_S]
 //!  [--max-loss N|P%] [--max-latency-us US] [--max-p99-latency-us US] [--report FILE.json]
-//!  [--config FILE.toml]`
+//!  [--control SOCKET [--paused]] [--config FILE.toml]`
 //!
 //! Transmits test frames (Ethernet/IPv4/UDP, checksummed, with a stream id, sequence number,
 //! TSC timestamp and CRC in the payload) on the TX port at a rate held by a TSC token bucket,
@@ -17,21 +17,29 @@
 //! Output to stdout never stops a run: a closed pipe (`pktgen ... | head -3`) makes the lines
 //! vanish, and the run still finishes, stops its ports and writes its report.
 //!
+//! With `--control SOCKET`, the main lcore also answers the control socket (`start`, `stop`,
+//! `rate R`, `stats`: see `pktgen::control`); it publishes `/pktgen/stats` on DPDK's telemetry
+//! socket in any case.
+//!
 //! Lcores: with two or more worker lcores, TX runs on the first and RX on the second; with one,
 //! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
 
 use anyhow::{bail, Context, Result};
 use apps_common::units;
+use dataplane::ctlsock::{CtlServer, Envelope, REQUEST_DEADLINE};
 use dataplane::stats::OwnedCounter;
 use pktgen::analyzer::{Analyzer, Latency};
+use pktgen::control::{PktgenProtocol, RateSetting, Request, Stats, TxControl, TxState};
 use pktgen::frames::{buf_len, EtherAddrs, Flow, SizeSpec, Templates, TokenBucket};
 use pktgen::options::{PktgenOptions, Settings};
 use pktgen::report::{describe_rate, Measured, Report};
 use pktgen::verdict::us;
-use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
+use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TelemetryCommand, TxQueue, MAX_BURST};
+use serde_json::Value;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The exit status of a run that failed a pass criterion (0: passed, 1: an error).
@@ -53,6 +61,10 @@ fn main() -> ExitCode {
 /// One run; whether it passed its criteria.
 fn run() -> Result<bool> {
     let loaded = apps_common::options::load::<PktgenOptions>()?;
+    let runtime = Runtime {
+        control: loaded.options.control.clone(),
+        paused: loaded.options.paused.unwrap_or(false),
+    };
     let settings = loaded.options.resolve()?;
     // Before anything starts: a report that cannot be written is an error now, not after the
     // run.
@@ -60,7 +72,13 @@ fn run() -> Result<bool> {
         apps_common::outfile::check_writable("--report", path)?;
     }
     let eal = Eal::init(&loaded.eal)?;
-    generate(&eal, &settings)
+    generate(&eal, &settings, &runtime)
+}
+
+/// Runtime control's settings (`--control`, `--paused`; checked by `resolve`).
+struct Runtime {
+    control: Option<PathBuf>,
+    paused: bool,
 }
 
 /// State both sides share: stop flags and owner-written progress counters.
@@ -80,6 +98,9 @@ struct Shared {
     interrupted: AtomicBool,
     /// The RX side's latest analysis, refreshed a few times a second for the stats line.
     snapshot: Mutex<Snapshot>,
+    /// Pause and rate, set by the main lcore (control socket), read by the TX side once per
+    /// burst.
+    control: TxControl,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -109,6 +130,11 @@ struct Tx<'q, 'a> {
     last_tsc: u64,
     /// Frames built but not yet taken by the TX queue: sent first next time, in order.
     pending: Burst<'a>,
+    tsc_hz: u64,
+    /// The control word this side last acknowledged (see `TxControl`), and the rate it last
+    /// built its token bucket for.
+    acked: u64,
+    rate_bits: u64,
 }
 
 impl Tx<'_, '_> {
@@ -125,6 +151,9 @@ impl Tx<'_, '_> {
         if self.pending.is_empty() {
             if self.sent >= self.count {
                 return false;
+            }
+            if !self.follow_control(shared, now) {
+                return true;
             }
             let want = (MAX_BURST as u64).min(self.count - self.sent) as u32;
             let n = match self.bucket.as_mut() {
@@ -166,6 +195,27 @@ impl Tx<'_, '_> {
         if sent < before {
             // Queue full: the rest go first next time, keeping each stream's order.
             std::hint::spin_loop();
+        }
+        true
+    }
+
+    /// Once per burst, with nothing pending: takes up the control socket's pause and rate.
+    /// Whether to send now (false: paused).
+    #[inline]
+    fn follow_control(&mut self, shared: &Shared, now: u64) -> bool {
+        let word = shared.control.word();
+        if TxControl::is_paused(word) {
+            if self.acked != word {
+                shared.control.acknowledge(word);
+                self.acked = word;
+            }
+            return false;
+        }
+        let bits = shared.control.rate_bits();
+        if bits != self.rate_bits {
+            self.rate_bits = bits;
+            self.bucket = TxControl::pps_of(bits)
+                .map(|pps| TokenBucket::new(pps, self.tsc_hz, MAX_BURST as u32, now));
         }
         true
     }
@@ -284,7 +334,7 @@ fn measured(tx: &Tx, rx: &Rx, shared: &Shared, elapsed_s: f64) -> Measured {
 
 /// One run: the ports, both sides on the lcores there are, then the results; whether it
 /// passed its criteria.
-fn generate(eal: &Eal, opts: &Settings) -> Result<bool> {
+fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     let nb_ports = Port::count(eal);
     for (what, p) in [("--tx-port", opts.tx_port), ("--rx-port", opts.rx_port)] {
         if p >= nb_ports {
@@ -301,6 +351,37 @@ fn generate(eal: &Eal, opts: &Settings) -> Result<bool> {
         .context("cannot create the RX mbuf pool")?;
     let mut ports = Ports::start(eal, opts, &pool)?;
     let (tx, rx) = sides(&ports, &tx_pool, opts)?;
+    let rate = RateSetting::new(opts.rate, opts.size.mean());
+    let (requests, _server) = match &runtime.control {
+        Some(path) => {
+            let (req_tx, req_rx) = mpsc::channel();
+            let server = CtlServer::serve::<PktgenProtocol>(path, req_tx, REQUEST_DEADLINE)
+                .with_context(|| format!("cannot serve --control {}", path.display()))?;
+            apps_common::outln!("pktgen: control socket {}", path.display());
+            (Some(req_rx), Some(server))
+        }
+        None => (None, None),
+    };
+    let published: Arc<Mutex<Option<Stats>>> = Arc::default();
+    let _telemetry = {
+        let published = Arc::clone(&published);
+        // An extra: a run goes on without it (as when DPDK refuses the name).
+        TelemetryCommand::register(
+            "/pktgen/stats",
+            "pktgen's counters: state, rate, tx, rx, missing so far, rates, latency. No parameters",
+            move |_| {
+                let s = published.lock().unwrap_or_else(|e| e.into_inner());
+                s.as_ref().map(Stats::telemetry)
+            },
+        )
+        .ok()
+    };
+    let control = Control {
+        requests,
+        published,
+        rate,
+        mean_size: opts.size.mean(),
+    };
     let shared = Shared {
         stop_tx: AtomicBool::new(false),
         tx_done: AtomicBool::new(false),
@@ -309,6 +390,7 @@ fn generate(eal: &Eal, opts: &Settings) -> Result<bool> {
         rx_frames: OwnedCounter::default(),
         interrupted: AtomicBool::new(false),
         snapshot: Mutex::new(Snapshot::default()),
+        control: TxControl::new(runtime.paused, rate.pps),
     };
     let quit = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -316,7 +398,7 @@ fn generate(eal: &Eal, opts: &Settings) -> Result<bool> {
             .context("cannot install signal handler")?;
     }
     let started = Instant::now();
-    let (tx, rx) = launch(eal, opts, tx, rx, &shared, &quit, started)?;
+    let (tx, rx) = launch(eal, opts, tx, rx, &shared, &quit, started, control)?;
     let report = Report::new(
         measured(&tx, &rx, &shared, started.elapsed().as_secs_f64()),
         opts,
@@ -416,6 +498,10 @@ fn sides<'q, 'a>(
         first_tsc: None,
         last_tsc: now,
         pending: Burst::new(),
+        tsc_hz: hz,
+        acked: u64::MAX,
+        // No rate's bits (a NaN): the first burst builds the bucket from the control word.
+        rate_bits: u64::MAX,
     };
     let rx = Rx {
         rxq: rx_port.rx_queue(pmd::QueueId::new(0))?,
@@ -433,6 +519,7 @@ fn sides<'q, 'a>(
 /// Runs both sides: with two or more worker lcores TX on the first and RX on the second, with
 /// one both on it, with none both on a thread beside the main lcore; meanwhile the main lcore
 /// runs [`monitor`]. Returns both sides once the RX side's drain is over.
+#[allow(clippy::too_many_arguments)]
 fn launch<'q, 'a>(
     eal: &Eal,
     opts: &Settings,
@@ -441,10 +528,12 @@ fn launch<'q, 'a>(
     shared: &Shared,
     quit: &AtomicBool,
     started: Instant,
+    control: Control,
 ) -> Result<(Tx<'q, 'a>, Rx<'q, 'a>)> {
     let workers = eal.worker_lcores();
     let rx_done = AtomicBool::new(false);
-    let monitor = || monitor(opts, shared, quit, &rx_done, started);
+    let done = &rx_done;
+    let monitor = move || monitor(opts, shared, quit, done, started, control);
     let (tx_result, rx_result) = if workers.len() >= 2 {
         on_two_lcores(
             eal,
@@ -578,6 +667,135 @@ fn run_both<'q, 'a>(
     (tx, rx)
 }
 
+/// The main lcore's part in runtime control: the control socket's requests (with
+/// `--control`), the rate setting, and the stats published on DPDK's telemetry.
+struct Control {
+    requests: Option<mpsc::Receiver<Envelope<PktgenProtocol>>>,
+    published: Arc<Mutex<Option<Stats>>>,
+    rate: RateSetting,
+    mean_size: f64,
+}
+
+/// How often `/pktgen/stats` is refreshed.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// How long `stop` waits for the TX side to stop (it only has to finish its current burst;
+/// longer only when its queue does not drain).
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// The TX and RX rates over the last whole second.
+struct Rates {
+    at: Instant,
+    tx: u64,
+    rx: u64,
+    tx_pps: u64,
+    rx_pps: u64,
+}
+
+impl Rates {
+    fn new(at: Instant) -> Self {
+        Rates {
+            at,
+            tx: 0,
+            rx: 0,
+            tx_pps: 0,
+            rx_pps: 0,
+        }
+    }
+
+    fn sample(&mut self, now: Instant, tx: u64, rx: u64) {
+        let dt = (now - self.at).as_secs_f64();
+        if dt >= 1.0 {
+            self.tx_pps = (tx.saturating_sub(self.tx) as f64 / dt).round() as u64;
+            self.rx_pps = (rx.saturating_sub(self.rx) as f64 / dt).round() as u64;
+            (self.at, self.tx, self.rx) = (now, tx, rx);
+        }
+    }
+}
+
+impl Control {
+    /// The run so far.
+    fn stats(&self, shared: &Shared, rates: &Rates, started: Instant) -> Stats {
+        let s = *shared.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = shared.tx_total.get();
+        // Relaxed: flags; the counters are statistics read without ordering.
+        let state =
+            if shared.tx_done.load(Ordering::Relaxed) || shared.stop_tx.load(Ordering::Relaxed) {
+                TxState::Done
+            } else if shared.control.paused() {
+                TxState::Paused
+            } else {
+                TxState::Running
+            };
+        Stats {
+            state,
+            rate: self.rate.rate.to_string(),
+            rate_pps: self.rate.pps.map(|p| p.round() as u64),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            tx,
+            rx: shared.rx_frames.get(),
+            missing_so_far: tx.saturating_sub(s.distinct),
+            tx_pps: rates.tx_pps,
+            rx_pps: rates.rx_pps,
+            latency_p50_ns: s.latency.p50,
+            latency_p99_ns: s.latency.p99,
+        }
+    }
+
+    /// Answers one request of the control socket.
+    fn handle(
+        &mut self,
+        req: Request,
+        shared: &Shared,
+        rates: &Rates,
+        started: Instant,
+    ) -> Result<Value, String> {
+        let over = || {
+            // Relaxed: flags (see Shared).
+            (shared.tx_done.load(Ordering::Relaxed) || shared.stop_tx.load(Ordering::Relaxed)).then(
+                || {
+                    "transmission is over (its --count was sent, its --duration ran out, or a \
+                     signal stopped it): only stats now"
+                        .to_owned()
+                },
+            )
+        };
+        match req {
+            Request::Stats {} => {}
+            Request::Start {} => {
+                if let Some(e) = over() {
+                    return Err(e);
+                }
+                shared.control.set_paused(false);
+            }
+            Request::Stop {} => {
+                if let Some(e) = over() {
+                    return Err(e);
+                }
+                let word = shared.control.set_paused(true);
+                // Until the TX side has stopped, so that the tx reported stays put.
+                let until = Instant::now() + STOP_WAIT;
+                while !shared.control.acked(word) && over().is_none() && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            Request::Rate { rate } => {
+                let setting = RateSetting::parse(&rate, self.mean_size)?;
+                if let Some(e) = over() {
+                    return Err(e);
+                }
+                shared.control.set_rate(setting.pps);
+                self.rate = setting;
+            }
+        }
+        Ok(self.stats(shared, rates, started).to_json())
+    }
+
+    fn publish(&self, stats: Stats) {
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
+    }
+}
+
 /// The main lcore: duration, signals, periodic stats.
 fn monitor(
     opts: &Settings,
@@ -585,7 +803,11 @@ fn monitor(
     quit: &AtomicBool,
     rx_done: &AtomicBool,
     started: Instant,
+    mut control: Control,
 ) {
+    let requests = control.requests.take();
+    let mut rates = Rates::new(started);
+    let mut next_publish = started;
     let period = Duration::from_secs(opts.stats_period);
     // Checked: no Instant + Duration may overflow (None: no more stats lines).
     let mut next = started.checked_add(period);
@@ -619,5 +841,15 @@ fn monitor(
             (last_tx, last_rx, last_t) = (tx, s.received, now);
             next = next.and_then(|n| n.checked_add(period));
         }
+        rates.sample(now, shared.tx_total.get(), shared.rx_frames.get());
+        while let Some(env) = requests.as_ref().and_then(|r| r.try_recv().ok()) {
+            let answer = control.handle(env.req, shared, &rates, started);
+            let _ = env.reply.send(answer);
+        }
+        if now >= next_publish {
+            control.publish(control.stats(shared, &rates, started));
+            next_publish = now + PUBLISH_EVERY;
+        }
     }
+    control.publish(control.stats(shared, &rates, started));
 }

@@ -90,6 +90,15 @@ pub struct PktgenOptions {
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+
+    // Runtime control (see `pktgen::control`).
+    /// Serve a control socket here (mode 0600; JSON lines: start, stop, rate R, stats; see
+    /// dpctl).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+    /// Start with transmission paused, until `start` on the control socket (needs --control).
+    #[arg(long, num_args = 0, default_missing_value = "true")]
+    pub paused: Option<bool>,
 }
 
 /// `max_loss = 10` or `max_loss = "0.1%"` in a config file: the text the command line would
@@ -239,6 +248,9 @@ impl PktgenOptions {
             .map(parse_duration_s)
             .transpose()
             .map_err(msg)?;
+        if self.paused == Some(true) && self.control.is_none() {
+            bail!("--paused needs --control PATH: nothing else could start the run");
+        }
         if self.count.is_none() && duration.is_none() {
             bail!(
                 "give --count N or --duration S (or both): pktgen needs to know when to stop sending"
