@@ -33,6 +33,7 @@ use pktgen::control::{PktgenProtocol, RateSetting, Request, Stats, TxControl, Tx
 use pktgen::frames::{buf_len, EtherAddrs, Flow, SizeSpec, Templates, TokenBucket};
 use pktgen::options::{PktgenOptions, Settings};
 use pktgen::report::{describe_rate, Measured, Report};
+use pktgen::series::{Series, Totals, DEFAULT_CAPACITY};
 use pktgen::verdict::us;
 use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TelemetryCommand, TxQueue, MAX_BURST};
 use serde_json::Value;
@@ -101,6 +102,9 @@ struct Shared {
     /// Pause and rate, set by the main lcore (control socket), read by the TX side once per
     /// burst.
     control: TxControl,
+    /// The run's time series, recorded by the monitor every `--sample-ms` (off the per-packet
+    /// path: the lock is taken by the monitor only, then once at the end).
+    series: Mutex<Series>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -329,6 +333,7 @@ fn measured(tx: &Tx, rx: &Rx, shared: &Shared, elapsed_s: f64) -> Measured {
         rx_s: secs(rx.last_rx_tsc),
         // Relaxed: the lcores are joined.
         interrupted: shared.interrupted.load(Ordering::Relaxed),
+        series: std::mem::take(&mut *shared.series.lock().unwrap_or_else(|e| e.into_inner())),
     }
 }
 
@@ -391,6 +396,7 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
         interrupted: AtomicBool::new(false),
         snapshot: Mutex::new(Snapshot::default()),
         control: TxControl::new(runtime.paused, rate.pps),
+        series: Mutex::new(Series::new(opts.sample_ms, DEFAULT_CAPACITY)),
     };
     let quit = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -508,7 +514,8 @@ fn sides<'q, 'a>(
         analyzer: Analyzer::new(opts.flows as usize, hz),
         burst: Burst::new(),
         next_snapshot: now,
-        snapshot_every: hz / 5,
+        // Five times a second for the stats line, and twice per time-series sample.
+        snapshot_every: (hz / 5).min(hz / 2000 * opts.sample_ms).max(1),
         tx_done_at: None,
         drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
         last_rx_tsc: 0,
@@ -812,6 +819,19 @@ fn monitor(
     // Checked: no Instant + Duration may overflow (None: no more stats lines).
     let mut next = started.checked_add(period);
     let (mut last_tx, mut last_rx, mut last_t) = (0u64, 0u64, started);
+    let sample_every = Duration::from_millis(opts.sample_ms);
+    let mut next_sample = started.checked_add(sample_every);
+    let sample = |now: Instant| {
+        let s = *shared.snapshot.lock().expect("not poisoned");
+        let totals = Totals {
+            tx: shared.tx_total.get(),
+            rx: s.received,
+            distinct: s.distinct,
+        };
+        let t_ms = (now - started).as_millis() as u64;
+        let mut series = shared.series.lock().unwrap_or_else(|e| e.into_inner());
+        series.record(t_ms, totals);
+    };
     // Relaxed loads/stores: these flags carry no data (see Shared).
     while !rx_done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
@@ -841,6 +861,10 @@ fn monitor(
             (last_tx, last_rx, last_t) = (tx, s.received, now);
             next = next.and_then(|n| n.checked_add(period));
         }
+        if next_sample.is_some_and(|n| now >= n) {
+            sample(now);
+            next_sample = next_sample.and_then(|n| n.checked_add(sample_every));
+        }
         rates.sample(now, shared.tx_total.get(), shared.rx_frames.get());
         while let Some(env) = requests.as_ref().and_then(|r| r.try_recv().ok()) {
             let answer = control.handle(env.req, shared, &rates, started);
@@ -851,5 +875,7 @@ fn monitor(
             next_publish = now + PUBLISH_EVERY;
         }
     }
+    // The last (partial) period: the series then adds up to the run's totals.
+    sample(Instant::now());
     control.publish(control.stats(shared, &rates, started));
 }

@@ -61,6 +61,9 @@ pub struct PktgenOptions {
     /// Seconds between stats lines (0 = quiet, at most 86400).
     #[arg(short = 'T', long = "stats-period")]
     pub stats_period: Option<u64>,
+    /// Milliseconds each sample of the report's time series covers (10..=60000, default 100).
+    #[arg(long = "sample-ms")]
+    pub sample_ms: Option<u64>,
     /// Write the JSON report here (checked writable before the run starts).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -139,6 +142,8 @@ pub struct Settings {
     pub drain: Duration,
     pub dst_mac: Option<MacAddr>,
     pub stats_period: u64,
+    /// Milliseconds per sample of the report's time series.
+    pub sample_ms: u64,
     pub report: Option<PathBuf>,
     /// What the run must show to pass (exit 0).
     pub criteria: Criteria,
@@ -211,6 +216,7 @@ impl AppOptions for PktgenOptions {
             0..=MAX_STATS_PERIOD_S,
             "seconds (0 = quiet)",
         )?;
+        in_range("sample_ms", self.sample_ms, 10..=60_000, "milliseconds")?;
         if let Some(l) = &self.max_loss {
             refused(l.parse::<LossLimit>())?;
         }
@@ -284,6 +290,7 @@ impl PktgenOptions {
                 .transpose()
                 .map_err(msg)?,
             stats_period: check_stats_period(self.stats_period.unwrap_or(1)).map_err(msg)?,
+            sample_ms: self.sample_ms.unwrap_or(100),
             report: self.report,
             criteria: Criteria {
                 max_loss: self
@@ -502,7 +509,7 @@ mod tests {
                     "1", "-1", "64", "1518", "64-1518", "imix", "max", "1.5M", "1Mpps", "5%",
                     "1Gbps", "1e300", "NaN", "inf", "86401", "3600001", "18446744073709551615",
                     "02:00:00:00:00:01", "zz", "", "--", "--help", "--vlan", "--ipv6",
-                    "--proto", "udp", "tcp", "4095", "4096",
+                    "--proto", "udp", "tcp", "4095", "4096", "--sample-ms", "10", "60001",
                 ][..]
             )
             .prop_map(str::to_owned),
@@ -518,6 +525,7 @@ mod tests {
                     "tx_port", "rx_port", "rate", "size", "flows", "count", "duration",
                     "drain_ms", "dst_mac", "stats_period", "report", "max_loss",
                     "max_latency_us", "max_p99_latency_us", "vlan", "ipv6", "proto",
+                    "sample_ms",
                 ][..]
             )
             .prop_map(str::to_owned),

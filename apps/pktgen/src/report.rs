@@ -18,6 +18,7 @@
 use crate::analyzer::{Counts, Latency, StreamLatency};
 use crate::frames::{Flow, Rate, WIRE_OVERHEAD};
 use crate::options::Settings;
+use crate::series::Series;
 use crate::verdict::{us, Criteria, Failure, Outcome};
 use apps_common::units;
 use serde::Serialize;
@@ -49,6 +50,8 @@ pub struct Measured {
     pub rx_s: f64,
     /// Stopped by a signal before its `--count` or `--duration` was done.
     pub interrupted: bool,
+    /// What was sent, received and missing over time (`--sample-ms`).
+    pub series: Series,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,6 +144,9 @@ pub struct Report {
     pub size: String,
     pub flows: u16,
     pub streams: Vec<StreamReport>,
+    /// The run over time: per sample period, frames sent and received and those missing at its
+    /// end (see `pktgen::series`).
+    pub series: Series,
 }
 
 /// `v` rounded to `decimals` places (so that the report reads 0.0748, not 0.074800482...).
@@ -241,6 +247,7 @@ impl Report {
                     StreamReport::new(i as u16, *c, l)
                 })
                 .collect(),
+            series: m.series,
         }
     }
 
@@ -406,6 +413,7 @@ mod tests {
             drain: std::time::Duration::ZERO,
             dst_mac: None,
             stats_period: 0,
+            sample_ms: 100,
             report: None,
             criteria: Criteria::default(),
             frame: Default::default(),

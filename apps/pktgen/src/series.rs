@@ -55,6 +55,13 @@ pub struct Series {
 /// Samples held before the series is compacted: 10 minutes at 100 ms per sample fits as it is.
 pub const DEFAULT_CAPACITY: usize = 8192;
 
+impl Default for Series {
+    /// 100 ms samples, [`DEFAULT_CAPACITY`] of them before compaction.
+    fn default() -> Self {
+        Series::new(100, DEFAULT_CAPACITY)
+    }
+}
+
 impl Series {
     /// A series of `period_ms` samples (at least 1 ms), holding at most `capacity` (at least 2).
     pub fn new(period_ms: u64, capacity: usize) -> Self {
