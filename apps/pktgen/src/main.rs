@@ -134,6 +134,8 @@ struct Tx<'q, 'a> {
     last_tsc: u64,
     /// Frames built but not yet taken by the TX queue: sent first next time, in order.
     pending: Burst<'a>,
+    /// The stream of the next frame built: `sent % flows`, kept rather than divided for.
+    next_stream: usize,
     tsc_hz: u64,
     /// The control word this side last acknowledged (see `TxControl`), and the rate it last
     /// built its token bucket for.
@@ -168,16 +170,21 @@ impl Tx<'_, '_> {
                 return true;
             }
             let mut bufs: [Option<pmd::Mbuf>; MAX_BURST] = Default::default();
-            if !self.pool.alloc_bulk(&mut bufs[..n as usize]) {
+            // Raw buffers (headroom, lengths and offload flags reset, as dmafwd and l2fwd's
+            // copies take them): the frame is written whole below and asks for no offload.
+            if !self.pool.alloc_bulk_raw(&mut bufs[..n as usize]) {
                 if let Some(b) = self.bucket.as_mut() {
                     b.refund(n);
                 }
                 return true;
             }
-            let nf = self.flows.len() as u64;
+            let nf = self.flows.len();
             for (k, slot) in bufs[..n as usize].iter_mut().enumerate() {
                 let idx = self.sent + k as u64;
-                let stream = (idx % nf) as usize;
+                // Round robin over the streams (frame `idx` is stream `idx % flows`), without a
+                // division per frame.
+                let stream = self.next_stream;
+                self.next_stream = if stream + 1 == nf { 0 } else { stream + 1 };
                 let mut m = slot.take().expect("allocated above");
                 let size = self.size.size_of(idx);
                 self.bytes += size as u64;
@@ -504,6 +511,7 @@ fn sides<'q, 'a>(
         first_tsc: None,
         last_tsc: now,
         pending: Burst::new(),
+        next_stream: 0,
         tsc_hz: hz,
         acked: u64::MAX,
         // No rate's bits (a NaN): the first burst builds the bucket from the control word.

@@ -53,7 +53,7 @@ fn test_payload(len: usize, stream: u16, seq: u32, tsc: u64) -> Vec<u8> {
     p.extend_from_slice(&stream.to_be_bytes());
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&(tsc & TSC_MASK).to_be_bytes()[2..]);
-    let crc = crc32fast::hash(&p);
+    let crc = pktgen::frames::payload_check(&p);
     p.extend_from_slice(&crc.to_be_bytes());
     p.extend((0..len - p.len()).map(|i| i as u8));
     p
