@@ -3,10 +3,12 @@
 //! `pktgen [EAL options] -- [--tx-port P] [--rx-port P] [--rate max|PPS|BITS] [--size N|MIN-MAX|imix]
 //!  [--flows N] [--count N] [--duration S] [--drain-ms MS] [--dst-mac MAC] [-T STATS_S]
 //!  [--max-loss N|P%] [--max-latency-us US] [--max-p99-latency-us US] [--report FILE.json]
-//!  [--control SOCKET [--paused]] [--config FILE.toml]`
+//!  [--control SOCKET [--paused]] [--config FILE.toml] [--vlan ID] [--ipv6] [--proto udp|tcp]
+//!  [--sample-ms MS]`
 //!
-//! Transmits test frames (Ethernet/IPv4/UDP, checksummed, with a stream id, sequence number,
-//! TSC timestamp and CRC in the payload) on the TX port at a rate held by a TSC token bucket,
+//! Transmits test frames (Ethernet, an optional VLAN tag, IPv4 or IPv6, UDP or TCP,
+//! checksummed, with a stream id, sequence number, TSC timestamp and check value in the
+//! payload) on the TX port at a rate held by a TSC token bucket,
 //! and analyzes what the RX port receives: per stream, received, lost (decided after the drain
 //! wait), duplicated, reordered, late, corrupted, and one-way latency percentiles, in memory
 //! that does not grow with the run. Frames that are not ours are counted apart (`foreign`).
