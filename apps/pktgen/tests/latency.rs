@@ -1,5 +1,6 @@
-//! Latency per stream, RFC 3550 jitter and the HdrHistogram log entry, from the real pktgen on
-//! a net_ring loopback: the report parsed and checked against itself.
+//! Latency per stream, RFC 3550 jitter, the HdrHistogram log entry and the time series
+//! (`--sample-ms`), from the real pktgen on a net_ring loopback: the report parsed and checked
+//! against itself.
 
 use apps_common::testing::*;
 use base64::Engine;
@@ -148,4 +149,45 @@ fn no_samples_no_jitter_and_an_empty_histogram() {
         .unwrap();
     let h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
     assert_eq!(h.len(), 0);
+}
+
+#[test]
+fn the_time_series_adds_up_to_the_run() {
+    // 40000 frames at 100 Kpps: about 0.4 s, some 20 samples of 20 ms (however slow the
+    // machine, at least one).
+    let (code, out, r) = ring_run(
+        "series",
+        &["--count", "40000", "--rate", "100Kpps", "--sample-ms", "20"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let s = &r["series"];
+    let period = u(&s["period_ms"]);
+    assert!(period >= 20 && (period / 20).is_power_of_two(), "{s}");
+    let samples = s["samples"].as_array().unwrap();
+    assert!(!samples.is_empty(), "{r:#}");
+    let tx: u64 = samples.iter().map(|x| u(&x["tx"])).sum();
+    let rx: u64 = samples.iter().map(|x| u(&x["rx"])).sum();
+    assert_eq!(tx, u(&r["sent"]), "{s}");
+    assert_eq!(rx, u(&r["received"]), "{s}");
+    assert_eq!(tx, 40000);
+    for w in samples.windows(2) {
+        assert!(u(&w[1]["t_ms"]) >= u(&w[0]["t_ms"]), "{s}");
+    }
+    // All back at the end.
+    assert_eq!(u(&samples[samples.len() - 1]["missing"]), 0, "{s}");
+}
+
+#[test]
+fn sample_periods_out_of_range_are_refused() {
+    for bad in ["0", "9", "60001", "x"] {
+        let o = Command::new(PKTGEN)
+            .args(eal_base())
+            .arg("--vdev=net_ring0")
+            .args(["--", "--count", "10", "--sample-ms", bad])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{bad}: {err}");
+        assert!(err.contains("sample"), "{bad}: {err}");
+    }
 }
