@@ -4,36 +4,10 @@
 
 use apps_common::testing::*;
 use serde_json::Value;
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const L2FWD: &str = env!("CARGO_BIN_EXE_l2fwd");
-
-/// Sends `cmds` (one per line) through `dpdk-telemetry.py -f prefix`, non-interactively, and
-/// returns each answer by command; empty if the socket is not there yet.
-fn telemetry(prefix: &str, cmds: &[&str]) -> serde_json::Map<String, Value> {
-    let mut child = Command::new("dpdk-telemetry.py")
-        .args(["-f", prefix])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dpdk-telemetry.py (Debian's dpdk package) is needed for this test");
-    let mut input = child.stdin.take().unwrap();
-    input
-        .write_all((cmds.join("\n") + "\n").as_bytes())
-        .unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    let mut answers = serde_json::Map::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(line) {
-            answers.extend(o);
-        }
-    }
-    answers
-}
 
 fn u64_at(v: &Value, path: &[&str]) -> u64 {
     let mut at = v;

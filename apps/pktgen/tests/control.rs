@@ -182,21 +182,8 @@ fn dpctl(sock: &Path, args: &[&str]) -> (bool, Value, String) {
 
 /// `dpdk-telemetry.py -f PREFIX`, asked `/pktgen/stats`.
 fn telemetry_stats(prefix: &str) -> Value {
-    let mut child = Command::new("dpdk-telemetry.py")
-        .args(["-f", prefix])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dpdk-telemetry.py (Debian's dpdk package) is needed for this test");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(b"/pktgen/stats\n").unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find_map(|v| v.get("/pktgen/stats").cloned())
+    telemetry(prefix, &["/pktgen/stats"])
+        .remove("/pktgen/stats")
         .unwrap_or(Value::Null)
 }
 
