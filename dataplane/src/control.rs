@@ -1245,6 +1245,16 @@ mod tests {
 
     /// A registered channel without a device (its stop and close do nothing): the work queues
     /// of a DSA function, which no vdev can stand in for, as far as the registry knows them.
+    /// Registers a channel for each of `names` (devices 0, 1, ...), all active on worker 0.
+    fn publish_queues(c: &mut Control, names: &[&str]) -> Vec<ChannelId> {
+        for (k, n) in names.iter().enumerate() {
+            c.channels.push(queue(n, k as i16));
+        }
+        let ids: Vec<ChannelId> = c.channels.iter().map(|ch| ch.id).collect();
+        c.qsbr.publish(0, &ids);
+        ids
+    }
+
     fn queue(name: &str, dev: i16) -> Channel<'static, 'static> {
         Channel::new(name, ChannelId::new(dev, 0), None, ChannelState::Active(0))
     }
@@ -1257,11 +1267,7 @@ mod tests {
         let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
         let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
         let q = ["0000:6a:01.0-q0", "0000:6a:01.0-q1", "0000:6a:02.0-q0"];
-        for (k, n) in q.iter().enumerate() {
-            c.channels.push(queue(n, k as i16));
-        }
-        let ids: Vec<ChannelId> = c.channels.iter().map(|ch| ch.id).collect();
-        c.qsbr.publish(0, &ids);
+        let ids = publish_queues(&mut c, &q);
         // A parked worker is quiescent: each grace period passes at once.
         shared.worker(0).unwrap().offline();
         let state = |c: &Control, n: &str| {
@@ -1309,11 +1315,7 @@ mod tests {
         let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
         let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
         let q = ["0000:6a:01.0-q0", "0000:6a:01.0-q1", "0000:6a:02.0-q0"];
-        for (k, n) in q.iter().enumerate() {
-            c.channels.push(queue(n, k as i16));
-        }
-        let ids: Vec<ChannelId> = c.channels.iter().map(|ch| ch.id).collect();
-        c.qsbr.publish(0, &ids);
+        publish_queues(&mut c, &q);
         shared.worker(0).unwrap().offline();
         let removed = c.device_removed("6a:01.0");
         assert_eq!(

@@ -765,10 +765,9 @@ impl ControlLoop<'_, '_> {
 
 /// A device went away: release its channels (see [`Control::device_removed`]), one event each.
 fn device_removed(control: &mut Control, device: &str, events: &mut dyn FnMut(Event)) {
-    let device = pmd::canonical_pci_name(device);
-    for (channel, outcome) in control.device_removed(&device) {
+    for (channel, outcome) in control.device_removed(device) {
         events(Event::DeviceRemoved {
-            device: &device,
+            device,
             channel: &channel,
             outcome: outcome.as_ref().map_err(|e| e.to_string()),
         });
