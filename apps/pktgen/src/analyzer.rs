@@ -95,6 +95,9 @@ struct StreamRx {
     late: u64,
     corrupted: u64,
     latency: StreamLat,
+    /// Sequence numbers below this were sent by an earlier trial of a search (see
+    /// [`Analyzer::start_trial`]): counted as `stale`, never as received.
+    floor: u64,
 }
 
 /// One stream's latency: exact count, min, max and sum; a histogram for the percentiles; the
@@ -148,6 +151,18 @@ impl StreamLat {
     /// RFC 3550's J, rounded to the nanosecond.
     fn jitter(&self) -> u64 {
         (self.jitter16 + 8) >> 4
+    }
+
+    /// Forgets every sample, keeping the histogram's memory.
+    fn reset(&mut self) {
+        let hist = self.hist.take().map(|mut h| {
+            h.reset();
+            h
+        });
+        *self = StreamLat {
+            hist,
+            ..StreamLat::default()
+        };
     }
 
     fn summary(&self) -> StreamLatency {
@@ -278,6 +293,8 @@ pub struct Analyzer {
     foreign: u64,
     /// Corrupted frames whose stream id is out of range.
     corrupted_unattributed: u64,
+    /// Frames of ours sent by an earlier trial of a search, arriving during a later one.
+    stale: u64,
     latency: Histogram<u64>,
     /// Bytes of the intact frames of ours received (as `received` counts them), FCS included.
     received_bytes: u64,
@@ -295,6 +312,7 @@ impl Analyzer {
             streams: vec![StreamRx::default(); streams],
             foreign: 0,
             corrupted_unattributed: 0,
+            stale: 0,
             latency: Histogram::new_with_bounds(1, GLOBAL_HIST_HIGH_NS, 3).expect("valid bounds"),
             received_bytes: 0,
             ns_per_cycle: (1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1)),
@@ -347,6 +365,7 @@ impl Analyzer {
                 };
                 match s.extend(seq, sent) {
                     Seq::Impossible => self.foreign += 1,
+                    Seq::At(n) if n < s.floor => self.stale += 1,
                     Seq::At(n) => {
                         s.record(n);
                         self.received_bytes += (frame.len() + FCS_LEN) as u64;
@@ -368,6 +387,26 @@ impl Analyzer {
     /// Frames that were not ours.
     pub fn foreign(&self) -> u64 {
         self.foreign
+    }
+
+    /// A new trial of a search begins: `floors[i]` frames of stream `i` were sent before it
+    /// (its first sequence number). A frame of an earlier trial arriving from now on is counted
+    /// as [`stale`](Self::stale), not as received, so that a late frame of one trial never
+    /// makes up for a loss in the next. The latency histograms start empty: each trial's
+    /// latency is its own. Loss, duplicate and reorder counts go on accumulating (the caller
+    /// takes differences).
+    pub fn start_trial(&mut self, floors: &[u64]) {
+        for (s, &f) in self.streams.iter_mut().zip(floors) {
+            s.floor = f;
+            s.latency.reset();
+        }
+        self.latency.reset();
+    }
+
+    /// Frames of an earlier trial that arrived during a later one (see
+    /// [`start_trial`](Self::start_trial)).
+    pub fn stale(&self) -> u64 {
+        self.stale
     }
 
     /// Intact frames of ours received so far.
@@ -624,6 +663,28 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn a_late_frame_of_one_trial_never_counts_in_the_next() {
+        let mut a = Analyzer::new(2, HZ);
+        // Trial 1: streams 0 and 1 send 0..4 each; seq 3 of stream 0 is still in flight.
+        a.set_built(8);
+        feed(&mut a, 0, &[0, 1, 2]);
+        feed(&mut a, 1, &[0, 1, 2, 3]);
+        let before = a.distinct();
+        assert_eq!(before, 7);
+        // Trial 2 starts at 4 on each stream; the straggler arrives during it, then two of the
+        // trial's own frames of stream 0 (one lost: 5) and all of stream 1's.
+        a.start_trial(&[4, 4]);
+        a.set_built(16);
+        feed(&mut a, 0, &[3, 4, 6, 7]);
+        feed(&mut a, 1, &[4, 5, 6, 7]);
+        assert_eq!(a.stale(), 1, "seq 3 of stream 0 belongs to trial 1");
+        assert_eq!(a.distinct() - before, 7, "trial 2: 8 sent, 5 lost");
+        assert_eq!(a.foreign(), 0);
+        // Its latency is its own: the 7 frames of trial 2.
+        assert_eq!(a.latency().samples, 7);
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //! Lcores: with two or more worker lcores, TX runs on the first and RX on the second; with one,
 //! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
 
+mod trials;
+
 use anyhow::{bail, Context, Result};
 use apps_common::units;
 use dataplane::ctlsock::{CtlServer, Envelope, REQUEST_DEADLINE};
@@ -44,6 +46,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+use trials::{finish_search, LiveTrials};
 
 /// The exit status of a run that failed a pass criterion (0: passed, 1: an error).
 const EXIT_FAILED_CRITERIA: u8 = 2;
@@ -227,8 +230,7 @@ impl Tx<'_, '_> {
         let bits = shared.control.rate_bits();
         if bits != self.rate_bits {
             self.rate_bits = bits;
-            self.bucket = TxControl::pps_of(bits)
-                .map(|pps| TokenBucket::new(pps, self.tsc_hz, MAX_BURST as u32, now));
+            self.bucket = TxControl::pps_of(bits).map(|pps| tx_bucket(pps, self.tsc_hz, now));
         }
         true
     }
@@ -262,6 +264,18 @@ impl Tx<'_, '_> {
     }
 }
 
+/// How long the TX side may fall behind its rate and still catch up.
+const CATCH_UP: f64 = 0.010;
+
+/// The TX side's token bucket at `pps`: it saves up to [`CATCH_UP`] worth of frames (at
+/// least a burst), so that an lcore held up for a moment (an interrupt, or descheduled on a
+/// shared core) catches up and the rate holds over each second; a longer stall is lost time,
+/// and the report says the rate fell short.
+fn tx_bucket(pps: f64, tsc_hz: u64, now: u64) -> TokenBucket {
+    let save = ((pps * CATCH_UP) as u32).max(MAX_BURST as u32);
+    TokenBucket::new(pps, tsc_hz, save, now)
+}
+
 /// The receive side.
 struct Rx<'q, 'a> {
     rxq: RxQueue<'q, 'a>,
@@ -274,6 +288,13 @@ struct Rx<'q, 'a> {
     drain_cycles: u64,
     /// TSC of the last burst that held a frame of ours.
     last_rx_tsc: u64,
+    /// Distinct frames received and frames sent when the current trial began (a search runs
+    /// several; a plain run one, from 0): the drain is over once the trial's are all back.
+    base: (u64, u64),
+    /// Test fixture (`--fixture-capacity-pps`): frames beyond this rate are dropped before
+    /// analysis, as a device of that capacity would; and how many were.
+    police: Option<TokenBucket>,
+    policed: u64,
 }
 
 impl Rx<'_, '_> {
@@ -286,8 +307,16 @@ impl Rx<'_, '_> {
             self.analyzer
                 .set_built(shared.built.load(Ordering::Acquire));
             let ours_before = self.analyzer.received_bytes();
-            for m in self.burst.drain() {
-                self.analyzer.record(m.data(), now);
+            // Checked once per burst: no fixture, every frame is analyzed.
+            let admitted = match self.police.as_mut() {
+                Some(b) => b.take(now, n as u32) as usize,
+                None => n as usize,
+            };
+            self.policed += (n as usize - admitted) as u64;
+            for (k, m) in self.burst.drain().enumerate() {
+                if k < admitted {
+                    self.analyzer.record(m.data(), now);
+                }
             }
             if self.analyzer.received_bytes() != ours_before {
                 self.last_rx_tsc = now;
@@ -305,7 +334,9 @@ impl Rx<'_, '_> {
         match self.tx_done_at {
             None => true,
             Some(t) => {
-                let all_back = self.analyzer.distinct() >= shared.tx_total.get();
+                let (distinct0, sent0) = self.base;
+                let all_back = self.analyzer.distinct() - distinct0
+                    >= shared.tx_total.get().saturating_sub(sent0);
                 !all_back && now - t < self.drain_cycles
             }
         }
@@ -413,7 +444,45 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
             .context("cannot install signal handler")?;
     }
     let started = Instant::now();
-    let (tx, rx) = launch(eal, opts, tx, rx, &shared, &quit, started, control)?;
+    let mut control = control;
+    if let Some(search) = opts.search {
+        let mut trials = LiveTrials {
+            eal,
+            opts,
+            shared: &shared,
+            quit: &quit,
+            control: &mut control,
+            sides: Some((tx, rx)),
+            started,
+            trial: search.trial,
+            number: 0,
+            last: Latency::default(),
+        };
+        let found = trials.search(search);
+        let (tx, rx) = trials.sides.take().context("a pktgen lcore failed")?;
+        let found = found?;
+        let report = Report::new(
+            measured(&tx, &rx, &shared, started.elapsed().as_secs_f64()),
+            opts,
+        );
+        drop(tx);
+        drop(rx);
+        ports.stop()?;
+        return finish_search(found, report, opts);
+    }
+    // Checked: a --duration of a year still fits an Instant.
+    let stop_at = opts.duration.and_then(|d| started.checked_add(d));
+    let (tx, rx) = launch(
+        eal,
+        opts,
+        tx,
+        rx,
+        &shared,
+        &quit,
+        started,
+        stop_at,
+        &mut control,
+    )?;
     let report = Report::new(
         measured(&tx, &rx, &shared, started.elapsed().as_secs_f64()),
         opts,
@@ -488,7 +557,7 @@ fn sides<'q, 'a>(
     let bucket = opts
         .rate
         .pps(opts.size.mean())
-        .map(|pps| TokenBucket::new(pps, hz, MAX_BURST as u32, now));
+        .map(|pps| tx_bucket(pps, hz, now));
     let flows: Vec<Flow> = (0..opts.flows).map(Flow::nth).collect();
     let tx = Tx {
         txq: tx_port.tx_queue(pmd::QueueId::new(0))?,
@@ -529,6 +598,16 @@ fn sides<'q, 'a>(
         tx_done_at: None,
         drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
         last_rx_tsc: 0,
+        base: (0, 0),
+        // The fixture's device buffers 10 ms of its capacity (at least a burst): without a
+        // buffer, an RX lcore descheduled for a moment would see a backlog no real device
+        // drops. A trial above capacity for `trial_s` passes only if its excess fits the
+        // buffer: 1% of the capacity over a 1-second trial.
+        police: opts.fixture_capacity_pps.map(|pps| {
+            let buffer = ((pps / 100.0) as u32).max(MAX_BURST as u32);
+            TokenBucket::new(pps, hz, buffer, now)
+        }),
+        policed: 0,
     };
     Ok((tx, rx))
 }
@@ -545,12 +624,13 @@ fn launch<'q, 'a>(
     shared: &Shared,
     quit: &AtomicBool,
     started: Instant,
-    control: Control,
+    stop_at: Option<Instant>,
+    control: &mut Control,
 ) -> Result<(Tx<'q, 'a>, Rx<'q, 'a>)> {
     let workers = eal.worker_lcores();
     let rx_done = AtomicBool::new(false);
     let done = &rx_done;
-    let monitor = move || monitor(opts, shared, quit, done, started, control);
+    let monitor = move || monitor(opts, shared, quit, done, started, stop_at, control);
     let (tx_result, rx_result) = if workers.len() >= 2 {
         on_two_lcores(
             eal,
@@ -813,14 +893,16 @@ impl Control {
     }
 }
 
-/// The main lcore: duration, signals, periodic stats.
+/// The main lcore: duration (TX stops at `stop_at`), signals, periodic stats; the time series
+/// and the stats lines count from `started`.
 fn monitor(
     opts: &Settings,
     shared: &Shared,
     quit: &AtomicBool,
     rx_done: &AtomicBool,
     started: Instant,
-    mut control: Control,
+    stop_at: Option<Instant>,
+    control: &mut Control,
 ) {
     let requests = control.requests.take();
     let mut rates = Rates::new(started);
@@ -846,7 +928,7 @@ fn monitor(
     while !rx_done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
         let now = Instant::now();
-        let timed_out = opts.duration.is_some_and(|d| now - started >= d);
+        let timed_out = stop_at.is_some_and(|t| now >= t);
         let signalled = quit.load(Ordering::Relaxed);
         if signalled || timed_out {
             shared.stop_tx.store(true, Ordering::Relaxed);

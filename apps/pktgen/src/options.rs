@@ -5,6 +5,7 @@ use crate::frames::{
     check_drain_ms, check_stats_period, parse_duration_s, parse_mac, FrameKind, Rate, SizeSpec, L4,
     MAX_DRAIN_MS, MAX_DURATION_S, MAX_STATS_PERIOD_S, MAX_VLAN_ID,
 };
+use crate::search::Criterion;
 use crate::verdict::{Criteria, LossLimit, MAX_LATENCY_US};
 use anyhow::bail;
 use apps_common::options::{in_range, AppOptions, InvalidOption};
@@ -102,6 +103,30 @@ pub struct PktgenOptions {
     /// Start with transmission paused, until `start` on the control socket (needs --control).
     #[arg(long, num_args = 0, default_missing_value = "true")]
     pub paused: Option<bool>,
+
+    // RFC 2544 throughput search (see `pktgen::search`).
+    /// Search the highest rate the device under test forwards without loss (ndr) or within
+    /// --search-loss (pdr), by trials of --trial-s each; --rate is the upper bound.
+    #[arg(long, value_name = "ndr|pdr")]
+    pub search: Option<String>,
+    /// PDR's loss tolerance, a percentage of the frames sent in a trial (default 0.1%).
+    #[arg(long = "search-loss", value_name = "P%")]
+    pub search_loss: Option<String>,
+    /// Seconds each trial sends for (default 10; RFC 2544 says 60), at most an hour.
+    #[arg(long = "trial-s")]
+    pub trial_s: Option<f64>,
+    /// Stop when the rates that passed and failed are within this percentage of the upper
+    /// bound (0.1..=50, default 1).
+    #[arg(long = "search-resolution", value_name = "PERCENT")]
+    pub search_resolution: Option<f64>,
+    /// The lowest rate a search tries (default: none, bisect from 0).
+    #[arg(long = "search-min", value_name = "RATE")]
+    pub search_min: Option<String>,
+    /// Test fixture, not for users: the RX side drops what exceeds this many packets per
+    /// second before analysis, as a device under test of known capacity would (the search's
+    /// tests need one whose capacity is known by construction).
+    #[arg(long = "fixture-capacity-pps", hide = true)]
+    pub fixture_capacity_pps: Option<f64>,
 }
 
 /// `max_loss = 10` or `max_loss = "0.1%"` in a config file: the text the command line would
@@ -149,6 +174,55 @@ pub struct Settings {
     pub criteria: Criteria,
     /// VLAN tag, IP version and L4 protocol of the frames.
     pub frame: FrameKind,
+    /// `--search`: trials instead of one run.
+    pub search: Option<SearchSettings>,
+    /// `--fixture-capacity-pps` (tests only).
+    pub fixture_capacity_pps: Option<f64>,
+}
+
+/// The longest trial of a search, in seconds: an hour.
+pub const MAX_TRIAL_S: f64 = 3600.0;
+
+/// A search's settings (`--search` and its options).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchSettings {
+    pub criterion: Criterion,
+    /// How long each trial sends.
+    pub trial: Duration,
+    /// A fraction of the upper bound (0.01: 1%).
+    pub resolution: f64,
+    /// The lowest rate tried (None: from 0).
+    pub min: Option<Rate>,
+}
+
+/// `ndr`, or `pdr` with its tolerance (a percentage, `0.1%` or `0.1`).
+fn parse_criterion(kind: &str, loss: Option<&str>) -> Result<Criterion, String> {
+    match kind.trim().to_ascii_lowercase().as_str() {
+        "ndr" => match loss {
+            Some(_) => Err("--search-loss is PDR's tolerance: give --search pdr with it".into()),
+            None => Ok(Criterion::Ndr),
+        },
+        "pdr" => {
+            let text = loss.unwrap_or("0.1%").trim();
+            let pct: f64 = text
+                .strip_suffix('%')
+                .unwrap_or(text)
+                .trim()
+                .parse()
+                .map_err(|_| {
+                    format!("invalid --search-loss {text:?}: expected a percentage such as 0.1%")
+                })?;
+            if !(pct > 0.0 && pct < 100.0) {
+                return Err(format!(
+                    "invalid --search-loss {text:?}: expected more than 0% and less than 100%"
+                ));
+            }
+            Ok(Criterion::Pdr {
+                loss_ratio: pct / 100.0,
+            })
+        }
+        other => Err(format!("invalid --search {other:?}: expected ndr or pdr")),
+    }
 }
 
 /// A value its parser refused, as the parser said it.
@@ -235,6 +309,28 @@ impl AppOptions for PktgenOptions {
         if let Some(p) = &self.proto {
             refused(p.parse::<L4>())?;
         }
+        if let Some(k) = &self.search {
+            refused(parse_criterion(k, self.search_loss.as_deref()))?;
+        }
+        positive_up_to("trial_s", self.trial_s, MAX_TRIAL_S, "seconds (an hour)")?;
+        if let Some(r) = self.search_resolution {
+            if !(0.1..=50.0).contains(&r) {
+                return Err(InvalidOption::Range {
+                    key: "search_resolution",
+                    value: format!("{r}"),
+                    expected: "0.1 to 50 (percent of the upper rate)".into(),
+                });
+            }
+        }
+        if let Some(r) = &self.search_min {
+            refused(r.parse::<Rate>())?;
+        }
+        positive_up_to(
+            "fixture_capacity_pps",
+            self.fixture_capacity_pps,
+            1e10,
+            "packets per second",
+        )?;
         Ok(())
     }
 }
@@ -257,7 +353,46 @@ impl PktgenOptions {
         if self.paused == Some(true) && self.control.is_none() {
             bail!("--paused needs --control PATH: nothing else could start the run");
         }
-        if self.count.is_none() && duration.is_none() {
+        let search = match &self.search {
+            None => {
+                for (given, what) in [
+                    (self.search_loss.is_some(), "--search-loss"),
+                    (self.trial_s.is_some(), "--trial-s"),
+                    (self.search_resolution.is_some(), "--search-resolution"),
+                    (self.search_min.is_some(), "--search-min"),
+                ] {
+                    if given {
+                        bail!("{what} only applies with --search ndr|pdr");
+                    }
+                }
+                None
+            }
+            Some(kind) => {
+                if self.count.is_some() || duration.is_some() {
+                    bail!(
+                        "--search runs trials of --trial-s seconds each: leave out --count and --duration"
+                    );
+                }
+                if self.max_loss.is_some() {
+                    bail!("--max-loss judges a single run: a search's tolerance is --search pdr --search-loss P%");
+                }
+                if self.paused == Some(true) {
+                    bail!("--paused does not apply to --search: a search runs its trials at once");
+                }
+                Some(SearchSettings {
+                    criterion: parse_criterion(kind, self.search_loss.as_deref()).map_err(msg)?,
+                    trial: parse_duration_s(self.trial_s.unwrap_or(10.0)).map_err(msg)?,
+                    resolution: self.search_resolution.unwrap_or(1.0) / 100.0,
+                    min: self
+                        .search_min
+                        .as_deref()
+                        .map(str::parse)
+                        .transpose()
+                        .map_err(msg)?,
+                })
+            }
+        };
+        if search.is_none() && self.count.is_none() && duration.is_none() {
             bail!(
                 "give --count N or --duration S (or both): pktgen needs to know when to stop sending"
             );
@@ -302,6 +437,8 @@ impl PktgenOptions {
                 max_latency_us: self.max_latency_us,
                 max_p99_latency_us: self.max_p99_latency_us,
             },
+            search,
+            fixture_capacity_pps: self.fixture_capacity_pps,
         })
     }
 }

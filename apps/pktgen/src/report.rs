@@ -18,6 +18,7 @@
 use crate::analyzer::{Counts, Latency, StreamLatency};
 use crate::frames::{Flow, Rate, WIRE_OVERHEAD};
 use crate::options::Settings;
+use crate::search::{Criterion, SearchResult};
 use crate::series::Series;
 use crate::verdict::{us, Criteria, Failure, Outcome};
 use apps_common::units;
@@ -394,6 +395,119 @@ pub fn describe_rate(rate: Rate, mean_size: f64) -> String {
     }
 }
 
+/// Latency measured in a trial at a fraction of the rate a search found (RFC 8219 and TRex's
+/// NDR report measure it at 10, 50 and 90%).
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyPoint {
+    /// Percent of the rate found.
+    pub percent: u8,
+    pub rate_pps: f64,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub latency_ns: Latency,
+}
+
+/// The report of `--search ndr|pdr`: every trial, the rate found, the latency points, and the
+/// whole run's counts (all trials together) as a plain run reports them.
+#[derive(Debug, Serialize)]
+pub struct SearchReport {
+    /// `ndr` or `pdr` with its `loss_ratio`, and the search's bounds and resolution.
+    pub search: SearchResult,
+    /// Seconds each trial sent for.
+    pub trial_s: f64,
+    /// The rate found in packets per second, and in bits per second on the wire at the run's
+    /// mean frame size (None: even the lowest rate tried lost frames).
+    pub rate_pps: Option<f64>,
+    pub rate_bps: Option<f64>,
+    /// The generator's maximum, measured by a first trial at `--rate max` (None: the upper
+    /// bound was a rate given).
+    pub calibration_pps: Option<f64>,
+    pub latency_points: Vec<LatencyPoint>,
+    /// Frames of an earlier trial that arrived during a later one (counted in neither).
+    pub stale: u64,
+    /// Frames dropped by the test fixture (`--fixture-capacity-pps`).
+    pub fixture_dropped: u64,
+    pub run: Report,
+}
+
+impl SearchReport {
+    /// `pps` as bits per second on the wire, at frames of `mean_size` bytes.
+    pub fn wire_bps(pps: f64, mean_size: f64) -> f64 {
+        pps * (mean_size + WIRE_OVERHEAD as f64) * 8.0
+    }
+
+    /// What a search prints at its end: the trials, the rate found, the latency points.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let kind = match self.search.criterion {
+            Criterion::Ndr => "NDR (no loss)".to_owned(),
+            Criterion::Pdr { loss_ratio } => {
+                format!("PDR (loss at most {}%)", loss_ratio * 100.0)
+            }
+        };
+        let _ = writeln!(
+            s,
+            "\npktgen search: {kind}, trials of {}, resolution {}% ===========",
+            seconds(self.trial_s),
+            round(self.search.params.resolution * 100.0, 3)
+        );
+        let _ = writeln!(
+            s,
+            "{:>5} {:>14} {:>14} {:>12} {:>12} {:>10}  result",
+            "trial", "offered", "judged at", "sent", "received", "lost"
+        );
+        for (i, t) in self.search.trials.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "{:>5} {:>14} {:>14} {:>12} {:>12} {:>10}  {}",
+                i + 1,
+                units::pps(t.offered_pps),
+                units::pps(t.judged_pps),
+                t.sent,
+                t.received,
+                t.lost,
+                if t.passed { "pass" } else { "fail" }
+            );
+        }
+        match (self.rate_pps, self.rate_bps) {
+            (Some(pps), Some(bps)) => {
+                let _ = writeln!(
+                    s,
+                    "found: {} ({} on the wire at size {}){}",
+                    units::pps(pps),
+                    units::bits_per_s(bps),
+                    self.run.size,
+                    if self.search.limited_by_generator {
+                        "; the device kept up with all the generator could send: its limit is higher"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "found: nothing: even the lowest rate tried lost frames");
+            }
+        }
+        for p in &self.latency_points {
+            let l = &p.latency_ns;
+            let _ = writeln!(
+                s,
+                "latency at {:>2}% ({}): min {} p50 {} p99 {} max {} us, {} lost",
+                p.percent,
+                units::pps(p.rate_pps),
+                us(l.min),
+                us(l.p50),
+                us(l.p99),
+                us(l.max),
+                p.lost
+            );
+        }
+        s.push_str("===================================================================\n");
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +531,8 @@ mod tests {
             report: None,
             criteria: Criteria::default(),
             frame: Default::default(),
+            search: None,
+            fixture_capacity_pps: None,
         }
     }
 

@@ -1,0 +1,196 @@
+//! `--search ndr|pdr`: the RFC 2544 search (`pktgen::search`) run on the real TX and RX sides.
+//!
+//! A trial reuses the sides of the run: it sets the rate, launches the lcores for `--trial-s`
+//! seconds, stops the TX side, waits for the RX side to drain (until every frame of the trial
+//! is back or `--drain-ms` passed), and only then reads the counts, as differences from the
+//! trial's start. Sequence numbers go on across trials, so a frame of an earlier trial that
+//! arrives late is recognised by its number and counted as stale, never as one of the current
+//! trial's (`Analyzer::start_trial`): a straggler cannot hide a loss.
+
+use crate::{launch, Control, Rx, Shared, Tx};
+use anyhow::{bail, Context, Result};
+use pktgen::analyzer::Latency;
+use pktgen::options::{SearchSettings, Settings};
+use pktgen::report::{LatencyPoint, Report, SearchReport};
+use pktgen::search::{latency_points, search, Outcome, Params, SearchResult, Trial};
+use pmd::Eal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The most trials one search runs, whatever its resolution (a resolution of 0.1% needs 10).
+const MAX_TRIALS: u32 = 32;
+
+/// Trials on pktgen's own TX and RX sides.
+pub struct LiveTrials<'r, 'q, 'a> {
+    pub eal: &'r Eal,
+    pub opts: &'r Settings,
+    pub shared: &'r Shared,
+    pub quit: &'r AtomicBool,
+    pub control: &'r mut Control,
+    /// The sides, between trials (None once an lcore failed).
+    pub sides: Option<(Tx<'q, 'a>, Rx<'q, 'a>)>,
+    /// The search's start: the time series counts from it.
+    pub started: Instant,
+    pub trial: Duration,
+    pub number: u32,
+    /// The last trial's latency.
+    pub last: Latency,
+}
+
+/// What the search found, before the report.
+pub struct Found {
+    pub result: SearchResult,
+    pub calibration_pps: Option<f64>,
+    pub latency_points: Vec<LatencyPoint>,
+    pub stale: u64,
+    pub fixture_dropped: u64,
+}
+
+impl LiveTrials<'_, '_, '_> {
+    /// One trial at `pps` packets per second (None: as fast as the generator can).
+    fn one(&mut self, pps: Option<f64>) -> Result<Outcome> {
+        // Relaxed: a flag set by the signal handler.
+        if self.quit.load(Ordering::Relaxed) {
+            bail!("interrupted: the search stopped before it was done");
+        }
+        let (mut tx, mut rx) = self.sides.take().context("a pktgen lcore failed")?;
+        let shared = self.shared;
+        // Relaxed: the lcores are not running between trials; the launch publishes these.
+        shared.stop_tx.store(false, Ordering::Relaxed);
+        shared.tx_done.store(false, Ordering::Relaxed);
+        shared.control.set_rate(pps);
+        let sent0 = shared.tx_total.get();
+        let distinct0 = rx.analyzer.distinct();
+        rx.analyzer.start_trial(&tx.seq);
+        rx.base = (distinct0, sent0);
+        rx.tx_done_at = None;
+        tx.count = u64::MAX;
+        let t0 = pmd::rdtsc();
+        self.number += 1;
+        apps_common::outln!(
+            "pktgen: trial {} at {} for {}",
+            self.number,
+            pps.map_or("max".to_owned(), apps_common::units::pps),
+            humantime(self.trial)
+        );
+        let now = Instant::now();
+        let (tx, rx) = launch(
+            self.eal,
+            self.opts,
+            tx,
+            rx,
+            shared,
+            self.quit,
+            self.started,
+            now.checked_add(self.trial),
+            self.control,
+        )?;
+        let sent = shared.tx_total.get() - sent0;
+        let received = rx.analyzer.distinct() - distinct0;
+        let hz = pmd::tsc_hz().max(1) as f64;
+        let secs = tx.last_tsc.saturating_sub(t0) as f64 / hz;
+        self.last = rx.analyzer.latency();
+        self.sides = Some((tx, rx));
+        // Relaxed: set by the signal handler; a trial cut short proves nothing.
+        if self.quit.load(Ordering::Relaxed) {
+            bail!("interrupted: the search stopped before it was done");
+        }
+        Ok(Outcome {
+            sent,
+            received,
+            achieved_pps: if secs > 0.0 { sent as f64 / secs } else { 0.0 },
+        })
+    }
+
+    /// The whole search: a calibration trial when the upper bound is `max`, the bisection, then
+    /// the latency trials at 10, 50 and 90% of the rate found.
+    pub fn search(&mut self, s: SearchSettings) -> Result<Found> {
+        let mean = self.opts.size.mean();
+        let (max_pps, calibration_pps) = match self.opts.rate.pps(mean) {
+            Some(p) => (p, None),
+            None => {
+                let o = self.one(None)?;
+                if o.achieved_pps <= 0.0 {
+                    bail!("the calibration trial at --rate max sent nothing: is the TX port up?");
+                }
+                (o.achieved_pps, Some(o.achieved_pps))
+            }
+        };
+        let min_pps = match s.min {
+            None => 0.0,
+            Some(r) => r.pps(mean).unwrap_or(0.0),
+        };
+        let params = Params {
+            min_pps,
+            max_pps,
+            resolution: s.resolution,
+            max_trials: MAX_TRIALS,
+        };
+        params.validate().map_err(anyhow::Error::msg)?;
+        let result = search(s.criterion, params, &mut Adapter(self))?;
+        let mut points = Vec::new();
+        if let Some(rate) = result.rate_pps {
+            for (percent, pps) in latency_points(rate) {
+                let o = self.one(Some(pps))?;
+                points.push(LatencyPoint {
+                    percent,
+                    rate_pps: pps,
+                    sent: o.sent,
+                    received: o.received,
+                    lost: o.lost(),
+                    latency_ns: self.last,
+                });
+            }
+        }
+        let (_, rx) = self.sides.as_ref().context("a pktgen lcore failed")?;
+        Ok(Found {
+            result,
+            calibration_pps,
+            latency_points: points,
+            stale: rx.analyzer.stale(),
+            fixture_dropped: rx.policed,
+        })
+    }
+}
+
+/// The search's view of the trials.
+struct Adapter<'t, 'r, 'q, 'a>(&'t mut LiveTrials<'r, 'q, 'a>);
+
+impl Trial for Adapter<'_, '_, '_, '_> {
+    type Error = anyhow::Error;
+    fn run(&mut self, offered_pps: f64) -> Result<Outcome> {
+        self.0.one(Some(offered_pps))
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// Prints the search's summary, writes its report; whether it found a rate.
+pub fn finish_search(found: Found, run: Report, opts: &Settings) -> Result<bool> {
+    let mean = opts.size.mean();
+    let report = SearchReport {
+        trial_s: opts.search.map_or(0.0, |s| s.trial.as_secs_f64()),
+        rate_pps: found.result.rate_pps,
+        rate_bps: found
+            .result
+            .rate_pps
+            .map(|p| SearchReport::wire_bps(p, mean)),
+        calibration_pps: found.calibration_pps,
+        latency_points: found.latency_points,
+        stale: found.stale,
+        fixture_dropped: found.fixture_dropped,
+        search: found.result,
+        run,
+    };
+    apps_common::out!("{}", report.summary());
+    if let Some(path) = &opts.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("cannot write report {}", path.display()))?;
+    }
+    if report.rate_pps.is_none() {
+        apps_common::errln!("pktgen: fail: no rate passed, not even the lowest tried");
+    }
+    Ok(report.rate_pps.is_some())
+}
