@@ -310,9 +310,9 @@ impl Rx<'_, '_> {
             // Checked once per burst: no fixture, every frame is analyzed.
             let admitted = match self.police.as_mut() {
                 Some(b) => b.take(now, n as u32) as usize,
-                None => n as usize,
+                None => n,
             };
-            self.policed += (n as usize - admitted) as u64;
+            self.policed += (n - admitted) as u64;
             for (k, m) in self.burst.drain().enumerate() {
                 if k < admitted {
                     self.analyzer.record(m.data(), now);
