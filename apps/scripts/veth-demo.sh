@@ -7,7 +7,7 @@
 #                             [--flows N] [--report FILE.json] [--pktgen-args "ARGS"]
 #                             [--dut-args "ARGS"] [--dut-eal "EAL ARGS"] [--dut-report FILE.json]
 #                             [--dut-lcores LIST] [--dut-qpairs N]
-#                             [--control SOCKET] [--drill "SHELL SNIPPET"]
+#                             [--control SOCKET] [--drill "SHELL SNIPPET"] [--search ndr|pdr]
 #
 # A drill runs in the background while pktgen sends, with $DPCTL set to dpctl on the l2fwd's
 # control socket, for example: --drill 'sleep 1; $DPCTL dma remove dma_skeleton0'. A failing
@@ -43,6 +43,9 @@ Options:
   --dut-qpairs N          queue pairs of the forwarder's net_af_packet port (default 1); the
                           kernel spreads flows over them, and l2fwd deals them to its lcores
   --control SOCKET        l2fwd's control socket
+  --search ndr|pdr        an RFC 2544 search instead of --count: pktgen --search, with --rate as
+                          the upper bound (trial length etc. through --pktgen-args, e.g.
+                          "--trial-s 2 --search-resolution 2")
   --drill "SNIPPET"       shell run in the background while pktgen sends, with $DPCTL set to
                           dpctl on l2fwd's socket, e.g. 'sleep 1; $DPCTL dma remove dma_skeleton0'
   -h, --help              this text
@@ -54,10 +57,10 @@ EOF
 }
 
 dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" pktgen_args="" dut_args="" dut_eal="" dut_report="" control="" drill=""
-dut_lcores=1 dut_qpairs=1
+dut_lcores=1 dut_qpairs=1 search=
 while [ $# -gt 0 ]; do
     case "$1" in
-        --dut|--count|--rate|--size|--flows|--report|--pktgen-args|--dut-args|--dut-eal|--dut-report|--dut-lcores|--dut-qpairs|--control|--drill)
+        --dut|--count|--rate|--size|--flows|--report|--pktgen-args|--dut-args|--dut-eal|--dut-report|--dut-lcores|--dut-qpairs|--control|--drill|--search)
             [ $# -ge 2 ] || { echo "veth-demo: $1 needs a value" >&2; exit 2; } ;;
     esac
     case "$1" in
@@ -68,6 +71,7 @@ while [ $# -gt 0 ]; do
         --flows) flows=$2; shift 2 ;;
         --report) report=$2; shift 2 ;;
         --pktgen-args) pktgen_args=$2; shift 2 ;;
+        --search) search=$2; shift 2 ;;
         --dut-args) dut_args=$2; shift 2 ;;
         --dut-eal) dut_eal=$2; shift 2 ;;
         --dut-report) dut_report=$2; shift 2 ;;
@@ -152,7 +156,11 @@ if [ -n "$drill" ]; then
 fi
 
 # pktgen's worker on CPU 0, away from the DUT's.
-pg_args=(--count "$count" --rate "$rate" --size "$size" --flows "$flows")
+if [ -n "$search" ]; then
+    pg_args=(--search "$search" --rate "$rate" --size "$size" --flows "$flows")
+else
+    pg_args=(--count "$count" --rate "$rate" --size "$size" --flows "$flows")
+fi
 [ -n "$report" ] && pg_args+=(--report "$report")
 # pktgen's status is the script's: set -e must not end the script on a failed run (exit 2),
 # before the drill's output and the DUT's last lines.

@@ -202,11 +202,14 @@ pub fn search<T: Trial>(
         let (judged, passed, short) = run(pps, &mut trials)?;
         if passed {
             good = Some(good.map_or(judged, |g: f64| g.max(judged)));
-            lo = lo.max(judged);
-            if short {
-                // The generator cannot send faster than this: nothing above it can be shown.
+            if short && judged <= lo {
+                // The generator fell short even of a rate that already passed: nothing above
+                // it can be shown.
                 return Ok(result(good, true, trials));
             }
+            // A shortfall above the last pass (a generator briefly held up) still narrows the
+            // interval: the rate it reached passed.
+            lo = lo.max(judged);
         } else {
             bad = bad.min(judged);
         }
@@ -328,6 +331,37 @@ mod tests {
         assert_eq!(r.trials[0].judged_pps, 4e6);
         assert!(r.limited_by_generator);
         assert_eq!(r.rate_pps, Some(4e6));
+    }
+
+    #[test]
+    fn a_generator_held_up_in_one_trial_does_not_end_the_search() {
+        // Trial 3 (the second bisection) sends 10% under its rate, and passes there: the
+        // search goes on from the rate it reached and still lands within the resolution.
+        struct Hiccup(Dut);
+        impl Trial for Hiccup {
+            type Error = String;
+            fn run(&mut self, offered: f64) -> Result<Outcome, String> {
+                let hiccup = self.0.runs == 2;
+                let mut o = self.0.run(offered)?;
+                if hiccup {
+                    o.achieved_pps *= 0.9;
+                    o.sent = (o.achieved_pps * self.0.secs).round() as u64;
+                    o.received = (o.achieved_pps.min(self.0.capacity) * self.0.secs).round() as u64;
+                }
+                Ok(o)
+            }
+        }
+        let mut dut = Hiccup(Dut {
+            capacity: 3_000_000.0,
+            gen_max: 100e6,
+            secs: 1.0,
+            runs: 0,
+        });
+        let r = search(Criterion::Ndr, params(10e6), &mut dut).unwrap();
+        assert!(!r.limited_by_generator, "{r:?}");
+        assert!(r.trials[2].judged_pps < r.trials[2].offered_pps, "{r:?}");
+        let found = r.rate_pps.unwrap();
+        assert!(found <= 3e6 && found >= 3e6 - 0.01 * 10e6, "{found}");
     }
 
     #[test]
