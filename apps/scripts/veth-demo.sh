@@ -6,7 +6,7 @@
 #   apps/scripts/veth-demo.sh [--dut l2fwd|testpmd] [--count N] [--rate RATE] [--size S]
 #                             [--flows N] [--report FILE.json] [--pktgen-args "ARGS"]
 #                             [--dut-args "ARGS"] [--dut-eal "EAL ARGS"] [--dut-report FILE.json]
-#                             [--dut-lcores LIST] [--dut-qpairs N]
+#                             [--dut-lcores LIST] [--dut-qpairs N] [--pg-qpairs N]
 #                             [--control SOCKET] [--drill "SHELL SNIPPET"] [--search ndr|pdr]
 #
 # A drill runs in the background while pktgen sends, with $DPCTL set to dpctl on the l2fwd's
@@ -42,6 +42,8 @@ Options:
                           thread and pktgen's worker on CPU 0); every lcore listed forwards
   --dut-qpairs N          queue pairs of the forwarder's net_af_packet port (default 1); the
                           kernel spreads flows over them, and l2fwd deals them to its lcores
+  --pg-qpairs N           queue pairs of pktgen's net_af_packet port (default 1), for
+                          pktgen's --txq/--rxq (through --pktgen-args)
   --control SOCKET        l2fwd's control socket
   --search ndr|pdr        an RFC 2544 search instead of --count: pktgen --search, with --rate as
                           the upper bound (trial length etc. through --pktgen-args, e.g.
@@ -57,10 +59,10 @@ EOF
 }
 
 dut=l2fwd count=20000 rate=20000 size=64-1518 flows=4 report="" pktgen_args="" dut_args="" dut_eal="" dut_report="" control="" drill=""
-dut_lcores=1 dut_qpairs=1 search=
+dut_lcores=1 dut_qpairs=1 pg_qpairs=1 search=
 while [ $# -gt 0 ]; do
     case "$1" in
-        --dut|--count|--rate|--size|--flows|--report|--pktgen-args|--dut-args|--dut-eal|--dut-report|--dut-lcores|--dut-qpairs|--control|--drill|--search)
+        --dut|--count|--rate|--size|--flows|--report|--pktgen-args|--dut-args|--dut-eal|--dut-report|--dut-lcores|--dut-qpairs|--pg-qpairs|--control|--drill|--search)
             [ $# -ge 2 ] || { echo "veth-demo: $1 needs a value" >&2; exit 2; } ;;
     esac
     case "$1" in
@@ -77,6 +79,7 @@ while [ $# -gt 0 ]; do
         --dut-report) dut_report=$2; shift 2 ;;
         --dut-lcores) dut_lcores=$2; shift 2 ;;
         --dut-qpairs) dut_qpairs=$2; shift 2 ;;
+        --pg-qpairs) pg_qpairs=$2; shift 2 ;;
         --control) control=$2; shift 2 ;;
         --drill) drill=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -167,8 +170,11 @@ fi
 set +e
 # shellcheck disable=SC2086
 ip netns exec "$ns" "$PKTGEN" -l 0-1 --main-lcore 1 "${eal_common[@]}" --file-prefix="$ns-pg" \
-    --vdev=net_af_packet0,iface=pg0,framecnt=4096 -- "${pg_args[@]}" $pktgen_args
+    --vdev=net_af_packet0,iface=pg0,framecnt=4096,qpairs="$pg_qpairs" -- "${pg_args[@]}" $pktgen_args
 status=$?
+# The kernel's own count of what crossed pktgen's end of the link, to check pktgen's against.
+echo "veth-demo: kernel counters pg0 tx_packets=$(ip netns exec "$ns" cat /sys/class/net/pg0/statistics/tx_packets) rx_packets=$(ip netns exec "$ns" cat /sys/class/net/pg0/statistics/rx_packets)"
+
 if [ -n "$drill_pid" ]; then
     wait "$drill_pid"; drill_status=$?
     drill_pid=""

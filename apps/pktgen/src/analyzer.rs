@@ -153,6 +153,26 @@ impl StreamLat {
         (self.jitter16 + 8) >> 4
     }
 
+    /// Adds another queue's samples of the same stream; the jitter is the worse of the two
+    /// (each is over the frames as one queue received them).
+    fn absorb(&mut self, o: &StreamLat) {
+        if o.samples == 0 {
+            return;
+        }
+        if self.samples == 0 {
+            *self = o.clone();
+            return;
+        }
+        if let (Some(h), Some(oh)) = (self.hist.as_mut(), o.hist.as_ref()) {
+            let _ = h.add(oh);
+        }
+        self.samples += o.samples;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum += o.sum;
+        self.jitter16 = self.jitter16.max(o.jitter16);
+    }
+
     /// Forgets every sample, keeping the histogram's memory.
     fn reset(&mut self) {
         let hist = self.hist.take().map(|mut h| {
@@ -205,8 +225,9 @@ impl StreamRx {
         ((i / 64) as usize, 1 << (i % 64))
     }
 
-    /// Records one intact frame with extended sequence number `s`.
-    fn record(&mut self, s: u64) {
+    /// Records one intact frame with extended sequence number `s`; whether it was one not
+    /// seen before (a distinct one).
+    fn record(&mut self, s: u64) -> bool {
         if self.window.is_empty() {
             self.window = vec![0u64; WORDS].into_boxed_slice();
         }
@@ -224,15 +245,19 @@ impl StreamRx {
             let (w, b) = Self::bit(s);
             self.window[w] |= b;
             self.top = s + 1;
+            true
         } else if self.top - s > WINDOW {
             self.late += 1;
+            false
         } else {
             let (w, b) = Self::bit(s);
             if self.window[w] & b != 0 {
                 self.duplicated += 1;
+                false
             } else {
                 self.window[w] |= b;
                 self.reordered += 1;
+                true
             }
         }
     }
@@ -244,6 +269,59 @@ impl StreamRx {
 
     fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.window)
+    }
+
+    fn has(&self, s: u64) -> bool {
+        let (w, b) = Self::bit(s);
+        s < self.top && self.top - s <= WINDOW && self.window[w] & b != 0
+    }
+
+    /// Merges another queue's view of this stream (see [`Analyzer::absorb`]).
+    fn absorb(&mut self, o: &StreamRx) {
+        self.corrupted += o.corrupted;
+        self.latency.absorb(&o.latency);
+        if o.window.is_empty() {
+            return;
+        }
+        if self.window.is_empty() {
+            let corrupted = self.corrupted;
+            let latency = std::mem::take(&mut self.latency);
+            *self = o.clone();
+            self.corrupted = corrupted;
+            self.latency = latency;
+            return;
+        }
+        self.received += o.received;
+        self.duplicated += o.duplicated;
+        self.reordered += o.reordered;
+        self.late += o.late;
+        // Move this window up to the newer top, as `record` would.
+        let top = self.top.max(o.top);
+        if top - self.top >= WINDOW {
+            self.window.fill(0);
+        } else {
+            for m in self.top..top {
+                let (w, b) = Self::bit(m);
+                self.window[w] &= !b;
+            }
+        }
+        let old_top = self.top;
+        self.top = top;
+        // Every number the other saw that is still within both windows: a second copy if this
+        // side saw it too, else a distinct one added to this window.
+        let lo = top.saturating_sub(WINDOW).max(o.top.saturating_sub(WINDOW));
+        for m in lo..o.top {
+            if !o.has(m) {
+                continue;
+            }
+            let (w, b) = Self::bit(m);
+            let mine = m < old_top && self.window[w] & b != 0;
+            if mine {
+                self.duplicated += 1;
+            } else {
+                self.window[w] |= b;
+            }
+        }
     }
 }
 
@@ -295,14 +373,17 @@ pub struct Analyzer {
     corrupted_unattributed: u64,
     /// Frames of ours sent by an earlier trial of a search, arriving during a later one.
     stale: u64,
+    /// Distinct frames of ours received, all streams (kept as they arrive: read per burst).
+    distinct: u64,
     latency: Histogram<u64>,
     /// Bytes of the intact frames of ours received (as `received` counts them), FCS included.
     received_bytes: u64,
     /// Nanoseconds per TSC cycle, 32.32 fixed point: `ns = cycles * ns_per_cycle >> 32`.
     ns_per_cycle: u128,
-    /// Frames built by the sender so far, all streams (round robin from stream 0): a sequence
-    /// number not yet built is not ours. `u64::MAX` until the sender says otherwise.
-    built: u64,
+    /// Frames built so far by each TX side (lane): lane `t` owns the streams `i` with
+    /// `i % lanes == t` and sends them round robin (see [`Analyzer::set_built_lane`]). A
+    /// sequence number not yet built is not ours. `u64::MAX` until the sender says otherwise.
+    built: Vec<u64>,
 }
 
 impl Analyzer {
@@ -313,28 +394,80 @@ impl Analyzer {
             foreign: 0,
             corrupted_unattributed: 0,
             stale: 0,
+            distinct: 0,
             latency: Histogram::new_with_bounds(1, GLOBAL_HIST_HIGH_NS, 3).expect("valid bounds"),
             received_bytes: 0,
             ns_per_cycle: (1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1)),
-            built: u64::MAX,
+            built: vec![u64::MAX],
         }
+    }
+
+    /// An analyzer for `streams` streams sent by `lanes` TX sides (at least 1): lane `t` owns
+    /// the streams `t, t + lanes, t + 2 * lanes, ...` and sends them round robin.
+    pub fn with_lanes(streams: usize, lanes: usize, tsc_hz: u64) -> Self {
+        let mut a = Analyzer::new(streams, tsc_hz);
+        a.built = vec![u64::MAX; lanes.max(1)];
+        a
     }
 
     /// Tells the analyzer how many frames the sender has built so far, all streams together,
-    /// frame `n` going to stream `n % streams` (as pktgen's sender does). A frame whose
-    /// sequence number is at or past its stream's share was not sent by this run (a stale
-    /// frame of an earlier one): it is counted as foreign instead of moving the window.
+    /// frame `n` going to stream `n % streams` (as pktgen's sender does with one TX side). A
+    /// frame whose sequence number is at or past its stream's share was not sent by this run
+    /// (a stale frame of an earlier one): it is counted as foreign instead of moving the
+    /// window.
     pub fn set_built(&mut self, built: u64) {
-        self.built = built;
+        self.built[0] = built;
     }
 
-    /// Frames stream `i` had built, given the total.
+    /// As [`set_built`](Self::set_built), for TX side `lane` of [`with_lanes`](Self::with_lanes):
+    /// its `built` frames went round robin to its own streams.
+    #[inline]
+    pub fn set_built_lane(&mut self, lane: usize, built: u64) {
+        if let Some(b) = self.built.get_mut(lane) {
+            *b = built;
+        }
+    }
+
+    /// Frames stream `i` had built, given its lane's total.
+    #[inline]
     fn built_of(&self, i: usize) -> u64 {
-        let n = self.streams.len() as u64;
-        if self.built == u64::MAX || n == 0 {
+        let streams = self.streams.len() as u32;
+        let lanes = self.built.len() as u32;
+        let i = i as u32;
+        // Stream i is lane t's l-th of its n streams (u32 arithmetic: at most 65535 of each).
+        let (t, l, n) = if lanes == 1 {
+            (0, i, streams)
+        } else {
+            let t = i % lanes;
+            (
+                t,
+                i / lanes,
+                streams / lanes + u32::from(t < streams % lanes),
+            )
+        };
+        let built = self.built[t as usize];
+        if built == u64::MAX || n == 0 {
             return u64::MAX;
         }
-        self.built / n + u64::from((i as u64) < self.built % n)
+        let n = u64::from(n);
+        built / n + u64::from(u64::from(l) < built % n)
+    }
+
+    /// Adds what `other` (another RX side's analyzer of the same run) counted, so that the
+    /// counts are the run's over every RX queue. A stream that arrived on several queues is
+    /// merged by sequence number: within the window a number both saw counts once (and as a
+    /// duplicate), so loss and duplicates stay exact across queues; reordering stays as each
+    /// queue judged it (per stream as received).
+    pub fn absorb(&mut self, other: &Analyzer) {
+        for (s, o) in self.streams.iter_mut().zip(&other.streams) {
+            s.absorb(o);
+        }
+        self.foreign += other.foreign;
+        self.corrupted_unattributed += other.corrupted_unattributed;
+        self.stale += other.stale;
+        self.received_bytes += other.received_bytes;
+        let _ = self.latency.add(&other.latency);
+        self.distinct = self.streams.iter().map(StreamRx::distinct).sum();
     }
 
     /// Bytes of sequence-number state held: at most [`WINDOW`] / 8 per stream that has
@@ -367,7 +500,7 @@ impl Analyzer {
                     Seq::Impossible => self.foreign += 1,
                     Seq::At(n) if n < s.floor => self.stale += 1,
                     Seq::At(n) => {
-                        s.record(n);
+                        self.distinct += u64::from(s.record(n));
                         self.received_bytes += (frame.len() + FCS_LEN) as u64;
                         // The transmit TSC is 48 bits: the delta modulo 2^48, unless "negative".
                         let dt = rx_tsc.wrapping_sub(tsc) & TSC_MASK;
@@ -421,8 +554,9 @@ impl Analyzer {
     }
 
     /// Distinct frames of ours received so far.
+    #[inline]
     pub fn distinct(&self) -> u64 {
-        self.streams.iter().map(|s| s.distinct()).sum()
+        self.distinct
     }
 
     /// Per-stream and total counts, given what was sent on each stream.
@@ -484,7 +618,27 @@ impl Analyzer {
 
     /// Latency percentiles so far.
     pub fn latency(&self) -> Latency {
-        let h = &self.latency;
+        Self::percentiles(&self.latency)
+    }
+
+    /// The latency percentiles of several analyzers' samples together (the RX sides of one
+    /// run): their histograms merged, not their percentiles averaged.
+    pub fn latency_of<'x>(all: impl Iterator<Item = &'x Analyzer>) -> Latency {
+        let mut all = all.peekable();
+        let Some(first) = all.next() else {
+            return Latency::default();
+        };
+        if all.peek().is_none() {
+            return first.latency();
+        }
+        let mut h = first.latency.clone();
+        for a in all {
+            let _ = h.add(&a.latency);
+        }
+        Self::percentiles(&h)
+    }
+
+    fn percentiles(h: &Histogram<u64>) -> Latency {
         if h.is_empty() {
             return Latency::default();
         }
@@ -619,7 +773,9 @@ mod tests {
 
     fn rec(s: &mut StreamRx, seq: u32) {
         match s.extend(seq, u64::MAX) {
-            Seq::At(n) => s.record(n),
+            Seq::At(n) => {
+                s.record(n);
+            }
             Seq::Impossible => panic!("{seq} impossible at top {}", s.top),
         }
     }
@@ -685,6 +841,61 @@ mod tests {
         assert_eq!(a.foreign(), 0);
         // Its latency is its own: the 7 frames of trial 2.
         assert_eq!(a.latency().samples, 7);
+    }
+
+    #[test]
+    fn a_stream_split_over_two_queues_merges_exactly() {
+        let (mut a, mut b) = (Analyzer::new(2, HZ), Analyzer::new(2, HZ));
+        a.set_built(12);
+        b.set_built(12);
+        // Stream 0 (seqs 0..6) arrives partly on each queue, 2 on both; 1 never arrives.
+        feed(&mut a, 0, &[0, 2, 5]);
+        feed(&mut b, 0, &[2, 3, 4]);
+        // Stream 1 only on queue b, with a duplicate of its own.
+        feed(&mut b, 1, &[0, 1, 1, 2, 3, 4, 5]);
+        a.absorb(&b);
+        let (per, t) = a.counts(&[6, 6]);
+        assert_eq!(
+            per[0],
+            Counts {
+                sent: 6,
+                received: 6,
+                lost: 1,
+                duplicated: 1,
+                ..Default::default()
+            },
+            "seq 2 twice (once per queue), seq 1 lost"
+        );
+        assert_eq!(per[1].duplicated, 1);
+        assert_eq!(per[1].lost, 0);
+        assert_eq!(t.lost, 1);
+        assert_eq!(a.distinct(), 5 + 6);
+        assert_eq!(a.latency().samples, 13, "every frame received is a sample");
+        assert_eq!(a.stream_latency()[0].samples, 6);
+    }
+
+    #[test]
+    fn each_lane_bounds_only_its_own_streams() {
+        // 5 streams over 2 TX sides: lane 0 sends 0, 2, 4 round robin, lane 1 sends 1, 3.
+        let mut a = Analyzer::with_lanes(5, 2, HZ);
+        a.set_built_lane(0, 4); // stream 0: seqs 0, 1; stream 2: 0; stream 4: 0
+        a.set_built_lane(1, 3); // stream 1: seqs 0, 1; stream 3: 0
+        for (stream, seq, ours) in [
+            (0, 1, true),
+            (0, 2, false),
+            (2, 0, true),
+            (2, 1, false),
+            (4, 0, true),
+            (4, 1, false),
+            (1, 1, true),
+            (1, 2, false),
+            (3, 0, true),
+            (3, 1, false),
+        ] {
+            let before = a.foreign();
+            feed(&mut a, stream, &[seq]);
+            assert_eq!(a.foreign() == before, ours, "stream {stream} seq {seq}");
+        }
     }
 
     #[test]

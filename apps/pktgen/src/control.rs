@@ -62,26 +62,30 @@ impl Protocol for PktgenProtocol {
 
 /// The control thread's hold on the TX side: whether it may send, and at what rate.
 ///
-/// The control thread is the only writer of `word` and `rate`; the TX side reads both once per
-/// burst, and writes only `ack`.
+/// The control thread is the only writer of `word` and `rate`; each TX side reads both once per
+/// burst, and writes only its own `ack`.
 #[derive(Debug)]
 pub struct TxControl {
     /// `generation << 1 | paused`: every pause or resume is a new word, so an acknowledgement
     /// of an earlier pause never passes for one of the latest.
     word: AtomicU64,
-    /// The last paused word the TX side has acted on: it holds no frame it built and has not
-    /// handed to its queue, and builds none until the word changes.
-    ack: AtomicU64,
+    /// Per TX side, the last paused word it has acted on: it holds no frame it built and has
+    /// not handed to its queue, and builds none until the word changes. One cache line each:
+    /// written by its side only.
+    ack: Box<[PaddedAck]>,
     /// The token bucket's rate in packets/s, as `f64` bits; 0 (no valid rate is 0): max.
     rate: AtomicU64,
 }
 
 impl TxControl {
-    /// Paused (until [`Self::set_paused`]`(false)`) or not, at `pps` (None: max).
-    pub fn new(paused: bool, pps: Option<f64>) -> Self {
+    /// Paused (until [`Self::set_paused`]`(false)`) or not, at `pps` (None: max), for `sides`
+    /// TX sides (at least 1) that share the rate.
+    pub fn new(paused: bool, pps: Option<f64>, sides: usize) -> Self {
         TxControl {
             word: AtomicU64::new(u64::from(paused)),
-            ack: AtomicU64::new(u64::MAX),
+            ack: (0..sides.max(1))
+                .map(|_| PaddedAck(AtomicU64::new(u64::MAX)))
+                .collect(),
             rate: AtomicU64::new(rate_bits(pps)),
         }
     }
@@ -100,12 +104,14 @@ impl TxControl {
         word & 1 == 1
     }
 
-    /// TX side: it has acted on the paused `word` (nothing of its own in flight, nothing new to
-    /// be built). Called once per word.
-    pub fn acknowledge(&self, word: u64) {
+    /// TX side `side`: it has acted on the paused `word` (nothing of its own in flight,
+    /// nothing new to be built). Called once per word.
+    pub fn acknowledge(&self, side: usize, word: u64) {
         // Release: the TX side's counters (tx_total, added before this) are complete when the
         // control thread, reading `ack` with Acquire, sees this word.
-        self.ack.store(word, Ordering::Release);
+        if let Some(a) = self.ack.get(side) {
+            a.0.store(word, Ordering::Release);
+        }
     }
 
     /// TX side, once per burst: the rate as [`Self::pps_of`] reads it; compare with the last
@@ -137,10 +143,13 @@ impl TxControl {
         Self::is_paused(self.word.load(Ordering::Relaxed))
     }
 
-    /// Control thread: whether the TX side has acted on `word` (from [`Self::set_paused`]).
-    pub fn acked(&self, word: u64) -> bool {
+    /// Control thread: whether TX side `side` has acted on `word` (from
+    /// [`Self::set_paused`]).
+    pub fn acked(&self, side: usize, word: u64) -> bool {
         // Acquire: pairs with the Release in `acknowledge`.
-        self.ack.load(Ordering::Acquire) == word
+        self.ack
+            .get(side)
+            .is_some_and(|a| a.0.load(Ordering::Acquire) == word)
     }
 
     /// Control thread: the TX side takes `pps` (None: max) from its next burst on.
@@ -149,6 +158,11 @@ impl TxControl {
         self.rate.store(rate_bits(pps), Ordering::Relaxed);
     }
 }
+
+/// One TX side's acknowledgement, alone in its cache lines (two: the adjacent-line prefetcher).
+#[derive(Debug)]
+#[repr(C, align(128))]
+struct PaddedAck(AtomicU64);
 
 fn rate_bits(pps: Option<f64>) -> u64 {
     pps.map_or(0, f64::to_bits)
@@ -298,26 +312,28 @@ mod tests {
 
     #[test]
     fn pause_words_are_new_each_time_and_acks_match_only_their_own() {
-        let c = TxControl::new(false, None);
+        let c = TxControl::new(false, None, 2);
         assert!(!TxControl::is_paused(c.word()));
         let first = c.set_paused(true);
         assert!(TxControl::is_paused(c.word()) && c.paused());
-        assert!(!c.acked(first));
-        c.acknowledge(first);
-        assert!(c.acked(first));
+        assert!(!c.acked(0, first));
+        c.acknowledge(0, first);
+        assert!(c.acked(0, first));
+        assert!(!c.acked(1, first), "each side acknowledges for itself");
+        assert!(!c.acked(2, first), "no such side");
         c.set_paused(false);
         let second = c.set_paused(true);
         assert_ne!(first, second);
         assert!(
-            !c.acked(second),
+            !c.acked(0, second),
             "an old pause's ack passed for the new one"
         );
-        assert!(TxControl::is_paused(TxControl::new(true, None).word()));
+        assert!(TxControl::is_paused(TxControl::new(true, None, 1).word()));
     }
 
     #[test]
     fn rates_travel_as_one_word() {
-        let c = TxControl::new(false, Some(1000.0));
+        let c = TxControl::new(false, Some(1000.0), 1);
         assert_eq!(TxControl::pps_of(c.rate_bits()), Some(1000.0));
         c.set_rate(None);
         assert_eq!(TxControl::pps_of(c.rate_bits()), None);

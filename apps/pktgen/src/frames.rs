@@ -872,6 +872,26 @@ impl Templates {
         Ok(Templates { flows })
     }
 
+    /// Templates for the streams `ids` (global stream ids, each with its flow
+    /// [`Flow::nth`]`(id)`), indexed by position: `stamp(frame, k, ...)` writes a frame of
+    /// stream `ids[k]`. For a TX side that owns only some of a run's streams.
+    pub fn for_streams(
+        kind: FrameKind,
+        eth: &EtherAddrs,
+        ids: &[u16],
+        size: &SizeSpec,
+    ) -> Result<Templates, String> {
+        kind.check_sizes(size)?;
+        if ids.is_empty() {
+            return Err("a TX side needs at least one stream".into());
+        }
+        let flows = ids
+            .iter()
+            .map(|&id| FlowTemplate::new(kind, eth, &Flow::nth(id), id))
+            .collect::<Result<_, _>>()?;
+        Ok(Templates { flows })
+    }
+
     /// Writes frame `seq` of stream `stream` into `frame` (see [`FlowTemplate::stamp`]); a
     /// stream without a template leaves it unwritten.
     #[inline]

@@ -34,7 +34,7 @@ use dataplane::ctlsock::{CtlServer, Envelope, REQUEST_DEADLINE};
 use dataplane::stats::OwnedCounter;
 use pktgen::analyzer::{Analyzer, Latency};
 use pktgen::control::{PktgenProtocol, RateSetting, Request, Stats, TxControl, TxState};
-use pktgen::frames::{buf_len, EtherAddrs, Flow, SizeSpec, Templates, TokenBucket};
+use pktgen::frames::{buf_len, EtherAddrs, SizeSpec, Templates, TokenBucket};
 use pktgen::options::{PktgenOptions, Settings};
 use pktgen::report::{describe_rate, Measured, Report};
 use pktgen::series::{Series, Totals, DEFAULT_CAPACITY};
@@ -87,29 +87,117 @@ struct Runtime {
     paused: bool,
 }
 
-/// State both sides share: stop flags and owner-written progress counters.
+/// State the sides share: stop flags, the control word, and each side's owner-written lane.
 struct Shared {
     /// Set by the main lcore (duration, signal): stop transmitting.
     stop_tx: AtomicBool,
-    /// Set by the TX side once it has sent its last frame (after storing `tx_total`).
-    tx_done: AtomicBool,
-    /// Frames built so far (stored before they are handed to the TX queue); written by the TX
-    /// side only. Tells the analyzer which sequence numbers can be ours yet.
-    built: AtomicU64,
-    /// Frames sent; written by the TX side only.
-    tx_total: OwnedCounter,
-    /// Frames received (ours or not); written by the RX side only.
-    rx_frames: OwnedCounter,
-    /// Set by the main lcore: a signal stopped the TX side before its count or duration.
+    /// Set by the main lcore: a signal stopped the TX sides before their count or duration.
     interrupted: AtomicBool,
-    /// The RX side's latest analysis, refreshed a few times a second for the stats line.
-    snapshot: Mutex<Snapshot>,
-    /// Pause and rate, set by the main lcore (control socket), read by the TX side once per
+    /// One per TX side, written by that side only.
+    tx: Box<[TxLane]>,
+    /// One per RX side, written by that side only.
+    rx: Box<[RxLane]>,
+    /// Pause and rate, set by the main lcore (control socket), read by each TX side once per
     /// burst.
     control: TxControl,
     /// The run's time series, recorded by the monitor every `--sample-ms` (off the per-packet
     /// path: the lock is taken by the monitor only, then once at the end).
     series: Mutex<Series>,
+}
+
+/// A TX side's progress, written by that side only, alone in its cache lines.
+#[derive(Default)]
+#[repr(C, align(128))]
+struct TxLane {
+    /// Frames built so far (stored before they are handed to the TX queue). Tells the
+    /// analyzers which sequence numbers of this side's streams can be ours yet.
+    built: AtomicU64,
+    /// Frames sent.
+    sent: OwnedCounter,
+    /// Set once the side has sent its last frame (after `sent` is final).
+    done: AtomicBool,
+}
+
+/// An RX side's progress, written by that side only, alone in its cache lines.
+#[derive(Default)]
+#[repr(C, align(128))]
+struct RxLane {
+    /// Frames received (ours or not).
+    frames: OwnedCounter,
+    /// Distinct frames of ours received (a store per burst by the owner).
+    distinct: AtomicU64,
+    /// Set once the side's drain is over.
+    done: AtomicBool,
+    /// The side's latest analysis, refreshed a few times a second for the stats line.
+    snapshot: Mutex<Snapshot>,
+}
+
+impl Shared {
+    fn new(tx_sides: usize, rx_sides: usize, control: TxControl, series: Series) -> Self {
+        Shared {
+            stop_tx: AtomicBool::new(false),
+            interrupted: AtomicBool::new(false),
+            tx: (0..tx_sides).map(|_| TxLane::default()).collect(),
+            rx: (0..rx_sides).map(|_| RxLane::default()).collect(),
+            control,
+            series: Mutex::new(series),
+        }
+    }
+
+    /// Frames sent by every TX side so far.
+    fn tx_total(&self) -> u64 {
+        self.tx.iter().map(|l| l.sent.get()).sum()
+    }
+
+    /// Frames received by every RX side so far.
+    fn rx_frames(&self) -> u64 {
+        self.rx.iter().map(|l| l.frames.get()).sum()
+    }
+
+    /// Distinct frames of ours received by every RX side so far.
+    fn rx_distinct(&self) -> u64 {
+        // Relaxed: statistics; the drain decision reads them after tx_done (Acquire), and a
+        // count read a little stale only makes the drain wait one more loop.
+        self.rx
+            .iter()
+            .map(|l| l.distinct.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Whether every TX side has sent its last frame; once true, `tx_total` is final.
+    fn tx_done(&self) -> bool {
+        // Acquire: pairs with the Release in Tx::finish, so each side's `sent` is final.
+        self.tx.iter().all(|l| l.done.load(Ordering::Acquire))
+    }
+
+    /// Whether every RX side's drain is over.
+    fn rx_done(&self) -> bool {
+        // Relaxed: ends the monitor's loop only; the results come back through the join.
+        self.rx.iter().all(|l| l.done.load(Ordering::Relaxed))
+    }
+
+    /// Whether every TX side that is still sending has acted on the paused `word`.
+    fn all_acked(&self, word: u64) -> bool {
+        self.tx.iter().enumerate().all(|(i, l)| {
+            // Acquire: as in tx_done.
+            l.done.load(Ordering::Acquire) || self.control.acked(i, word)
+        })
+    }
+
+    /// The RX sides' latest analyses together: counts summed, the latency of the side with
+    /// the highest p99 (for the stats line; the report merges the histograms exactly).
+    fn snapshot(&self) -> Snapshot {
+        let mut out = Snapshot::default();
+        for l in self.rx.iter() {
+            let s = *l.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+            out.received += s.received;
+            out.distinct += s.distinct;
+            if s.latency.p99 >= out.latency.p99 {
+                out.latency = s.latency;
+            }
+        }
+        out
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -119,17 +207,20 @@ struct Snapshot {
     latency: Latency,
 }
 
-/// The transmit side.
+/// A transmit side: one TX queue, its own streams, its share of the rate.
 struct Tx<'q, 'a> {
+    /// Its index among the TX sides: its lane in [`Shared`] and in the analyzers.
+    lane: usize,
     txq: TxQueue<'q, 'a>,
     pool: &'a Mempool<'a>,
-    /// Per-flow frame templates: per frame only the stamp and the checksums are written.
+    /// Templates of its own streams: local stream `k` is the run's stream `lane + k * sides`.
     frames: Templates,
-    flows: Vec<Flow>,
+    /// How many streams it owns.
+    streams: usize,
     size: SizeSpec,
     count: u64,
     bucket: Option<TokenBucket>,
-    /// Next sequence number (= frames sent) per stream.
+    /// Next sequence number (= frames sent) per local stream.
     seq: Vec<u64>,
     sent: u64,
     /// Bytes of the frames sent (FCS included), kept like `seq`.
@@ -139,13 +230,15 @@ struct Tx<'q, 'a> {
     last_tsc: u64,
     /// Frames built but not yet taken by the TX queue: sent first next time, in order.
     pending: Burst<'a>,
-    /// The stream of the next frame built: `sent % flows`, kept rather than divided for.
+    /// The local stream of the next frame built: `sent % streams`, kept rather than divided.
     next_stream: usize,
     tsc_hz: u64,
     /// The control word this side last acknowledged (see `TxControl`), and the rate it last
     /// built its token bucket for.
     acked: u64,
     rate_bits: u64,
+    /// TX sides sharing the rate.
+    sides: usize,
 }
 
 impl Tx<'_, '_> {
@@ -153,6 +246,7 @@ impl Tx<'_, '_> {
     fn step(&mut self, shared: &Shared) -> bool {
         let now = pmd::rdtsc();
         self.first_tsc.get_or_insert(now);
+        let lane = &shared.tx[self.lane];
         // Relaxed: a stop request carries no data. Checked even with frames pending, so that a
         // TX queue that never drains (link down) cannot keep pktgen from stopping: `finish`
         // retries the pending frames a bounded number of times.
@@ -183,11 +277,11 @@ impl Tx<'_, '_> {
                 }
                 return true;
             }
-            let nf = self.flows.len();
+            let nf = self.streams;
             for (k, slot) in bufs[..n as usize].iter_mut().enumerate() {
                 let idx = self.sent + k as u64;
-                // Round robin over the streams (frame `idx` is stream `idx % flows`), without a
-                // division per frame.
+                // Round robin over the streams (frame `idx` is local stream `idx % streams`),
+                // without a division per frame.
                 let stream = self.next_stream;
                 self.next_stream = if stream + 1 == nf { 0 } else { stream + 1 };
                 let mut m = slot.take().expect("allocated above");
@@ -202,12 +296,12 @@ impl Tx<'_, '_> {
             }
             self.sent += n as u64;
             // Release: pairs with the Acquire in Rx::step; a frame seen there was built after
-            // this store, so the analyzer's bound covers it.
-            shared.built.store(self.sent, Ordering::Release);
+            // this store, so the analyzer's bound covers it. Only this side writes its lane.
+            lane.built.store(self.sent, Ordering::Release);
         }
         let before = self.pending.len();
         let sent = self.txq.tx_burst(&mut self.pending);
-        shared.tx_total.add(sent as u64);
+        lane.sent.add(sent as u64);
         if sent < before {
             // Queue full: the rest go first next time, keeping each stream's order.
             std::hint::spin_loop();
@@ -222,7 +316,7 @@ impl Tx<'_, '_> {
         let word = shared.control.word();
         if TxControl::is_paused(word) {
             if self.acked != word {
-                shared.control.acknowledge(word);
+                shared.control.acknowledge(self.lane, word);
                 self.acked = word;
             }
             return false;
@@ -230,26 +324,28 @@ impl Tx<'_, '_> {
         let bits = shared.control.rate_bits();
         if bits != self.rate_bits {
             self.rate_bits = bits;
-            self.bucket = TxControl::pps_of(bits).map(|pps| tx_bucket(pps, self.tsc_hz, now));
+            // Each side sends its share of the rate.
+            self.bucket = TxControl::pps_of(bits)
+                .map(|pps| tx_bucket(pps / self.sides as f64, self.tsc_hz, now));
         }
         true
     }
 
     fn finish(&mut self, shared: &Shared) {
-        // Frames still pending were never sent: take back their sequence numbers is not
-        // possible (later ones exist only if they were sent), so flush them with retries.
+        let lane = &shared.tx[self.lane];
+        // Frames still pending were never sent: flush them with retries.
         for _ in 0..1000 {
             if self.pending.is_empty() {
                 break;
             }
             let sent = self.txq.tx_burst(&mut self.pending);
-            shared.tx_total.add(sent as u64);
+            lane.sent.add(sent as u64);
         }
         let unsent = self.pending.len() as u64;
         if unsent > 0 {
             // Give the frames back and count them as not sent: they were the newest of their
             // streams, so the per-stream counts stay exact.
-            let nf = self.flows.len() as u64;
+            let nf = self.streams as u64;
             for k in 0..unsent {
                 let idx = self.sent - 1 - k;
                 self.seq[(idx % nf) as usize] -= 1;
@@ -258,9 +354,9 @@ impl Tx<'_, '_> {
             self.pending.free_all();
         }
         self.last_tsc = pmd::rdtsc();
-        // Release: tx_total (and the per-stream counts, handed over by the join) are complete
-        // before the RX side, reading tx_done with Acquire, trusts them.
-        shared.tx_done.store(true, Ordering::Release);
+        // Release: `sent` (and the per-stream counts, handed over by the join) are complete
+        // before an RX side, reading `done` with Acquire, trusts them.
+        lane.done.store(true, Ordering::Release);
     }
 }
 
@@ -276,36 +372,46 @@ fn tx_bucket(pps: f64, tsc_hz: u64, now: u64) -> TokenBucket {
     TokenBucket::new(pps, tsc_hz, save, now)
 }
 
-/// The receive side.
+/// A receive side: one RX queue and its own analyzer of every stream.
 struct Rx<'q, 'a> {
+    /// Its index among the RX sides: its lane in [`Shared`].
+    lane: usize,
     rxq: RxQueue<'q, 'a>,
     analyzer: Analyzer,
     burst: Burst<'a>,
     next_snapshot: u64,
     snapshot_every: u64,
-    /// TSC when the TX side was first seen done.
+    /// TSC when every TX side was first seen done.
     tx_done_at: Option<u64>,
     drain_cycles: u64,
     /// TSC of the last burst that held a frame of ours.
     last_rx_tsc: u64,
-    /// Distinct frames received and frames sent when the current trial began (a search runs
-    /// several; a plain run one, from 0): the drain is over once the trial's are all back.
+    /// Distinct frames received (all RX sides) and frames sent when the current trial began
+    /// (a search runs several; a plain run one, from 0): the drain is over once the trial's
+    /// are all back.
     base: (u64, u64),
     /// Test fixture (`--fixture-capacity-pps`): frames beyond this rate are dropped before
     /// analysis, as a device of that capacity would; and how many were.
     police: Option<TokenBucket>,
     policed: u64,
+    /// Loops so far (see `step`).
+    polls: u32,
 }
 
 impl Rx<'_, '_> {
     /// One iteration; returns false once the drain is over.
     fn step(&mut self, shared: &Shared) -> bool {
-        let now = pmd::rdtsc();
+        let lane = &shared.rx[self.lane];
         let n = self.rxq.rx_burst(&mut self.burst);
+        // After the burst: a frame stamped by another lcore after an earlier reading would
+        // have a negative latency, and not be counted as a sample.
+        let now = pmd::rdtsc();
         if n > 0 {
-            // Acquire, after the burst: pairs with the Release in Tx::step.
-            self.analyzer
-                .set_built(shared.built.load(Ordering::Acquire));
+            for (t, l) in shared.tx.iter().enumerate() {
+                // Acquire, after the burst: pairs with the Release in Tx::step.
+                self.analyzer
+                    .set_built_lane(t, l.built.load(Ordering::Acquire));
+            }
             let ours_before = self.analyzer.received_bytes();
             // Checked once per burst: no fixture, every frame is analyzed.
             let admitted = match self.police.as_mut() {
@@ -321,22 +427,31 @@ impl Rx<'_, '_> {
             if self.analyzer.received_bytes() != ours_before {
                 self.last_rx_tsc = now;
             }
-            shared.rx_frames.add(n as u64);
+            lane.frames.add(n as u64);
+            // Relaxed: a statistic with one writer (see Shared::rx_distinct).
+            lane.distinct
+                .store(self.analyzer.distinct(), Ordering::Relaxed);
         }
         if now >= self.next_snapshot {
             self.publish(shared);
             self.next_snapshot = now + self.snapshot_every;
         }
-        // Acquire: pairs with the Release in Tx::finish, so tx_total is final when seen.
-        if self.tx_done_at.is_none() && shared.tx_done.load(Ordering::Acquire) {
+        // When the queue was not full, or every 64th loop (a device such as net_null always
+        // fills the burst): reading every TX lane's flag each loop would pull their cache
+        // lines over while they send.
+        self.polls = self.polls.wrapping_add(1);
+        if self.tx_done_at.is_none()
+            && (n < MAX_BURST || self.polls.is_multiple_of(64))
+            && shared.tx_done()
+        {
             self.tx_done_at = Some(now);
         }
         match self.tx_done_at {
             None => true,
             Some(t) => {
                 let (distinct0, sent0) = self.base;
-                let all_back = self.analyzer.distinct() - distinct0
-                    >= shared.tx_total.get().saturating_sub(sent0);
+                let all_back = shared.rx_distinct().saturating_sub(distinct0)
+                    >= shared.tx_total().saturating_sub(sent0);
                 !all_back && now - t < self.drain_cycles
             }
         }
@@ -349,53 +464,119 @@ impl Rx<'_, '_> {
             latency: self.analyzer.latency(),
         };
         // A few times a second, off the per-packet path.
-        *shared.snapshot.lock().expect("not poisoned") = s;
+        *shared.rx[self.lane]
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = s;
     }
 }
 
-/// What the run measured, from both sides once they are done.
-fn measured(tx: &Tx, rx: &Rx, shared: &Shared, elapsed_s: f64) -> Measured {
-    let (per_stream, total) = rx.analyzer.counts(&tx.seq);
+/// Every side of a run, in lane order.
+struct Sides<'q, 'a> {
+    tx: Vec<Tx<'q, 'a>>,
+    rx: Vec<Rx<'q, 'a>>,
+}
+
+/// What the run measured, from every side once they are done: the RX sides' analyzers merged
+/// into one (exact across queues), each stream's sent count from the TX side that owns it.
+fn measured(sides: &Sides, shared: &Shared, elapsed_s: f64) -> Measured {
+    let nt = sides.tx.len();
+    let streams: usize = sides.tx.iter().map(|t| t.streams).sum();
+    let mut sent = vec![0u64; streams];
+    for t in &sides.tx {
+        for (k, &n) in t.seq.iter().enumerate() {
+            sent[t.lane + k * nt] = n;
+        }
+    }
+    let mut merged: Option<Analyzer> = None;
+    for r in &sides.rx {
+        match merged.as_mut() {
+            None => {
+                let mut a = Analyzer::with_lanes(streams, nt, pmd::tsc_hz());
+                a.absorb(&r.analyzer);
+                merged = Some(a);
+            }
+            Some(a) => a.absorb(&r.analyzer),
+        }
+    }
+    let a = merged.unwrap_or_else(|| Analyzer::new(streams, pmd::tsc_hz()));
+    let (per_stream, total) = a.counts(&sent);
     let hz = pmd::tsc_hz().max(1) as f64;
-    let first = tx.first_tsc.unwrap_or(tx.last_tsc);
+    let last_tx = sides.tx.iter().map(|t| t.last_tsc).max().unwrap_or(0);
+    let first = sides
+        .tx
+        .iter()
+        .filter_map(|t| t.first_tsc)
+        .min()
+        .unwrap_or(last_tx);
+    let last_rx = sides.rx.iter().map(|r| r.last_rx_tsc).max().unwrap_or(0);
     let secs = |end: u64| end.saturating_sub(first) as f64 / hz;
     Measured {
         per_stream,
         total,
-        foreign: rx.analyzer.foreign(),
-        latency: rx.analyzer.latency(),
-        stream_latency: rx.analyzer.stream_latency(),
-        histogram: rx.analyzer.histogram_base64(),
-        tx_bytes: tx.bytes,
-        rx_bytes: rx.analyzer.received_bytes(),
+        foreign: a.foreign(),
+        latency: a.latency(),
+        stream_latency: a.stream_latency(),
+        histogram: a.histogram_base64(),
+        tx_bytes: sides.tx.iter().map(|t| t.bytes).sum(),
+        rx_bytes: a.received_bytes(),
         elapsed_s,
-        tx_s: secs(tx.last_tsc),
-        rx_s: secs(rx.last_rx_tsc),
+        tx_s: secs(last_tx),
+        rx_s: secs(last_rx),
         // Relaxed: the lcores are joined.
         interrupted: shared.interrupted.load(Ordering::Relaxed),
         series: std::mem::take(&mut *shared.series.lock().unwrap_or_else(|e| e.into_inner())),
     }
 }
 
-/// One run: the ports, both sides on the lcores there are, then the results; whether it
+/// One run: the ports, every side on the lcores there are, then the results; whether it
 /// passed its criteria.
 fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     let nb_ports = Port::count(eal);
-    for (what, p) in [("--tx-port", opts.tx_port), ("--rx-port", opts.rx_port)] {
+    let (tx_ports, rx_ports) = match &opts.ports {
+        Some(p) => (p.clone(), p.clone()),
+        None => (vec![opts.tx_port], vec![opts.rx_port]),
+    };
+    for &p in tx_ports.iter().chain(&rx_ports) {
         if p >= nb_ports {
-            bail!("{what} {p} does not exist: {nb_ports} port(s) available (add --vdev=... or -a PCI to the EAL options)");
+            let what = if opts.ports.is_some() {
+                "--portmask enables port"
+            } else if tx_ports.contains(&p) {
+                "--tx-port"
+            } else {
+                "--rx-port"
+            };
+            bail!("{what} {p}, which does not exist: {nb_ports} port(s) available (add --vdev=... or -a PCI to the EAL options)");
         }
     }
+    let tx_sides = tx_ports.len() * opts.txq as usize;
+    let rx_sides = rx_ports.len() * opts.rxq as usize;
     // Two pools: the frames we build are never handed back by the RX side as received. A
     // driver that delivers a buffer without writing it (net_null does) would otherwise return
     // a stale copy of one of our frames, counted as ours; from the RX pool it holds nothing of
-    // ours, and counts as foreign.
-    let tx_pool = Mempool::create(eal, "pktgen_tx", 16384, 256, 2048 + 128, eal.socket_id())
-        .context("cannot create the TX mbuf pool")?;
-    let pool = Mempool::create(eal, "pktgen_rx", 8192, 256, 2048 + 128, eal.socket_id())
-        .context("cannot create the RX mbuf pool")?;
-    let mut ports = Ports::start(eal, opts, &pool)?;
-    let (tx, rx) = sides(&ports, &tx_pool, opts)?;
+    // ours, and counts as foreign. Each queue's ring (1024) and a few bursts more per side.
+    let per_side = 1024 + 8 * MAX_BURST as u32;
+    let tx_pool = Mempool::create(
+        eal,
+        "pktgen_tx",
+        (8192 + tx_sides as u32 * per_side).max(16384),
+        256,
+        2048 + 128,
+        eal.socket_id(),
+    )
+    .context("cannot create the TX mbuf pool")?;
+    let pool = Mempool::create(
+        eal,
+        "pktgen_rx",
+        (4096 + rx_sides as u32 * per_side).max(8192),
+        256,
+        2048 + 128,
+        eal.socket_id(),
+    )
+    .context("cannot create the RX mbuf pool")?;
+    let mut ports = Ports::start(eal, opts, &tx_ports, &rx_ports, &pool)?;
+    let sides = sides(&ports, &tx_ports, &rx_ports, &tx_pool, opts)?;
+    let placement = place(eal, opts, sides.tx.len(), sides.rx.len())?;
     let rate = RateSetting::new(opts.rate, opts.size.mean());
     let (requests, _server) = match &runtime.control {
         Some(path) => {
@@ -421,62 +602,56 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
         )
         .ok()
     };
-    let control = Control {
+    let mut control = Control {
         requests,
         published,
         rate,
         mean_size: opts.size.mean(),
     };
-    let shared = Shared {
-        stop_tx: AtomicBool::new(false),
-        tx_done: AtomicBool::new(false),
-        built: AtomicU64::new(0),
-        tx_total: OwnedCounter::default(),
-        rx_frames: OwnedCounter::default(),
-        interrupted: AtomicBool::new(false),
-        snapshot: Mutex::new(Snapshot::default()),
-        control: TxControl::new(runtime.paused, rate.pps),
-        series: Mutex::new(Series::new(opts.sample_ms, DEFAULT_CAPACITY)),
-    };
+    let shared = Shared::new(
+        sides.tx.len(),
+        sides.rx.len(),
+        TxControl::new(runtime.paused, rate.pps, sides.tx.len()),
+        Series::new(opts.sample_ms, DEFAULT_CAPACITY),
+    );
     let quit = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&quit))
             .context("cannot install signal handler")?;
     }
     let started = Instant::now();
-    let mut control = control;
     if let Some(search) = opts.search {
         let mut trials = LiveTrials {
             eal,
             opts,
+            placement: &placement,
             shared: &shared,
             quit: &quit,
             control: &mut control,
-            sides: Some((tx, rx)),
+            sides: Some(sides),
             started,
             trial: search.trial,
             number: 0,
             last: Latency::default(),
         };
         let found = trials.search(search);
-        let (tx, rx) = trials.sides.take().context("a pktgen lcore failed")?;
+        let sides = trials.sides.take().context("a pktgen lcore failed")?;
         let found = found?;
         let report = Report::new(
-            measured(&tx, &rx, &shared, started.elapsed().as_secs_f64()),
+            measured(&sides, &shared, started.elapsed().as_secs_f64()),
             opts,
         );
-        drop(tx);
-        drop(rx);
+        drop(sides);
         ports.stop()?;
         return finish_search(found, report, opts);
     }
     // Checked: a --duration of a year still fits an Instant.
     let stop_at = opts.duration.and_then(|d| started.checked_add(d));
-    let (tx, rx) = launch(
+    let sides = launch(
         eal,
         opts,
-        tx,
-        rx,
+        &placement,
+        sides,
         &shared,
         &quit,
         started,
@@ -484,239 +659,396 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
         &mut control,
     )?;
     let report = Report::new(
-        measured(&tx, &rx, &shared, started.elapsed().as_secs_f64()),
+        measured(&sides, &shared, started.elapsed().as_secs_f64()),
         opts,
     );
-    drop(tx);
-    drop(rx);
+    drop(sides);
     ports.stop()?;
     finish(&report, opts)
 }
 
-/// The TX port and, when it is another one, the RX port: configured and started.
+/// Every port the run transmits or receives on, configured with `--txq` TX and `--rxq` RX
+/// queues (RSS spreads what arrives) and started, in port id order.
 struct Ports<'p> {
-    tx: Port<'p>,
-    rx: Option<Port<'p>>,
+    ports: Vec<Port<'p>>,
 }
 
 impl<'p> Ports<'p> {
-    fn start<'e: 'p>(eal: &'p Eal, opts: &Settings, pool: &'p Mempool<'e>) -> Result<Self> {
-        let cfg = PortConfig::default();
-        let start = |id: u16| -> Result<Port<'p>> {
+    fn start<'e: 'p>(
+        eal: &'p Eal,
+        opts: &Settings,
+        tx_ports: &[u16],
+        rx_ports: &[u16],
+        pool: &'p Mempool<'e>,
+    ) -> Result<Self> {
+        let mut ids: Vec<u16> = tx_ports.iter().chain(rx_ports).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut ports = Vec::new();
+        for id in ids {
+            let cfg = PortConfig {
+                rx_queues: opts.rxq,
+                tx_queues: opts.txq,
+                ..PortConfig::default()
+            };
             let mut p = Port::configure(eal, pmd::PortId::new(id), &cfg, pool)
                 .with_context(|| format!("cannot configure port {id}"))?;
             p.start()?;
-            Ok(p)
-        };
-        let tx = start(opts.tx_port)?;
-        let rx = if opts.rx_port != opts.tx_port {
-            Some(start(opts.rx_port)?)
-        } else {
-            None
-        };
-        Ok(Ports { tx, rx })
+            ports.push(p);
+        }
+        Ok(Ports { ports })
     }
 
-    fn rx(&self) -> &Port<'p> {
-        self.rx.as_ref().unwrap_or(&self.tx)
+    fn get(&self, id: u16) -> &Port<'p> {
+        self.ports
+            .iter()
+            .find(|p| p.id().get() == id)
+            .expect("every port named is started")
     }
 
     /// Stops the ports (no queue handle is left: the borrow checker sees to it).
     fn stop(&mut self) -> Result<()> {
-        self.tx.stop()?;
-        if let Some(p) = self.rx.as_mut() {
+        for p in &mut self.ports {
             p.stop()?;
         }
         Ok(())
     }
 }
 
-/// Both sides, ready to run: the TX side's flows, frame sizes and token bucket, the RX side's
+/// Every side, ready to run: per TX port and queue a TX side with its streams, frame sizes and
+/// templates (stream `s` on TX side `s % sides`), per RX port and queue an RX side with its
 /// analyzer. Says on stdout what is about to run.
 fn sides<'q, 'a>(
     ports: &'q Ports<'a>,
+    tx_ports: &[u16],
+    rx_ports: &[u16],
     tx_pool: &'a Mempool<'a>,
     opts: &Settings,
-) -> Result<(Tx<'q, 'a>, Rx<'q, 'a>)> {
-    let (tx_port, rx_port) = (&ports.tx, ports.rx());
-    let src = tx_port.mac_addr()?;
-    let dst = opts.dst_mac.unwrap_or(rx_port.mac_addr()?);
+) -> Result<Sides<'q, 'a>> {
+    let hz = pmd::tsc_hz();
+    let now = pmd::rdtsc();
+    let nt = tx_ports.len() * opts.txq as usize;
+    let flows = opts.flows as usize;
+    let mut tx = Vec::new();
+    for &pid in tx_ports {
+        let port = ports.get(pid);
+        let src = port.mac_addr()?;
+        // Where this port's frames go: --dst-mac; with --portmask, the paired port's MAC (as
+        // l2fwd pairs ports: 0-1, 2-3) when it is enabled too, else the port's own; without,
+        // the RX port's.
+        let dst = match (opts.dst_mac, &opts.ports) {
+            (Some(m), _) => m,
+            (None, Some(enabled)) if enabled.contains(&(pid ^ 1)) => {
+                ports.get(pid ^ 1).mac_addr()?
+            }
+            (None, Some(_)) => src,
+            (None, None) => ports.get(opts.rx_port).mac_addr()?,
+        };
+        for q in 0..opts.txq {
+            let lane = tx.len();
+            let ids: Vec<u16> = (lane..flows).step_by(nt).map(|s| s as u16).collect();
+            let frames = Templates::for_streams(
+                opts.frame,
+                &EtherAddrs {
+                    dst: dst.0,
+                    src: src.0,
+                },
+                &ids,
+                &opts.size,
+            )
+            .map_err(anyhow::Error::msg)?;
+            tx.push(Tx {
+                lane,
+                txq: port.tx_queue(pmd::QueueId::new(q))?,
+                pool: tx_pool,
+                frames,
+                streams: ids.len(),
+                size: opts.size.clone(),
+                count: opts.count.map_or(u64::MAX, |c| {
+                    // The count is split like the streams: side `lane` sends every nt-th frame.
+                    c / nt as u64 + u64::from((lane as u64) < c % nt as u64)
+                }),
+                bucket: opts
+                    .rate
+                    .pps(opts.size.mean())
+                    .map(|pps| tx_bucket(pps / nt as f64, hz, now)),
+                seq: vec![0; ids.len()],
+                sent: 0,
+                bytes: 0,
+                first_tsc: None,
+                last_tsc: now,
+                pending: Burst::new(),
+                next_stream: 0,
+                tsc_hz: hz,
+                acked: u64::MAX,
+                // No rate's bits (a NaN): the first burst builds the bucket from the control
+                // word.
+                rate_bits: u64::MAX,
+                sides: nt,
+            });
+        }
+    }
+    let mut rx = Vec::new();
+    for &pid in rx_ports {
+        let port = ports.get(pid);
+        for q in 0..opts.rxq {
+            rx.push(Rx {
+                lane: rx.len(),
+                rxq: port.rx_queue(pmd::QueueId::new(q))?,
+                analyzer: Analyzer::with_lanes(flows, nt, hz),
+                burst: Burst::new(),
+                next_snapshot: now,
+                // Five times a second for the stats line, and twice per time-series sample.
+                snapshot_every: (hz / 5).min(hz / 2000 * opts.sample_ms).max(1),
+                tx_done_at: None,
+                drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
+                last_rx_tsc: 0,
+                base: (0, 0),
+                // The fixture's device buffers 10 ms of its capacity (at least a burst):
+                // without a buffer, an RX lcore descheduled for a moment would see a backlog
+                // no real device drops. A trial above capacity for `trial_s` passes only if its
+                // excess fits the buffer: 1% of the capacity over a 1-second trial. Split over
+                // the RX sides like the rate over the TX sides.
+                police: opts.fixture_capacity_pps.map(|pps| {
+                    let pps = pps / (rx_ports.len() * opts.rxq as usize) as f64;
+                    let buffer = ((pps / 100.0) as u32).max(MAX_BURST as u32);
+                    TokenBucket::new(pps, hz, buffer, now)
+                }),
+                policed: 0,
+                polls: 0,
+            });
+        }
+    }
+    let name = |id: u16| format!("{id} ({})", ports.get(id).name());
+    let list = |ids: &[u16]| ids.iter().map(|&p| name(p)).collect::<Vec<_>>().join(", ");
     apps_common::outln!(
-        "pktgen: TX port {} ({}) -> RX port {} ({}), rate {}, size {}, {} flow(s), {} frames, dst {dst}",
-        tx_port.id(),
-        tx_port.name(),
-        rx_port.id(),
-        rx_port.name(),
+        "pktgen: TX port{} {} -> RX port{} {}, rate {}, size {}, {} flow(s), {} frames{}",
+        if tx_ports.len() > 1 { "s" } else { "" },
+        list(tx_ports),
+        if rx_ports.len() > 1 { "s" } else { "" },
+        list(rx_ports),
         describe_rate(opts.rate, opts.size.mean()),
         opts.size,
         opts.flows,
-        opts.frame
+        opts.frame,
+        match opts.dst_mac {
+            Some(m) => format!(", dst {m}"),
+            None if opts.ports.is_none() => {
+                format!(", dst {}", ports.get(opts.rx_port).mac_addr()?)
+            }
+            None => String::new(),
+        }
     );
-    let hz = pmd::tsc_hz();
-    let now = pmd::rdtsc();
-    let bucket = opts
-        .rate
-        .pps(opts.size.mean())
-        .map(|pps| tx_bucket(pps, hz, now));
-    let flows: Vec<Flow> = (0..opts.flows).map(Flow::nth).collect();
-    let tx = Tx {
-        txq: tx_port.tx_queue(pmd::QueueId::new(0))?,
-        pool: tx_pool,
-        frames: Templates::new(
-            opts.frame,
-            &EtherAddrs {
-                dst: dst.0,
-                src: src.0,
-            },
-            &flows,
-            &opts.size,
-        )
-        .map_err(anyhow::Error::msg)?,
-        flows,
-        size: opts.size.clone(),
-        count: opts.count.unwrap_or(u64::MAX),
-        bucket,
-        seq: vec![0; opts.flows as usize],
-        sent: 0,
-        bytes: 0,
-        first_tsc: None,
-        last_tsc: now,
-        pending: Burst::new(),
-        next_stream: 0,
-        tsc_hz: hz,
-        acked: u64::MAX,
-        // No rate's bits (a NaN): the first burst builds the bucket from the control word.
-        rate_bits: u64::MAX,
-    };
-    let rx = Rx {
-        rxq: rx_port.rx_queue(pmd::QueueId::new(0))?,
-        analyzer: Analyzer::new(opts.flows as usize, hz),
-        burst: Burst::new(),
-        next_snapshot: now,
-        // Five times a second for the stats line, and twice per time-series sample.
-        snapshot_every: (hz / 5).min(hz / 2000 * opts.sample_ms).max(1),
-        tx_done_at: None,
-        drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
-        last_rx_tsc: 0,
-        base: (0, 0),
-        // The fixture's device buffers 10 ms of its capacity (at least a burst): without a
-        // buffer, an RX lcore descheduled for a moment would see a backlog no real device
-        // drops. A trial above capacity for `trial_s` passes only if its excess fits the
-        // buffer: 1% of the capacity over a 1-second trial.
-        police: opts.fixture_capacity_pps.map(|pps| {
-            let buffer = ((pps / 100.0) as u32).max(MAX_BURST as u32);
-            TokenBucket::new(pps, hz, buffer, now)
-        }),
-        policed: 0,
-    };
-    Ok((tx, rx))
+    Ok(Sides { tx, rx })
 }
 
-/// Runs both sides: with two or more worker lcores TX on the first and RX on the second, with
-/// one both on it, with none both on a thread beside the main lcore; meanwhile the main lcore
-/// runs [`monitor`]. Returns both sides once the RX side's drain is over.
+/// Which sides run where: per lcore (None: a thread beside the main lcore, when there is no
+/// worker lcore), the TX and RX sides it runs, by lane.
+type Placement = Vec<(Option<pmd::LcoreId>, Vec<usize>, Vec<usize>)>;
+
+/// Places `nt` TX and `nr` RX sides on the worker lcores: as `--tx-lcores`/`--rx-lcores` say,
+/// or by default TX sides on the first half of the workers (at least one) and RX sides on the
+/// rest, each dealt round robin; with one worker every side runs on it, with none on a thread
+/// beside the main lcore. Prints the placement.
+fn place(eal: &Eal, opts: &Settings, nt: usize, nr: usize) -> Result<Placement> {
+    let workers: Vec<u32> = eal.worker_lcores().iter().map(|l| l.get()).collect();
+    let check = |what: &str, list: &[u32]| -> Result<()> {
+        if let Some(l) = list.iter().find(|l| !workers.contains(l)) {
+            bail!(
+                "{what} names lcore {l}, which is not a worker lcore: the workers are {:?} (give them with the EAL's -l; the main lcore runs the stats)",
+                workers
+            );
+        }
+        Ok(())
+    };
+    let (tx_l, rx_l): (Vec<u32>, Vec<u32>) = match (&opts.tx_lcores, &opts.rx_lcores) {
+        (Some(t), Some(r)) => {
+            check("--tx-lcores", t)?;
+            check("--rx-lcores", r)?;
+            (t.clone(), r.clone())
+        }
+        (Some(t), None) => {
+            check("--tx-lcores", t)?;
+            let rest: Vec<u32> = workers.iter().copied().filter(|l| !t.contains(l)).collect();
+            (t.clone(), if rest.is_empty() { t.clone() } else { rest })
+        }
+        (None, Some(r)) => {
+            check("--rx-lcores", r)?;
+            let rest: Vec<u32> = workers.iter().copied().filter(|l| !r.contains(l)).collect();
+            (if rest.is_empty() { r.clone() } else { rest }, r.clone())
+        }
+        (None, None) => match workers.len() {
+            0 | 1 => (workers.clone(), workers.clone()),
+            w => {
+                let n = (w / 2).max(1).min(nt);
+                let rest: Vec<u32> = workers[n..].iter().copied().take(nr).collect();
+                (workers[..n].to_vec(), rest)
+            }
+        },
+    };
+    let mut out: Placement = Vec::new();
+    let mut slot = |lcore: Option<u32>| -> usize {
+        let id = lcore.map(pmd::LcoreId::new);
+        match out.iter().position(|(l, _, _)| *l == id) {
+            Some(i) => i,
+            None => {
+                out.push((id, Vec::new(), Vec::new()));
+                out.len() - 1
+            }
+        }
+    };
+    let mut plan = Vec::new();
+    for t in 0..nt {
+        plan.push((slot(tx_l.get(t % tx_l.len().max(1)).copied()), true, t));
+    }
+    for r in 0..nr {
+        plan.push((slot(rx_l.get(r % rx_l.len().max(1)).copied()), false, r));
+    }
+    for (i, is_tx, lane) in plan {
+        if is_tx {
+            out[i].1.push(lane);
+        } else {
+            out[i].2.push(lane);
+        }
+    }
+    if nt + nr > 2 || out.len() > 1 {
+        for (l, t, r) in &out {
+            apps_common::outln!(
+                "pktgen: {}: TX sides {t:?}, RX sides {r:?}",
+                l.map_or("main thread".to_owned(), |l| format!("lcore {}", l.get()))
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Runs every side where `placement` says, meanwhile the main lcore runs [`monitor`]. Returns
+/// the sides, in lane order, once every RX side's drain is over.
 #[allow(clippy::too_many_arguments)]
 fn launch<'q, 'a>(
     eal: &Eal,
     opts: &Settings,
-    tx: Tx<'q, 'a>,
-    rx: Rx<'q, 'a>,
+    placement: &Placement,
+    sides: Sides<'q, 'a>,
     shared: &Shared,
     quit: &AtomicBool,
     started: Instant,
     stop_at: Option<Instant>,
     control: &mut Control,
-) -> Result<(Tx<'q, 'a>, Rx<'q, 'a>)> {
-    let workers = eal.worker_lcores();
-    let rx_done = AtomicBool::new(false);
-    let done = &rx_done;
-    let monitor = move || monitor(opts, shared, quit, done, started, stop_at, control);
-    let (tx_result, rx_result) = if workers.len() >= 2 {
-        on_two_lcores(
-            eal,
-            [workers[0], workers[1]],
-            tx,
-            rx,
-            shared,
-            &rx_done,
-            monitor,
-        )?
-    } else {
-        let (t, r) = if workers.is_empty() {
-            std::thread::scope(|s| {
-                s.spawn(monitor);
-                run_both(tx, rx, shared, &rx_done)
-            })
-        } else {
-            on_one_lcore(eal, workers[0], tx, rx, shared, &rx_done, monitor)?
+) -> Result<Sides<'q, 'a>> {
+    for l in shared.rx.iter() {
+        // Relaxed: the lcores are not running; the launch publishes this.
+        l.done.store(false, Ordering::Relaxed);
+    }
+    let (nt, nr) = (sides.tx.len(), sides.rx.len());
+    let mut txs: Vec<Option<Tx>> = sides.tx.into_iter().map(Some).collect();
+    let mut rxs: Vec<Option<Rx>> = sides.rx.into_iter().map(Some).collect();
+    let monitor = move || monitor(opts, shared, quit, started, stop_at, control);
+    // One result slot per lcore: its sides back, or None if it failed.
+    let slots: Vec<Mutex<Option<Worker>>> = placement.iter().map(|_| Mutex::new(None)).collect();
+    let mut workers = Vec::new();
+    for (l, t, r) in placement {
+        let w = Worker {
+            tx: t.iter().filter_map(|&i| txs[i].take()).collect(),
+            rx: r.iter().filter_map(|&i| rxs[i].take()).collect(),
         };
-        (Some(t), Some(r))
-    };
-    match (tx_result, rx_result) {
-        (Some(t), Some(r)) => Ok((t, r)),
-        _ => bail!("a pktgen lcore failed"),
+        workers.push((*l, w));
     }
+    {
+        let mut jobs: Vec<(pmd::LcoreId, Box<dyn FnOnce() -> i32 + Send + '_>)> = Vec::new();
+        let mut on_thread = None;
+        for ((l, mut w), slot) in workers.into_iter().zip(&slots) {
+            match l {
+                Some(l) => jobs.push((
+                    l,
+                    Box::new(move || {
+                        w.run(shared);
+                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+                        0
+                    }),
+                )),
+                None => on_thread = Some((w, slot)),
+            }
+        }
+        match on_thread {
+            Some((mut w, slot)) => std::thread::scope(|s| {
+                s.spawn(monitor);
+                w.run(shared);
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+            }),
+            None => {
+                eal.run_on_lcores(jobs, monitor)?;
+            }
+        }
+    }
+    let mut txs: Vec<Option<Tx>> = (0..nt).map(|_| None).collect();
+    let mut rxs: Vec<Option<Rx>> = (0..nr).map(|_| None).collect();
+    for slot in slots {
+        let Some(w) = slot.into_inner().unwrap_or_else(|e| e.into_inner()) else {
+            bail!("a pktgen lcore failed");
+        };
+        for t in w.tx {
+            let i = t.lane;
+            txs[i] = Some(t);
+        }
+        for r in w.rx {
+            let i = r.lane;
+            rxs[i] = Some(r);
+        }
+    }
+    Ok(Sides {
+        tx: txs
+            .into_iter()
+            .collect::<Option<_>>()
+            .context("a TX side was lost")?,
+        rx: rxs
+            .into_iter()
+            .collect::<Option<_>>()
+            .context("an RX side was lost")?,
+    })
 }
 
-/// TX on `lcores[0]`, RX on `lcores[1]`, `monitor` on the main lcore. Each side comes back
-/// through its slot; None: its lcore failed.
-fn on_two_lcores<'q, 'a>(
-    eal: &Eal,
-    lcores: [pmd::LcoreId; 2],
-    mut tx: Tx<'q, 'a>,
-    mut rx: Rx<'q, 'a>,
-    shared: &Shared,
-    rx_done: &AtomicBool,
-    monitor: impl FnOnce(),
-) -> Result<(Option<Tx<'q, 'a>>, Option<Rx<'q, 'a>>)> {
-    let tx_slot = Mutex::new(None);
-    let rx_slot = Mutex::new(None);
-    {
-        let (tx_slot, rx_slot) = (&tx_slot, &rx_slot);
-        let tx_job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
-            while tx.step(shared) {}
-            tx.finish(shared);
-            *tx_slot.lock().expect("not poisoned") = Some(tx);
-            0
-        });
-        let rx_job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
-            while rx.step(shared) {}
-            rx.publish(shared);
-            // Relaxed: only ends the monitor's loop; the result goes through the mutex.
-            rx_done.store(true, Ordering::Relaxed);
-            *rx_slot.lock().expect("not poisoned") = Some(rx);
-            0
-        });
-        eal.run_on_lcores(vec![(lcores[0], tx_job), (lcores[1], rx_job)], monitor)?;
-    }
-    Ok((
-        tx_slot.into_inner().expect("not poisoned"),
-        rx_slot.into_inner().expect("not poisoned"),
-    ))
+/// The sides one lcore runs, in one loop.
+struct Worker<'q, 'a> {
+    tx: Vec<Tx<'q, 'a>>,
+    rx: Vec<Rx<'q, 'a>>,
 }
 
-/// Both sides in one loop ([`run_both`]) on worker lcore `lcore`, `monitor` on the main lcore.
-fn on_one_lcore<'q, 'a>(
-    eal: &Eal,
-    lcore: pmd::LcoreId,
-    tx: Tx<'q, 'a>,
-    rx: Rx<'q, 'a>,
-    shared: &Shared,
-    rx_done: &AtomicBool,
-    monitor: impl FnOnce(),
-) -> Result<(Tx<'q, 'a>, Rx<'q, 'a>)> {
-    let slot = Mutex::new(None);
-    {
-        let slot = &slot;
-        let job: Box<dyn FnOnce() -> i32 + Send + '_> = Box::new(move || {
-            *slot.lock().expect("not poisoned") = Some(run_both(tx, rx, shared, rx_done));
-            0
-        });
-        eal.run_on_lcores(vec![(lcore, job)], monitor)?;
+impl Worker<'_, '_> {
+    /// Steps every side until each TX side has finished and each RX side's drain is over.
+    fn run(&mut self, shared: &Shared) {
+        // Before the loop: the only allocation, one flag per side.
+        let mut sending = vec![true; self.tx.len()];
+        let mut receiving = vec![true; self.rx.len()];
+        loop {
+            let mut busy = false;
+            for (t, on) in self.tx.iter_mut().zip(sending.iter_mut()) {
+                if *on {
+                    if t.step(shared) {
+                        busy = true;
+                    } else {
+                        t.finish(shared);
+                        *on = false;
+                    }
+                }
+            }
+            for (r, on) in self.rx.iter_mut().zip(receiving.iter_mut()) {
+                if *on {
+                    if r.step(shared) {
+                        busy = true;
+                    } else {
+                        r.publish(shared);
+                        // Relaxed: ends the monitor's loop only (see Shared::rx_done).
+                        shared.rx[r.lane].done.store(true, Ordering::Relaxed);
+                        *on = false;
+                    }
+                }
+            }
+            if !busy {
+                break;
+            }
+        }
     }
-    slot.into_inner()
-        .expect("not poisoned")
-        .context("the pktgen lcore failed")
 }
 
 /// The results: the final summary, a warning when only foreign frames came back, the report,
@@ -739,29 +1071,6 @@ fn finish(report: &Report, opts: &Settings) -> Result<bool> {
         apps_common::errln!("pktgen: fail: {}", f.message);
     }
     Ok(report.passed())
-}
-
-/// TX and RX in one loop, on one lcore.
-fn run_both<'q, 'a>(
-    mut tx: Tx<'q, 'a>,
-    mut rx: Rx<'q, 'a>,
-    shared: &Shared,
-    rx_done: &AtomicBool,
-) -> (Tx<'q, 'a>, Rx<'q, 'a>) {
-    let mut sending = true;
-    loop {
-        if sending && !tx.step(shared) {
-            tx.finish(shared);
-            sending = false;
-        }
-        if !rx.step(shared) && !sending {
-            break;
-        }
-    }
-    rx.publish(shared);
-    // Relaxed: only ends the monitor's loop; the results are handed over by the join.
-    rx_done.store(true, Ordering::Relaxed);
-    (tx, rx)
 }
 
 /// The main lcore's part in runtime control: the control socket's requests (with
@@ -813,24 +1122,23 @@ impl Rates {
 impl Control {
     /// The run so far.
     fn stats(&self, shared: &Shared, rates: &Rates, started: Instant) -> Stats {
-        let s = *shared.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = shared.tx_total.get();
+        let s = shared.snapshot();
+        let tx = shared.tx_total();
         // Relaxed: flags; the counters are statistics read without ordering.
-        let state =
-            if shared.tx_done.load(Ordering::Relaxed) || shared.stop_tx.load(Ordering::Relaxed) {
-                TxState::Done
-            } else if shared.control.paused() {
-                TxState::Paused
-            } else {
-                TxState::Running
-            };
+        let state = if shared.tx_done() || shared.stop_tx.load(Ordering::Relaxed) {
+            TxState::Done
+        } else if shared.control.paused() {
+            TxState::Paused
+        } else {
+            TxState::Running
+        };
         Stats {
             state,
             rate: self.rate.rate.to_string(),
             rate_pps: self.rate.pps.map(|p| p.round() as u64),
             elapsed_ms: started.elapsed().as_millis() as u64,
             tx,
-            rx: shared.rx_frames.get(),
+            rx: shared.rx_frames(),
             missing_so_far: tx.saturating_sub(s.distinct),
             tx_pps: rates.tx_pps,
             rx_pps: rates.rx_pps,
@@ -849,13 +1157,11 @@ impl Control {
     ) -> Result<Value, String> {
         let over = || {
             // Relaxed: flags (see Shared).
-            (shared.tx_done.load(Ordering::Relaxed) || shared.stop_tx.load(Ordering::Relaxed)).then(
-                || {
-                    "transmission is over (its --count was sent, its --duration ran out, or a \
+            (shared.tx_done() || shared.stop_tx.load(Ordering::Relaxed)).then(|| {
+                "transmission is over (its --count was sent, its --duration ran out, or a \
                      signal stopped it): only stats now"
-                        .to_owned()
-                },
-            )
+                    .to_owned()
+            })
         };
         match req {
             Request::Stats {} => {}
@@ -872,7 +1178,7 @@ impl Control {
                 let word = shared.control.set_paused(true);
                 // Until the TX side has stopped, so that the tx reported stays put.
                 let until = Instant::now() + STOP_WAIT;
-                while !shared.control.acked(word) && over().is_none() && Instant::now() < until {
+                while !shared.all_acked(word) && over().is_none() && Instant::now() < until {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -899,7 +1205,6 @@ fn monitor(
     opts: &Settings,
     shared: &Shared,
     quit: &AtomicBool,
-    rx_done: &AtomicBool,
     started: Instant,
     stop_at: Option<Instant>,
     control: &mut Control,
@@ -914,9 +1219,9 @@ fn monitor(
     let sample_every = Duration::from_millis(opts.sample_ms);
     let mut next_sample = started.checked_add(sample_every);
     let sample = |now: Instant| {
-        let s = *shared.snapshot.lock().expect("not poisoned");
+        let s = shared.snapshot();
         let totals = Totals {
-            tx: shared.tx_total.get(),
+            tx: shared.tx_total(),
             rx: s.received,
             distinct: s.distinct,
         };
@@ -925,7 +1230,7 @@ fn monitor(
         series.record(t_ms, totals);
     };
     // Relaxed loads/stores: these flags carry no data (see Shared).
-    while !rx_done.load(Ordering::Relaxed) {
+    while !shared.rx_done() {
         std::thread::sleep(Duration::from_millis(10));
         let now = Instant::now();
         let timed_out = stop_at.is_some_and(|t| now >= t);
@@ -933,12 +1238,12 @@ fn monitor(
         if signalled || timed_out {
             shared.stop_tx.store(true, Ordering::Relaxed);
         }
-        if signalled && !timed_out && !shared.tx_done.load(Ordering::Relaxed) {
+        if signalled && !timed_out && !shared.tx_done() {
             shared.interrupted.store(true, Ordering::Relaxed);
         }
         if opts.stats_period > 0 && next.is_some_and(|n| now >= n) {
-            let s = *shared.snapshot.lock().expect("not poisoned");
-            let tx = shared.tx_total.get();
+            let s = shared.snapshot();
+            let tx = shared.tx_total();
             let dt = (now - last_t).as_secs_f64();
             apps_common::outln!(
                 "[{:>6.1}s] tx {:>12} ({:>11})  rx {:>12} ({:>11})  missing so far {:>10}  p99 {:>9} us",
@@ -957,7 +1262,7 @@ fn monitor(
             sample(now);
             next_sample = next_sample.and_then(|n| n.checked_add(sample_every));
         }
-        rates.sample(now, shared.tx_total.get(), shared.rx_frames.get());
+        rates.sample(now, shared.tx_total(), shared.rx_frames());
         while let Some(env) = requests.as_ref().and_then(|r| r.try_recv().ok()) {
             let answer = control.handle(env.req, shared, &rates, started);
             let _ = env.reply.send(answer);
@@ -970,4 +1275,6 @@ fn monitor(
     // The last (partial) period: the series then adds up to the run's totals.
     sample(Instant::now());
     control.publish(control.stats(shared, &rates, started));
+    // For the next trial of a search: the socket stays served.
+    control.requests = requests;
 }

@@ -10,6 +10,7 @@ use crate::verdict::{Criteria, LossLimit, MAX_LATENCY_US};
 use anyhow::bail;
 use apps_common::options::{in_range, AppOptions, InvalidOption};
 use clap::{CommandFactory, Parser};
+use dataplane::ports::parse_portmask;
 use pmd::MacAddr;
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,27 @@ pub struct PktgenOptions {
     /// Port whose received frames are analyzed (default: the TX port).
     #[arg(long = "rx-port")]
     pub rx_port: Option<u16>,
+    /// Hexadecimal mask of the ports to transmit and receive on, all of them (0x3: ports 0
+    /// and 1), instead of --tx-port/--rx-port. Port p's frames go to port p^1's MAC when that
+    /// port is enabled too (as l2fwd pairs them), else to its own.
+    #[arg(short = 'p', long)]
+    pub portmask: Option<String>,
+    /// TX queues per transmitting port, 1..=16 (default 1); each is a TX side owning its
+    /// share of the streams (stream s on TX side s % sides) and of the rate.
+    #[arg(long)]
+    pub txq: Option<u16>,
+    /// RX queues per receiving port, 1..=16 (default 1), spread by RSS; each is an RX side
+    /// with its own analyzer, merged exactly at the end.
+    #[arg(long)]
+    pub rxq: Option<u16>,
+    /// Worker lcores that run the TX sides, e.g. 1,2 or 1-2 (default: the first half of the
+    /// worker lcores, at least one; all of them when there is one).
+    #[arg(long = "tx-lcores", value_name = "LIST")]
+    pub tx_lcores: Option<String>,
+    /// Worker lcores that run the RX sides (default: the other worker lcores); an lcore in both
+    /// lists runs both kinds of side in one loop.
+    #[arg(long = "rx-lcores", value_name = "LIST")]
+    pub rx_lcores: Option<String>,
     /// max, packets/s (50000, 10Kpps, 1.5Mpps; 1pps to 10Gpps) or bits/s on the wire (100Mbps,
     /// 1Gbps; 1Kbps to 10000Gbps). Units are case-insensitive; a bare 1M or 1G is refused.
     #[arg(long)]
@@ -176,8 +198,45 @@ pub struct Settings {
     pub frame: FrameKind,
     /// `--search`: trials instead of one run.
     pub search: Option<SearchSettings>,
+    /// `--portmask`: the ports that transmit and receive (None: `tx_port` and `rx_port`).
+    pub ports: Option<Vec<u16>>,
+    /// Queues per port.
+    pub txq: u16,
+    pub rxq: u16,
+    /// Lcores for the TX and RX sides (None: the default placement).
+    pub tx_lcores: Option<Vec<u32>>,
+    pub rx_lcores: Option<Vec<u32>>,
     /// `--fixture-capacity-pps` (tests only).
     pub fixture_capacity_pps: Option<f64>,
+}
+
+/// The most queues per port (`--txq`, `--rxq`).
+pub const MAX_QUEUES: u64 = 16;
+
+/// An lcore list: `1,2`, `1-3`, `0,2-3` (ids below 1024, each once).
+pub fn parse_lcore_list(text: &str) -> Result<Vec<u32>, String> {
+    let bad = || format!("invalid lcore list {text:?}: expected ids such as 1,2 or 1-3");
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a > b || b >= 1024 {
+            return Err(bad());
+        }
+        for l in a..=b {
+            if out.contains(&l) {
+                return Err(format!(
+                    "invalid lcore list {text:?}: lcore {l} is listed twice"
+                ));
+            }
+            out.push(l);
+        }
+    }
+    Ok(out)
 }
 
 /// The longest trial of a search, in seconds: an hour.
@@ -312,6 +371,14 @@ impl AppOptions for PktgenOptions {
         if let Some(k) = &self.search {
             refused(parse_criterion(k, self.search_loss.as_deref()))?;
         }
+        if let Some(m) = &self.portmask {
+            refused(parse_portmask(m).map_err(|e| e.to_string()))?;
+        }
+        in_range("txq", self.txq.map(u64::from), 1..=MAX_QUEUES, "queues")?;
+        in_range("rxq", self.rxq.map(u64::from), 1..=MAX_QUEUES, "queues")?;
+        for l in [&self.tx_lcores, &self.rx_lcores].into_iter().flatten() {
+            refused(parse_lcore_list(l))?;
+        }
         positive_up_to("trial_s", self.trial_s, MAX_TRIAL_S, "seconds (an hour)")?;
         if let Some(r) = self.search_resolution {
             if !(0.1..=50.0).contains(&r) {
@@ -397,6 +464,27 @@ impl PktgenOptions {
                 "give --count N or --duration S (or both): pktgen needs to know when to stop sending"
             );
         }
+        let ports = match &self.portmask {
+            None => None,
+            Some(m) => {
+                if self.tx_port.is_some() || self.rx_port.is_some() {
+                    bail!("--portmask names the ports: leave out --tx-port and --rx-port");
+                }
+                let mask = parse_portmask(m)?;
+                Some(
+                    (0..64u16)
+                        .filter(|p| mask & (1 << p) != 0)
+                        .collect::<Vec<_>>(),
+                )
+            }
+        };
+        let tx_sides = ports.as_ref().map_or(1, Vec::len) as u64 * u64::from(self.txq.unwrap_or(1));
+        if self.flows.unwrap_or(1) < tx_sides {
+            bail!(
+                "--flows {} is fewer than the {tx_sides} TX queues: each TX queue sends its own streams, give --flows {tx_sides} or more",
+                self.flows.unwrap_or(1)
+            );
+        }
         let frame = FrameKind {
             vlan: self.vlan.map(u16::try_from).transpose()?,
             ipv6: self.ipv6.unwrap_or(false),
@@ -439,6 +527,21 @@ impl PktgenOptions {
             },
             search,
             fixture_capacity_pps: self.fixture_capacity_pps,
+            ports,
+            txq: self.txq.unwrap_or(1),
+            rxq: self.rxq.unwrap_or(1),
+            tx_lcores: self
+                .tx_lcores
+                .as_deref()
+                .map(parse_lcore_list)
+                .transpose()
+                .map_err(msg)?,
+            rx_lcores: self
+                .rx_lcores
+                .as_deref()
+                .map(parse_lcore_list)
+                .transpose()
+                .map_err(msg)?,
         })
     }
 }
@@ -662,7 +765,8 @@ mod tests {
                     "tx_port", "rx_port", "rate", "size", "flows", "count", "duration",
                     "drain_ms", "dst_mac", "stats_period", "report", "max_loss",
                     "max_latency_us", "max_p99_latency_us", "vlan", "ipv6", "proto",
-                    "sample_ms",
+                    "sample_ms", "portmask", "txq", "rxq", "tx_lcores", "rx_lcores",
+                    "search", "trial_s",
                 ][..]
             )
             .prop_map(str::to_owned),

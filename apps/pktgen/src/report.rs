@@ -533,6 +533,11 @@ mod tests {
             frame: Default::default(),
             search: None,
             fixture_capacity_pps: None,
+            ports: None,
+            txq: 1,
+            rxq: 1,
+            tx_lcores: None,
+            rx_lcores: None,
         }
     }
 

@@ -7,9 +7,9 @@
 //! arrives late is recognised by its number and counted as stale, never as one of the current
 //! trial's (`Analyzer::start_trial`): a straggler cannot hide a loss.
 
-use crate::{launch, Control, Rx, Shared, Tx};
+use crate::{launch, Control, Placement, Shared, Sides};
 use anyhow::{bail, Context, Result};
-use pktgen::analyzer::Latency;
+use pktgen::analyzer::{Analyzer, Latency};
 use pktgen::options::{SearchSettings, Settings};
 use pktgen::report::{LatencyPoint, Report, SearchReport};
 use pktgen::search::{latency_points, search, Outcome, Params, SearchResult, Trial};
@@ -24,11 +24,12 @@ const MAX_TRIALS: u32 = 32;
 pub struct LiveTrials<'r, 'q, 'a> {
     pub eal: &'r Eal,
     pub opts: &'r Settings,
+    pub placement: &'r Placement,
     pub shared: &'r Shared,
     pub quit: &'r AtomicBool,
     pub control: &'r mut Control,
     /// The sides, between trials (None once an lcore failed).
-    pub sides: Option<(Tx<'q, 'a>, Rx<'q, 'a>)>,
+    pub sides: Option<Sides<'q, 'a>>,
     /// The search's start: the time series counts from it.
     pub started: Instant,
     pub trial: Duration,
@@ -53,18 +54,31 @@ impl LiveTrials<'_, '_, '_> {
         if self.quit.load(Ordering::Relaxed) {
             bail!("interrupted: the search stopped before it was done");
         }
-        let (mut tx, mut rx) = self.sides.take().context("a pktgen lcore failed")?;
+        let mut sides = self.sides.take().context("a pktgen lcore failed")?;
         let shared = self.shared;
         // Relaxed: the lcores are not running between trials; the launch publishes these.
         shared.stop_tx.store(false, Ordering::Relaxed);
-        shared.tx_done.store(false, Ordering::Relaxed);
+        for l in shared.tx.iter() {
+            l.done.store(false, Ordering::Relaxed);
+        }
         shared.control.set_rate(pps);
-        let sent0 = shared.tx_total.get();
-        let distinct0 = rx.analyzer.distinct();
-        rx.analyzer.start_trial(&tx.seq);
-        rx.base = (distinct0, sent0);
-        rx.tx_done_at = None;
-        tx.count = u64::MAX;
+        let sent0 = shared.tx_total();
+        let distinct0 = shared.rx_distinct();
+        // Each stream's first sequence number in this trial, by run-wide stream id.
+        let nt = sides.tx.len();
+        let streams: usize = sides.tx.iter().map(|t| t.streams).sum();
+        let mut floors = vec![0u64; streams];
+        for t in &mut sides.tx {
+            for (k, &n) in t.seq.iter().enumerate() {
+                floors[t.lane + k * nt] = n;
+            }
+            t.count = u64::MAX;
+        }
+        for r in &mut sides.rx {
+            r.analyzer.start_trial(&floors);
+            r.base = (distinct0, sent0);
+            r.tx_done_at = None;
+        }
         let t0 = pmd::rdtsc();
         self.number += 1;
         apps_common::outln!(
@@ -74,23 +88,25 @@ impl LiveTrials<'_, '_, '_> {
             humantime(self.trial)
         );
         let now = Instant::now();
-        let (tx, rx) = launch(
+        let sides = launch(
             self.eal,
             self.opts,
-            tx,
-            rx,
+            self.placement,
+            sides,
             shared,
             self.quit,
             self.started,
             now.checked_add(self.trial),
             self.control,
         )?;
-        let sent = shared.tx_total.get() - sent0;
-        let received = rx.analyzer.distinct() - distinct0;
+        let sent = shared.tx_total() - sent0;
+        let received = shared.rx_distinct() - distinct0;
         let hz = pmd::tsc_hz().max(1) as f64;
-        let secs = tx.last_tsc.saturating_sub(t0) as f64 / hz;
-        self.last = rx.analyzer.latency();
-        self.sides = Some((tx, rx));
+        let last_tx = sides.tx.iter().map(|t| t.last_tsc).max().unwrap_or(t0);
+        let secs = last_tx.saturating_sub(t0) as f64 / hz;
+        // The trial's latency over every RX side.
+        self.last = Analyzer::latency_of(sides.rx.iter().map(|r| &r.analyzer));
+        self.sides = Some(sides);
         // Relaxed: set by the signal handler; a trial cut short proves nothing.
         if self.quit.load(Ordering::Relaxed) {
             bail!("interrupted: the search stopped before it was done");
@@ -142,13 +158,13 @@ impl LiveTrials<'_, '_, '_> {
                 });
             }
         }
-        let (_, rx) = self.sides.as_ref().context("a pktgen lcore failed")?;
+        let sides = self.sides.as_ref().context("a pktgen lcore failed")?;
         Ok(Found {
             result,
             calibration_pps,
             latency_points: points,
-            stale: rx.analyzer.stale(),
-            fixture_dropped: rx.policed,
+            stale: sides.rx.iter().map(|r| r.analyzer.stale()).sum(),
+            fixture_dropped: sides.rx.iter().map(|r| r.policed).sum(),
         })
     }
 }
