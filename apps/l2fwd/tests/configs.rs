@@ -121,3 +121,33 @@ fn a_config_reads_its_captures_and_writes_its_report_beside_itself() {
     assert_eq!(read_pcap(&dir.join("out.pcap")).len(), frames.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The DMA demo as a user runs it: l2fwd lists each DMA channel with its capabilities at
+/// start (dma_skeleton does not report copy errors, so the listing says the stall timeout is
+/// the protection), and warns about no uio device (there is no PCI device at all).
+#[test]
+fn the_dma_config_lists_each_channel_with_its_capabilities() {
+    let cfg = configs().join("l2fwd-dma-vdev.toml");
+    let fp = format!("--file-prefix={}e", prefix());
+    let out = run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        &fp,
+        "-T",
+        "0",
+        "--duration",
+        "0.3",
+    ]);
+    assert_success("l2fwd --config l2fwd-dma-vdev.toml", &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("DMA dev 0 (dma_skeleton0): "))
+        .unwrap_or_else(|| panic!("no capability line:\n{stdout}"));
+    assert!(line.contains(": mem_to_mem,sva,copy desc "), "{line}");
+    assert!(
+        line.ends_with("(copy errors not reported: the stall timeout protects)"),
+        "{line}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("(uio)"));
+}

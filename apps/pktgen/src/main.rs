@@ -359,9 +359,16 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     // driver that delivers a buffer without writing it (net_null does) would otherwise return
     // a stale copy of one of our frames, counted as ours; from the RX pool it holds nothing of
     // ours, and counts as foreign.
-    let tx_pool = Mempool::create(eal, "pktgen_tx", 16384, 256, 2048 + 128, eal.socket_id())
+    // Each pool on its port's NUMA node (the NIC reads and writes it), not the main lcore's.
+    let node = |port: u16| -> i32 {
+        let nic = Port::info(eal, pmd::PortId::new(port))
+            .ok()
+            .and_then(|i| i.numa_node);
+        apps_common::pool_socket(nic, eal.socket_id())
+    };
+    let tx_pool = Mempool::create(eal, "pktgen_tx", 16384, 256, 2048 + 128, node(opts.tx_port))
         .context("cannot create the TX mbuf pool")?;
-    let pool = Mempool::create(eal, "pktgen_rx", 8192, 256, 2048 + 128, eal.socket_id())
+    let pool = Mempool::create(eal, "pktgen_rx", 8192, 256, 2048 + 128, node(opts.rx_port))
         .context("cannot create the RX mbuf pool")?;
     let mut ports = Ports::start(eal, opts, &pool)?;
     let (tx, rx) = sides(&ports, &tx_pool, opts)?;
