@@ -151,3 +151,50 @@ fn the_dma_config_lists_each_channel_with_its_capabilities() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("(uio)"));
 }
+
+/// The lab templates parse and resolve as they are (they cannot run here: no PCI devices),
+/// and their EAL arguments allow the devices they name.
+#[test]
+fn the_lab_templates_parse_and_name_their_devices() {
+    for (file, devices) in [
+        ("l2fwd-lab-nic.toml", &["0000:3b:00.0", "0000:3b:00.1"][..]),
+        (
+            "l2fwd-lab-ioat.toml",
+            &[
+                "0000:3b:00.0",
+                "0000:3b:00.1",
+                "0000:00:04.0",
+                "0000:00:04.1",
+            ][..],
+        ),
+        (
+            "l2fwd-lab-dsa.toml",
+            &["0000:3b:00.0", "0000:3b:00.1", "0000:6a:01.0,max_queues=2"][..],
+        ),
+    ] {
+        let path = configs().join(file);
+        let loaded = apps_common::options::load_from::<l2fwd::options::L2fwdOptions, _>([
+            std::ffi::OsString::from("l2fwd"),
+            "--config".into(),
+            path.clone().into_os_string(),
+        ])
+        .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        loaded
+            .options
+            .resolve()
+            .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        for d in devices {
+            assert!(
+                loaded.eal.windows(2).any(|w| w[0] == "-a" && w[1] == *d),
+                "{file}: -a {d} in {:?}",
+                loaded.eal
+            );
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for prerequisite in ["intel_iommu=on iommu=pt", "iommu_group", "numa_node"] {
+            assert!(text.contains(prerequisite), "{file}: {prerequisite}");
+        }
+    }
+    let dsa = std::fs::read_to_string(configs().join("l2fwd-lab-dsa.toml")).unwrap();
+    assert!(dsa.contains("dmadev_idxd_pci") && dsa.contains("accel-config enable-wq"));
+}
