@@ -129,11 +129,22 @@ pub enum BindingError {
     )]
     Uio { addr: String, driver: String },
     #[error(
-        "{addr} is bound to the kernel's {driver} driver (a rescan gives a channel back to it), \
-         not vfio-pci, so DPDK cannot drive it; run `dpdk-devbind.py -b vfio-pci {addr}` and \
-         add it again"
+        "{addr} is bound to the kernel's {driver} driver{}, not vfio-pci, so DPDK cannot drive \
+         it; run `dpdk-devbind.py -b vfio-pci {addr}` and add it again",
+        rescan_note(driver)
     )]
     Kernel { addr: String, driver: String },
+}
+
+/// Why a DMA channel is on its kernel driver again: ` (as after a rescan: ...)` for ioatdma and
+/// idxd, nothing for other drivers.
+fn rescan_note(driver: &str) -> &'static str {
+    if matches!(driver, "ioatdma" | "idxd") {
+        " (as after `echo 1 > /sys/bus/pci/rescan`: the kernel gives a removed DMA channel back \
+         to its own driver)"
+    } else {
+        ""
+    }
 }
 
 /// Whether PCI device `addr` (canonical, `0000:00:04.0`) can be hot-added as a DMA device: it
@@ -292,6 +303,14 @@ mod tests {
         f.device("0000:6a:01.0", Some("idxd"), 0);
         let e = dma_binding(&s, "0000:6a:01.0").unwrap_err().to_string();
         assert!(e.contains("kernel's idxd driver"), "{e}");
+        assert!(e.contains("echo 1 > /sys/bus/pci/rescan"), "{e}");
+        f.device("0000:3b:00.0", Some("ice"), 0);
+        let e = dma_binding(&s, "0000:3b:00.0").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "0000:3b:00.0 is bound to the kernel's ice driver, not vfio-pci, so DPDK cannot \
+             drive it; run `dpdk-devbind.py -b vfio-pci 0000:3b:00.0` and add it again"
+        );
         f.device("0000:00:04.0", None, 0);
         let e = dma_binding(&s, "0000:00:04.0").unwrap_err().to_string();
         assert!(e.contains("bound to no driver"), "{e}");
