@@ -497,6 +497,21 @@ pub fn adoption(name: &str, dmadevs: &[(String, String)], in_use: &[&str]) -> Ad
     }
 }
 
+/// The workers `n` new channels go to, in turn, given each worker's channel count: each to the
+/// worker with the fewest at that moment (the lowest-numbered of those tied), as
+/// [`Control::add`] deals a DSA function's work queues. All None when there is no worker (the
+/// channels wait on standby).
+pub fn deal(counts: &[usize], n: usize) -> Vec<Option<usize>> {
+    let mut counts = counts.to_vec();
+    (0..n)
+        .map(|_| {
+            let w = (0..counts.len()).min_by_key(|&w| (counts[w], w))?;
+            counts[w] += 1;
+            Some(w)
+        })
+        .collect()
+}
+
 struct Channel<'e, 'p> {
     name: String,
     id: ChannelId,
@@ -1180,16 +1195,20 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         }
         // Each is dealt to the worker with the fewest channels in turn, and registered before
         // the next is published; the first unconfirmed one is the answer's error.
+        let counts: Vec<usize> = (0..self.qsbr.workers())
+            .map(|w| self.qsbr.channel_count(w))
+            .collect();
+        let targets = deal(&counts, devs.len());
         let mut confirm = Ok(());
         let mut added: Vec<Added> = Vec::with_capacity(devs.len());
-        for dev in devs {
+        for (dev, target) in devs.into_iter().zip(targets) {
             let id = ChannelId::new(dev.id(), 0);
             let dev_name = dev.name().to_owned();
             if let Some(fault) = self.fault_switch(id) {
                 // Relaxed: the fault switch of a fresh device starts off.
                 fault.store(false, Ordering::Relaxed);
             }
-            let state = match self.least_loaded() {
+            let state = match target {
                 Some(w) => {
                     let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
                     chans.push(id);
@@ -1538,6 +1557,17 @@ mod tests {
             }
         }
         assert!(c.channels.is_empty());
+    }
+
+    /// A DSA function's queues are dealt one by one to the least-loaded worker, as single
+    /// channels are (the lowest-numbered of those tied).
+    #[test]
+    fn new_channels_are_dealt_to_the_least_loaded_worker_in_turn() {
+        assert_eq!(deal(&[2, 0], 3), [Some(1), Some(1), Some(0)]);
+        assert_eq!(deal(&[1, 1, 1], 4), [Some(0), Some(1), Some(2), Some(0)]);
+        assert_eq!(deal(&[0], 2), [Some(0), Some(0)]);
+        assert_eq!(deal(&[], 2), [None, None], "no worker: standby");
+        assert!(deal(&[3, 1], 0).is_empty());
     }
 
     /// What `dma add` adopts once the device is probed: the dmadev of that name (IOAT, a vdev,
