@@ -23,8 +23,11 @@
 //! (logged) through the same protocol.
 //!
 //! Addition (`dpctl dma add DEVARGS`): only DMA devices (a `dma_*` vdev, or a PCI device that
-//! carries a dmadev of that name), never a name already in use; probe the device on its bus,
-//! configure and start it, publish it to the worker with the fewest channels.
+//! carries a dmadev of that name or, a DSA function, work queues `-qN`), never a name already
+//! in use; a PCI device must be bound to vfio-pci ([`crate::sysfs`]), and a kernel-driver DSA
+//! work queue (`wqD.Q`) must be one the EAL found at start. Probe the device on its bus once,
+//! configure and start each dmadev it adopts ([`adoption`]), publish each to the worker with
+//! the fewest channels in turn ([`deal`]).
 //!
 //! Requests ([`Request`]) are answered with typed values: a [`Response`] or a
 //! [`ControlError`]. Only the control socket ([`crate::ctlsock`]) turns them into JSON.
