@@ -23,8 +23,11 @@
 //! (logged) through the same protocol.
 //!
 //! Addition (`dpctl dma add DEVARGS`): only DMA devices (a `dma_*` vdev, or a PCI device that
-//! carries a dmadev of that name), never a name already in use; probe the device on its bus,
-//! configure and start it, publish it to the worker with the fewest channels.
+//! carries a dmadev of that name or, a DSA function, work queues `-qN`), never a name already
+//! in use; a PCI device must be bound to vfio-pci ([`crate::sysfs`]), and a kernel-driver DSA
+//! work queue (`wqD.Q`) must be one the EAL found at start. Probe the device on its bus once,
+//! configure and start each dmadev it adopts ([`adoption`]), publish each to the worker with
+//! the fewest channels in turn ([`deal`]).
 //!
 //! Requests ([`Request`]) are answered with typed values: a [`Response`] or a
 //! [`ControlError`]. Only the control socket ([`crate::ctlsock`]) turns them into JSON.
@@ -55,9 +58,12 @@ use crate::copy::CopyMode;
 use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
 use crate::qsbr::{ChannelId, Generation, GraceTimeout, Qsbr};
-use crate::report::{DmaChannelReport, DmaChannelState, HotRemoveReport, L2fwdReport};
+use crate::report::{
+    DmaCapabilities, DmaChannelReport, DmaChannelState, HotRemoveReport, L2fwdReport,
+};
 use crate::shared::Shared;
 pub use crate::shared::MAX_DMA_DEVS;
+use crate::sysfs::{BindingError, PciSysfs};
 use crossbeam_queue::SegQueue;
 use pmd::{bus_device_of, DmaDev, DmaStats, Eal, Port};
 use serde::Deserialize;
@@ -89,10 +95,6 @@ fn probe_message(devargs: &str, bus: &str, source: &pmd::Error) -> String {
         "pci" if code == -19 => format!(
             "cannot probe {devargs:?}: no such PCI device, or it is not bound to vfio-pci \
              (dpdk-devbind.py --status) ({source})"
-        ),
-        "dsa" => format!(
-            "cannot probe {devargs:?}: the dsa bus cannot hot-plug; its work queues are found \
-             when the EAL starts (set them up with accel-config first) ({source})"
         ),
         _ => format!("cannot probe {devargs:?} on bus {bus}: {source}"),
     }
@@ -146,6 +148,26 @@ pub enum ControlError {
     /// A registered channel has this name already.
     #[error("DMA channel {name} is already in use")]
     NameInUse { name: String },
+    /// `dma add` of a DSA function all of whose work queues are channels already.
+    #[error("every DMA channel of {name} is already in use ({})", .queues.join(", "))]
+    AllQueuesInUse { name: String, queues: Vec<String> },
+    /// `dma add wqD.Q` of a work queue the EAL did not find at start.
+    #[error(
+        "cannot add {name}: it is a DSA work queue of the kernel's idxd driver, and DPDK's dsa \
+         bus has no hot-plug (it takes such queues only when the EAL starts, those with a \
+         dpdk_ name). Either enable it with accel-config (accel-config config-wq \
+         {dsa}/{name} --type=user --name=dpdk_l2fwd ...; accel-config enable-wq {dsa}/{name}) \
+         and start l2fwd again, or give the whole DSA function to DPDK: \
+         dpdk-devbind.py -b vfio-pci ADDR, then dma add ADDR,max_queues=N"
+    )]
+    DsaNoHotplug {
+        name: String,
+        /// The DSA instance of the queue: `dsa0` for `wq0.1`.
+        dsa: String,
+    },
+    /// `dma add` of a PCI device that is not bound to vfio-pci (or is gone).
+    #[error(transparent)]
+    Binding(#[from] BindingError),
     /// A port has this name (or is on this device).
     #[error("{name} is in use as a port, not a DMA device")]
     PortInUse { name: String },
@@ -302,6 +324,26 @@ pub struct Added {
     pub name: String,
     /// The worker it was published to; None: on standby (there is no worker).
     pub worker: Option<usize>,
+    /// The other channels the same add registered (the other work queues of a DSA function,
+    /// `-q1`, `-q2`, ...), each dealt to the worker with the fewest channels in turn; their own
+    /// `others` are empty.
+    pub others: Vec<Added>,
+}
+
+impl Added {
+    /// One channel, `name`, on `worker`.
+    pub fn one(name: &str, worker: Option<usize>) -> Self {
+        Added {
+            name: name.to_owned(),
+            worker,
+            others: Vec::new(),
+        }
+    }
+
+    /// Every channel registered: this one, then the others.
+    pub fn channels(&self) -> impl Iterator<Item = &Added> {
+        std::iter::once(self).chain(self.others.iter())
+    }
 }
 
 impl Added {
@@ -408,6 +450,71 @@ pub fn siblings_of<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> 
         .collect()
 }
 
+/// Which dmadevs `dma add NAME` takes, once NAME's device is probed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// These, in this order.
+    Channels(Vec<String>),
+    /// NAME is a device whose dmadevs (these) are all channels already.
+    AllInUse(Vec<String>),
+    /// No dmadev of that name, and none on a device of that name.
+    Nothing,
+}
+
+/// Which dmadevs `dma add NAME` adopts, given every dmadev after the probe as `(name, bus
+/// device)` and the channels `in_use`:
+/// - a dmadev named NAME (a vdev, an IOAT/CBDMA channel `0000:00:04.0`, one DSA work queue
+///   `0000:6a:01.0-q1`): that one (the caller refused it if it is in use);
+/// - else the dmadevs whose device is NAME (a DSA function `0000:6a:01.0` probed over PCI
+///   makes `0000:6a:01.0-q0`, `-q1`, ..., never a dmadev of its own name) that are not in
+///   use, in queue order; [`Adoption::AllInUse`] if every one is;
+/// - else [`Adoption::Nothing`].
+pub fn adoption(name: &str, dmadevs: &[(String, String)], in_use: &[&str]) -> Adoption {
+    if dmadevs.iter().any(|(n, _)| n == name) {
+        return Adoption::Channels(vec![name.to_owned()]);
+    }
+    let queue = |n: &str| {
+        n.rsplit_once("-q")
+            .and_then(|(_, q)| q.parse::<u32>().ok())
+            .unwrap_or(u32::MAX)
+    };
+    let mut of_device: Vec<&str> = dmadevs
+        .iter()
+        .filter(|(_, d)| d == name)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    of_device.sort_by_key(|n| (queue(n), n.to_string()));
+    of_device.dedup();
+    if of_device.is_empty() {
+        return Adoption::Nothing;
+    }
+    let free: Vec<String> = of_device
+        .iter()
+        .filter(|n| !in_use.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    if free.is_empty() {
+        Adoption::AllInUse(of_device.into_iter().map(String::from).collect())
+    } else {
+        Adoption::Channels(free)
+    }
+}
+
+/// The workers `n` new channels go to, in turn, given each worker's channel count: each to the
+/// worker with the fewest at that moment (the lowest-numbered of those tied), as
+/// [`Control::add`] deals a DSA function's work queues. All None when there is no worker (the
+/// channels wait on standby).
+pub fn deal(counts: &[usize], n: usize) -> Vec<Option<usize>> {
+    let mut counts = counts.to_vec();
+    (0..n)
+        .map(|_| {
+            let w = (0..counts.len()).min_by_key(|&w| (counts[w], w))?;
+            counts[w] += 1;
+            Some(w)
+        })
+        .collect()
+}
+
 struct Channel<'e, 'p> {
     name: String,
     id: ChannelId,
@@ -425,16 +532,23 @@ struct Channel<'e, 'p> {
     fail_stop: bool,
     /// Why it failed.
     error: Option<String>,
+    /// What its device said it can do when it was registered.
+    caps: Option<DmaCapabilities>,
 }
 
 impl<'e> Channel<'e, '_> {
     /// A channel just registered: nothing stalled, recopied or held yet.
     fn new(name: &str, id: ChannelId, dev: Option<DmaDev<'e>>, state: ChannelState) -> Self {
+        let caps = dev
+            .as_ref()
+            .and_then(|d| d.info().ok())
+            .map(|i| DmaCapabilities::from(&i));
         Channel {
             name: name.to_owned(),
             id,
             dev,
             state,
+            caps,
             last_stats: DmaStats::default(),
             stalls: 0,
             recopied: 0,
@@ -613,6 +727,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                     stalls: c.stalls,
                     recopied: c.recopied,
                     error: c.error.clone(),
+                    capabilities: c.caps.clone(),
                     submitted: s.submitted,
                     completed: s.completed,
                     failed: s.errors,
@@ -937,12 +1052,26 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             })
     }
 
-    /// Hot-adds a DMA device: `NAME[,ARGS]`, for example `dma_skeleton1,lcore=0` (a vdev) or
-    /// `0000:00:04.1` / `0000:6a:01.0-q1` (a PCI device bound to vfio-pci, or one of its
-    /// dmadevs). Only DMA devices, and never a name already in use: a vdev must be of a DMA
-    /// driver (`dma_*`), which is checked before anything is probed; a PCI device must carry a
-    /// dmadev of that name once probed. Nothing is ever removed here.
+    /// Hot-adds a DMA device: `NAME[,ARGS]`, for example `dma_skeleton1,lcore=0` (a vdev),
+    /// `0000:00:04.1` (an IOAT/CBDMA channel bound to vfio-pci), `0000:6a:01.0,max_queues=2`
+    /// (a DSA function bound to vfio-pci: every work queue it makes is adopted) or
+    /// `0000:6a:01.0-q1` (one queue of a function already probed). Only DMA devices, and never
+    /// a name already in use: a vdev must be of a DMA driver (`dma_*`), which is checked before
+    /// anything is probed; a PCI device must be bound to vfio-pci (read from sysfs: a uio
+    /// driver or a kernel driver is refused, naming the `dpdk-devbind.py` command) and carry a
+    /// dmadev of that name once probed, or be a function whose dmadevs are adopted
+    /// ([`adoption`]); a DSA work queue of the kernel driver (`wqD.Q`) must be one the EAL
+    /// found at start (the dsa bus has no hot-plug). Nothing is ever removed here.
     pub fn add(&mut self, devargs: &str) -> Result<Added, ControlError> {
+        self.add_with_sysfs(devargs, &PciSysfs::system())
+    }
+
+    /// [`Self::add`], reading PCI drivers from `sysfs` (a test's fake tree).
+    pub fn add_with_sysfs(
+        &mut self,
+        devargs: &str,
+        sysfs: &PciSysfs,
+    ) -> Result<Added, ControlError> {
         self.need_dma()?;
         let (name, args) = devargs.split_once(',').unwrap_or((devargs, ""));
         // As DPDK names it: `00:04.0` probes and opens `0000:00:04.0`.
@@ -959,11 +1088,13 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 name: name.to_owned(),
             });
         }
-        if self
+        let in_use: Vec<&str> = self
             .channels
             .iter()
-            .any(|c| c.name == name && c.state != ChannelState::Removed)
-        {
+            .filter(|c| c.state != ChannelState::Removed)
+            .map(|c| c.name.as_str())
+            .collect();
+        if in_use.contains(&name) {
             return Err(ControlError::NameInUse {
                 name: name.to_owned(),
             });
@@ -975,12 +1106,33 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 name: name.to_owned(),
             });
         }
+        let dmadevs = |eal: &Eal| -> Vec<(String, String)> {
+            DmaDev::list(eal)
+                .into_iter()
+                .map(|d| (d.name, d.device))
+                .collect()
+        };
+        // The dsa bus finds kernel-driver work queues at EAL start and cannot plug one later:
+        // only one found then (and not in use: checked above) can be taken.
+        if bus == "dsa" && DmaDev::id_by_name(self.eal, name).is_err() {
+            let instance = name
+                .strip_prefix("wq")
+                .and_then(|r| r.split_once('.'))
+                .map_or("0", |(d, _)| d);
+            return Err(ControlError::DsaNoHotplug {
+                name: name.to_owned(),
+                dsa: format!("dsa{instance}"),
+            });
+        }
+        if bus == "pci" {
+            crate::sysfs::dma_binding(sysfs, dev_name)?;
+        }
         // A PCI device already probed (another work queue of a DSA function), or a work queue
         // the dsa bus found at EAL start, is not probed again; anything else that already
         // exists is someone else's.
-        let probed = DmaDev::list(self.eal)
+        let probed = dmadevs(self.eal)
             .iter()
-            .any(|d| matches!(d.bus.as_str(), "pci" | "dsa") && d.device == dev_name);
+            .any(|(_, device)| matches!(bus, "pci" | "dsa") && device == dev_name);
         if bus == "vdev" && DmaDev::id_by_name(self.eal, name).is_ok() {
             return Err(ControlError::DeviceExists {
                 name: name.to_owned(),
@@ -995,63 +1147,108 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 }
             })?;
         }
-        let dev = DmaDev::open(self.eal, name, self.nb_desc).map_err(|source| {
-            ControlError::Unusable {
-                name: name.to_owned(),
-                source,
-                others: DmaDev::list(self.eal)
-                    .into_iter()
-                    .filter(|d| d.device == dev_name && d.name != name)
-                    .map(|d| d.name)
-                    .collect(),
+        let names = match adoption(name, &dmadevs(self.eal), &in_use) {
+            Adoption::Channels(names) => names,
+            Adoption::AllInUse(names) => {
+                return Err(ControlError::AllQueuesInUse {
+                    name: name.to_owned(),
+                    queues: names,
+                })
             }
-        })?;
-        let id = ChannelId::new(dev.id(), 0);
-        let Some(fault) = self.fault_switch(id) else {
+            // Opening it fails, saying what the device does carry.
+            Adoption::Nothing => vec![name.to_owned()],
+        };
+        let mut devs = Vec::with_capacity(names.len());
+        for n in &names {
+            match DmaDev::open(self.eal, n, self.nb_desc) {
+                Ok(d) => devs.push(d),
+                Err(source) => {
+                    drop(devs); // stopped and closed: nothing was published
+                    return Err(ControlError::Unusable {
+                        name: n.clone(),
+                        source,
+                        others: DmaDev::list(self.eal)
+                            .into_iter()
+                            .filter(|d| d.device == dev_name && d.name != *n)
+                            .map(|d| d.name)
+                            .collect(),
+                    });
+                }
+            }
+        }
+        if let Some(k) = devs
+            .iter()
+            .position(|d| self.fault_switch(ChannelId::new(d.id(), 0)).is_none())
+        {
+            let dev = devs.swap_remove(k);
+            drop(devs); // closed first: the unplug refuses while a sibling is owned
             let dev_id = dev.id();
+            let name = dev.name().to_owned();
             // We probed it: take it away again (or at least close it).
             let unplug = dev.unplug(self.eal).err().map(|(dev, err)| {
                 drop(dev);
                 err
             });
             return Err(ControlError::DeviceIdBeyondTable {
-                name: name.to_owned(),
+                name,
                 dev_id,
                 table: self.faults.len(),
                 unplug,
             });
-        };
-        // Relaxed: the fault switch of a fresh device starts off.
-        fault.store(false, Ordering::Relaxed);
+        }
+        // Each is dealt to the worker with the fewest channels in turn, and registered before
+        // the next is published; the first unconfirmed one is the answer's error.
+        let counts: Vec<usize> = (0..self.qsbr.workers())
+            .map(|w| self.qsbr.channel_count(w))
+            .collect();
+        let targets = deal(&counts, devs.len());
         let mut confirm = Ok(());
-        let state = match self.least_loaded() {
-            Some(w) => {
-                let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
-                chans.push(id);
-                let g = self.qsbr.publish(w, &chans);
-                // Published: whatever the wait says, the worker may use the device from now on,
-                // so it is registered as active (and only ever removed through the protocol).
-                confirm = self
-                    .qsbr
-                    .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
-                    .map(|_| ())
-                    .map_err(|source| ControlError::Unconfirmed {
-                        name: name.to_owned(),
-                        source,
-                    });
-                ChannelState::Active(w)
+        let mut added: Vec<Added> = Vec::with_capacity(devs.len());
+        for (dev, target) in devs.into_iter().zip(targets) {
+            let id = ChannelId::new(dev.id(), 0);
+            let dev_name = dev.name().to_owned();
+            if let Some(fault) = self.fault_switch(id) {
+                // Relaxed: the fault switch of a fresh device starts off.
+                fault.store(false, Ordering::Relaxed);
             }
-            None => ChannelState::Standby,
-        };
-        self.channels.push(Channel::new(name, id, Some(dev), state));
+            let state = match target {
+                Some(w) => {
+                    let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
+                    chans.push(id);
+                    let g = self.qsbr.publish(w, &chans);
+                    // Published: whatever the wait says, the worker may use the device from
+                    // now on, so it is registered as active (and only ever removed through
+                    // the protocol).
+                    let waited = self
+                        .qsbr
+                        .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
+                        .map(|_| ())
+                        .map_err(|source| ControlError::Unconfirmed {
+                            name: dev_name.clone(),
+                            source,
+                        });
+                    if confirm.is_ok() {
+                        confirm = waited;
+                    }
+                    ChannelState::Active(w)
+                }
+                None => ChannelState::Standby,
+            };
+            self.channels
+                .push(Channel::new(&dev_name, id, Some(dev), state));
+            added.push(Added {
+                name: dev_name,
+                worker: match state {
+                    ChannelState::Active(w) => Some(w),
+                    _ => None,
+                },
+                others: Vec::new(),
+            });
+        }
         confirm?;
-        Ok(Added {
-            name: name.to_owned(),
-            worker: match state {
-                ChannelState::Active(w) => Some(w),
-                _ => None,
-            },
-        })
+        let mut first = added.remove(0);
+        first.others = added;
+        Ok(first)
     }
 
     /// `dma fault NAME stall|stop|none`, for drills: `stall` makes a channel's completions
@@ -1339,18 +1536,153 @@ mod tests {
         assert_eq!(c.remove("6a:02.0-q0").unwrap().channel, q[2]);
     }
 
-    /// `dma add wqD.Q` is a DSA work queue, not a vdev: it is probed on the dsa bus (which
-    /// cannot hot-plug: the answer says so), never refused as "not a DMA device".
+    /// `dma add wqD.Q` is a DSA work queue of the kernel driver, not a vdev: one the EAL did
+    /// not find at start is refused before anything is probed (the dsa bus has no hot-plug),
+    /// saying what to do instead, with the queue's own DSA instance.
     #[test]
-    fn dma_add_of_a_dsa_work_queue_asks_the_dsa_bus() {
+    fn dma_add_of_a_dsa_work_queue_not_found_at_start_is_refused_with_what_to_do() {
         let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
         let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
-        match c.add("wq0.1") {
-            Err(e @ ControlError::Probe { bus: "dsa", .. }) => {
-                assert!(e.to_string().contains("dsa bus cannot hot-plug"), "{e}")
+        for (wq, dsa) in [("wq0.1", "dsa0"), ("wq3.0", "dsa3")] {
+            match c.add(wq) {
+                Err(e @ ControlError::DsaNoHotplug { .. }) => {
+                    let e = e.to_string();
+                    assert!(e.contains("dsa bus has no hot-plug"), "{e}");
+                    assert!(
+                        e.contains(&format!("accel-config enable-wq {dsa}/{wq}")),
+                        "{e}"
+                    );
+                    assert!(e.contains("dpdk-devbind.py -b vfio-pci ADDR"), "{e}");
+                    assert!(e.contains("dma add ADDR,max_queues=N"), "{e}");
+                    assert!(!e.contains('\n'), "one line: {e}");
+                }
+                other => panic!("{wq} not refused as a dsa work queue: {other:?}"),
             }
-            other => panic!("wq0.1 not probed on the dsa bus: {other:?}"),
         }
+        assert!(c.channels.is_empty());
+    }
+
+    /// A DSA function's queues are dealt one by one to the least-loaded worker, as single
+    /// channels are (the lowest-numbered of those tied).
+    #[test]
+    fn new_channels_are_dealt_to_the_least_loaded_worker_in_turn() {
+        assert_eq!(deal(&[2, 0], 3), [Some(1), Some(1), Some(0)]);
+        assert_eq!(deal(&[1, 1, 1], 4), [Some(0), Some(1), Some(2), Some(0)]);
+        assert_eq!(deal(&[0], 2), [Some(0), Some(0)]);
+        assert_eq!(deal(&[], 2), [None, None], "no worker: standby");
+        assert!(deal(&[3, 1], 0).is_empty());
+    }
+
+    /// What `dma add` adopts once the device is probed: the dmadev of that name (IOAT, a vdev,
+    /// one DSA queue), or every free work queue of a DSA function (idxd names them `-qN`; the
+    /// function itself has no dmadev), in queue order.
+    #[test]
+    fn adoption_takes_the_named_dmadev_or_every_free_queue_of_a_function() {
+        let devs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect()
+        };
+        let f = "0000:6a:01.0";
+        let after_probe = devs(&[
+            ("dma_skeleton0", "dma_skeleton0"),
+            ("0000:00:04.0", "0000:00:04.0"),
+            ("0000:6a:01.0-q10", f),
+            ("0000:6a:01.0-q0", f),
+            ("0000:6a:01.0-q2", f),
+            ("0000:6a:01.0-q1", f),
+            ("0000:6a:02.0-q0", "0000:6a:02.0"),
+        ]);
+        let ch = |v: &[&str]| Adoption::Channels(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            adoption(f, &after_probe, &[]),
+            ch(&[
+                "0000:6a:01.0-q0",
+                "0000:6a:01.0-q1",
+                "0000:6a:01.0-q2",
+                "0000:6a:01.0-q10"
+            ])
+        );
+        assert_eq!(
+            adoption(f, &after_probe, &["0000:6a:01.0-q0", "0000:6a:02.0-q0"]),
+            ch(&["0000:6a:01.0-q1", "0000:6a:01.0-q2", "0000:6a:01.0-q10"]),
+            "those in use are left to their workers"
+        );
+        let all = [
+            "0000:6a:01.0-q0",
+            "0000:6a:01.0-q1",
+            "0000:6a:01.0-q2",
+            "0000:6a:01.0-q10",
+        ];
+        assert_eq!(
+            adoption(f, &after_probe, &all),
+            Adoption::AllInUse(all.iter().map(|s| s.to_string()).collect())
+        );
+        assert_eq!(
+            adoption("0000:6a:01.0-q1", &after_probe, &[]),
+            ch(&["0000:6a:01.0-q1"])
+        );
+        assert_eq!(
+            adoption("0000:00:04.0", &after_probe, &[]),
+            ch(&["0000:00:04.0"])
+        );
+        assert_eq!(
+            adoption("dma_skeleton0", &after_probe, &[]),
+            ch(&["dma_skeleton0"])
+        );
+        assert_eq!(
+            adoption("0000:00:04.1", &after_probe, &[]),
+            Adoption::Nothing
+        );
+        assert_eq!(
+            adoption("dma_skeleton1", &after_probe, &[]),
+            Adoption::Nothing
+        );
+    }
+
+    /// Points 3 and 5 of the lab issue through `dma add`: the PCI function's driver is read
+    /// from sysfs (a fake tree here) before anything is probed; ioatdma (after a rescan) and
+    /// uio are refused with the exact `dpdk-devbind.py` command for the canonical name, a
+    /// function bound to vfio-pci goes on to the probe (which `--no-pci` makes fail here).
+    #[test]
+    fn dma_add_reads_the_driver_and_refuses_kernel_and_uio_bindings() {
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
+        let f = crate::sysfs::fake::FakeSysfs::new("add");
+        f.device("0000:00:04.0", Some("ioatdma"), 0)
+            .device("0000:00:04.1", Some("uio_pci_generic"), 0)
+            .device("0000:6a:01.0", Some("igb_uio"), 1)
+            .device("0000:00:04.2", Some("vfio-pci"), 0);
+        let sys = f.sysfs();
+        let e = c.add_with_sysfs("00:04.0", &sys).unwrap_err();
+        assert!(
+            matches!(e, ControlError::Binding(BindingError::Kernel { .. })),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(text.contains("kernel's ioatdma driver"), "{text}");
+        assert!(
+            text.contains("`dpdk-devbind.py -b vfio-pci 0000:00:04.0`"),
+            "{text}"
+        );
+        let e = c.add_with_sysfs("0000:00:04.1", &sys).unwrap_err();
+        assert!(
+            matches!(e, ControlError::Binding(BindingError::Uio { .. })),
+            "{e:?}"
+        );
+        let e = c
+            .add_with_sysfs("0000:6a:01.0,max_queues=2", &sys)
+            .unwrap_err();
+        assert!(e.to_string().contains("bound to igb_uio (uio)"), "{e}");
+        let e = c.add_with_sysfs("0000:00:04.7", &sys).unwrap_err();
+        assert!(
+            e.to_string().contains("echo 1 > /sys/bus/pci/rescan"),
+            "{e}"
+        );
+        // vfio-pci: on to the probe.
+        let e = c.add_with_sysfs("0000:00:04.2", &sys).unwrap_err();
+        assert!(matches!(e, ControlError::Probe { bus: "pci", .. }), "{e:?}");
+        assert!(c.channels.is_empty(), "nothing registered");
     }
 
     /// Each error's text, as the control socket has always sent it (tests and scripts match
@@ -1457,6 +1789,16 @@ mod tests {
             (
                 ControlError::NameInUse { name: s("d") },
                 s("DMA channel d is already in use"),
+            ),
+            (
+                ControlError::AllQueuesInUse {
+                    name: s("0000:6a:01.0"),
+                    queues: vec![s("0000:6a:01.0-q0"), s("0000:6a:01.0-q1")],
+                },
+                s(
+                    "every DMA channel of 0000:6a:01.0 is already in use (0000:6a:01.0-q0, \
+                   0000:6a:01.0-q1)",
+                ),
             ),
             (
                 ControlError::PortInUse { name: s("d") },

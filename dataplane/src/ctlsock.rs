@@ -99,10 +99,25 @@ fn result(r: &Response) -> serde_json::Result<Value> {
         Response::Stats(report) => serde_json::to_value(report)?,
         Response::Channels(channels) => json!({ "channels": serde_json::to_value(channels)? }),
         Response::Removed(removal) => serde_json::to_value(removal)?,
-        Response::Added(a) => match a.worker {
-            Some(w) => json!({ "added": a.name, "state": a.state().as_str(), "worker": w }),
-            None => json!({ "added": a.name, "state": a.state().as_str() }),
-        },
+        Response::Added(a) => {
+            // Every channel the add registered (a DSA function's work queues: several).
+            let channels: Vec<Value> = a
+                .channels()
+                .map(|c| match c.worker {
+                    Some(w) => json!({ "name": c.name, "state": c.state().as_str(), "worker": w }),
+                    None => json!({ "name": c.name, "state": c.state().as_str() }),
+                })
+                .collect();
+            match a.worker {
+                Some(w) => json!({
+                    "added": a.name, "state": a.state().as_str(), "worker": w,
+                    "channels": channels,
+                }),
+                None => {
+                    json!({ "added": a.name, "state": a.state().as_str(), "channels": channels })
+                }
+            }
+        }
         Response::Fault(f) => json!({ "channel": f.channel, "fault": f.fault.as_str() }),
         Response::Copybreak(bytes) => json!({ "copybreak": bytes }),
     })
@@ -391,18 +406,25 @@ mod tests {
         use crate::report::{DmaChannelReport, DmaChannelState, HotRemoveReport, L2fwdReport};
         let ok = |r: Response| answer(Ok(r));
         assert_eq!(
-            ok(Response::Added(Added {
-                name: "dma_skeleton1".into(),
-                worker: Some(2),
-            })),
-            json!({"ok": true, "result": {"added": "dma_skeleton1", "state": "active", "worker": 2}})
+            ok(Response::Added(Added::one("dma_skeleton1", Some(2)))),
+            json!({"ok": true, "result": {"added": "dma_skeleton1", "state": "active", "worker": 2,
+                "channels": [{"name": "dma_skeleton1", "state": "active", "worker": 2}]}})
         );
         assert_eq!(
-            ok(Response::Added(Added {
-                name: "dma_skeleton1".into(),
-                worker: None,
-            })),
-            json!({"ok": true, "result": {"added": "dma_skeleton1", "state": "standby"}})
+            ok(Response::Added(Added::one("dma_skeleton1", None))),
+            json!({"ok": true, "result": {"added": "dma_skeleton1", "state": "standby",
+                "channels": [{"name": "dma_skeleton1", "state": "standby"}]}})
+        );
+        // A DSA function's work queues, dealt to two workers: the first is the answer's own.
+        let mut dsa = Added::one("0000:6a:01.0-q0", Some(0));
+        dsa.others = vec![Added::one("0000:6a:01.0-q1", Some(1))];
+        assert_eq!(
+            ok(Response::Added(dsa)),
+            json!({"ok": true, "result": {"added": "0000:6a:01.0-q0", "state": "active",
+            "worker": 0, "channels": [
+                {"name": "0000:6a:01.0-q0", "state": "active", "worker": 0},
+                {"name": "0000:6a:01.0-q1", "state": "active", "worker": 1},
+            ]}})
         );
         assert_eq!(
             ok(Response::Fault(FaultSet {

@@ -309,6 +309,20 @@ impl<'e> Engine<'e> {
         })
     }
 
+    /// The DMA devices the run starts with, with what each says it can do (for a start-up
+    /// listing: see [`crate::report::DmaCapabilities`]).
+    pub fn dma_devices(&self) -> Vec<pmd::DmaDevInfo> {
+        self.dma_devs.iter().filter_map(|d| d.info().ok()).collect()
+    }
+
+    /// The names of the enabled ports (a PCI NIC's is its address).
+    pub fn port_names(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .filter_map(|(p, _)| Port::info(self.eal, *p).ok().map(|i| i.name))
+            .collect()
+    }
+
     /// Runs until `quit` is set (or `duration` passes, which sets it), then shuts down in order
     /// and returns the report. `events` sees the run; it is called from the control thread.
     pub fn run(

@@ -19,6 +19,8 @@
 //!   queues, fault switches, copybreak commands), built from the DMA devices.
 //! * [`ctlsock`]: the control socket (one JSON request and response per line).
 //! * [`report`]: the JSON report an app writes at exit.
+//! * [`sysfs`]: what the kernel says about a PCI device (its driver, its NUMA node), from an
+//!   injectable sysfs root: uio and kernel-driver bindings refused or warned about.
 //! * [`telemetry`]: the same counters, live, on DPDK's telemetry socket (`/l2fwd/stats`, ...).
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -35,5 +37,6 @@ pub mod qsbr;
 pub mod report;
 pub mod shared;
 pub mod stats;
+pub mod sysfs;
 pub mod telemetry;
 pub mod tuner;

@@ -49,6 +49,55 @@ impl std::fmt::Display for DmaChannelState {
     }
 }
 
+/// What a DMA channel's device says it can do (`rte_dma_info_get`), as `dma list` shows it.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DmaCapabilities {
+    /// The `dev_capa` bits by name ([`pmd::capability_names`]): `mem_to_mem`, `sva`, `silent`,
+    /// `handles_errors`, `copy`, `copy_sg`, `fill`.
+    pub flags: Vec<String>,
+    /// A failed copy comes back as an error completion, which the worker re-does on the CPU.
+    /// Without it (IOAT/CBDMA before version 3.4) a bad copy is not reported, and only the
+    /// stall timeout (`--dma-timeout-ms`) protects the traffic.
+    pub handles_errors: bool,
+    pub max_vchans: u16,
+    pub min_desc: u16,
+    pub max_desc: u16,
+    /// The device's NUMA node (-1: unknown).
+    pub numa_node: i16,
+}
+
+impl From<&pmd::DmaDevInfo> for DmaCapabilities {
+    fn from(i: &pmd::DmaDevInfo) -> Self {
+        DmaCapabilities {
+            flags: i.capabilities().into_iter().map(String::from).collect(),
+            handles_errors: i.handles_errors(),
+            max_vchans: i.max_vchans,
+            min_desc: i.min_desc,
+            max_desc: i.max_desc,
+            numa_node: i.numa_node,
+        }
+    }
+}
+
+impl std::fmt::Display for DmaCapabilities {
+    /// `mem_to_mem,copy,fill desc 32..4096 node 0`, and `(copy errors not reported)` without
+    /// `handles_errors`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} desc {}..{} node {}",
+            self.flags.join(","),
+            self.min_desc,
+            self.max_desc,
+            self.numa_node
+        )?;
+        if !self.handles_errors {
+            write!(f, " (copy errors not reported: the stall timeout protects)")?;
+        }
+        Ok(())
+    }
+}
+
 /// One DMA channel (device vchan).
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DmaChannelReport {
@@ -69,6 +118,9 @@ pub struct DmaChannelReport {
     /// Why it failed (state `failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What its device can do, as it said when the channel was registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<DmaCapabilities>,
     pub submitted: u64,
     pub completed: u64,
     pub failed: u64,

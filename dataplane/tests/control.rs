@@ -7,6 +7,7 @@
 mod common;
 use common::Hung;
 use dataplane::control::{Added, Control, ControlError, Request, Response};
+use dataplane::ctlsock;
 use dataplane::dma::{InFlight, Quarantine};
 use dataplane::fwd::Retired;
 use dataplane::qsbr::ChannelId;
@@ -205,10 +206,24 @@ fn dma_add_takes_only_dma_devices_it_can_own() {
     // Ours: added once (on standby: there is no worker), then in use.
     assert_eq!(
         add(&mut c, "dma_skeleton0").unwrap(),
-        Response::Added(Added {
-            name: "dma_skeleton0".into(),
-            worker: None,
-        })
+        Response::Added(Added::one("dma_skeleton0", None))
+    );
+    // `dma list` shows what the device said it can do (dma_skeleton: a CPU copy thread, which
+    // reports no copy errors).
+    let caps = c.channel_reports()[0]
+        .capabilities
+        .clone()
+        .expect("capabilities");
+    assert_eq!(caps.flags, ["mem_to_mem", "sva", "copy"]);
+    assert!(!caps.handles_errors);
+    assert!(
+        caps.max_desc >= caps.min_desc && caps.max_desc > 0,
+        "{caps:?}"
+    );
+    let listed = ctlsock::answer(c.handle(Request::DmaList {}, &no_stats));
+    assert_eq!(
+        listed["result"]["channels"][0]["capabilities"]["flags"],
+        serde_json::json!(["mem_to_mem", "sva", "copy"])
     );
     let e = add(&mut c, "dma_skeleton0").unwrap_err();
     assert!(matches!(e, ControlError::NameInUse { .. }), "{e:?}");

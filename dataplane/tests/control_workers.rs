@@ -119,10 +119,7 @@ fn two_workers_own_every_channel_and_follow_removes_and_adds() {
             Ok(Response::Added(a)) => a,
             other => panic!("dma add {d}: {other:?}"),
         };
-        let added = |name: &str, w: usize| Added {
-            name: name.into(),
-            worker: Some(w),
-        };
+        let added = |name: &str, w: usize| Added::one(name, Some(w));
         assert_eq!(add("dma_skeleton3"), added("dma_skeleton3", 1));
         assert_eq!(add("dma_skeleton7"), added("dma_skeleton7", 1));
         assert_eq!(add("dma_skeleton8"), added("dma_skeleton8", 0));

@@ -35,6 +35,8 @@ pub struct DmaDevInfo {
     pub copy: bool,
     /// Shared virtual addressing: the device can use process virtual addresses.
     pub sva: bool,
+    /// The raw `dev_capa` bits (`RTE_DMA_CAPA_*`); [`capability_names`] spells them out.
+    pub capa: u64,
     /// The device (`rte_device`) this dmadev belongs to: `dma_skeleton0` for a vdev, the PCI
     /// function (`0000:6a:01.0`) for IOAT and DSA. The dmadevs of one DSA function (its work
     /// queues, `0000:6a:01.0-q0`, `-q1`, ...) share it, and removing it removes all of them.
@@ -357,9 +359,44 @@ fn info(id: i16) -> Result<DmaDevInfo> {
         mem_to_mem: capa(dpdk_sys::SHIM_DMA_CAPA_MEM_TO_MEM),
         copy: capa(dpdk_sys::SHIM_DMA_CAPA_OPS_COPY),
         sva: capa(dpdk_sys::SHIM_DMA_CAPA_SVA),
+        capa: i.dev_capa,
         device,
         bus,
     })
+}
+
+impl DmaDevInfo {
+    /// Whether the device reports a failed copy as an error completion
+    /// (`RTE_DMA_CAPA_HANDLES_ERRORS`). Without it a bad copy is not reported at all: DPDK's
+    /// ioat driver sets it only for IOAT version 3.4 and later (not Skylake-era CBDMA, 3.3).
+    pub fn handles_errors(&self) -> bool {
+        self.capa & dpdk_sys::SHIM_DMA_CAPA_HANDLES_ERRORS != 0
+    }
+
+    /// [`capability_names`] of this device's `dev_capa`.
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        capability_names(self.capa)
+    }
+}
+
+/// The `RTE_DMA_CAPA_*` bits of `dev_capa` that matter to a memory-copy user, by name, in bit
+/// order: `mem_to_mem`, `sva` (shared virtual addressing), `silent` (no completions needed),
+/// `handles_errors` (a failed copy comes back as an error completion), and the operations
+/// `copy`, `copy_sg`, `fill`. Other bits (device-side directions, future ones) are left out.
+pub fn capability_names(capa: u64) -> Vec<&'static str> {
+    [
+        (dpdk_sys::SHIM_DMA_CAPA_MEM_TO_MEM, "mem_to_mem"),
+        (dpdk_sys::SHIM_DMA_CAPA_SVA, "sva"),
+        (dpdk_sys::SHIM_DMA_CAPA_SILENT, "silent"),
+        (dpdk_sys::SHIM_DMA_CAPA_HANDLES_ERRORS, "handles_errors"),
+        (dpdk_sys::SHIM_DMA_CAPA_OPS_COPY, "copy"),
+        (dpdk_sys::SHIM_DMA_CAPA_OPS_COPY_SG, "copy_sg"),
+        (dpdk_sys::SHIM_DMA_CAPA_OPS_FILL, "fill"),
+    ]
+    .into_iter()
+    .filter(|&(bit, _)| capa & bit != 0)
+    .map(|(_, n)| n)
+    .collect()
 }
 
 /// The bus and bus-device name of dmadev `name`. DPDK 22.11 gives applications no pointer from
@@ -599,7 +636,33 @@ impl DmaChannel<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{bus_device_of, canonical_pci_name};
+    use super::{bus_device_of, canonical_pci_name, capability_names};
+
+    /// The bits as DPDK 22.11's drivers set them: ioat (drivers/dma/ioat/ioat_dmadev.c) on a
+    /// 3.4 device and on Skylake-era CBDMA (3.3: no HANDLES_ERRORS), idxd
+    /// (drivers/dma/idxd/idxd_common.c, with SVA) and dma_skeleton.
+    #[test]
+    fn capability_bits_are_named() {
+        let bit = |n: u32| 1u64 << n;
+        let ioat_34 = bit(0) | bit(32) | bit(34) | bit(6);
+        assert_eq!(
+            capability_names(ioat_34),
+            ["mem_to_mem", "handles_errors", "copy", "fill"]
+        );
+        let ioat_33 = bit(0) | bit(32) | bit(34);
+        assert_eq!(capability_names(ioat_33), ["mem_to_mem", "copy", "fill"]);
+        let skeleton = bit(0) | bit(4) | bit(32);
+        assert_eq!(capability_names(skeleton), ["mem_to_mem", "sva", "copy"]);
+        let idxd = bit(0) | bit(4) | bit(6) | bit(32) | bit(34);
+        assert_eq!(
+            capability_names(idxd),
+            ["mem_to_mem", "sva", "handles_errors", "copy", "fill"]
+        );
+        assert_eq!(capability_names(bit(33)), ["copy_sg"]);
+        // Directions to and from devices, and unknown bits, are not a copy user's business.
+        assert!(capability_names(bit(1) | bit(2) | bit(3) | bit(40)).is_empty());
+        assert_eq!(capability_names(u64::MAX).len(), 7);
+    }
 
     #[test]
     fn pci_names_are_made_canonical_and_everything_else_is_left_alone() {

@@ -118,6 +118,9 @@ pub struct PortInfo {
     pub rss_offloads: u64,
     /// The NUMA socket the device is attached to (0 where unknown).
     pub socket: u32,
+    /// The same, None where DPDK does not know it (`rte_eth_dev_socket_id` < 0: a vdev, or a
+    /// PCI device whose `numa_node` in sysfs is -1).
+    pub numa_node: Option<u32>,
 }
 
 /// A configured ethdev port, owned by this handle alone (one per port id per process). Closed
@@ -181,6 +184,7 @@ impl<'p> Port<'p> {
             max_tx_queues: info.max_tx_queues.min(MAX_QUEUES),
             rss_offloads: info.flow_type_rss_offloads,
             socket: u32::try_from(socket).unwrap_or(0),
+            numa_node: u32::try_from(socket).ok(),
         })
     }
 

@@ -68,7 +68,8 @@ pub mod via_shim;
 pub use burst::{Burst, MAX_BURST};
 pub use devevent::{DevEvent, DevEventMonitor};
 pub use dmadev::{
-    bus_device_of, canonical_pci_name, DmaChannel, DmaCompletion, DmaDev, DmaDevInfo, DmaStats,
+    bus_device_of, canonical_pci_name, capability_names, DmaChannel, DmaCompletion, DmaDev,
+    DmaDevInfo, DmaStats,
 };
 pub use eal::{hotplug_add, rdtsc, tsc_hz, Eal};
 pub use error::{Error, Result};

@@ -15,6 +15,13 @@ use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
 
+/// The NUMA socket to create a port's mbuf pool on: the NIC's own node (its packets are DMAed
+/// into the pool by the NIC), and only where DPDK does not know it (`nic` None: a vdev, or a
+/// `numa_node` of -1) the socket of the lcore creating the pool (`lcore`, `rte_socket_id`).
+pub fn pool_socket(nic: Option<u32>, lcore: i32) -> i32 {
+    nic.and_then(|n| i32::try_from(n).ok()).unwrap_or(lcore)
+}
+
 /// Writes to stdout and ignores failures: a reader that went away (`APP | head`) must not
 /// stop the run, which still has ports to close (net_pcap flushes its output then), a report
 /// and a control socket to clean up. `print!`/`println!` panic on EPIPE, and the release
@@ -218,5 +225,20 @@ mod tests {
         );
         let e = Cli::try_parse_from(["app", "--help"]).unwrap_err();
         assert_eq!(usage_message(&e), None);
+    }
+}
+
+#[cfg(test)]
+mod pool_socket_tests {
+    use super::pool_socket;
+
+    /// The lab case: the main lcore on socket 0, the NIC on socket 1: the pool goes to 1.
+    #[test]
+    fn a_pool_follows_the_nic_not_the_main_lcore() {
+        assert_eq!(pool_socket(Some(1), 0), 1);
+        assert_eq!(pool_socket(Some(0), 1), 0);
+        assert_eq!(pool_socket(None, 1), 1, "unknown: the lcore's");
+        assert_eq!(pool_socket(None, 0), 0);
+        assert_eq!(pool_socket(None, -1), -1, "SOCKET_ID_ANY stays any");
     }
 }

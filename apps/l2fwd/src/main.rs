@@ -13,8 +13,9 @@ use anyhow::{bail, Context, Result};
 use apps_common::units;
 use apps_common::{errln, outln};
 use dataplane::engine::{Engine, EngineConfig, Event, PortSummary, StatsSnapshot};
-use dataplane::report::L2fwdReport;
+use dataplane::report::{DmaCapabilities, L2fwdReport};
 use dataplane::stats::{CycleCounters, PortTotals};
+use dataplane::sysfs::{uio_warnings, PciSysfs};
 use l2fwd::options::{L2fwdOptions, Settings};
 use pmd::{Eal, PortStats};
 use std::process::ExitCode;
@@ -35,6 +36,24 @@ fn run() -> Result<()> {
     }
     let eal = Eal::init(&loaded.eal)?;
     let engine = Engine::new(&eal, engine_config(&opts))?;
+    let dma = engine.dma_devices();
+    for d in &dma {
+        outln!(
+            "DMA dev {} ({}): {}",
+            d.id,
+            d.name,
+            DmaCapabilities::from(d)
+        );
+    }
+    // uio devices cannot be removed safely: say so before anything runs.
+    let ports = engine.port_names();
+    let devices = dma
+        .iter()
+        .map(|d| ("DMA channel", d.name.as_str()))
+        .chain(ports.iter().map(|p| ("port", p.as_str())));
+    for w in uio_warnings(&PciSysfs::system(), devices) {
+        errln!("{w}");
+    }
     let quit = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&quit))

@@ -121,3 +121,80 @@ fn a_config_reads_its_captures_and_writes_its_report_beside_itself() {
     assert_eq!(read_pcap(&dir.join("out.pcap")).len(), frames.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The DMA demo as a user runs it: l2fwd lists each DMA channel with its capabilities at
+/// start (dma_skeleton does not report copy errors, so the listing says the stall timeout is
+/// the protection), and warns about no uio device (there is no PCI device at all).
+#[test]
+fn the_dma_config_lists_each_channel_with_its_capabilities() {
+    let cfg = configs().join("l2fwd-dma-vdev.toml");
+    let fp = format!("--file-prefix={}e", prefix());
+    let out = run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        &fp,
+        "-T",
+        "0",
+        "--duration",
+        "0.3",
+    ]);
+    assert_success("l2fwd --config l2fwd-dma-vdev.toml", &out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("DMA dev 0 (dma_skeleton0): "))
+        .unwrap_or_else(|| panic!("no capability line:\n{stdout}"));
+    assert!(line.contains(": mem_to_mem,sva,copy desc "), "{line}");
+    assert!(
+        line.ends_with("(copy errors not reported: the stall timeout protects)"),
+        "{line}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("(uio)"));
+}
+
+/// The lab templates parse and resolve as they are (they cannot run here: no PCI devices),
+/// and their EAL arguments allow the devices they name.
+#[test]
+fn the_lab_templates_parse_and_name_their_devices() {
+    for (file, devices) in [
+        ("l2fwd-lab-nic.toml", &["0000:3b:00.0", "0000:3b:00.1"][..]),
+        (
+            "l2fwd-lab-ioat.toml",
+            &[
+                "0000:3b:00.0",
+                "0000:3b:00.1",
+                "0000:00:04.0",
+                "0000:00:04.1",
+            ][..],
+        ),
+        (
+            "l2fwd-lab-dsa.toml",
+            &["0000:3b:00.0", "0000:3b:00.1", "0000:6a:01.0,max_queues=2"][..],
+        ),
+    ] {
+        let path = configs().join(file);
+        let loaded = apps_common::options::load_from::<l2fwd::options::L2fwdOptions, _>([
+            std::ffi::OsString::from("l2fwd"),
+            "--config".into(),
+            path.clone().into_os_string(),
+        ])
+        .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        loaded
+            .options
+            .resolve()
+            .unwrap_or_else(|e| panic!("{file}: {e:#}"));
+        for d in devices {
+            assert!(
+                loaded.eal.windows(2).any(|w| w[0] == "-a" && w[1] == *d),
+                "{file}: -a {d} in {:?}",
+                loaded.eal
+            );
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for prerequisite in ["intel_iommu=on iommu=pt", "iommu_group", "numa_node"] {
+            assert!(text.contains(prerequisite), "{file}: {prerequisite}");
+        }
+    }
+    let dsa = std::fs::read_to_string(configs().join("l2fwd-lab-dsa.toml")).unwrap();
+    assert!(dsa.contains("dmadev_idxd_pci") && dsa.contains("accel-config enable-wq"));
+}

@@ -555,6 +555,14 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     // driver that delivers a buffer without writing it (net_null does) would otherwise return
     // a stale copy of one of our frames, counted as ours; from the RX pool it holds nothing of
     // ours, and counts as foreign. Each queue's ring (1024) and a few bursts more per side.
+    // Each pool on its port's NUMA node (the NIC reads and writes it), not the main lcore's:
+    // the first TX port's and the first RX port's (a lab's ports share a node).
+    let node = |port: u16| -> i32 {
+        let nic = Port::info(eal, pmd::PortId::new(port))
+            .ok()
+            .and_then(|i| i.numa_node);
+        apps_common::pool_socket(nic, eal.socket_id())
+    };
     let per_side = 1024 + 8 * MAX_BURST as u32;
     let tx_pool = Mempool::create(
         eal,
@@ -562,7 +570,7 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
         (8192 + tx_sides as u32 * per_side).max(16384),
         256,
         2048 + 128,
-        eal.socket_id(),
+        node(tx_ports[0]),
     )
     .context("cannot create the TX mbuf pool")?;
     let pool = Mempool::create(
@@ -571,7 +579,7 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
         (4096 + rx_sides as u32 * per_side).max(8192),
         256,
         2048 + 128,
-        eal.socket_id(),
+        node(rx_ports[0]),
     )
     .context("cannot create the RX mbuf pool")?;
     let mut ports = Ports::start(eal, opts, &tx_ports, &rx_ports, &pool)?;
