@@ -1,10 +1,12 @@
 //! pktgen: a load generator and analyzer that proves what came back.
 //!
-//! `pktgen [EAL options] -- [--tx-port P] [--rx-port P] [--rate max|PPS|BITS] [--size N|MIN-MAX|imix]
+//! `pktgen [EAL options] -- [--tx-port P] [--rx-port P] [-p PORTMASK] [--txq N] [--rxq N]
+//!  [--tx-lcores LIST] [--rx-lcores LIST] [--rate max|PPS|BITS] [--size N|MIN-MAX|imix]
 //!  [--flows N] [--count N] [--duration S] [--drain-ms MS] [--dst-mac MAC] [-T STATS_S]
 //!  [--max-loss N|P%] [--max-latency-us US] [--max-p99-latency-us US] [--report FILE.json]
 //!  [--control SOCKET [--paused]] [--config FILE.toml] [--vlan ID] [--ipv6] [--proto udp|tcp]
-//!  [--sample-ms MS]`
+//!  [--sample-ms MS] [--search ndr|pdr [--search-loss P%] [--trial-s S] [--search-resolution PCT]
+//!  [--search-min RATE]]`
 //!
 //! Transmits test frames (Ethernet, an optional VLAN tag, IPv4 or IPv6, UDP or TCP,
 //! checksummed, with a stream id, sequence number, TSC timestamp and check value in the
@@ -23,8 +25,13 @@
 //! `rate R`, `stats`: see `pktgen::control`); it publishes `/pktgen/stats` on DPDK's telemetry
 //! socket in any case.
 //!
-//! Lcores: with two or more worker lcores, TX runs on the first and RX on the second; with one,
-//! both run on it in one loop; with none, on the main lcore. The main lcore prints stats.
+//! Ports, queues, lcores: `-p PORTMASK` transmits and receives on every enabled port, `--txq`
+//! and `--rxq` give each port that many queues. Each TX queue is a TX side owning the streams
+//! `s` with `s % sides == its index`, each RX queue an RX side with its own analyzer; the
+//! analyzers are merged by sequence number at the end. By default the TX sides run on the
+//! first half of the worker lcores and the RX sides on the rest (`--tx-lcores`/`--rx-lcores`
+//! place them); with one worker all run on it in one loop, with none on a thread beside the
+//! main lcore. The main lcore prints stats.
 
 mod trials;
 
