@@ -288,10 +288,24 @@ fn run_steps(
             }
             intr.sleep((due - now).min(Duration::from_millis(20)))?;
         }
+        // A command may remove a device behind l2fwd's back (a PCI removal through sysfs
+        // raises a device event): its removals are the new entries of l2fwd's hot_removes.
+        let exec = matches!(step.action, Action::Exec(_));
+        let removes_before = if exec {
+            hot_removes(&targets.l2fwd)?.len()
+        } else {
+            0
+        };
         let start = Instant::now();
         let result = run_action(&step.action, targets, intr)
             .with_context(|| format!("step {} ({})", i + 1, step.action))?;
         let end = Instant::now();
+        if exec {
+            for r in hot_removes(&targets.l2fwd)?.iter().skip(removes_before) {
+                let channel = r["channel"].as_str().unwrap_or("?").to_owned();
+                removals.push(removal(i + 1, ms(start), &channel, r));
+            }
+        }
         prev_end = end;
         let mut latency_us = (end - start).as_secs_f64() * 1e6;
         let mut detail = String::new();
@@ -327,6 +341,12 @@ fn run_steps(
         });
     }
     Ok((records, removals, ms(prev_end)))
+}
+
+/// l2fwd's `hot_removes` so far.
+fn hot_removes(l2fwd: &Ctl) -> Result<Vec<Value>> {
+    let s = l2fwd.stats()?;
+    Ok(s["hot_removes"].as_array().cloned().unwrap_or_default())
 }
 
 fn removal(step: usize, t_ms: f64, channel: &str, r: &Value) -> Removal {

@@ -270,9 +270,11 @@ fn expand(raw: &[RawStep], at: &str, in_repeat: bool, out: &mut Vec<Step>) -> Re
         let name = format!("{at} {}", i + 1);
         let when = match (s.at_ms, s.after_ms) {
             (Some(_), Some(_)) => return Err(format!("{name}: give at_ms or after_ms, not both")),
-            (Some(_), None) if in_repeat => return Err(format!(
+            (Some(_), None) if in_repeat => {
+                return Err(format!(
                 "{name}: at_ms inside a repeat would be the same moment every round: use after_ms"
-            )),
+            ))
+            }
             (Some(t), None) => When::At(t),
             (None, t) => When::After(t.unwrap_or(0)),
         };
@@ -545,5 +547,40 @@ remove = "b"
         };
         assert_eq!(s.l2fwd[2], "--");
         assert!(s.l2fwd_bin.is_none());
+    }
+}
+
+#[cfg(test)]
+mod config_files {
+    use super::*;
+
+    /// Every drill in configs/ parses, and says what it promises.
+    #[test]
+    fn the_shipped_drills_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let load = |n: &str| load(&dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e:#}"));
+        let count =
+            |d: &Drill, kind: &str| d.steps.iter().filter(|s| s.action.kind() == kind).count();
+        let vdev = load("drill-vdev.toml");
+        assert!(matches!(vdev.targets, Targets::Start(_)));
+        assert_eq!(count(&vdev, "remove"), 20);
+        assert_eq!(count(&vdev, "add"), 20);
+        assert!(vdev.steps.iter().any(|s| matches!(
+            s.action,
+            Action::Fault {
+                fault: Fault::Stall,
+                ..
+            }
+        )));
+        let soak = load("drill-soak.toml");
+        assert_eq!(count(&soak, "remove"), 1000);
+        for lab in ["drill-lab-ioat.toml", "drill-lab-dsa.toml"] {
+            let d = load(lab);
+            assert!(matches!(d.targets, Targets::Attach(_)), "{lab}");
+            assert!(
+                count(&d, "exec") >= 3,
+                "{lab}: sysfs remove, rescan, rebind"
+            );
+        }
     }
 }
