@@ -373,7 +373,16 @@ fn run_action(action: &Action, t: &mut Targets, intr: &Interrupt) -> Result<Valu
         Action::Copybreak(b) => t.l2fwd.request(&json!({"cmd": "copybreak", "bytes": b}))?,
         Action::Rate(r) => t.pktgen.request(&json!({"cmd": "rate", "rate": r}))?,
         Action::Wait(ms) => {
-            intr.sleep(Duration::from_millis(*ms))?;
+            // Watching the targets: one that dies ends the drill now, not at the step's end.
+            let end = Instant::now() + Duration::from_millis(*ms);
+            loop {
+                t.check_alive()?;
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                intr.sleep((end - now).min(Duration::from_millis(20)))?;
+            }
             Value::Null
         }
         Action::Exec(cmd) => {

@@ -230,11 +230,21 @@ fn a_bad_step_at_run_time_exits_1_and_leaves_nothing_behind() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn ctrl_c_stops_the_drill_and_leaves_nothing_behind() {
-    require_root("an interrupted drill");
+/// The process whose command line holds `pattern` (unique: a drill's file prefix).
+fn pid_of(pattern: &str) -> Option<String> {
+    let out = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap();
+    let text = text(&out.stdout);
+    text.lines().next().map(str::to_owned)
+}
+
+/// Starts a drill that would wait ten minutes, does `then` to it (given its pid) once both
+/// targets run, and returns its output.
+fn long_drill_then(name: &str, then: impl FnOnce(u32)) -> (Output, u32) {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch("drill-ctrl-c");
+    let dir = scratch(name);
     let file = dir.join("long.toml");
     std::fs::write(
         &file,
@@ -250,17 +260,9 @@ fn ctrl_c_stops_the_drill_and_leaves_nothing_behind() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    // Once traffic flows and the step runs, everything has been started.
+    // Once the step runs, traffic flows: everything has been started.
     let t = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("drill:")
-        || Command::new("pgrep")
-            .args(["-f", &format!("drill{pid}-pg")])
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-    {
+    while pid_of(&format!("file-prefix=drill{pid}-pg")).is_none() {
         assert!(child.try_wait().unwrap().is_none(), "the drill ended early");
         assert!(
             t.elapsed() < Duration::from_secs(60),
@@ -268,16 +270,32 @@ fn ctrl_c_stops_the_drill_and_leaves_nothing_behind() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(500));
-    let ok = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    then(pid);
     let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (out, pid)
+}
+
+#[test]
+fn ctrl_c_stops_the_drill_and_leaves_nothing_behind() {
+    require_root("an interrupted drill");
+    let (out, pid) = long_drill_then("drill-ctrl-c", |pid| {
+        sh("kill", &["-INT", &pid.to_string()]);
+    });
     assert_error(&out, "interrupted");
     assert_nothing_left(pid);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_target_that_dies_ends_the_drill_with_exit_1() {
+    require_root("a drill whose l2fwd dies");
+    let (out, pid) = long_drill_then("drill-target-dies", |pid| {
+        let l2fwd = pid_of(&format!("file-prefix=drill{pid}-dut")).expect("l2fwd runs");
+        sh("kill", &["-KILL", &l2fwd]);
+    });
+    assert_error(&out, "l2fwd exited (signal: 9");
+    assert_nothing_left(pid);
 }
 
 #[test]
