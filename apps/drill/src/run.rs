@@ -34,6 +34,11 @@ pub struct StepRecord {
     pub result: Value,
     /// A removal's latency as l2fwd measured it; otherwise the step's own duration.
     pub latency_us: f64,
+    /// The longest worker loop gap (any worker, since l2fwd started) if it rose across this
+    /// step: from the last sample before the step to the first after it. The samples are
+    /// 100 ms apart, so a rise within 100 ms of a step is put down to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loop_gap_rose_to_us: Option<f64>,
 }
 
 /// One hot-remove, from l2fwd's answer.
@@ -189,6 +194,8 @@ pub fn run(drill: &Drill, allow_exec: bool, intr: &Interrupt) -> Result<Outcome>
             max_loop_gap_us: g,
         });
     }
+    let mut records = records;
+    attribute_gaps(&mut records, &worker_gaps);
     Ok(Outcome {
         mode,
         steps: records,
@@ -338,9 +345,26 @@ fn run_steps(
             end_ms: ms(end),
             result,
             latency_us,
+            loop_gap_rose_to_us: None,
         });
     }
     Ok((records, removals, ms(prev_end)))
+}
+
+/// Sets each step's `loop_gap_rose_to_us` from the sampled longest gaps (in time order).
+pub fn attribute_gaps(steps: &mut [StepRecord], gaps: &[GapPoint]) {
+    for s in steps {
+        let before = gaps
+            .iter()
+            .take_while(|g| g.t_ms <= s.start_ms)
+            .last()
+            .map_or(0.0, |g| g.max_loop_gap_us);
+        if let Some(after) = gaps.iter().find(|g| g.t_ms >= s.end_ms) {
+            if after.max_loop_gap_us > before {
+                s.loop_gap_rose_to_us = Some(after.max_loop_gap_us);
+            }
+        }
+    }
 }
 
 /// l2fwd's `hot_removes` so far.
@@ -473,6 +497,34 @@ mod tests {
             }
         );
         assert_eq!(s[1].rx_pps, 200.0);
+    }
+
+    #[test]
+    fn a_step_gets_the_loop_gap_it_raised() {
+        let step = |start_ms, end_ms| StepRecord {
+            index: 1,
+            kind: "wait",
+            action: "wait".into(),
+            start_ms,
+            end_ms,
+            result: Value::Null,
+            latency_us: 0.0,
+            loop_gap_rose_to_us: None,
+        };
+        let gap = |t_ms, max_loop_gap_us| GapPoint {
+            t_ms,
+            max_loop_gap_us,
+        };
+        let mut steps = vec![step(50.0, 60.0), step(150.0, 160.0), step(250.0, 260.0)];
+        let gaps = [
+            gap(0.0, 5.0),
+            gap(100.0, 5.0),
+            gap(200.0, 40.0),
+            gap(300.0, 40.0),
+        ];
+        attribute_gaps(&mut steps, &gaps);
+        let got: Vec<Option<f64>> = steps.iter().map(|s| s.loop_gap_rose_to_us).collect();
+        assert_eq!(got, [None, Some(40.0), None]);
     }
 
     #[test]
