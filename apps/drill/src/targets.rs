@@ -176,6 +176,18 @@ fn run_checked(cmd: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The DPDK runtime directories of the targets' file prefixes (`/var/run/dpdk/PREFIX` as
+/// root), removed on drop, once the targets have exited (DPDK leaves them behind).
+struct RuntimeDirs(Vec<PathBuf>);
+
+impl Drop for RuntimeDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// A scratch directory, removed on drop.
 struct Scratch(PathBuf);
 
@@ -200,6 +212,7 @@ pub struct Started {
     pub netns: Netns,
     pub l2fwd_report: PathBuf,
     pub pktgen_report: PathBuf,
+    _runtime: RuntimeDirs,
     _dir: Scratch,
 }
 
@@ -244,6 +257,13 @@ impl Targets {
         let (l2fwd_bin, pktgen_bin) = (
             bin(&spec.l2fwd_bin, "l2fwd")?,
             bin(&spec.pktgen_bin, "pktgen")?,
+        );
+        // Declared before the processes: dropped after them, on an early return too.
+        let runtime = RuntimeDirs(
+            ["dut", "pg"]
+                .iter()
+                .map(|k| Path::new("/var/run/dpdk").join(format!("drill{id}-{k}")))
+                .collect(),
         );
         let netns = Netns::create(id)?;
         let d = &dir.0;
@@ -300,6 +320,7 @@ impl Targets {
                 netns,
                 l2fwd_report,
                 pktgen_report,
+                _runtime: runtime,
                 _dir: dir,
             }),
         })

@@ -78,6 +78,10 @@ fn assert_nothing_left(pid: u32) {
         !std::env::temp_dir().join(format!("drill-{pid}")).exists(),
         "scratch directory left"
     );
+    for k in ["dut", "pg"] {
+        let d = format!("/var/run/dpdk/drill{pid}-{k}");
+        assert!(!Path::new(&d).exists(), "DPDK runtime directory {d} left");
+    }
 }
 
 /// An error exit: status 1, one line on stderr naming `want`.
