@@ -941,6 +941,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 })?;
         }
         // 1. Unpublish every channel of the device from its worker.
+        let t_unpublish = Instant::now();
         let mut waits = Vec::new();
         for &j in &group {
             let id = self.channels[j].id;
@@ -967,6 +968,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                     source,
                 })?;
         }
+        let t_grace = Instant::now();
         // Quiescent: the workers handed the lanes back before adopting.
         self.collect();
         let mut counts = vec![(0u64, 0u64); group.len()];
@@ -1006,6 +1008,7 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             return Err(ControlError::StopFailed { failures });
         }
         // 4. Close the siblings, then remove the device with the last one.
+        let t_stopped = Instant::now();
         let mut unplug = Ok(());
         for (g, &j) in group.iter().enumerate().rev() {
             let c = &mut self.channels[j];
@@ -1030,9 +1033,13 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 // Relaxed: the switch belongs to a device id that a later add may reuse.
                 f.store(false, Ordering::Relaxed);
             }
+            let now = Instant::now();
             let r = HotRemoveReport {
                 channel: name,
-                latency_us: t0.elapsed().as_secs_f64() * 1e6,
+                latency_us: (now - t0).as_secs_f64() * 1e6,
+                grace_us: (t_grace - t_unpublish).as_secs_f64() * 1e6,
+                stop_us: (t_stopped - t_grace).as_secs_f64() * 1e6,
+                unplug_us: (now - t_stopped).as_secs_f64() * 1e6,
                 drained: counts[g].0,
                 recopied: counts[g].1,
             };
@@ -1533,7 +1540,16 @@ mod tests {
             "the duplicate event"
         );
         // A short name reaches the other function's queue through dpctl's path too.
-        assert_eq!(c.remove("6a:02.0-q0").unwrap().channel, q[2]);
+        let r = c.remove("6a:02.0-q0").unwrap();
+        assert_eq!(r.channel, q[2]);
+        // The phases are parts of the whole.
+        for phase in [r.grace_us, r.stop_us, r.unplug_us] {
+            assert!(phase >= 0.0, "{r:?}");
+        }
+        assert!(
+            r.grace_us + r.stop_us + r.unplug_us <= r.latency_us,
+            "{r:?}"
+        );
     }
 
     /// `dma add wqD.Q` is a DSA work queue of the kernel driver, not a vdev: one the EAL did

@@ -440,12 +440,24 @@ mod tests {
         let removal = HotRemoveReport {
             channel: "dma_skeleton0".into(),
             latency_us: 12.5,
+            grace_us: 4.0,
+            stop_us: 2.5,
+            unplug_us: 6.0,
             drained: 3,
             recopied: 1,
         };
         assert_eq!(
             ok(Response::Removed(removal.clone())),
             json!({"ok": true, "result": serde_json::to_value(&removal).unwrap()})
+        );
+        let phases = &ok(Response::Removed(removal))["result"];
+        assert_eq!(
+            (
+                phases["grace_us"].as_f64(),
+                phases["stop_us"].as_f64(),
+                phases["unplug_us"].as_f64()
+            ),
+            (Some(4.0), Some(2.5), Some(6.0))
         );
         let channel = DmaChannelReport {
             name: "dma_skeleton0".into(),

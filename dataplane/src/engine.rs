@@ -862,6 +862,14 @@ impl Teardown for EngineTeardown<'_, '_, '_, '_> {
     }
 }
 
+/// `cycles` of a `tsc_hz` TSC in microseconds (one decimal); 0 if the rate is unknown.
+fn cycles_to_us(cycles: u64, tsc_hz: u64) -> f64 {
+    if tsc_hz == 0 {
+        return 0.0;
+    }
+    (cycles as f64 * 1e7 / tsc_hz as f64).round() / 10.0
+}
+
 fn copy_report(l: &LcoreStats) -> CopyReport {
     CopyReport {
         cpu: l.copies.cpu.get(),
@@ -873,6 +881,7 @@ fn copy_report(l: &LcoreStats) -> CopyReport {
 
 /// Each forwarding lcore's own counters, summed over its ports.
 pub fn lcore_reports(lcores: &[LcoreId], stats: &[LcoreStats]) -> Vec<LcoreReport> {
+    let tsc_hz = pmd::tsc_hz();
     lcores
         .iter()
         .zip(stats)
@@ -894,6 +903,8 @@ pub fn lcore_reports(lcores: &[LcoreId], stats: &[LcoreStats]) -> Vec<LcoreRepor
                 busy_cycles: busy,
                 idle_cycles: idle,
                 busy_pct: CycleCounters::busy_pct(busy, idle),
+                max_loop_gap_cycles: l.cycles.max_gap.get(),
+                max_loop_gap_us: cycles_to_us(l.cycles.max_gap.get(), tsc_hz),
             }
         })
         .collect()

@@ -137,7 +137,18 @@ impl DmaChannelReport {
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HotRemoveReport {
     pub channel: String,
+    /// The whole removal, from the request to the device's removal.
     pub latency_us: f64,
+    /// Its phases: unpublishing the channel from its worker until the grace period is over
+    /// (the worker passed a quiescent point and handed the lanes back), ...
+    #[serde(default)]
+    pub grace_us: f64,
+    /// ... collecting what the workers handed back and stopping the device, ...
+    #[serde(default)]
+    pub stop_us: f64,
+    /// ... and closing it and removing it from its bus (`rte_dev_remove`).
+    #[serde(default)]
+    pub unplug_us: f64,
     pub drained: u64,
     pub recopied: u64,
 }
@@ -188,6 +199,12 @@ pub struct LcoreReport {
     /// `busy_cycles` as a percentage of both (one decimal; 0 before the first iteration).
     #[serde(default)]
     pub busy_pct: f64,
+    /// Its longest loop iteration so far (the longest gap between two polls of its queues),
+    /// in TSC cycles and in microseconds (one decimal).
+    #[serde(default)]
+    pub max_loop_gap_cycles: u64,
+    #[serde(default)]
+    pub max_loop_gap_us: f64,
 }
 
 /// The l2fwd report.

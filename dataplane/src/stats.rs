@@ -91,6 +91,32 @@ pub struct CopyCounters {
 pub struct CycleCounters {
     pub busy: OwnedCounter,
     pub idle: OwnedCounter,
+    /// The longest iteration so far, in TSC cycles: the longest gap between two loop
+    /// iterations, the worker's longest stall (a descheduled lcore, a long drain).
+    pub max_gap: OwnedMax,
+}
+
+/// A running maximum with one writer: the owner compares with its own last store and stores
+/// a larger value (a relaxed load and, rarely, a relaxed store: no read-modify-write, no
+/// fence); readers load it relaxed.
+#[derive(Default, Debug)]
+pub struct OwnedMax(AtomicU64);
+
+impl OwnedMax {
+    /// Raises the maximum to `v`. Must only be called by the owning lcore.
+    #[inline(always)]
+    pub fn raise(&self, v: u64) {
+        // Relaxed: the owner reads its own last store; readers order nothing by it.
+        if v > self.0.load(Ordering::Relaxed) {
+            self.0.store(v, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        // Relaxed: a monotone statistic (see OwnedCounter::get).
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl CycleCounters {
@@ -102,6 +128,7 @@ impl CycleCounters {
         } else {
             self.idle.add(cycles)
         }
+        self.max_gap.raise(cycles);
     }
 
     /// Busy cycles as a percentage of all cycles, 0 before any (one decimal).
@@ -198,5 +225,18 @@ mod tests {
         assert_eq!(t.tx, 6);
         assert_eq!(t.dropped_total(), 1);
         assert_eq!(port_totals(&l, PortId::new(0)), PortTotals::default());
+    }
+
+    #[test]
+    fn the_longest_iteration_is_kept() {
+        let c = CycleCounters::default();
+        assert_eq!(c.max_gap.get(), 0);
+        for (cycles, busy) in [(10, true), (700, false), (30, true)] {
+            c.record(cycles, busy);
+        }
+        assert_eq!(
+            (c.busy.get(), c.idle.get(), c.max_gap.get()),
+            (40, 700, 700)
+        );
     }
 }

@@ -330,9 +330,12 @@ impl Console {
         }
         for h in &r.hot_removes {
             outln!(
-                "Hot-remove {}: {:.0} us, {} drained, {} re-copied",
+                "Hot-remove {}: {:.0} us (grace {:.0}, stop {:.0}, unplug {:.0}), {} drained, {} re-copied",
                 h.channel,
                 h.latency_us,
+                h.grace_us,
+                h.stop_us,
+                h.unplug_us,
                 h.drained,
                 h.recopied
             );

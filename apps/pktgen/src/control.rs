@@ -230,6 +230,11 @@ pub struct Stats {
     pub rx: u64,
     /// Frames sent and not (yet) received: in flight or lost.
     pub missing_so_far: u64,
+    /// The analyzer's exact counts so far (a few times a second): frames of ours received more
+    /// than once, out of order, with a payload that fails its check.
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub corrupted: u64,
     /// Over the last whole second.
     pub tx_pps: u64,
     pub rx_pps: u64,
@@ -258,6 +263,9 @@ impl Stats {
             ("tx", self.tx),
             ("rx", self.rx),
             ("missing_so_far", self.missing_so_far),
+            ("duplicated", self.duplicated),
+            ("reordered", self.reordered),
+            ("corrupted", self.corrupted),
             ("tx_pps", self.tx_pps),
             ("rx_pps", self.rx_pps),
             ("latency_p50_ns", self.latency_p50_ns),
@@ -354,6 +362,9 @@ mod tests {
             tx: 10,
             rx: 9,
             missing_so_far: 1,
+            duplicated: 0,
+            reordered: 3,
+            corrupted: 0,
             tx_pps: 2,
             rx_pps: 2,
             latency_p50_ns: 100,
@@ -368,6 +379,7 @@ mod tests {
         let j = s.to_json();
         assert_eq!(j["state"], "paused");
         assert_eq!(j["missing_so_far"], 1);
+        assert_eq!(j["reordered"], 3);
         assert!(j.get("rate_pps").is_none());
     }
 }

@@ -212,6 +212,10 @@ struct Snapshot {
     received: u64,
     distinct: u64,
     latency: Latency,
+    /// The analyzer's exact counts so far (`stats` shows them to a drill attached to the run).
+    duplicated: u64,
+    reordered: u64,
+    corrupted: u64,
 }
 
 /// A transmit side: one TX queue, its own streams, its share of the rate.
@@ -465,10 +469,14 @@ impl Rx<'_, '_> {
     }
 
     fn publish(&self, shared: &Shared) {
+        let (_, so_far) = self.analyzer.counts(&[]);
         let s = Snapshot {
             received: self.analyzer.received(),
             distinct: self.analyzer.distinct(),
             latency: self.analyzer.latency(),
+            duplicated: so_far.duplicated,
+            reordered: so_far.reordered,
+            corrupted: so_far.corrupted,
         };
         // A few times a second, off the per-packet path.
         *shared.rx[self.lane]
@@ -1155,6 +1163,9 @@ impl Control {
             tx,
             rx: shared.rx_frames(),
             missing_so_far: tx.saturating_sub(s.distinct),
+            duplicated: s.duplicated,
+            reordered: s.reordered,
+            corrupted: s.corrupted,
             tx_pps: rates.tx_pps,
             rx_pps: rates.rx_pps,
             latency_p50_ns: s.latency.p50,

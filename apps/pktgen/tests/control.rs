@@ -360,6 +360,9 @@ fn dpctl_and_dpdk_telemetry_see_pktgen() {
     for key in [
         "rx",
         "missing_so_far",
+        "duplicated",
+        "reordered",
+        "corrupted",
         "tx_pps",
         "rx_pps",
         "latency_p99_ns",

@@ -1,0 +1,536 @@
+//! Running a drill: start or attach to the targets, wait for traffic, run the steps in time
+//! order (a line each), stop pktgen, and collect what both targets report.
+
+use crate::ctl::Ctl;
+use crate::spec::{Action, Drill, Step, Targets as TargetSpec, When};
+use crate::targets::{read_report, Targets};
+use crate::Interrupt;
+use anyhow::{bail, Context, Result};
+use apps_common::outln;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long traffic has to start flowing.
+const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(60);
+/// After the last step, before pktgen is stopped: the rate recovers in the plot.
+const SETTLE: Duration = Duration::from_millis(500);
+/// How often the drill samples pktgen's and l2fwd's stats while it runs.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// One step as it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// 1-based, in the expanded timeline.
+    pub index: usize,
+    pub kind: &'static str,
+    pub action: String,
+    /// Milliseconds since the drill's start (the moment traffic flowed).
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// What the target answered (or the command's output for `exec`).
+    pub result: Value,
+    /// A removal's latency as l2fwd measured it; otherwise the step's own duration.
+    pub latency_us: f64,
+    /// The longest worker loop gap (any worker, since l2fwd started) if it rose across this
+    /// step: from the last sample before the step to the first after it. The samples are
+    /// 100 ms apart, so a rise within 100 ms of a step is put down to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loop_gap_rose_to_us: Option<f64>,
+}
+
+/// One hot-remove, from l2fwd's answer.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Removal {
+    pub step: usize,
+    pub t_ms: f64,
+    pub channel: String,
+    pub latency_us: f64,
+    /// Unpublish to grace period over; device stop; driver removal (when l2fwd reports them).
+    pub grace_us: Option<f64>,
+    pub stop_us: Option<f64>,
+    pub unplug_us: Option<f64>,
+    pub drained: u64,
+    pub recopied: u64,
+}
+
+/// The received and sent rate over one sample period ending at `t_ms` (drill time).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct RatePoint {
+    pub t_ms: f64,
+    pub rx_pps: f64,
+    pub tx_pps: f64,
+}
+
+/// The longest worker loop gap l2fwd reported by a moment of the drill.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct GapPoint {
+    pub t_ms: f64,
+    /// The longest gap of any worker so far, microseconds.
+    pub max_loop_gap_us: f64,
+}
+
+/// What a drill run produced, for the verdict, the report and the plot.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// `start` or `attach`.
+    pub mode: &'static str,
+    pub steps: Vec<StepRecord>,
+    pub removals: Vec<Removal>,
+    /// When the last step ended (drill time, ms).
+    pub steps_end_ms: f64,
+    /// Where `series` comes from: pktgen's report (`start`) or its stats, sampled (`attach`).
+    pub series_source: &'static str,
+    pub series: Vec<RatePoint>,
+    pub worker_gaps: Vec<GapPoint>,
+    /// pktgen's final report (`start`) or its last stats (`attach`).
+    pub pktgen: Value,
+    /// l2fwd's final report (`start`) or its last stats (`attach`).
+    pub l2fwd: Value,
+}
+
+/// What the sampler thread gathers.
+#[derive(Default)]
+struct Samples {
+    /// (drill ms, tx, rx) from pktgen's stats.
+    pktgen: Vec<(f64, u64, u64)>,
+    gaps: Vec<GapPoint>,
+}
+
+/// Runs `drill`; `allow_exec` permits `exec` steps.
+pub fn run(drill: &Drill, allow_exec: bool, intr: &Interrupt) -> Result<Outcome> {
+    if !allow_exec {
+        if let Some((i, s)) = drill
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| matches!(s.action, Action::Exec(_)))
+        {
+            bail!(
+                "step {} ({}) runs a command: allowed only with --allow-exec",
+                i + 1,
+                s.action
+            );
+        }
+    }
+    let mut targets = match &drill.targets {
+        TargetSpec::Start(s) => Targets::start(s, intr)?,
+        TargetSpec::Attach(a) => Targets::attach(&a.l2fwd_control, &a.pktgen_control)?,
+    };
+    let mode = if targets.started.is_some() {
+        "start"
+    } else {
+        "attach"
+    };
+    // In attach mode a paused pktgen is resumed for the drill, and left as it was found.
+    let was_paused = targets.pktgen.stats()?["state"] == "paused";
+    if was_paused {
+        targets.pktgen.request(&json!({"cmd": "start"}))?;
+    }
+    let (t0, pg_offset_ms) = await_traffic(&mut targets, intr)?;
+    let ms = |t: Instant| (t - t0).as_secs_f64() * 1e3;
+
+    let samples = Mutex::new(Samples::default());
+    let done = AtomicBool::new(false);
+    let (records, removals, steps_end) = std::thread::scope(|s| {
+        let (pg, l2) = (targets.pktgen.clone(), targets.l2fwd.clone());
+        let (samples, done) = (&samples, &done);
+        s.spawn(move || sample(&pg, &l2, t0, samples, done));
+        let r = run_steps(&drill.steps, &mut targets, t0, intr);
+        // Relaxed: a stop flag; the scope's join orders the samples.
+        done.store(true, Ordering::Relaxed);
+        r
+    })?;
+    intr.sleep(SETTLE)?;
+    targets.check_alive()?;
+
+    // Stop sending, and wait for what is in flight.
+    targets.pktgen.request(&json!({"cmd": "stop"}))?;
+    let mut last = targets.pktgen.stats()?;
+    let mut still = Instant::now();
+    let t = Instant::now();
+    while last["missing_so_far"].as_u64().unwrap_or(0) > 0
+        && still.elapsed() < Duration::from_secs(2)
+        && t.elapsed() < Duration::from_secs(10)
+    {
+        intr.sleep(Duration::from_millis(50))?;
+        let now = targets.pktgen.stats()?;
+        if now["rx"] != last["rx"] {
+            still = Instant::now();
+        }
+        last = now;
+    }
+
+    let samples = samples.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (pktgen, l2fwd, series, source) = match targets.started.as_mut() {
+        Some(st) => {
+            st.pktgen.stop(intr)?;
+            let pktgen = read_report(&st.pktgen, &st.pktgen_report)?;
+            let status = st.l2fwd.stop(intr)?;
+            if !status.success() {
+                bail!(
+                    "l2fwd exited ({status}) at the end: {}",
+                    st.l2fwd.last_line()
+                );
+            }
+            let l2fwd = read_report(&st.l2fwd, &st.l2fwd_report)?;
+            let series = report_series(&pktgen, pg_offset_ms as f64);
+            (pktgen, l2fwd, series, "pktgen report")
+        }
+        None => {
+            let l2fwd = targets.l2fwd.stats()?;
+            if !was_paused {
+                targets.pktgen.request(&json!({"cmd": "start"}))?;
+            }
+            (last, l2fwd, sampled_series(&samples.pktgen), "pktgen stats")
+        }
+    };
+    let mut worker_gaps = samples.gaps;
+    if let Some(g) = max_loop_gap_us(&l2fwd) {
+        worker_gaps.push(GapPoint {
+            t_ms: ms(Instant::now()),
+            max_loop_gap_us: g,
+        });
+    }
+    let mut records = records;
+    attribute_gaps(&mut records, &worker_gaps);
+    Ok(Outcome {
+        mode,
+        steps: records,
+        removals,
+        steps_end_ms: steps_end,
+        series_source: source,
+        series,
+        worker_gaps,
+        pktgen,
+        l2fwd,
+    })
+}
+
+/// Waits until pktgen's receive count grows: the moment the drill's clock starts. Returns it
+/// and pktgen's own clock (`elapsed_ms`) then.
+fn await_traffic(targets: &mut Targets, intr: &Interrupt) -> Result<(Instant, u64)> {
+    let first = targets.pktgen.stats()?["rx"].as_u64().unwrap_or(0);
+    let t = Instant::now();
+    loop {
+        targets.check_alive()?;
+        let s = targets.pktgen.stats()?;
+        if s["rx"].as_u64().unwrap_or(0) > first {
+            return Ok((Instant::now(), s["elapsed_ms"].as_u64().unwrap_or(0)));
+        }
+        if t.elapsed() > TRAFFIC_TIMEOUT {
+            bail!(
+                "no traffic: pktgen received nothing back within {} s (sent {})",
+                TRAFFIC_TIMEOUT.as_secs(),
+                s["tx"]
+            );
+        }
+        intr.sleep(Duration::from_millis(20))?;
+    }
+}
+
+/// The sampler thread: pktgen's counters and l2fwd's longest loop gap, every
+/// [`SAMPLE_EVERY`], until `done`.
+fn sample(pg: &Ctl, l2: &Ctl, t0: Instant, out: &Mutex<Samples>, done: &AtomicBool) {
+    let mut with_gaps = true;
+    // Relaxed: see run.
+    while !done.load(Ordering::Relaxed) {
+        let t_ms = t0.elapsed().as_secs_f64() * 1e3;
+        if let Ok(s) = pg.stats() {
+            if let (Some(tx), Some(rx)) = (s["tx"].as_u64(), s["rx"].as_u64()) {
+                let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+                o.pktgen.push((t_ms, tx, rx));
+            }
+        }
+        if with_gaps {
+            match l2.stats().ok().and_then(|s| max_loop_gap_us(&s)) {
+                Some(g) => {
+                    let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+                    o.gaps.push(GapPoint {
+                        t_ms,
+                        max_loop_gap_us: g,
+                    });
+                }
+                // An l2fwd that does not report loop gaps is not asked again.
+                None => with_gaps = false,
+            }
+        }
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+}
+
+/// The longest loop gap of any of l2fwd's workers, from its report or stats (`lcores[]`
+/// `.max_loop_gap_us`); None if it reports none.
+pub fn max_loop_gap_us(l2fwd: &Value) -> Option<f64> {
+    l2fwd["lcores"]
+        .as_array()?
+        .iter()
+        .filter_map(|l| l["max_loop_gap_us"].as_f64())
+        .reduce(f64::max)
+}
+
+/// Runs the steps in order, each at its time; returns what they did and when the last ended.
+fn run_steps(
+    steps: &[Step],
+    targets: &mut Targets,
+    t0: Instant,
+    intr: &Interrupt,
+) -> Result<(Vec<StepRecord>, Vec<Removal>, f64)> {
+    let ms = |t: Instant| (t - t0).as_secs_f64() * 1e3;
+    let (mut records, mut removals) = (Vec::new(), Vec::new());
+    let mut prev_end = t0;
+    let n = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        let due = match step.when {
+            When::At(t) => t0 + Duration::from_millis(t),
+            When::After(t) => prev_end + Duration::from_millis(t),
+        };
+        loop {
+            targets.check_alive()?;
+            let now = Instant::now();
+            if now >= due {
+                break;
+            }
+            intr.sleep((due - now).min(Duration::from_millis(20)))?;
+        }
+        // A command may remove a device behind l2fwd's back (a PCI removal through sysfs
+        // raises a device event): its removals are the new entries of l2fwd's hot_removes.
+        let exec = matches!(step.action, Action::Exec(_));
+        let removes_before = if exec {
+            hot_removes(&targets.l2fwd)?.len()
+        } else {
+            0
+        };
+        let start = Instant::now();
+        let result = run_action(&step.action, targets, intr)
+            .with_context(|| format!("step {} ({})", i + 1, step.action))?;
+        let end = Instant::now();
+        if exec {
+            for r in hot_removes(&targets.l2fwd)?.iter().skip(removes_before) {
+                let channel = r["channel"].as_str().unwrap_or("?").to_owned();
+                removals.push(removal(i + 1, ms(start), &channel, r));
+            }
+        }
+        prev_end = end;
+        let mut latency_us = (end - start).as_secs_f64() * 1e6;
+        let mut detail = String::new();
+        if let Action::Remove(channel) = &step.action {
+            let r = removal(i + 1, ms(start), channel, &result);
+            latency_us = r.latency_us;
+            detail = format!("drained {} recopied {}", r.drained, r.recopied);
+            if let (Some(g), Some(s), Some(u)) = (r.grace_us, r.stop_us, r.unplug_us) {
+                detail = format!("(grace {g:.1}, stop {s:.1}, unplug {u:.1}) {detail}");
+            }
+            removals.push(r);
+        } else if let Action::Add(_) = &step.action {
+            if let Some(w) = result["worker"].as_u64() {
+                detail = format!("on worker {w}");
+            }
+        }
+        outln!(
+            "[{:>9.3} s] step {:>w$}/{n}  {:<40} ok  {:>10.1} us  {detail}",
+            ms(start) / 1e3,
+            i + 1,
+            step.action.to_string(),
+            latency_us,
+            w = n.to_string().len()
+        );
+        records.push(StepRecord {
+            index: i + 1,
+            kind: step.action.kind(),
+            action: step.action.to_string(),
+            start_ms: ms(start),
+            end_ms: ms(end),
+            result,
+            latency_us,
+            loop_gap_rose_to_us: None,
+        });
+    }
+    Ok((records, removals, ms(prev_end)))
+}
+
+/// Sets each step's `loop_gap_rose_to_us` from the sampled longest gaps (in time order).
+pub fn attribute_gaps(steps: &mut [StepRecord], gaps: &[GapPoint]) {
+    for s in steps {
+        let before = gaps
+            .iter()
+            .take_while(|g| g.t_ms <= s.start_ms)
+            .last()
+            .map_or(0.0, |g| g.max_loop_gap_us);
+        if let Some(after) = gaps.iter().find(|g| g.t_ms >= s.end_ms) {
+            if after.max_loop_gap_us > before {
+                s.loop_gap_rose_to_us = Some(after.max_loop_gap_us);
+            }
+        }
+    }
+}
+
+/// l2fwd's `hot_removes` so far.
+fn hot_removes(l2fwd: &Ctl) -> Result<Vec<Value>> {
+    let s = l2fwd.stats()?;
+    Ok(s["hot_removes"].as_array().cloned().unwrap_or_default())
+}
+
+fn removal(step: usize, t_ms: f64, channel: &str, r: &Value) -> Removal {
+    Removal {
+        step,
+        t_ms,
+        channel: r["channel"].as_str().unwrap_or(channel).to_owned(),
+        latency_us: r["latency_us"].as_f64().unwrap_or(0.0),
+        grace_us: r["grace_us"].as_f64(),
+        stop_us: r["stop_us"].as_f64(),
+        unplug_us: r["unplug_us"].as_f64(),
+        drained: r["drained"].as_u64().unwrap_or(0),
+        recopied: r["recopied"].as_u64().unwrap_or(0),
+    }
+}
+
+fn run_action(action: &Action, t: &mut Targets, intr: &Interrupt) -> Result<Value> {
+    Ok(match action {
+        Action::Remove(c) => t.l2fwd.request(&json!({"cmd": "dma remove", "name": c}))?,
+        Action::Add(d) => t.l2fwd.request(&json!({"cmd": "dma add", "devargs": d}))?,
+        Action::Fault { channel, fault } => t
+            .l2fwd
+            .request(&json!({"cmd": "dma fault", "name": channel, "fault": fault.as_str()}))?,
+        Action::Copybreak(b) => t.l2fwd.request(&json!({"cmd": "copybreak", "bytes": b}))?,
+        Action::Rate(r) => t.pktgen.request(&json!({"cmd": "rate", "rate": r}))?,
+        Action::Wait(ms) => {
+            // Watching the targets: one that dies ends the drill now, not at the step's end.
+            let end = Instant::now() + Duration::from_millis(*ms);
+            loop {
+                t.check_alive()?;
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                intr.sleep((end - now).min(Duration::from_millis(20)))?;
+            }
+            Value::Null
+        }
+        Action::Exec(cmd) => {
+            let out = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .context("cannot run sh")?;
+            let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_owned();
+            if !out.status.success() {
+                bail!(
+                    "{}: {}",
+                    out.status,
+                    apps_common::one_line(&text(&out.stderr))
+                );
+            }
+            json!({"stdout": text(&out.stdout), "stderr": text(&out.stderr)})
+        }
+    })
+}
+
+/// pktgen's report's series (`series.samples`: per-period counts, `t_ms` since pktgen's start)
+/// as rates in drill time (`offset_ms`: pktgen's clock when the drill's started).
+pub fn report_series(report: &Value, offset_ms: f64) -> Vec<RatePoint> {
+    let mut prev = 0.0;
+    let mut out = Vec::new();
+    for s in report["series"]["samples"].as_array().into_iter().flatten() {
+        let t = s["t_ms"].as_f64().unwrap_or(0.0);
+        let dt = t - prev;
+        if dt > 0.0 {
+            out.push(RatePoint {
+                t_ms: t - offset_ms,
+                rx_pps: s["rx"].as_f64().unwrap_or(0.0) * 1e3 / dt,
+                tx_pps: s["tx"].as_f64().unwrap_or(0.0) * 1e3 / dt,
+            });
+        }
+        prev = t;
+    }
+    out
+}
+
+/// Rates from sampled cumulative counters `(drill ms, tx, rx)`.
+pub fn sampled_series(samples: &[(f64, u64, u64)]) -> Vec<RatePoint> {
+    samples
+        .windows(2)
+        .filter(|w| w[1].0 > w[0].0)
+        .map(|w| {
+            let dt = (w[1].0 - w[0].0) / 1e3;
+            RatePoint {
+                t_ms: w[1].0,
+                rx_pps: w[1].2.saturating_sub(w[0].2) as f64 / dt,
+                tx_pps: w[1].1.saturating_sub(w[0].1) as f64 / dt,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_become_rates_in_drill_time() {
+        let r = json!({"series": {"period_ms": 100, "samples": [
+            {"t_ms": 100, "tx": 10, "rx": 10, "missing": 0},
+            {"t_ms": 200, "tx": 20, "rx": 5, "missing": 15},
+            {"t_ms": 400, "tx": 40, "rx": 40, "missing": 0}]}});
+        let s = report_series(&r, 50.0);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s[0],
+            RatePoint {
+                t_ms: 50.0,
+                rx_pps: 100.0,
+                tx_pps: 100.0
+            }
+        );
+        assert_eq!(s[1].rx_pps, 50.0);
+        assert_eq!(s[2].t_ms, 350.0);
+        assert_eq!(s[2].tx_pps, 200.0);
+        let s = sampled_series(&[(0.0, 0, 0), (500.0, 100, 50), (1000.0, 200, 150)]);
+        assert_eq!(
+            s[0],
+            RatePoint {
+                t_ms: 500.0,
+                rx_pps: 100.0,
+                tx_pps: 200.0
+            }
+        );
+        assert_eq!(s[1].rx_pps, 200.0);
+    }
+
+    #[test]
+    fn a_step_gets_the_loop_gap_it_raised() {
+        let step = |start_ms, end_ms| StepRecord {
+            index: 1,
+            kind: "wait",
+            action: "wait".into(),
+            start_ms,
+            end_ms,
+            result: Value::Null,
+            latency_us: 0.0,
+            loop_gap_rose_to_us: None,
+        };
+        let gap = |t_ms, max_loop_gap_us| GapPoint {
+            t_ms,
+            max_loop_gap_us,
+        };
+        let mut steps = vec![step(50.0, 60.0), step(150.0, 160.0), step(250.0, 260.0)];
+        let gaps = [
+            gap(0.0, 5.0),
+            gap(100.0, 5.0),
+            gap(200.0, 40.0),
+            gap(300.0, 40.0),
+        ];
+        attribute_gaps(&mut steps, &gaps);
+        let got: Vec<Option<f64>> = steps.iter().map(|s| s.loop_gap_rose_to_us).collect();
+        assert_eq!(got, [None, Some(40.0), None]);
+    }
+
+    #[test]
+    fn loop_gaps_are_the_longest_of_any_worker() {
+        let l = json!({"lcores": [{"max_loop_gap_us": 3.5}, {"max_loop_gap_us": 9.0}]});
+        assert_eq!(max_loop_gap_us(&l), Some(9.0));
+        assert_eq!(max_loop_gap_us(&json!({"lcores": [{"lcore": 1}]})), None);
+    }
+}
