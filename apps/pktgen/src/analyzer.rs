@@ -384,6 +384,10 @@ pub struct Analyzer {
     /// `i % lanes == t` and sends them round robin (see [`Analyzer::set_built_lane`]). A
     /// sequence number not yet built is not ours. `u64::MAX` until the sender says otherwise.
     built: Vec<u64>,
+    /// Per stream, its lane and its index among the lane's streams; per lane, how many it
+    /// owns. Computed once, so the per-packet bound needs no division by the lane count.
+    lane_of: Vec<(u32, u32)>,
+    lane_streams: Vec<u32>,
 }
 
 impl Analyzer {
@@ -399,6 +403,8 @@ impl Analyzer {
             received_bytes: 0,
             ns_per_cycle: (1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1)),
             built: vec![u64::MAX],
+            lane_of: (0..streams as u32).map(|i| (0, i)).collect(),
+            lane_streams: vec![streams as u32],
         }
     }
 
@@ -406,7 +412,14 @@ impl Analyzer {
     /// the streams `t, t + lanes, t + 2 * lanes, ...` and sends them round robin.
     pub fn with_lanes(streams: usize, lanes: usize, tsc_hz: u64) -> Self {
         let mut a = Analyzer::new(streams, tsc_hz);
-        a.built = vec![u64::MAX; lanes.max(1)];
+        let lanes = lanes.max(1);
+        a.built = vec![u64::MAX; lanes];
+        a.lane_of = (0..streams)
+            .map(|i| ((i % lanes) as u32, (i / lanes) as u32))
+            .collect();
+        a.lane_streams = (0..lanes)
+            .map(|t| (streams / lanes + usize::from(t < streams % lanes)) as u32)
+            .collect();
         a
     }
 
@@ -431,20 +444,11 @@ impl Analyzer {
     /// Frames stream `i` had built, given its lane's total.
     #[inline]
     fn built_of(&self, i: usize) -> u64 {
-        let streams = self.streams.len() as u32;
-        let lanes = self.built.len() as u32;
-        let i = i as u32;
-        // Stream i is lane t's l-th of its n streams (u32 arithmetic: at most 65535 of each).
-        let (t, l, n) = if lanes == 1 {
-            (0, i, streams)
-        } else {
-            let t = i % lanes;
-            (
-                t,
-                i / lanes,
-                streams / lanes + u32::from(t < streams % lanes),
-            )
+        // Stream i is lane t's l-th of its n streams.
+        let Some(&(t, l)) = self.lane_of.get(i) else {
+            return u64::MAX;
         };
+        let n = self.lane_streams[t as usize];
         let built = self.built[t as usize];
         if built == u64::MAX || n == 0 {
             return u64::MAX;

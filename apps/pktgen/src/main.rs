@@ -179,8 +179,9 @@ impl Shared {
 
     /// Whether every RX side's drain is over.
     fn rx_done(&self) -> bool {
-        // Relaxed: ends the monitor's loop only; the results come back through the join.
-        self.rx.iter().all(|l| l.done.load(Ordering::Relaxed))
+        // Acquire: pairs with the Release in Worker::run, so the monitor's last sample reads
+        // each side's final snapshot (the sides themselves come back through the join).
+        self.rx.iter().all(|l| l.done.load(Ordering::Acquire))
     }
 
     /// Whether every TX side that is still sending has acted on the paused `word`.
@@ -555,13 +556,13 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     for &p in tx_ports.iter().chain(&rx_ports) {
         if p >= nb_ports {
             let what = if opts.ports.is_some() {
-                "--portmask enables port"
+                format!("--portmask enables port {p}, which")
             } else if tx_ports.contains(&p) {
-                "--tx-port"
+                format!("--tx-port {p}")
             } else {
-                "--rx-port"
+                format!("--rx-port {p}")
             };
-            bail!("{what} {p}, which does not exist: {nb_ports} port(s) available (add --vdev=... or -a PCI to the EAL options)");
+            bail!("{what} does not exist: {nb_ports} port(s) available (add --vdev=... or -a PCI to the EAL options)");
         }
     }
     let tx_sides = tx_ports.len() * opts.txq as usize;
@@ -578,7 +579,25 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
             .and_then(|i| i.numa_node);
         apps_common::pool_socket(nic, eal.socket_id())
     };
+    if opts.fixture_capacity_pps.is_some() && rx_sides > 1 {
+        bail!("--fixture-capacity-pps models one device of that capacity: give one RX queue on one port");
+    }
+    // Every RX queue of every port started is filled at start (a TX-only port gets one).
     let per_side = 1024 + 8 * MAX_BURST as u32;
+    let rx_queues: usize = {
+        let mut ids: Vec<u16> = tx_ports.iter().chain(&rx_ports).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter()
+            .map(|p| {
+                if rx_ports.contains(p) {
+                    opts.rxq as usize
+                } else {
+                    1
+                }
+            })
+            .sum()
+    };
     let tx_pool = Mempool::create(
         eal,
         "pktgen_tx",
@@ -591,7 +610,7 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     let pool = Mempool::create(
         eal,
         "pktgen_rx",
-        (4096 + rx_sides as u32 * per_side).max(8192),
+        (4096 + rx_queues as u32 * per_side).max(8192),
         256,
         2048 + 128,
         node(rx_ports[0]),
@@ -630,6 +649,7 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
         published,
         rate,
         mean_size: opts.size.mean(),
+        searching: opts.search.is_some(),
     };
     let shared = Shared::new(
         sides.tx.len(),
@@ -709,9 +729,11 @@ impl<'p> Ports<'p> {
         ids.dedup();
         let mut ports = Vec::new();
         for id in ids {
+            // A port only transmitted on (or only received on) needs one queue of the other
+            // kind: the device wants at least one.
             let cfg = PortConfig {
-                rx_queues: opts.rxq,
-                tx_queues: opts.txq,
+                rx_queues: if rx_ports.contains(&id) { opts.rxq } else { 1 },
+                tx_queues: if tx_ports.contains(&id) { opts.txq } else { 1 },
                 ..PortConfig::default()
             };
             let mut p = Port::configure(eal, pmd::PortId::new(id), &cfg, pool)
@@ -1061,8 +1083,9 @@ impl Worker<'_, '_> {
                         busy = true;
                     } else {
                         r.publish(shared);
-                        // Relaxed: ends the monitor's loop only (see Shared::rx_done).
-                        shared.rx[r.lane].done.store(true, Ordering::Relaxed);
+                        // Release: the snapshot just published is complete when the monitor,
+                        // reading `done` with Acquire, takes its last sample.
+                        shared.rx[r.lane].done.store(true, Ordering::Release);
                         *on = false;
                     }
                 }
@@ -1103,6 +1126,8 @@ struct Control {
     published: Arc<Mutex<Option<Stats>>>,
     rate: RateSetting,
     mean_size: f64,
+    /// A search (`--search`) sets the rate and runs the trials itself: only `stats` then.
+    searching: bool,
 }
 
 /// How often `/pktgen/stats` is refreshed.
@@ -1189,6 +1214,12 @@ impl Control {
                     .to_owned()
             })
         };
+        if self.searching && !matches!(req, Request::Stats {}) {
+            return Err(
+                "a search (--search) sets the rate and pauses between trials itself: only stats now"
+                    .to_owned(),
+            );
+        }
         match req {
             Request::Stats {} => {}
             Request::Start {} => {
@@ -1236,14 +1267,19 @@ fn monitor(
     control: &mut Control,
 ) {
     let requests = control.requests.take();
-    let mut rates = Rates::new(started);
-    let mut next_publish = started;
+    // The timers count from now: a search launches the lcores (and this) once per trial, while
+    // the series and `elapsed` count from `started`, the run's start.
+    let entered = Instant::now();
+    let (tx0, rx0) = (shared.tx_total(), shared.snapshot().received);
+    let mut rates = Rates::new(entered);
+    (rates.tx, rates.rx) = (tx0, shared.rx_frames());
+    let mut next_publish = entered;
     let period = Duration::from_secs(opts.stats_period);
     // Checked: no Instant + Duration may overflow (None: no more stats lines).
-    let mut next = started.checked_add(period);
-    let (mut last_tx, mut last_rx, mut last_t) = (0u64, 0u64, started);
+    let mut next = entered.checked_add(period);
+    let (mut last_tx, mut last_rx, mut last_t) = (tx0, rx0, entered);
     let sample_every = Duration::from_millis(opts.sample_ms);
-    let mut next_sample = started.checked_add(sample_every);
+    let mut next_sample = entered.checked_add(sample_every);
     let sample = |now: Instant| {
         let s = shared.snapshot();
         let totals = Totals {

@@ -440,6 +440,9 @@ impl PktgenOptions {
                         "--search runs trials of --trial-s seconds each: leave out --count and --duration"
                     );
                 }
+                if self.max_latency_us.is_some() || self.max_p99_latency_us.is_some() {
+                    bail!("--max-latency-us and --max-p99-latency-us judge a single run: a search reports latency at 10/50/90% of the rate it finds");
+                }
                 if self.max_loss.is_some() {
                     bail!("--max-loss judges a single run: a search's tolerance is --search pdr --search-loss P%");
                 }

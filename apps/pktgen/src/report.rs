@@ -428,6 +428,10 @@ pub struct SearchReport {
     pub stale: u64,
     /// Frames dropped by the test fixture (`--fixture-capacity-pps`).
     pub fixture_dropped: u64,
+    /// Every trial together: the counts over all trials (frames of one trial that arrived
+    /// during another are `stale` above and counted lost here), the time series over the
+    /// whole search; its latency is the last trial's (the 90% latency point), since each
+    /// trial's latency starts afresh.
     pub run: Report,
 }
 

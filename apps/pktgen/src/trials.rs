@@ -10,6 +10,8 @@
 use crate::{launch, Control, Placement, Shared, Sides};
 use anyhow::{bail, Context, Result};
 use pktgen::analyzer::{Analyzer, Latency};
+use pktgen::control::RateSetting;
+use pktgen::frames::Rate;
 use pktgen::options::{SearchSettings, Settings};
 use pktgen::report::{LatencyPoint, Report, SearchReport};
 use pktgen::search::{latency_points, search, Outcome, Params, SearchResult, Trial};
@@ -62,8 +64,12 @@ impl LiveTrials<'_, '_, '_> {
             l.done.store(false, Ordering::Relaxed);
         }
         shared.control.set_rate(pps);
+        // What `stats` says the rate is.
+        self.control.rate =
+            RateSetting::new(pps.map_or(Rate::Max, Rate::Pps), self.opts.size.mean());
         let sent0 = shared.tx_total();
         let distinct0 = shared.rx_distinct();
+        let merged0 = merged_distinct(&sides);
         // Each stream's first sequence number in this trial, by run-wide stream id.
         let nt = sides.tx.len();
         let streams: usize = sides.tx.iter().map(|t| t.streams).sum();
@@ -73,6 +79,8 @@ impl LiveTrials<'_, '_, '_> {
                 floors[t.lane + k * nt] = n;
             }
             t.count = u64::MAX;
+            // A new token bucket, empty: nothing saved up between trials goes out as a burst.
+            t.rate_bits = u64::MAX;
         }
         for r in &mut sides.rx {
             r.analyzer.start_trial(&floors);
@@ -100,7 +108,8 @@ impl LiveTrials<'_, '_, '_> {
             self.control,
         )?;
         let sent = shared.tx_total() - sent0;
-        let received = shared.rx_distinct() - distinct0;
+        // Merged over the RX sides: a frame that arrived on two counts once.
+        let received = merged_distinct(&sides).saturating_sub(merged0);
         let hz = pmd::tsc_hz().max(1) as f64;
         let last_tx = sides.tx.iter().map(|t| t.last_tsc).max().unwrap_or(t0);
         let secs = last_tx.saturating_sub(t0) as f64 / hz;
@@ -110,6 +119,12 @@ impl LiveTrials<'_, '_, '_> {
         // Relaxed: set by the signal handler; a trial cut short proves nothing.
         if self.quit.load(Ordering::Relaxed) {
             bail!("interrupted: the search stopped before it was done");
+        }
+        if sent == 0 {
+            bail!(
+                "trial {} sent nothing: is the TX port up (a trial that sends nothing proves nothing)?",
+                self.number
+            );
         }
         Ok(Outcome {
             sent,
@@ -145,7 +160,7 @@ impl LiveTrials<'_, '_, '_> {
         params.validate().map_err(anyhow::Error::msg)?;
         let result = search(s.criterion, params, &mut Adapter(self))?;
         let mut points = Vec::new();
-        if let Some(rate) = result.rate_pps {
+        if let Some(rate) = result.rate_pps.filter(|&r| r > 0.0) {
             for (percent, pps) in latency_points(rate) {
                 let o = self.one(Some(pps))?;
                 points.push(LatencyPoint {
@@ -181,6 +196,23 @@ impl Trial for Adapter<'_, '_, '_, '_> {
 
 fn humantime(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
+}
+
+/// Distinct frames of ours received over every RX side, merged by sequence number (one side:
+/// its count; several: their analyzers merged, once per trial).
+fn merged_distinct(sides: &Sides) -> u64 {
+    match sides.rx.as_slice() {
+        [one] => one.analyzer.distinct(),
+        all => {
+            let nt = sides.tx.len();
+            let streams: usize = sides.tx.iter().map(|t| t.streams).sum();
+            let mut m = Analyzer::with_lanes(streams, nt, pmd::tsc_hz());
+            for r in all {
+                m.absorb(&r.analyzer);
+            }
+            m.distinct()
+        }
+    }
 }
 
 /// Prints the search's summary, writes its report; whether it found a rate.

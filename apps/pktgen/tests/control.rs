@@ -388,3 +388,43 @@ fn paused_needs_control() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--paused needs --control"), "{err}");
 }
+
+/// During `--search` the trials own the rate and the pauses: start, stop and rate are refused
+/// (a `stop` would make every later trial send nothing), stats still answer, and the search
+/// runs to its end.
+#[test]
+fn a_search_answers_stats_and_refuses_steering() {
+    let run = Running::start(
+        "control-search",
+        &[
+            "--search",
+            "ndr",
+            "--trial-s",
+            "0.5",
+            "--rate",
+            "20Kpps",
+            "--fixture-capacity-pps",
+            "10000",
+            "--search-resolution",
+            "5",
+        ],
+    );
+    let sock = run.sock.clone();
+    let s = stats_until(&sock, "the first trial sends", |s| tx(s) > 0);
+    assert!(s["state"] == "running" || s["state"] == "done", "{s}");
+    for req in [
+        r#"{"cmd":"stop"}"#,
+        r#"{"cmd":"start"}"#,
+        r#"{"cmd":"rate","rate":"1Kpps"}"#,
+    ] {
+        let e = refused(&sock, req);
+        assert!(
+            e.contains("a search (--search) sets the rate"),
+            "{req}: {e}"
+        );
+    }
+    let (code, out, r) = run.wait();
+    assert_eq!(code, Some(0), "{out}");
+    let found = r["rate_pps"].as_f64().unwrap();
+    assert!(found > 0.0 && found <= 10_100.0, "{found}: {out}");
+}

@@ -193,6 +193,21 @@ fn bad_search_options_are_refused_before_anything_runs() {
             "only applies with --search",
         ),
         (&["--search", "ndr", "--max-loss", "5"][..], "--search-loss"),
+        (
+            &["--search", "ndr", "--max-latency-us", "5"][..],
+            "judge a single run",
+        ),
+        (
+            &[
+                "--search",
+                "ndr",
+                "--rxq",
+                "2",
+                "--fixture-capacity-pps",
+                "1000",
+            ][..],
+            "give one RX queue",
+        ),
     ] {
         let (code, out, r) = run("search-bad", args);
         assert_eq!(code, Some(1), "{args:?}: {out}");
