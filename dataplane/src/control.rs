@@ -145,6 +145,14 @@ pub enum ControlError {
          or a PCI address"
     )]
     NotADmaDevice { name: String },
+    /// `dma add NAME,ARGS` of a device DPDK already drives: the arguments would be ignored.
+    #[error(
+        "cannot apply {args:?}: {device} is already probed, with the arguments it was probed \
+         with: remove it first (dma remove of any of its channels), then dma add \
+         {device},{args}; or dma add {device} without arguments to adopt its free queues as \
+         they are"
+    )]
+    ProbedWithArgs { device: String, args: String },
     /// A registered channel has this name already.
     #[error("DMA channel {name} is already in use")]
     NameInUse { name: String },
@@ -498,6 +506,43 @@ pub fn adoption(name: &str, dmadevs: &[(String, String)], in_use: &[&str]) -> Ad
     } else {
         Adoption::Channels(free)
     }
+}
+
+/// Whether `dma add` probes `dev_name` on `bus` with `args`, given whether DPDK already
+/// drives it (`probed`), after what must hold first. A device already probed is not probed
+/// again, so it takes no arguments (DPDK would ignore them: its queues stay as they were
+/// probed) and its binding is not read (DPDK drives it, whatever sysfs says or lacks). A PCI
+/// device to be probed must be bound to vfio-pci, read from `sysfs`; where the tree lists no
+/// PCI devices at all (a container without /sys/bus/pci) that check is skipped with a warning,
+/// and the probe decides.
+fn must_probe(
+    bus: &str,
+    dev_name: &str,
+    args: &str,
+    probed: bool,
+    sysfs: &PciSysfs,
+) -> Result<bool, ControlError> {
+    if probed {
+        if !args.trim().is_empty() {
+            return Err(ControlError::ProbedWithArgs {
+                device: dev_name.to_owned(),
+                args: args.to_owned(),
+            });
+        }
+        return Ok(false);
+    }
+    if bus == "pci" {
+        if sysfs.lists_pci_devices() {
+            crate::sysfs::dma_binding(sysfs, dev_name)?;
+        } else {
+            log!(
+                "control: warning: {} has no bus/pci/devices: cannot check that {dev_name} is \
+                 bound to vfio-pci; probing it anyway",
+                sysfs.root().display()
+            );
+        }
+    }
+    Ok(true)
 }
 
 /// The workers `n` new channels go to, in turn, given each worker's channel count: each to the
@@ -1064,8 +1109,9 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// (a DSA function bound to vfio-pci: every work queue it makes is adopted) or
     /// `0000:6a:01.0-q1` (one queue of a function already probed). Only DMA devices, and never
     /// a name already in use: a vdev must be of a DMA driver (`dma_*`), which is checked before
-    /// anything is probed; a PCI device must be bound to vfio-pci (read from sysfs: a uio
-    /// driver or a kernel driver is refused, naming the `dpdk-devbind.py` command) and carry a
+    /// anything is probed; a PCI device to be probed must be bound to vfio-pci (read from
+    /// sysfs: a uio driver or a kernel driver is refused, naming the `dpdk-devbind.py`
+    /// command), and one DPDK already drives takes no arguments ([`must_probe`]) and carry a
     /// dmadev of that name once probed, or be a function whose dmadevs are adopted
     /// ([`adoption`]); a DSA work queue of the kernel driver (`wqD.Q`) must be one the EAL
     /// found at start (the dsa bus has no hot-plug). Nothing is ever removed here.
@@ -1131,21 +1177,19 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 dsa: format!("dsa{instance}"),
             });
         }
-        if bus == "pci" {
-            crate::sysfs::dma_binding(sysfs, dev_name)?;
-        }
         // A PCI device already probed (another work queue of a DSA function), or a work queue
         // the dsa bus found at EAL start, is not probed again; anything else that already
         // exists is someone else's.
-        let probed = dmadevs(self.eal)
-            .iter()
-            .any(|(_, device)| matches!(bus, "pci" | "dsa") && device == dev_name);
+        let probed = matches!(bus, "pci" | "dsa")
+            && dmadevs(self.eal)
+                .iter()
+                .any(|(_, device)| device == dev_name);
         if bus == "vdev" && DmaDev::id_by_name(self.eal, name).is_ok() {
             return Err(ControlError::DeviceExists {
                 name: name.to_owned(),
             });
         }
-        if !(matches!(bus, "pci" | "dsa") && probed) {
+        if must_probe(bus, dev_name, args, probed, sysfs)? {
             pmd::hotplug_add(self.eal, bus, dev_name, args).map_err(|source| {
                 ControlError::Probe {
                     devargs: devargs.to_owned(),
@@ -1699,6 +1743,52 @@ mod tests {
         let e = c.add_with_sysfs("0000:00:04.2", &sys).unwrap_err();
         assert!(matches!(e, ControlError::Probe { bus: "pci", .. }), "{e:?}");
         assert!(c.channels.is_empty(), "nothing registered");
+    }
+
+    /// Points 4 and 8 of the lab review: a device DPDK already drives is not probed again, so
+    /// arguments for it are refused (DPDK would ignore them) and its binding is not read (a
+    /// container may have no /sys/bus/pci); a device to be probed has its binding checked,
+    /// unless the sysfs tree lists no PCI devices at all (a warning, and the probe decides).
+    #[test]
+    fn a_probed_device_takes_no_arguments_and_no_binding_check() {
+        let f = crate::sysfs::fake::FakeSysfs::new("probe");
+        f.device("0000:00:04.2", Some("vfio-pci"), 0)
+            .device("0000:00:04.3", Some("ioatdma"), 0);
+        let sys = f.sysfs();
+        let none = PciSysfs::at(f.root.join("no-such-sys"));
+        // Probed: no binding read, whatever sysfs says or lacks.
+        for s in [&sys, &none] {
+            assert!(!must_probe("pci", "0000:6a:01.0", "", true, s).unwrap());
+            assert!(!must_probe("pci", "0000:00:04.3", "", true, s).unwrap());
+        }
+        assert!(!must_probe("dsa", "wq0.0", "", true, &none).unwrap());
+        let e = must_probe("pci", "0000:6a:01.0", "max_queues=4", true, &sys).unwrap_err();
+        assert!(matches!(e, ControlError::ProbedWithArgs { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("already probed"), "{text}");
+        assert!(text.contains("remove it first"), "{text}");
+        assert!(text.contains("dma add 0000:6a:01.0,max_queues=4"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+        // Not probed: the binding decides, or the probe where sysfs has no PCI devices.
+        assert!(must_probe("pci", "0000:00:04.2", "", false, &sys).unwrap());
+        assert!(matches!(
+            must_probe("pci", "0000:00:04.3", "", false, &sys),
+            Err(ControlError::Binding(BindingError::Kernel { .. }))
+        ));
+        assert!(matches!(
+            must_probe("pci", "0000:00:04.9", "", false, &sys),
+            Err(ControlError::Binding(BindingError::Absent { .. }))
+        ));
+        assert!(must_probe("pci", "0000:00:04.9", "max_queues=2", false, &none).unwrap());
+        assert!(must_probe("vdev", "dma_skeleton1", "lcore=0", false, &sys).unwrap());
+
+        // Through dma add: with no bus/pci/devices the add goes on to the probe (which
+        // `--no-pci` makes fail here) instead of refusing the device as absent.
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
+        let e = c.add_with_sysfs("0000:00:04.9", &none).unwrap_err();
+        assert!(matches!(e, ControlError::Probe { bus: "pci", .. }), "{e:?}");
+        assert!(c.channels.is_empty());
     }
 
     /// Each error's text, as the control socket has always sent it (tests and scripts match
