@@ -197,8 +197,9 @@ pub enum ControlError {
         source: pmd::Error,
         others: Vec<String>,
     },
-    /// The device's id is beyond the fault table (the devices the data plane can drive). It
-    /// was unplugged again, unless `unplug` says why not.
+    /// The device's id is beyond the fault table (the devices the data plane can drive). If
+    /// this add probed it, it was unplugged again, unless `unplug` says why not; if not, its
+    /// dmadevs were left as they were, stopped.
     #[error(
         "{name} has device id {dev_id}, beyond the {table} the data plane can drive{}",
         unplug_failure(.unplug)
@@ -1189,7 +1190,9 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 name: name.to_owned(),
             });
         }
-        if must_probe(bus, dev_name, args, probed, sysfs)? {
+        // Whether this add probed the device: a failure from here on undoes exactly that.
+        let we_probed = must_probe(bus, dev_name, args, probed, sysfs)?;
+        if we_probed {
             pmd::hotplug_add(self.eal, bus, dev_name, args).map_err(|source| {
                 ControlError::Probe {
                     devargs: devargs.to_owned(),
@@ -1214,32 +1217,29 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             match DmaDev::open(self.eal, n, self.nb_desc) {
                 Ok(d) => devs.push(d),
                 Err(source) => {
-                    drop(devs); // stopped and closed: nothing was published
+                    let others = DmaDev::list(self.eal)
+                        .into_iter()
+                        .filter(|d| d.device == dev_name && d.name != *n)
+                        .map(|d| d.name)
+                        .collect();
+                    // Nothing was published.
+                    if let Some(e) = self.undo_add(devs, bus, dev_name, we_probed) {
+                        log!("control: {dev_name} probed by a failed dma add, not unplugged: {e}");
+                    }
                     return Err(ControlError::Unusable {
                         name: n.clone(),
                         source,
-                        others: DmaDev::list(self.eal)
-                            .into_iter()
-                            .filter(|d| d.device == dev_name && d.name != *n)
-                            .map(|d| d.name)
-                            .collect(),
+                        others,
                     });
                 }
             }
         }
-        if let Some(k) = devs
+        if let Some(d) = devs
             .iter()
-            .position(|d| self.fault_switch(ChannelId::new(d.id(), 0)).is_none())
+            .find(|d| self.fault_switch(ChannelId::new(d.id(), 0)).is_none())
         {
-            let dev = devs.swap_remove(k);
-            drop(devs); // closed first: the unplug refuses while a sibling is owned
-            let dev_id = dev.id();
-            let name = dev.name().to_owned();
-            // We probed it: take it away again (or at least close it).
-            let unplug = dev.unplug(self.eal).err().map(|(dev, err)| {
-                drop(dev);
-                err
-            });
+            let (dev_id, name) = (d.id(), d.name().to_owned());
+            let unplug = self.undo_add(devs, bus, dev_name, we_probed);
             return Err(ControlError::DeviceIdBeyondTable {
                 name,
                 dev_id,
@@ -1300,6 +1300,35 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
         let mut first = added.remove(0);
         first.others = added;
         Ok(first)
+    }
+
+    /// Undoes a `dma add` that failed after its probe, before anything was published: `devs`
+    /// are the dmadevs it opened. If this add probed bus device `dev_name`
+    /// (`we_probed`), each is given back unclosed and the device is unplugged once (its
+    /// driver's remove closes every dmadev it made), so a retry probes it afresh and finds
+    /// all its queues. If it was probed before (the free queues of a DSA function another add
+    /// or the EAL probed), each is only released, stopped but not closed: `rte_dma_close`
+    /// would destroy it until the function is unplugged, and a retry would adopt only the
+    /// survivors. Returns why the unplug failed, if it did.
+    fn undo_add(
+        &self,
+        devs: Vec<DmaDev<'e>>,
+        bus: &str,
+        dev_name: &str,
+        we_probed: bool,
+    ) -> Option<pmd::Error> {
+        for dev in devs {
+            if let Err((dev, e)) = dev.release() {
+                // Its engine may run: Drop tries the stop again and, if it fails, keeps the
+                // device open and owned (then the unplug below refuses, naming it).
+                log!("control: {}: {e}", dev.name());
+                drop(dev);
+            }
+        }
+        if !we_probed {
+            return None;
+        }
+        DmaDev::unplug_device(self.eal, bus, dev_name).err()
     }
 
     /// `dma fault NAME stall|stop|none`, for drills: `stall` makes a channel's completions
@@ -1743,6 +1772,35 @@ mod tests {
         let e = c.add_with_sysfs("0000:00:04.2", &sys).unwrap_err();
         assert!(matches!(e, ControlError::Probe { bus: "pci", .. }), "{e:?}");
         assert!(c.channels.is_empty(), "nothing registered");
+    }
+
+    /// A `dma add` that fails after its probe undoes what it did: a device it probed is
+    /// unplugged (a retry probes it afresh with all its queues), one probed before keeps its
+    /// dmadevs, stopped but not closed, so a retry can open them again (closing would
+    /// destroy them until the function is unplugged). On dma_skeleton0, the one vdev whose
+    /// probe and dmadev a test can make (the same code path as a DSA function's queues).
+    #[test]
+    fn a_failed_add_unplugs_what_it_probed_and_leaves_what_it_did_not_usable() {
+        let eal = eal();
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let c = Control::new(eal, &shared, false, Duration::from_secs(10), 64).unwrap();
+        let sk = "dma_skeleton0";
+        pmd::hotplug_add(eal, "vdev", sk, "").unwrap();
+
+        // Probed before this add: released, still there, opens again.
+        let devs = vec![DmaDev::open(eal, sk, 64).unwrap()];
+        assert!(c.undo_add(devs, "vdev", sk, false).is_none());
+        assert!(DmaDev::id_by_name(eal, sk).is_ok(), "not closed");
+        let devs = vec![DmaDev::open(eal, sk, 64).expect("usable again")];
+
+        // Probed by this add: unplugged, so it probes again from scratch.
+        assert!(c.undo_add(devs, "vdev", sk, true).is_none());
+        assert!(DmaDev::id_by_name(eal, sk).is_err(), "unplugged");
+        pmd::hotplug_add(eal, "vdev", sk, "").expect("probes again");
+
+        // Nothing opened (the first queue failed): the device is still unplugged.
+        assert!(c.undo_add(Vec::new(), "vdev", sk, true).is_none());
+        assert!(DmaDev::id_by_name(eal, sk).is_err(), "unplugged");
     }
 
     /// Points 4 and 8 of the lab review: a device DPDK already drives is not probed again, so
