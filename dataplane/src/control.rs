@@ -210,10 +210,19 @@ pub enum ControlError {
         table: usize,
         unplug: Option<pmd::Error>,
     },
-    /// The added channel is published to a worker (and registered as active), but the worker
-    /// has not yet confirmed it.
-    #[error("{name} is published, but not yet confirmed: {source}")]
-    Unconfirmed { name: String, source: GraceTimeout },
+    /// The added channel `name` is published to a worker (and registered as active), but the
+    /// worker has not yet confirmed it. `channels` are all those the add registered (every
+    /// work queue of a DSA function, `name` among them); those after `name` went to other
+    /// workers, or on standby when every worker had one unconfirmed.
+    #[error(
+        "{name} is published, but not yet confirmed: {source} (this add registered {})",
+        .channels.join(", ")
+    )]
+    Unconfirmed {
+        name: String,
+        channels: Vec<String>,
+        source: GraceTimeout,
+    },
     /// `dma fault` without `--allow-fault-injection`.
     #[error("fault injection is disabled: start l2fwd with --allow-fault-injection")]
     FaultInjectionDisabled,
@@ -554,11 +563,20 @@ pub fn deal(counts: &[usize], n: usize) -> Vec<Option<usize>> {
     let mut counts = counts.to_vec();
     (0..n)
         .map(|_| {
-            let w = (0..counts.len()).min_by_key(|&w| (counts[w], w))?;
+            let w = least_loaded_of(&counts, &[])?;
             counts[w] += 1;
             Some(w)
         })
         .collect()
+}
+
+/// The worker with the fewest channels given each one's count (the lowest-numbered of those
+/// tied), leaving out `skip` (workers that did not confirm a channel of this add); None when
+/// none is left.
+pub fn least_loaded_of(counts: &[usize], skip: &[usize]) -> Option<usize> {
+    (0..counts.len())
+        .filter(|w| !skip.contains(w))
+        .min_by_key(|&w| (counts[w], w))
 }
 
 struct Channel<'e, 'p> {
@@ -1248,14 +1266,17 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             });
         }
         // Each is dealt to the worker with the fewest channels in turn, and registered before
-        // the next is published; the first unconfirmed one is the answer's error.
-        let counts: Vec<usize> = (0..self.qsbr.workers())
+        // the next is published; a worker that did not confirm one gets no more (it may be
+        // stuck), and the first unconfirmed one is the answer's error, naming every channel
+        // this add registered.
+        let mut counts: Vec<usize> = (0..self.qsbr.workers())
             .map(|w| self.qsbr.channel_count(w))
             .collect();
-        let targets = deal(&counts, devs.len());
-        let mut confirm = Ok(());
+        let mut timed_out: Vec<usize> = Vec::new();
+        let mut unconfirmed: Option<(String, GraceTimeout)> = None;
         let mut added: Vec<Added> = Vec::with_capacity(devs.len());
-        for (dev, target) in devs.into_iter().zip(targets) {
+        for dev in devs {
+            let target = least_loaded_of(&counts, &timed_out);
             let id = ChannelId::new(dev.id(), 0);
             let dev_name = dev.name().to_owned();
             if let Some(fault) = self.fault_switch(id) {
@@ -1264,25 +1285,23 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             }
             let state = match target {
                 Some(w) => {
+                    counts[w] += 1;
                     let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
                     chans.push(id);
                     let g = self.qsbr.publish(w, &chans);
                     // Published: whatever the wait says, the worker may use the device from
                     // now on, so it is registered as active (and only ever removed through
                     // the protocol).
-                    let waited = self
-                        .qsbr
-                        .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
-                        .map(|_| ())
-                        .map_err(|source| ControlError::Unconfirmed {
-                            name: dev_name.clone(),
-                            source,
-                        });
-                    if confirm.is_ok() {
-                        confirm = waited;
+                    let waited =
+                        self.qsbr
+                            .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50));
+                    if let Err(source) = waited {
+                        timed_out.push(w);
+                        unconfirmed.get_or_insert((dev_name.clone(), source));
                     }
                     ChannelState::Active(w)
                 }
+                // No worker, or none that confirmed its last one.
                 None => ChannelState::Standby,
             };
             self.channels
@@ -1296,7 +1315,13 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 others: Vec::new(),
             });
         }
-        confirm?;
+        if let Some((name, source)) = unconfirmed {
+            return Err(ControlError::Unconfirmed {
+                name,
+                channels: added.into_iter().map(|a| a.name).collect(),
+                source,
+            });
+        }
         let mut first = added.remove(0);
         first.others = added;
         Ok(first)
@@ -1660,6 +1685,16 @@ mod tests {
         assert_eq!(deal(&[0], 2), [Some(0), Some(0)]);
         assert_eq!(deal(&[], 2), [None, None], "no worker: standby");
         assert!(deal(&[3, 1], 0).is_empty());
+        // A worker that did not confirm a queue of this add gets no more of them.
+        assert_eq!(least_loaded_of(&[0, 3, 1], &[]), Some(0));
+        assert_eq!(least_loaded_of(&[0, 3, 1], &[0]), Some(2));
+        assert_eq!(least_loaded_of(&[0, 3, 1], &[0, 2]), Some(1));
+        assert_eq!(
+            least_loaded_of(&[0, 3], &[1, 0]),
+            None,
+            "all unconfirmed: standby"
+        );
+        assert_eq!(least_loaded_of(&[], &[]), None);
     }
 
     /// What `dma add` adopts once the device is probed: the dmadev of that name (IOAT, a vdev,
@@ -2022,9 +2057,25 @@ mod tests {
             (
                 ControlError::Unconfirmed {
                     name: s("d"),
+                    channels: vec![s("d")],
                     source: grace(),
                 },
-                format!("d is published, but not yet confirmed: {}", grace()),
+                format!(
+                    "d is published, but not yet confirmed: {} (this add registered d)",
+                    grace()
+                ),
+            ),
+            (
+                ControlError::Unconfirmed {
+                    name: s("f-q1"),
+                    channels: vec![s("f-q0"), s("f-q1"), s("f-q2")],
+                    source: grace(),
+                },
+                format!(
+                    "f-q1 is published, but not yet confirmed: {} (this add registered f-q0, \
+                     f-q1, f-q2)",
+                    grace()
+                ),
             ),
             (
                 ControlError::FaultInjectionDisabled,
