@@ -162,11 +162,15 @@ pub enum ControlError {
     /// `dma add wqD.Q` of a work queue the EAL did not find at start.
     #[error(
         "cannot add {name}: it is a DSA work queue of the kernel's idxd driver, and DPDK's dsa \
-         bus has no hot-plug (it takes such queues only when the EAL starts, those with a \
-         dpdk_ name). Either enable it with accel-config (accel-config config-wq \
-         {dsa}/{name} --type=user --name=dpdk_l2fwd ...; accel-config enable-wq {dsa}/{name}) \
-         and start l2fwd again, or give the whole DSA function to DPDK: \
-         dpdk-devbind.py -b vfio-pci ADDR, then dma add ADDR,max_queues=N"
+         bus has no hot-plug (it takes such queues only when the EAL starts: enabled user \
+         queues named dpdk_* or FILEPREFIX_*). Either configure and enable it (accel-config \
+         config-engine {dsa}/engine{n}.0 --group-id=0; accel-config config-wq {dsa}/{name} \
+         --group-id=0 --type=user --wq-size=32 --mode=dedicated --name=FILEPREFIX_{name}; \
+         accel-config enable-device {dsa}; accel-config enable-wq {dsa}/{name}; FILEPREFIX is \
+         l2fwd's --file-prefix, as in configs/l2fwd-lab-dsa.toml) and start l2fwd again, or \
+         give the whole DSA function to DPDK: dpdk-devbind.py -b vfio-pci ADDR, then dma add \
+         ADDR,max_queues=N",
+        n = .dsa.trim_start_matches("dsa")
     )]
     DsaNoHotplug {
         name: String,
@@ -1662,10 +1666,18 @@ mod tests {
                 Err(e @ ControlError::DsaNoHotplug { .. }) => {
                     let e = e.to_string();
                     assert!(e.contains("dsa bus has no hot-plug"), "{e}");
-                    assert!(
-                        e.contains(&format!("accel-config enable-wq {dsa}/{wq}")),
-                        "{e}"
-                    );
+                    let n = &dsa[3..];
+                    for step in [
+                        format!("accel-config config-engine {dsa}/engine{n}.0 --group-id=0"),
+                        format!("accel-config config-wq {dsa}/{wq} --group-id=0 --type=user"),
+                        "--wq-size=32 --mode=dedicated".to_owned(),
+                        format!("--name=FILEPREFIX_{wq}"),
+                        format!("accel-config enable-device {dsa};"),
+                        format!("accel-config enable-wq {dsa}/{wq}"),
+                        "configs/l2fwd-lab-dsa.toml".to_owned(),
+                    ] {
+                        assert!(e.contains(&step), "{step}: {e}");
+                    }
                     assert!(e.contains("dpdk-devbind.py -b vfio-pci ADDR"), "{e}");
                     assert!(e.contains("dma add ADDR,max_queues=N"), "{e}");
                     assert!(!e.contains('\n'), "one line: {e}");
