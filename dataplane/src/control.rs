@@ -145,6 +145,14 @@ pub enum ControlError {
          or a PCI address"
     )]
     NotADmaDevice { name: String },
+    /// `dma add NAME,ARGS` of a device DPDK already drives: the arguments would be ignored.
+    #[error(
+        "cannot apply {args:?}: {device} is already probed, with the arguments it was probed \
+         with: remove it first (dma remove of any of its channels), then dma add \
+         {device},{args}; or dma add {device} without arguments to adopt its free queues as \
+         they are"
+    )]
+    ProbedWithArgs { device: String, args: String },
     /// A registered channel has this name already.
     #[error("DMA channel {name} is already in use")]
     NameInUse { name: String },
@@ -154,11 +162,15 @@ pub enum ControlError {
     /// `dma add wqD.Q` of a work queue the EAL did not find at start.
     #[error(
         "cannot add {name}: it is a DSA work queue of the kernel's idxd driver, and DPDK's dsa \
-         bus has no hot-plug (it takes such queues only when the EAL starts, those with a \
-         dpdk_ name). Either enable it with accel-config (accel-config config-wq \
-         {dsa}/{name} --type=user --name=dpdk_l2fwd ...; accel-config enable-wq {dsa}/{name}) \
-         and start l2fwd again, or give the whole DSA function to DPDK: \
-         dpdk-devbind.py -b vfio-pci ADDR, then dma add ADDR,max_queues=N"
+         bus has no hot-plug (it takes such queues only when the EAL starts: enabled user \
+         queues named dpdk_* or FILEPREFIX_*). Either configure and enable it (accel-config \
+         config-engine {dsa}/engine{n}.0 --group-id=0; accel-config config-wq {dsa}/{name} \
+         --group-id=0 --type=user --wq-size=32 --mode=dedicated --name=FILEPREFIX_{name}; \
+         accel-config enable-device {dsa}; accel-config enable-wq {dsa}/{name}; FILEPREFIX is \
+         l2fwd's --file-prefix, as in configs/l2fwd-lab-dsa.toml) and start l2fwd again, or \
+         give the whole DSA function to DPDK: dpdk-devbind.py -b vfio-pci ADDR, then dma add \
+         ADDR,max_queues=N",
+        n = .dsa.trim_start_matches("dsa")
     )]
     DsaNoHotplug {
         name: String,
@@ -189,8 +201,9 @@ pub enum ControlError {
         source: pmd::Error,
         others: Vec<String>,
     },
-    /// The device's id is beyond the fault table (the devices the data plane can drive). It
-    /// was unplugged again, unless `unplug` says why not.
+    /// The device's id is beyond the fault table (the devices the data plane can drive). If
+    /// this add probed it, it was unplugged again, unless `unplug` says why not; if not, its
+    /// dmadevs were left as they were, stopped.
     #[error(
         "{name} has device id {dev_id}, beyond the {table} the data plane can drive{}",
         unplug_failure(.unplug)
@@ -201,10 +214,19 @@ pub enum ControlError {
         table: usize,
         unplug: Option<pmd::Error>,
     },
-    /// The added channel is published to a worker (and registered as active), but the worker
-    /// has not yet confirmed it.
-    #[error("{name} is published, but not yet confirmed: {source}")]
-    Unconfirmed { name: String, source: GraceTimeout },
+    /// The added channel `name` is published to a worker (and registered as active), but the
+    /// worker has not yet confirmed it. `channels` are all those the add registered (every
+    /// work queue of a DSA function, `name` among them); those after `name` went to other
+    /// workers, or on standby when every worker had one unconfirmed.
+    #[error(
+        "{name} is published, but not yet confirmed: {source} (this add registered {})",
+        .channels.join(", ")
+    )]
+    Unconfirmed {
+        name: String,
+        channels: Vec<String>,
+        source: GraceTimeout,
+    },
     /// `dma fault` without `--allow-fault-injection`.
     #[error("fault injection is disabled: start l2fwd with --allow-fault-injection")]
     FaultInjectionDisabled,
@@ -500,6 +522,43 @@ pub fn adoption(name: &str, dmadevs: &[(String, String)], in_use: &[&str]) -> Ad
     }
 }
 
+/// Whether `dma add` probes `dev_name` on `bus` with `args`, given whether DPDK already
+/// drives it (`probed`), after what must hold first. A device already probed is not probed
+/// again, so it takes no arguments (DPDK would ignore them: its queues stay as they were
+/// probed) and its binding is not read (DPDK drives it, whatever sysfs says or lacks). A PCI
+/// device to be probed must be bound to vfio-pci, read from `sysfs`; where the tree lists no
+/// PCI devices at all (a container without /sys/bus/pci) that check is skipped with a warning,
+/// and the probe decides.
+fn must_probe(
+    bus: &str,
+    dev_name: &str,
+    args: &str,
+    probed: bool,
+    sysfs: &PciSysfs,
+) -> Result<bool, ControlError> {
+    if probed {
+        if !args.trim().is_empty() {
+            return Err(ControlError::ProbedWithArgs {
+                device: dev_name.to_owned(),
+                args: args.to_owned(),
+            });
+        }
+        return Ok(false);
+    }
+    if bus == "pci" {
+        if sysfs.lists_pci_devices() {
+            crate::sysfs::dma_binding(sysfs, dev_name)?;
+        } else {
+            log!(
+                "control: warning: {} has no bus/pci/devices: cannot check that {dev_name} is \
+                 bound to vfio-pci; probing it anyway",
+                sysfs.root().display()
+            );
+        }
+    }
+    Ok(true)
+}
+
 /// The workers `n` new channels go to, in turn, given each worker's channel count: each to the
 /// worker with the fewest at that moment (the lowest-numbered of those tied), as
 /// [`Control::add`] deals a DSA function's work queues. All None when there is no worker (the
@@ -508,11 +567,20 @@ pub fn deal(counts: &[usize], n: usize) -> Vec<Option<usize>> {
     let mut counts = counts.to_vec();
     (0..n)
         .map(|_| {
-            let w = (0..counts.len()).min_by_key(|&w| (counts[w], w))?;
+            let w = least_loaded_of(&counts, &[])?;
             counts[w] += 1;
             Some(w)
         })
         .collect()
+}
+
+/// The worker with the fewest channels given each one's count (the lowest-numbered of those
+/// tied), leaving out `skip` (workers that did not confirm a channel of this add); None when
+/// none is left.
+pub fn least_loaded_of(counts: &[usize], skip: &[usize]) -> Option<usize> {
+    (0..counts.len())
+        .filter(|w| !skip.contains(w))
+        .min_by_key(|&w| (counts[w], w))
 }
 
 struct Channel<'e, 'p> {
@@ -1064,8 +1132,9 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
     /// (a DSA function bound to vfio-pci: every work queue it makes is adopted) or
     /// `0000:6a:01.0-q1` (one queue of a function already probed). Only DMA devices, and never
     /// a name already in use: a vdev must be of a DMA driver (`dma_*`), which is checked before
-    /// anything is probed; a PCI device must be bound to vfio-pci (read from sysfs: a uio
-    /// driver or a kernel driver is refused, naming the `dpdk-devbind.py` command) and carry a
+    /// anything is probed; a PCI device to be probed must be bound to vfio-pci (read from
+    /// sysfs: a uio driver or a kernel driver is refused, naming the `dpdk-devbind.py`
+    /// command), and one DPDK already drives takes no arguments ([`must_probe`]) and carry a
     /// dmadev of that name once probed, or be a function whose dmadevs are adopted
     /// ([`adoption`]); a DSA work queue of the kernel driver (`wqD.Q`) must be one the EAL
     /// found at start (the dsa bus has no hot-plug). Nothing is ever removed here.
@@ -1131,21 +1200,21 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 dsa: format!("dsa{instance}"),
             });
         }
-        if bus == "pci" {
-            crate::sysfs::dma_binding(sysfs, dev_name)?;
-        }
         // A PCI device already probed (another work queue of a DSA function), or a work queue
         // the dsa bus found at EAL start, is not probed again; anything else that already
         // exists is someone else's.
-        let probed = dmadevs(self.eal)
-            .iter()
-            .any(|(_, device)| matches!(bus, "pci" | "dsa") && device == dev_name);
+        let probed = matches!(bus, "pci" | "dsa")
+            && dmadevs(self.eal)
+                .iter()
+                .any(|(_, device)| device == dev_name);
         if bus == "vdev" && DmaDev::id_by_name(self.eal, name).is_ok() {
             return Err(ControlError::DeviceExists {
                 name: name.to_owned(),
             });
         }
-        if !(matches!(bus, "pci" | "dsa") && probed) {
+        // Whether this add probed the device: a failure from here on undoes exactly that.
+        let we_probed = must_probe(bus, dev_name, args, probed, sysfs)?;
+        if we_probed {
             pmd::hotplug_add(self.eal, bus, dev_name, args).map_err(|source| {
                 ControlError::Probe {
                     devargs: devargs.to_owned(),
@@ -1170,32 +1239,29 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             match DmaDev::open(self.eal, n, self.nb_desc) {
                 Ok(d) => devs.push(d),
                 Err(source) => {
-                    drop(devs); // stopped and closed: nothing was published
+                    let others = DmaDev::list(self.eal)
+                        .into_iter()
+                        .filter(|d| d.device == dev_name && d.name != *n)
+                        .map(|d| d.name)
+                        .collect();
+                    // Nothing was published.
+                    if let Some(e) = self.undo_add(devs, bus, dev_name, we_probed) {
+                        log!("control: {dev_name} probed by a failed dma add, not unplugged: {e}");
+                    }
                     return Err(ControlError::Unusable {
                         name: n.clone(),
                         source,
-                        others: DmaDev::list(self.eal)
-                            .into_iter()
-                            .filter(|d| d.device == dev_name && d.name != *n)
-                            .map(|d| d.name)
-                            .collect(),
+                        others,
                     });
                 }
             }
         }
-        if let Some(k) = devs
+        if let Some(d) = devs
             .iter()
-            .position(|d| self.fault_switch(ChannelId::new(d.id(), 0)).is_none())
+            .find(|d| self.fault_switch(ChannelId::new(d.id(), 0)).is_none())
         {
-            let dev = devs.swap_remove(k);
-            drop(devs); // closed first: the unplug refuses while a sibling is owned
-            let dev_id = dev.id();
-            let name = dev.name().to_owned();
-            // We probed it: take it away again (or at least close it).
-            let unplug = dev.unplug(self.eal).err().map(|(dev, err)| {
-                drop(dev);
-                err
-            });
+            let (dev_id, name) = (d.id(), d.name().to_owned());
+            let unplug = self.undo_add(devs, bus, dev_name, we_probed);
             return Err(ControlError::DeviceIdBeyondTable {
                 name,
                 dev_id,
@@ -1204,14 +1270,17 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             });
         }
         // Each is dealt to the worker with the fewest channels in turn, and registered before
-        // the next is published; the first unconfirmed one is the answer's error.
-        let counts: Vec<usize> = (0..self.qsbr.workers())
+        // the next is published; a worker that did not confirm one gets no more (it may be
+        // stuck), and the first unconfirmed one is the answer's error, naming every channel
+        // this add registered.
+        let mut counts: Vec<usize> = (0..self.qsbr.workers())
             .map(|w| self.qsbr.channel_count(w))
             .collect();
-        let targets = deal(&counts, devs.len());
-        let mut confirm = Ok(());
+        let mut timed_out: Vec<usize> = Vec::new();
+        let mut unconfirmed: Option<(String, GraceTimeout)> = None;
         let mut added: Vec<Added> = Vec::with_capacity(devs.len());
-        for (dev, target) in devs.into_iter().zip(targets) {
+        for dev in devs {
+            let target = least_loaded_of(&counts, &timed_out);
             let id = ChannelId::new(dev.id(), 0);
             let dev_name = dev.name().to_owned();
             if let Some(fault) = self.fault_switch(id) {
@@ -1220,25 +1289,23 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             }
             let state = match target {
                 Some(w) => {
+                    counts[w] += 1;
                     let mut chans: Vec<ChannelId> = self.qsbr.assignment(w).channels().collect();
                     chans.push(id);
                     let g = self.qsbr.publish(w, &chans);
                     // Published: whatever the wait says, the worker may use the device from
                     // now on, so it is registered as active (and only ever removed through
                     // the protocol).
-                    let waited = self
-                        .qsbr
-                        .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50))
-                        .map(|_| ())
-                        .map_err(|source| ControlError::Unconfirmed {
-                            name: dev_name.clone(),
-                            source,
-                        });
-                    if confirm.is_ok() {
-                        confirm = waited;
+                    let waited =
+                        self.qsbr
+                            .wait_grace(w, g, self.grace_timeout, Duration::from_micros(50));
+                    if let Err(source) = waited {
+                        timed_out.push(w);
+                        unconfirmed.get_or_insert((dev_name.clone(), source));
                     }
                     ChannelState::Active(w)
                 }
+                // No worker, or none that confirmed its last one.
                 None => ChannelState::Standby,
             };
             self.channels
@@ -1252,10 +1319,45 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                 others: Vec::new(),
             });
         }
-        confirm?;
+        if let Some((name, source)) = unconfirmed {
+            return Err(ControlError::Unconfirmed {
+                name,
+                channels: added.into_iter().map(|a| a.name).collect(),
+                source,
+            });
+        }
         let mut first = added.remove(0);
         first.others = added;
         Ok(first)
+    }
+
+    /// Undoes a `dma add` that failed after its probe, before anything was published: `devs`
+    /// are the dmadevs it opened. If this add probed bus device `dev_name`
+    /// (`we_probed`), each is given back unclosed and the device is unplugged once (its
+    /// driver's remove closes every dmadev it made), so a retry probes it afresh and finds
+    /// all its queues. If it was probed before (the free queues of a DSA function another add
+    /// or the EAL probed), each is only released, stopped but not closed: `rte_dma_close`
+    /// would destroy it until the function is unplugged, and a retry would adopt only the
+    /// survivors. Returns why the unplug failed, if it did.
+    fn undo_add(
+        &self,
+        devs: Vec<DmaDev<'e>>,
+        bus: &str,
+        dev_name: &str,
+        we_probed: bool,
+    ) -> Option<pmd::Error> {
+        for dev in devs {
+            if let Err((dev, e)) = dev.release() {
+                // Its engine may run: Drop tries the stop again and, if it fails, keeps the
+                // device open and owned (then the unplug below refuses, naming it).
+                log!("control: {}: {e}", dev.name());
+                drop(dev);
+            }
+        }
+        if !we_probed {
+            return None;
+        }
+        DmaDev::unplug_device(self.eal, bus, dev_name).err()
     }
 
     /// `dma fault NAME stall|stop|none`, for drills: `stall` makes a channel's completions
@@ -1564,10 +1666,18 @@ mod tests {
                 Err(e @ ControlError::DsaNoHotplug { .. }) => {
                     let e = e.to_string();
                     assert!(e.contains("dsa bus has no hot-plug"), "{e}");
-                    assert!(
-                        e.contains(&format!("accel-config enable-wq {dsa}/{wq}")),
-                        "{e}"
-                    );
+                    let n = &dsa[3..];
+                    for step in [
+                        format!("accel-config config-engine {dsa}/engine{n}.0 --group-id=0"),
+                        format!("accel-config config-wq {dsa}/{wq} --group-id=0 --type=user"),
+                        "--wq-size=32 --mode=dedicated".to_owned(),
+                        format!("--name=FILEPREFIX_{wq}"),
+                        format!("accel-config enable-device {dsa};"),
+                        format!("accel-config enable-wq {dsa}/{wq}"),
+                        "configs/l2fwd-lab-dsa.toml".to_owned(),
+                    ] {
+                        assert!(e.contains(&step), "{step}: {e}");
+                    }
                     assert!(e.contains("dpdk-devbind.py -b vfio-pci ADDR"), "{e}");
                     assert!(e.contains("dma add ADDR,max_queues=N"), "{e}");
                     assert!(!e.contains('\n'), "one line: {e}");
@@ -1587,6 +1697,16 @@ mod tests {
         assert_eq!(deal(&[0], 2), [Some(0), Some(0)]);
         assert_eq!(deal(&[], 2), [None, None], "no worker: standby");
         assert!(deal(&[3, 1], 0).is_empty());
+        // A worker that did not confirm a queue of this add gets no more of them.
+        assert_eq!(least_loaded_of(&[0, 3, 1], &[]), Some(0));
+        assert_eq!(least_loaded_of(&[0, 3, 1], &[0]), Some(2));
+        assert_eq!(least_loaded_of(&[0, 3, 1], &[0, 2]), Some(1));
+        assert_eq!(
+            least_loaded_of(&[0, 3], &[1, 0]),
+            None,
+            "all unconfirmed: standby"
+        );
+        assert_eq!(least_loaded_of(&[], &[]), None);
     }
 
     /// What `dma add` adopts once the device is probed: the dmadev of that name (IOAT, a vdev,
@@ -1699,6 +1819,81 @@ mod tests {
         let e = c.add_with_sysfs("0000:00:04.2", &sys).unwrap_err();
         assert!(matches!(e, ControlError::Probe { bus: "pci", .. }), "{e:?}");
         assert!(c.channels.is_empty(), "nothing registered");
+    }
+
+    /// A `dma add` that fails after its probe undoes what it did: a device it probed is
+    /// unplugged (a retry probes it afresh with all its queues), one probed before keeps its
+    /// dmadevs, stopped but not closed, so a retry can open them again (closing would
+    /// destroy them until the function is unplugged). On dma_skeleton0, the one vdev whose
+    /// probe and dmadev a test can make (the same code path as a DSA function's queues).
+    #[test]
+    fn a_failed_add_unplugs_what_it_probed_and_leaves_what_it_did_not_usable() {
+        let eal = eal();
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let c = Control::new(eal, &shared, false, Duration::from_secs(10), 64).unwrap();
+        let sk = "dma_skeleton0";
+        pmd::hotplug_add(eal, "vdev", sk, "").unwrap();
+
+        // Probed before this add: released, still there, opens again.
+        let devs = vec![DmaDev::open(eal, sk, 64).unwrap()];
+        assert!(c.undo_add(devs, "vdev", sk, false).is_none());
+        assert!(DmaDev::id_by_name(eal, sk).is_ok(), "not closed");
+        let devs = vec![DmaDev::open(eal, sk, 64).expect("usable again")];
+
+        // Probed by this add: unplugged, so it probes again from scratch.
+        assert!(c.undo_add(devs, "vdev", sk, true).is_none());
+        assert!(DmaDev::id_by_name(eal, sk).is_err(), "unplugged");
+        pmd::hotplug_add(eal, "vdev", sk, "").expect("probes again");
+
+        // Nothing opened (the first queue failed): the device is still unplugged.
+        assert!(c.undo_add(Vec::new(), "vdev", sk, true).is_none());
+        assert!(DmaDev::id_by_name(eal, sk).is_err(), "unplugged");
+    }
+
+    /// Points 4 and 8 of the lab review: a device DPDK already drives is not probed again, so
+    /// arguments for it are refused (DPDK would ignore them) and its binding is not read (a
+    /// container may have no /sys/bus/pci); a device to be probed has its binding checked,
+    /// unless the sysfs tree lists no PCI devices at all (a warning, and the probe decides).
+    #[test]
+    fn a_probed_device_takes_no_arguments_and_no_binding_check() {
+        let f = crate::sysfs::fake::FakeSysfs::new("probe");
+        f.device("0000:00:04.2", Some("vfio-pci"), 0)
+            .device("0000:00:04.3", Some("ioatdma"), 0);
+        let sys = f.sysfs();
+        let none = PciSysfs::at(f.root.join("no-such-sys"));
+        // Probed: no binding read, whatever sysfs says or lacks.
+        for s in [&sys, &none] {
+            assert!(!must_probe("pci", "0000:6a:01.0", "", true, s).unwrap());
+            assert!(!must_probe("pci", "0000:00:04.3", "", true, s).unwrap());
+        }
+        assert!(!must_probe("dsa", "wq0.0", "", true, &none).unwrap());
+        let e = must_probe("pci", "0000:6a:01.0", "max_queues=4", true, &sys).unwrap_err();
+        assert!(matches!(e, ControlError::ProbedWithArgs { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("already probed"), "{text}");
+        assert!(text.contains("remove it first"), "{text}");
+        assert!(text.contains("dma add 0000:6a:01.0,max_queues=4"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+        // Not probed: the binding decides, or the probe where sysfs has no PCI devices.
+        assert!(must_probe("pci", "0000:00:04.2", "", false, &sys).unwrap());
+        assert!(matches!(
+            must_probe("pci", "0000:00:04.3", "", false, &sys),
+            Err(ControlError::Binding(BindingError::Kernel { .. }))
+        ));
+        assert!(matches!(
+            must_probe("pci", "0000:00:04.9", "", false, &sys),
+            Err(ControlError::Binding(BindingError::Absent { .. }))
+        ));
+        assert!(must_probe("pci", "0000:00:04.9", "max_queues=2", false, &none).unwrap());
+        assert!(must_probe("vdev", "dma_skeleton1", "lcore=0", false, &sys).unwrap());
+
+        // Through dma add: with no bus/pci/devices the add goes on to the probe (which
+        // `--no-pci` makes fail here) instead of refusing the device as absent.
+        let shared = Shared::new(&[pmd::LcoreId::new(1)], Vec::new());
+        let mut c = Control::new(eal(), &shared, false, Duration::from_secs(10), 64).unwrap();
+        let e = c.add_with_sysfs("0000:00:04.9", &none).unwrap_err();
+        assert!(matches!(e, ControlError::Probe { bus: "pci", .. }), "{e:?}");
+        assert!(c.channels.is_empty());
     }
 
     /// Each error's text, as the control socket has always sent it (tests and scripts match
@@ -1874,9 +2069,25 @@ mod tests {
             (
                 ControlError::Unconfirmed {
                     name: s("d"),
+                    channels: vec![s("d")],
                     source: grace(),
                 },
-                format!("d is published, but not yet confirmed: {}", grace()),
+                format!(
+                    "d is published, but not yet confirmed: {} (this add registered d)",
+                    grace()
+                ),
+            ),
+            (
+                ControlError::Unconfirmed {
+                    name: s("f-q1"),
+                    channels: vec![s("f-q0"), s("f-q1"), s("f-q2")],
+                    source: grace(),
+                },
+                format!(
+                    "f-q1 is published, but not yet confirmed: {} (this add registered f-q0, \
+                     f-q1, f-q2)",
+                    grace()
+                ),
             ),
             (
                 ControlError::FaultInjectionDisabled,

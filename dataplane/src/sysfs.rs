@@ -49,6 +49,12 @@ impl PciSysfs {
         &self.root
     }
 
+    /// Whether the tree lists PCI devices at all (`ROOT/bus/pci/devices` exists): a container
+    /// without /sys/bus/pci has none, and then no device's binding can be read.
+    pub fn lists_pci_devices(&self) -> bool {
+        self.root.join("bus/pci/devices").is_dir()
+    }
+
     /// `ROOT/bus/pci/devices/ADDR`.
     pub fn device_dir(&self, addr: &str) -> PathBuf {
         self.root.join("bus/pci/devices").join(addr)

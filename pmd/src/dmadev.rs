@@ -281,6 +281,59 @@ impl<'eal> DmaDev<'eal> {
         Ok(())
     }
 
+    /// Gives the device back without closing it: stops it and releases the claim, leaving the
+    /// dmadev in DPDK's table, stopped and configurable again, so that a later [`Self::open`]
+    /// (this process's next `dma add`) can take it. For a device this handle did not probe
+    /// (closing it would destroy it for good: a closed dmadev is gone until its bus device is
+    /// removed and probed again). On a failed stop the handle is given back, still owned.
+    pub fn release(mut self) -> std::result::Result<(), (Self, Error)> {
+        if let Err(e) = self.stop() {
+            return Err((self, e));
+        }
+        claimed().retain(|&c| c != self.id);
+        // Stopped and no longer claimed: skip Drop's close; only the name is left to free.
+        let mut this = std::mem::ManuallyDrop::new(self);
+        drop(std::mem::take(&mut this.name));
+        Ok(())
+    }
+
+    /// Removes bus device `device` of `bus` (`rte_eal_hotplug_remove`; the driver's remove
+    /// closes its dmadevs) when none of its dmadevs is owned by a handle: the undo of a probe
+    /// whose dmadevs were all [released](Self::release) or never opened. Refuses, naming them,
+    /// while any is owned. (Close none of them first: some drivers' remove, dma_skeleton's,
+    /// then fails.)
+    pub fn unplug_device(_eal: &Eal, bus: &str, device: &str) -> Result<()> {
+        // Held until the removal is done: nothing can be opened in between.
+        let owned = claimed();
+        let mut in_use = Vec::new();
+        // SAFETY: rte_dma_next_dev only reads the device table.
+        let mut id = unsafe { dpdk_sys::rte_dma_next_dev(0) };
+        while id >= 0 {
+            if let Ok(i) = info(id) {
+                if i.device == device && owned.contains(&id) {
+                    in_use.push(i.name);
+                }
+            }
+            // SAFETY: as above.
+            id = unsafe { dpdk_sys::rte_dma_next_dev(id + 1) };
+        }
+        if !in_use.is_empty() {
+            return Err(Error::Invalid(format!(
+                "device {device} carries {} in use: not removed",
+                in_use.join(", ")
+            )));
+        }
+        let (b, d) = (cstr(bus)?, cstr(device)?);
+        // SAFETY: valid C strings; no handle owns a dmadev of this device (checked above, with
+        // the claims locked), so the driver's remove closes nothing anyone uses, and none of
+        // them is started (only a handle starts one, and stops it before giving it up).
+        check("rte_eal_hotplug_remove", unsafe {
+            dpdk_sys::rte_eal_hotplug_remove(b.as_ptr(), d.as_ptr())
+        })?;
+        drop(owned);
+        Ok(())
+    }
+
     /// Stops the device. Needs `&mut self`: no channel handle can still be in use. Marked
     /// stopped only once `rte_dma_stop` succeeded, so a failed stop can be retried.
     pub fn stop(&mut self) -> Result<()> {

@@ -79,6 +79,8 @@ fn a_failed_dma_stop_is_retried_and_never_followed_by_a_close() {
     // Stopped and unplugged: the vdev can be probed again.
     dev.unplug(eal).map_err(|(_, e)| e).unwrap();
 
+    a_released_device_can_be_opened_again_and_an_owned_one_is_not_unplugged(eal);
+
     hotplug_add(eal, "vdev", "dma_skeleton0", "").unwrap();
     let dev = DmaDev::open(eal, "dma_skeleton0", 64).unwrap();
     fail_next_stop();
@@ -89,6 +91,46 @@ fn a_failed_dma_stop_is_retried_and_never_followed_by_a_close() {
         .err()
         .expect("still owned");
     assert!(again.to_string().contains("already in use"), "{again}");
+}
+
+/// `release` gives a device back stopped but not closed: it can be opened again (a closed
+/// dmadev would be gone from the table), and a failed stop keeps the handle owned.
+/// `unplug_device` removes a bus device only while none of its dmadevs is owned.
+/// Run by the failed-stop test before it leaks its dma_skeleton0 on purpose (dma_skeleton
+/// allows one instance per process, so no other test can make one after that).
+fn a_released_device_can_be_opened_again_and_an_owned_one_is_not_unplugged(eal: &Eal) {
+    hotplug_add(eal, "vdev", "dma_skeleton0", "").unwrap();
+    let dev = DmaDev::open(eal, "dma_skeleton0", 64).unwrap();
+    dev.release().map_err(|(_, e)| e).unwrap();
+    assert!(
+        DmaDev::id_by_name(eal, "dma_skeleton0").is_ok(),
+        "not closed"
+    );
+    let dev = DmaDev::open(eal, "dma_skeleton0", 64).expect("released: opens again");
+    let e = DmaDev::unplug_device(eal, "vdev", "dma_skeleton0").unwrap_err();
+    assert!(e.to_string().contains("dma_skeleton0 in use"), "{e}");
+    assert!(
+        DmaDev::id_by_name(eal, "dma_skeleton0").is_ok(),
+        "still there"
+    );
+
+    fail_next_stop();
+    let (dev, e) = dev.release().expect_err("the stop fails");
+    assert!(e.to_string().contains("rte_dma_stop"), "{e}");
+    assert!(!dev.is_stopped());
+    let again = DmaDev::open(eal, "dma_skeleton0", 64).err().expect("owned");
+    assert!(again.to_string().contains("already in use"), "{again}");
+
+    dev.release()
+        .map_err(|(_, e)| e)
+        .expect("the retry stops it");
+    // Released, not closed: the driver's remove closes it.
+    DmaDev::unplug_device(eal, "vdev", "dma_skeleton0").unwrap();
+    assert!(DmaDev::id_by_name(eal, "dma_skeleton0").is_err(), "removed");
+    // Unplugged: it can be probed again.
+    hotplug_add(eal, "vdev", "dma_skeleton0", "").unwrap();
+    let dev = DmaDev::open(eal, "dma_skeleton0", 64).unwrap();
+    dev.unplug(eal).map_err(|(_, e)| e).unwrap();
 }
 
 /// On a port with `MBUF_FAST_FREE` the driver returns transmitted mbufs straight to the

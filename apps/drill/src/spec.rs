@@ -582,5 +582,21 @@ mod config_files {
                 "{lab}: sysfs remove, rescan, rebind"
             );
         }
+        // A removal unplugs the DSA function and DPDK forgets its devargs: each add probes it
+        // again whole, with its max_queues (without, idxd would make every work queue).
+        let dsa = load("drill-lab-dsa.toml");
+        let adds: Vec<&str> = dsa
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Add(d) => Some(d.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(adds.len(), count(&dsa, "remove") + 1, "{adds:?}");
+        assert!(
+            adds.iter().all(|d| *d == "0000:6a:01.0,max_queues=2"),
+            "{adds:?}"
+        );
     }
 }
