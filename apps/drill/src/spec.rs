@@ -142,13 +142,14 @@ pub enum Action {
     Exec(String),
 }
 
-/// A fault l2fwd can inject.
+/// A fault l2fwd can inject: the names of `dataplane::control::Fault`, which l2fwd parses
+/// (kept apart here: the drill talks to l2fwd over its socket and does not link DPDK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fault {
     /// The engine stops completing: a surprise removal, as the worker sees it.
     Stall,
-    /// The engine is stopped under the worker.
+    /// The channel's next `rte_dma_stop` fails (the engine is left running).
     Stop,
     /// Clears the fault.
     None,
