@@ -57,6 +57,7 @@
 use crate::copy::CopyMode;
 use crate::dma::{reap_abandoned, Quarantine};
 use crate::fwd::Retired;
+use crate::gaps::{ClosedWindow, LoopGapWindows};
 use crate::qsbr::{ChannelId, Generation, GraceTimeout, Qsbr};
 use crate::report::{
     DmaCapabilities, DmaChannelReport, DmaChannelState, HotRemoveReport, L2fwdReport,
@@ -320,6 +321,9 @@ pub enum Request {
     DmaFault { name: String, fault: String },
     #[serde(rename = "copybreak")]
     Copybreak { bytes: u32 },
+    /// Closes the open loop-gap window and opens the next (see [`crate::gaps`]).
+    #[serde(rename = "loop gaps")]
+    LoopGaps {},
 }
 
 /// What a request produced. The control socket sends it as the `result` of its answer
@@ -338,6 +342,8 @@ pub enum Response {
     Fault(FaultSet),
     /// `copybreak`: the copybreak (bytes) every worker takes at the top of its next iteration.
     Copybreak(u32),
+    /// `loop gaps`: the window just closed, each worker's longest loop iteration in it.
+    LoopGaps(ClosedWindow),
 }
 
 /// A channel `dma add` registered.
@@ -656,6 +662,9 @@ pub struct Control<'e, 'q, 'p> {
     retired: &'q [SegQueue<Retired<'p>>],
     faults: &'q [AtomicBool],
     copybreak: &'q [AtomicU32],
+    gaps: &'q LoopGapWindows,
+    /// When the open loop-gap window opened.
+    gap_window_opened: Instant,
     allow_faults: bool,
     grace_timeout: Duration,
     nb_desc: u16,
@@ -688,6 +697,8 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
             retired: &shared.retired,
             faults: &shared.faults,
             copybreak: &shared.copybreak,
+            gaps: &shared.gaps,
+            gap_window_opened: Instant::now(),
             allow_faults,
             grace_timeout,
             nb_desc,
@@ -768,6 +779,11 @@ impl<'e, 'q, 'p> Control<'e, 'q, 'p> {
                     c.store(bytes, Ordering::Relaxed);
                 }
                 Ok(Response::Copybreak(bytes))
+            }
+            Request::LoopGaps {} => {
+                let closed = self.gaps.close(self.gap_window_opened, pmd::tsc_hz());
+                self.gap_window_opened = Instant::now();
+                Ok(Response::LoopGaps(closed))
             }
         }
     }

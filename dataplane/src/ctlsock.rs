@@ -120,6 +120,15 @@ fn result(r: &Response) -> serde_json::Result<Value> {
         }
         Response::Fault(f) => json!({ "channel": f.channel, "fault": f.fault.as_str() }),
         Response::Copybreak(bytes) => json!({ "copybreak": bytes }),
+        Response::LoopGaps(w) => json!({
+            "window": w.window,
+            "open_us": (w.open_for.as_secs_f64() * 1e7).round() / 10.0,
+            "lcores": w.workers.iter().map(|g| json!({
+                "lcore": g.lcore,
+                "max_loop_gap_us": g.us,
+                "whole_window": g.whole_window,
+            })).collect::<Vec<_>>(),
+        }),
     })
 }
 
@@ -437,6 +446,23 @@ mod tests {
             ok(Response::Copybreak(512)),
             json!({"ok": true, "result": {"copybreak": 512}})
         );
+        let closed = crate::gaps::ClosedWindow {
+            window: 7,
+            open_for: std::time::Duration::from_micros(100_250),
+            workers: vec![crate::gaps::WorkerGap {
+                worker: 0,
+                lcore: 1,
+                cycles: 3000,
+                us: 1.5,
+                whole_window: false,
+            }],
+        };
+        assert_eq!(
+            ok(Response::LoopGaps(closed)),
+            json!({"ok": true, "result": {"window": 7, "open_us": 100250.0, "lcores": [
+                {"lcore": 1, "max_loop_gap_us": 1.5, "whole_window": false},
+            ]}})
+        );
         let removal = HotRemoveReport {
             channel: "dma_skeleton0".into(),
             latency_us: 12.5,
@@ -630,13 +656,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    const CMDS: [&str; 6] = [
+    const CMDS: [&str; 7] = [
         "stats",
         "dma list",
         "dma remove",
         "dma add",
         "dma fault",
         "copybreak",
+        "loop gaps",
     ];
 
     /// What `parse_request` accepted must be a JSON object naming a known command.

@@ -558,7 +558,7 @@ fn worker_job<'a, 'p>(
                 .map_err(port_err("read the MAC of", r.tx_port))?,
         });
     }
-    let wctl = shared
+    let mut wctl = shared
         .worker(i)
         .expect("each worker's end is taken once, here");
     if cfg.copy == CopyMode::None {
@@ -569,7 +569,7 @@ fn worker_job<'a, 'p>(
             stats,
         };
         return Ok(Box::new(move |quit| {
-            w.run(quit);
+            w.run(quit, &mut wctl.gaps);
             wctl.offline();
         }));
     }

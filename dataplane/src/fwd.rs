@@ -10,6 +10,7 @@
 use crate::copy::{CopyStage, Copybreak};
 use crate::dma::{AttachedChannel, Quarantine};
 use crate::ether::{l2fwd_dst_mac, rewrite_macs, ETHER_HDR_LEN};
+use crate::gaps::GapRecorder;
 use crate::qsbr::{Assignment, ChannelId, Generation, Reader};
 use crate::stats::{DropReason, LcoreStats};
 use crate::tuner::AutoTuner;
@@ -53,8 +54,10 @@ impl Worker<'_, '_, '_> {
     /// Forwards until `quit` is set. Every packet received is transmitted or counted as dropped
     /// before this returns: no packet is left in flight. Never inlined, so that the compiled
     /// loop can be inspected (`apps/l2fwd/tests/fastpath_asm.rs`).
+    ///
+    /// `gaps` records each iteration's length per loop-gap window (see [`crate::gaps`]).
     #[inline(never)]
-    pub fn run(&mut self, quit: &AtomicBool) {
+    pub fn run(&mut self, quit: &AtomicBool, gaps: &mut GapRecorder) {
         let mut burst = Burst::new();
         let dst_macs: Vec<MacAddr> = self
             .rules
@@ -98,9 +101,9 @@ impl Worker<'_, '_, '_> {
             }
             // One rdtsc per iteration: this iteration's cycles, busy if it received anything.
             let now = pmd::rdtsc();
-            self.stats
-                .cycles
-                .record(now.wrapping_sub(tsc_last), work > 0);
+            let cycles = now.wrapping_sub(tsc_last);
+            self.stats.cycles.record(cycles, work > 0);
+            gaps.record(cycles);
             tsc_last = now;
         }
     }
@@ -164,6 +167,8 @@ pub struct WorkerControl<'q, 'p> {
     pub(crate) faults: &'q [AtomicBool],
     /// A copybreak set by the control thread (`dpctl copybreak`), 0 = none.
     pub(crate) copybreak: &'q AtomicU32,
+    /// Its longest loop iteration per window (see [`crate::gaps`]).
+    pub(crate) gaps: GapRecorder<'q>,
 }
 
 impl<'p> WorkerControl<'_, 'p> {
@@ -315,6 +320,7 @@ impl CopyWorker<'_, '_, '_> {
             let cycles = now.wrapping_sub(tsc_last);
             let busy = work > 0 || sent > 0 || completed > 0;
             self.stats.cycles.record(cycles, busy);
+            self.control.gaps.record(cycles);
             if let Some(t) = self.tuner.as_mut() {
                 if work > 0 || sent > 0 {
                     if let Some(cb) = t.record(sent as u64, cycles, now) {

@@ -8,6 +8,8 @@
 //! * [`stats`]: per-lcore counters, each lcore's on its own cache lines, written by that lcore
 //!   only and read by the main lcore for periodic stats and the report.
 //! * [`fwd`]: the worker loops of the l2fwd forwarder (plain, and with a copy stage).
+//! * [`gaps`]: loop-gap windows: each worker's longest loop iteration per window of time the
+//!   control thread opens and closes (a drill's steps).
 //! * [`copy`]: the net_dma-style copy stage: CPU or DMA copy, in order, never dropped.
 //! * [`dma`]: DMA engines as the copy stage drives them, owning the buffers of every copy in
 //!   flight; the one module with `unsafe` code (its invariants are written at its top).
@@ -31,6 +33,7 @@ pub mod dma;
 pub mod engine;
 pub mod ether;
 pub mod fwd;
+pub mod gaps;
 pub mod placement;
 pub mod ports;
 pub mod qsbr;

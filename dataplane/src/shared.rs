@@ -1,6 +1,6 @@
 //! What the control thread and the workers share: each worker's QSBR slot, the queues on which
 //! workers hand retired DMA lanes back, the fault switches of drills, and the copybreak set by
-//! `dpctl copybreak`.
+//! `dpctl copybreak`, and the loop-gap windows (see [`crate::gaps`]).
 //!
 //! It is built from the DMA devices themselves ([`Shared::new`] deals them to the workers), so
 //! every channel a slot can name belongs to a device the control thread owns. Its parts are
@@ -10,6 +10,7 @@
 
 use crate::control::ChannelState;
 use crate::fwd::{Retired, WorkerControl};
+use crate::gaps::LoopGapWindows;
 use crate::qsbr::{Assignment, ChannelId, Qsbr};
 use crossbeam_queue::SegQueue;
 use pmd::{DmaDev, LcoreId};
@@ -25,6 +26,7 @@ pub struct Shared<'e, 'p> {
     pub(crate) retired: Vec<SegQueue<Retired<'p>>>,
     pub(crate) faults: Vec<AtomicBool>,
     pub(crate) copybreak: Vec<AtomicU32>,
+    pub(crate) gaps: LoopGapWindows,
     /// The devices, until the control thread takes them.
     devs: Mutex<Option<Vec<(DmaDev<'e>, ChannelState)>>>,
     initial: Vec<Vec<ChannelId>>,
@@ -56,6 +58,7 @@ impl<'e, 'p> Shared<'e, 'p> {
             retired: (0..workers).map(|_| SegQueue::new()).collect(),
             faults: (0..MAX_DMA_DEVS).map(|_| AtomicBool::new(false)).collect(),
             copybreak: (0..workers).map(|_| AtomicU32::new(0)).collect(),
+            gaps: LoopGapWindows::new(&lcores.iter().map(|l| l.get()).collect::<Vec<_>>()),
             devs: Mutex::new(Some(dealt)),
             initial,
             taken: (0..workers).map(|_| AtomicBool::new(false)).collect(),
@@ -78,7 +81,7 @@ impl<'e, 'p> Shared<'e, 'p> {
     }
 
     /// Worker `w`'s end: its QSBR slot, its retired-lane queue, the fault switches and its
-    /// copybreak command. Once per worker; None after that or past the last worker.
+    /// copybreak command and its loop-gap recorder. Once per worker; None after that or past the last worker.
     pub fn worker(&self, w: usize) -> Option<WorkerControl<'_, 'p>> {
         // Control path: an RMW is fine. Relaxed: it only detects a second taker.
         if self.taken.get(w)?.swap(true, Ordering::Relaxed) {
@@ -89,6 +92,7 @@ impl<'e, 'p> Shared<'e, 'p> {
             retired: &self.retired[w],
             faults: &self.faults,
             copybreak: &self.copybreak[w],
+            gaps: self.gaps.recorder(w)?,
         })
     }
 

@@ -255,6 +255,7 @@ mod arbitrary_requests {
                 .prop_map(|devargs| Request::DmaAdd { devargs }),
             (name, ".{0,8}").prop_map(|(name, fault)| Request::DmaFault { name, fault }),
             any::<u32>().prop_map(|bytes| Request::Copybreak { bytes }),
+            Just(Request::LoopGaps {}),
         ]
     }
 
@@ -270,6 +271,7 @@ mod arbitrary_requests {
             shared.worker(0).unwrap().offline();
             let mut c =
                 Control::new(eal(), &shared, true, Duration::from_millis(100), 64).unwrap();
+            let mut window = 1;
             for r in reqs {
                 let out = c.handle(r.clone(), &no_stats);
                 match r {
@@ -281,6 +283,17 @@ mod arbitrary_requests {
                         prop_assert!(out.is_err())
                     }
                     Request::DmaAdd { .. } => prop_assert!(out.is_err(), "{:?}", out),
+                    Request::LoopGaps {} => match out {
+                        // The windows follow each other; the worker, offline, never loops.
+                        Ok(Response::LoopGaps(w)) => {
+                            prop_assert_eq!(w.window, window);
+                            window += 1;
+                            prop_assert_eq!(w.workers.len(), 1);
+                            prop_assert!(w.workers[0].whole_window);
+                            prop_assert_eq!(w.workers[0].lcore, 1);
+                        }
+                        other => prop_assert!(false, "{:?}", other),
+                    },
                 }
                 c.tick();
             }

@@ -7,6 +7,7 @@
 //! dpctl --socket PATH dma add DEVARGS          (for example dma_skeleton1,lcore=0)
 //! dpctl --socket PATH dma fault NAME stall|none (l2fwd --allow-fault-injection only)
 //! dpctl --socket PATH copybreak BYTES
+//! dpctl --socket PATH loop-gaps                 (l2fwd: close the loop-gap window, open the next)
 //! dpctl --socket PATH stop                      (pktgen: pause transmission)
 //! dpctl --socket PATH start                     (pktgen: resume it)
 //! dpctl --socket PATH rate RATE                 (pktgen: max, 10Kpps, 1Gbps, as --rate)
@@ -58,6 +59,9 @@ enum Cmd {
     },
     /// Set the copybreak of every worker (bytes; packets at least this long go to DMA).
     Copybreak { bytes: u32 },
+    /// Each worker's longest loop iteration since the last loop-gaps (or the start); opens the
+    /// next window.
+    LoopGaps,
     /// pktgen: pause transmission (receiving and analysis go on).
     Stop,
     /// pktgen: resume transmission (or begin a run started with --paused).
@@ -108,6 +112,7 @@ fn request(cmd: Cmd) -> Value {
     match cmd {
         Cmd::Stats => json!({"cmd": "stats"}),
         Cmd::Copybreak { bytes } => json!({"cmd": "copybreak", "bytes": bytes}),
+        Cmd::LoopGaps => json!({"cmd": "loop gaps"}),
         Cmd::Stop => json!({"cmd": "stop"}),
         Cmd::Start => json!({"cmd": "start"}),
         Cmd::Rate { rate } => json!({"cmd": "rate", "rate": rate}),
@@ -123,12 +128,13 @@ fn request(cmd: Cmd) -> Value {
 }
 
 /// Commands only one of the data planes takes, and which.
-const L2FWD_ONLY: [&str; 5] = [
+const L2FWD_ONLY: [&str; 6] = [
     "dma list",
     "dma remove",
     "dma add",
     "dma fault",
     "copybreak",
+    "loop gaps",
 ];
 const PKTGEN_ONLY: [&str; 3] = ["start", "stop", "rate"];
 

@@ -1,7 +1,8 @@
 //! `--plot FILE.svg`: the drill at a glance. Top: pktgen's received (and sent) rate over time,
 //! with a vertical line at each step, coloured by kind. Middle: each removal's latency, and its
 //! grace period when l2fwd reports it, on the same time axis. Bottom: the longest loop gap of
-//! any l2fwd worker so far (when l2fwd reports it).
+//! any l2fwd worker in each loop-gap window (100 ms, and cut at every step; when l2fwd keeps
+//! them), drawn as a step line over each window's span.
 
 use crate::run::Outcome;
 use anyhow::{anyhow, Result};
@@ -155,7 +156,7 @@ fn draw(path: &Path, o: &Outcome, title: &str) -> Result<(), Box<dyn std::error:
         .build_cartesian_2d(x, 0f64..max_gap)?;
     chart
         .configure_mesh()
-        .y_desc("longest loop gap, us")
+        .y_desc("longest loop gap per window, us")
         .draw()?;
     if o.worker_gaps.is_empty() {
         chart.draw_series(std::iter::once(Text::new(
@@ -164,10 +165,14 @@ fn draw(path: &Path, o: &Outcome, title: &str) -> Result<(), Box<dyn std::error:
             ("sans-serif", 14),
         )))?;
     } else {
+        // A step line: each window's value held over its span.
         chart.draw_series(LineSeries::new(
-            o.worker_gaps
-                .iter()
-                .map(|g| (g.t_ms / 1e3, g.max_loop_gap_us)),
+            o.worker_gaps.iter().flat_map(|g| {
+                [
+                    (g.start_ms / 1e3, g.max_loop_gap_us),
+                    (g.end_ms / 1e3, g.max_loop_gap_us),
+                ]
+            }),
             RGBColor(23, 190, 207).stroke_width(2),
         ))?;
     }

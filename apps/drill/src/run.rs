@@ -34,11 +34,17 @@ pub struct StepRecord {
     pub result: Value,
     /// A removal's latency as l2fwd measured it; otherwise the step's own duration.
     pub latency_us: f64,
-    /// The longest worker loop gap (any worker, since l2fwd started) if it rose across this
-    /// step: from the last sample before the step to the first after it. The samples are
-    /// 100 ms apart, so a rise within 100 ms of a step is put down to it.
+    /// The longest gap between two loop iterations of any l2fwd worker during this step: from
+    /// its start to the next step's start (the last step: to the end of the settling time),
+    /// over the loop-gap windows the drill closed in that time. None: l2fwd keeps no windows.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub loop_gap_rose_to_us: Option<f64>,
+    pub loop_gap_us: Option<f64>,
+    /// The same per worker lcore.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loop_gaps: Vec<LcoreGap>,
+    /// The first loop-gap window opened at this step's start.
+    #[serde(skip)]
+    pub first_window: Option<u64>,
 }
 
 /// One hot-remove, from l2fwd's answer.
@@ -64,12 +70,99 @@ pub struct RatePoint {
     pub tx_pps: f64,
 }
 
-/// The longest worker loop gap l2fwd reported by a moment of the drill.
+/// One worker's longest loop gap in a window or a step.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct GapPoint {
-    pub t_ms: f64,
-    /// The longest gap of any worker so far, microseconds.
+pub struct LcoreGap {
+    pub lcore: u64,
     pub max_loop_gap_us: f64,
+    /// It ended no loop iteration in the window (in a step: in one of its windows), so its gap
+    /// is at least the window's length, which is what l2fwd reports.
+    pub whole_window: bool,
+}
+
+/// One loop-gap window l2fwd closed for the drill (`{"cmd":"loop gaps"}`): each worker's
+/// longest gap between two loop iterations that ended while it was open.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GapWindow {
+    pub window: u64,
+    /// Drill time (ms) the window opened and closed.
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// The longest of any worker, microseconds.
+    pub max_loop_gap_us: f64,
+    pub lcores: Vec<LcoreGap>,
+}
+
+impl GapWindow {
+    /// l2fwd's answer to `loop gaps`, received at drill time `end_ms`; None if it is not one.
+    pub fn from_answer(a: &Value, end_ms: f64) -> Option<Self> {
+        let lcores: Vec<LcoreGap> = a["lcores"]
+            .as_array()?
+            .iter()
+            .map(|l| {
+                Some(LcoreGap {
+                    lcore: l["lcore"].as_u64()?,
+                    max_loop_gap_us: l["max_loop_gap_us"].as_f64()?,
+                    whole_window: l["whole_window"].as_bool()?,
+                })
+            })
+            .collect::<Option<_>>()?;
+        Some(GapWindow {
+            window: a["window"].as_u64()?,
+            start_ms: end_ms - a["open_us"].as_f64()? / 1e3,
+            end_ms,
+            max_loop_gap_us: lcores.iter().map(|l| l.max_loop_gap_us).fold(0.0, f64::max),
+            lcores,
+        })
+    }
+}
+
+/// l2fwd's loop-gap windows, closed by the sampler every [`SAMPLE_EVERY`] and by the step
+/// runner at every step's start, so that no window spans two steps.
+struct Gaps {
+    l2fwd: Ctl,
+    t0: Instant,
+    windows: Mutex<Vec<GapWindow>>,
+    /// l2fwd answers `loop gaps` (an older one, attached to, may not).
+    on: AtomicBool,
+}
+
+impl Gaps {
+    /// Closes l2fwd's open window, keeping it unless `keep` is false; the number of the window
+    /// that opens. None once l2fwd has refused (it keeps no windows).
+    fn close(&self, keep: bool) -> Option<u64> {
+        // Relaxed: a switch read by the two threads that close windows; nothing depends on it.
+        if !self.on.load(Ordering::Relaxed) {
+            return None;
+        }
+        let w = self
+            .l2fwd
+            .request(&json!({"cmd": "loop gaps"}))
+            .ok()
+            .and_then(|a| GapWindow::from_answer(&a, self.t0.elapsed().as_secs_f64() * 1e3));
+        match w {
+            Some(w) => {
+                let next = w.window + 1;
+                if keep {
+                    self.windows
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(w);
+                }
+                Some(next)
+            }
+            None => {
+                self.on.store(false, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn into_windows(self) -> Vec<GapWindow> {
+        let mut w = self.windows.into_inner().unwrap_or_else(|e| e.into_inner());
+        w.sort_by_key(|w| w.window);
+        w
+    }
 }
 
 /// What a drill run produced, for the verdict, the report and the plot.
@@ -84,20 +177,17 @@ pub struct Outcome {
     /// Where `series` comes from: pktgen's report (`start`) or its stats, sampled (`attach`).
     pub series_source: &'static str,
     pub series: Vec<RatePoint>,
-    pub worker_gaps: Vec<GapPoint>,
+    /// l2fwd's loop-gap windows from the drill's start (time 0) to the end of the settling
+    /// time after the last step, in order; empty if l2fwd keeps none.
+    pub worker_gaps: Vec<GapWindow>,
     /// pktgen's final report (`start`) or its last stats (`attach`).
     pub pktgen: Value,
     /// l2fwd's final report (`start`) or its last stats (`attach`).
     pub l2fwd: Value,
 }
 
-/// What the sampler thread gathers.
-#[derive(Default)]
-struct Samples {
-    /// (drill ms, tx, rx) from pktgen's stats.
-    pktgen: Vec<(f64, u64, u64)>,
-    gaps: Vec<GapPoint>,
-}
+/// What the sampler thread gathers: (drill ms, tx, rx) from pktgen's stats.
+type Samples = Vec<(f64, u64, u64)>;
 
 /// Runs `drill`; `allow_exec` permits `exec` steps.
 pub fn run(drill: &Drill, allow_exec: bool, intr: &Interrupt) -> Result<Outcome> {
@@ -130,20 +220,29 @@ pub fn run(drill: &Drill, allow_exec: bool, intr: &Interrupt) -> Result<Outcome>
         targets.pktgen.request(&json!({"cmd": "start"}))?;
     }
     let (t0, pg_offset_ms) = await_traffic(&mut targets, intr)?;
-    let ms = |t: Instant| (t - t0).as_secs_f64() * 1e3;
 
     let samples = Mutex::new(Samples::default());
     let done = AtomicBool::new(false);
+    let gaps = Gaps {
+        l2fwd: targets.l2fwd.clone(),
+        t0,
+        windows: Mutex::new(Vec::new()),
+        on: AtomicBool::new(true),
+    };
+    // The window open until now began before the drill (at l2fwd's start, or at an earlier
+    // drill's end): it is closed and not kept.
+    gaps.close(false);
     let (records, removals, steps_end) = std::thread::scope(|s| {
-        let (pg, l2) = (targets.pktgen.clone(), targets.l2fwd.clone());
-        let (samples, done) = (&samples, &done);
-        s.spawn(move || sample(&pg, &l2, t0, samples, done));
-        let r = run_steps(&drill.steps, &mut targets, t0, intr);
+        let pg = targets.pktgen.clone();
+        let (samples, done, gaps) = (&samples, &done, &gaps);
+        s.spawn(move || sample(&pg, gaps, t0, samples, done));
+        let r = run_steps(&drill.steps, &mut targets, gaps, t0, intr);
         // Relaxed: a stop flag; the scope's join orders the samples.
         done.store(true, Ordering::Relaxed);
         r
     })?;
     intr.sleep(SETTLE)?;
+    gaps.close(true);
     targets.check_alive()?;
 
     // Stop sending, and wait for what is in flight.
@@ -184,16 +283,10 @@ pub fn run(drill: &Drill, allow_exec: bool, intr: &Interrupt) -> Result<Outcome>
             if !was_paused {
                 targets.pktgen.request(&json!({"cmd": "start"}))?;
             }
-            (last, l2fwd, sampled_series(&samples.pktgen), "pktgen stats")
+            (last, l2fwd, sampled_series(&samples), "pktgen stats")
         }
     };
-    let mut worker_gaps = samples.gaps;
-    if let Some(g) = max_loop_gap_us(&l2fwd) {
-        worker_gaps.push(GapPoint {
-            t_ms: ms(Instant::now()),
-            max_loop_gap_us: g,
-        });
-    }
+    let worker_gaps = gaps.into_windows();
     let mut records = records;
     attribute_gaps(&mut records, &worker_gaps);
     Ok(Outcome {
@@ -231,50 +324,28 @@ fn await_traffic(targets: &mut Targets, intr: &Interrupt) -> Result<(Instant, u6
     }
 }
 
-/// The sampler thread: pktgen's counters and l2fwd's longest loop gap, every
+/// The sampler thread: pktgen's counters, and a loop-gap window closed, every
 /// [`SAMPLE_EVERY`], until `done`.
-fn sample(pg: &Ctl, l2: &Ctl, t0: Instant, out: &Mutex<Samples>, done: &AtomicBool) {
-    let mut with_gaps = true;
+fn sample(pg: &Ctl, gaps: &Gaps, t0: Instant, out: &Mutex<Samples>, done: &AtomicBool) {
     // Relaxed: see run.
     while !done.load(Ordering::Relaxed) {
         let t_ms = t0.elapsed().as_secs_f64() * 1e3;
         if let Ok(s) = pg.stats() {
             if let (Some(tx), Some(rx)) = (s["tx"].as_u64(), s["rx"].as_u64()) {
                 let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-                o.pktgen.push((t_ms, tx, rx));
+                o.push((t_ms, tx, rx));
             }
         }
-        if with_gaps {
-            match l2.stats().ok().and_then(|s| max_loop_gap_us(&s)) {
-                Some(g) => {
-                    let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-                    o.gaps.push(GapPoint {
-                        t_ms,
-                        max_loop_gap_us: g,
-                    });
-                }
-                // An l2fwd that does not report loop gaps is not asked again.
-                None => with_gaps = false,
-            }
-        }
+        gaps.close(true);
         std::thread::sleep(SAMPLE_EVERY);
     }
-}
-
-/// The longest loop gap of any of l2fwd's workers, from its report or stats (`lcores[]`
-/// `.max_loop_gap_us`); None if it reports none.
-pub fn max_loop_gap_us(l2fwd: &Value) -> Option<f64> {
-    l2fwd["lcores"]
-        .as_array()?
-        .iter()
-        .filter_map(|l| l["max_loop_gap_us"].as_f64())
-        .reduce(f64::max)
 }
 
 /// Runs the steps in order, each at its time; returns what they did and when the last ended.
 fn run_steps(
     steps: &[Step],
     targets: &mut Targets,
+    gaps: &Gaps,
     t0: Instant,
     intr: &Interrupt,
 ) -> Result<(Vec<StepRecord>, Vec<Removal>, f64)> {
@@ -303,6 +374,8 @@ fn run_steps(
         } else {
             0
         };
+        // A window of its own for the step: the one open now ends with the previous step.
+        let first_window = gaps.close(true);
         let start = Instant::now();
         let result = run_action(&step.action, targets, intr)
             .with_context(|| format!("step {} ({})", i + 1, step.action))?;
@@ -345,25 +418,40 @@ fn run_steps(
             end_ms: ms(end),
             result,
             latency_us,
-            loop_gap_rose_to_us: None,
+            loop_gap_us: None,
+            loop_gaps: Vec::new(),
+            first_window,
         });
     }
     Ok((records, removals, ms(prev_end)))
 }
 
-/// Sets each step's `loop_gap_rose_to_us` from the sampled longest gaps (in time order).
-pub fn attribute_gaps(steps: &mut [StepRecord], gaps: &[GapPoint]) {
-    for s in steps {
-        let before = gaps
+/// Sets each step's loop gaps from the windows (in window order): step i's are the windows
+/// from the one opened at its start up to the one opened at the next step's start.
+pub fn attribute_gaps(steps: &mut [StepRecord], windows: &[GapWindow]) {
+    let firsts: Vec<Option<u64>> = steps.iter().map(|s| s.first_window).collect();
+    for (i, s) in steps.iter_mut().enumerate() {
+        let Some(first) = s.first_window else {
+            continue;
+        };
+        let next = firsts[i + 1..].iter().flatten().next().copied();
+        let mut per_lcore: Vec<LcoreGap> = Vec::new();
+        for w in windows
             .iter()
-            .take_while(|g| g.t_ms <= s.start_ms)
-            .last()
-            .map_or(0.0, |g| g.max_loop_gap_us);
-        if let Some(after) = gaps.iter().find(|g| g.t_ms >= s.end_ms) {
-            if after.max_loop_gap_us > before {
-                s.loop_gap_rose_to_us = Some(after.max_loop_gap_us);
+            .filter(|w| w.window >= first && next.is_none_or(|n| w.window < n))
+        {
+            for l in &w.lcores {
+                match per_lcore.iter_mut().find(|p| p.lcore == l.lcore) {
+                    Some(p) => {
+                        p.max_loop_gap_us = p.max_loop_gap_us.max(l.max_loop_gap_us);
+                        p.whole_window |= l.whole_window;
+                    }
+                    None => per_lcore.push(*l),
+                }
             }
         }
+        s.loop_gap_us = per_lcore.iter().map(|l| l.max_loop_gap_us).reduce(f64::max);
+        s.loop_gaps = per_lcore;
     }
 }
 
@@ -500,37 +588,72 @@ mod tests {
     }
 
     #[test]
-    fn a_step_gets_the_loop_gap_it_raised() {
-        let step = |start_ms, end_ms| StepRecord {
+    fn a_step_gets_the_longest_gap_of_its_own_windows() {
+        let step = |first_window| StepRecord {
             index: 1,
             kind: "wait",
             action: "wait".into(),
-            start_ms,
-            end_ms,
+            start_ms: 0.0,
+            end_ms: 0.0,
             result: Value::Null,
             latency_us: 0.0,
-            loop_gap_rose_to_us: None,
+            loop_gap_us: None,
+            loop_gaps: Vec::new(),
+            first_window,
         };
-        let gap = |t_ms, max_loop_gap_us| GapPoint {
-            t_ms,
-            max_loop_gap_us,
+        let win = |window, a: f64, b: f64| GapWindow {
+            window,
+            start_ms: 0.0,
+            end_ms: 0.0,
+            max_loop_gap_us: a.max(b),
+            lcores: vec![
+                LcoreGap {
+                    lcore: 1,
+                    max_loop_gap_us: a,
+                    whole_window: false,
+                },
+                LcoreGap {
+                    lcore: 2,
+                    max_loop_gap_us: b,
+                    whole_window: window == 5,
+                },
+            ],
         };
-        let mut steps = vec![step(50.0, 60.0), step(150.0, 160.0), step(250.0, 260.0)];
-        let gaps = [
-            gap(0.0, 5.0),
-            gap(100.0, 5.0),
-            gap(200.0, 40.0),
-            gap(300.0, 40.0),
+        // Step 1: windows 2-3; step 2: 4-5; step 3 (last): 6 and after. Window 1 is before.
+        let mut steps = vec![step(Some(2)), step(Some(4)), step(Some(6))];
+        let windows = [
+            win(1, 900.0, 900.0),
+            win(2, 3.0, 4.0),
+            win(3, 7.0, 2.0),
+            win(4, 1.0, 1.0),
+            win(5, 1.0, 100.0),
+            win(6, 2.0, 2.0),
+            win(7, 5.0, 1.0),
         ];
-        attribute_gaps(&mut steps, &gaps);
-        let got: Vec<Option<f64>> = steps.iter().map(|s| s.loop_gap_rose_to_us).collect();
-        assert_eq!(got, [None, Some(40.0), None]);
+        attribute_gaps(&mut steps, &windows);
+        let got: Vec<Option<f64>> = steps.iter().map(|s| s.loop_gap_us).collect();
+        assert_eq!(got, [Some(7.0), Some(100.0), Some(5.0)]);
+        let l: Vec<(u64, f64, bool)> = steps[1]
+            .loop_gaps
+            .iter()
+            .map(|g| (g.lcore, g.max_loop_gap_us, g.whole_window))
+            .collect();
+        assert_eq!(l, [(1, 1.0, false), (2, 100.0, true)]);
+        // Without windows (an l2fwd that keeps none) a step has no loop gap.
+        let mut none = vec![step(None)];
+        attribute_gaps(&mut none, &windows);
+        assert_eq!(none[0].loop_gap_us, None);
     }
 
     #[test]
-    fn loop_gaps_are_the_longest_of_any_worker() {
-        let l = json!({"lcores": [{"max_loop_gap_us": 3.5}, {"max_loop_gap_us": 9.0}]});
-        assert_eq!(max_loop_gap_us(&l), Some(9.0));
-        assert_eq!(max_loop_gap_us(&json!({"lcores": [{"lcore": 1}]})), None);
+    fn a_loop_gaps_answer_is_a_window() {
+        let a = json!({"window": 4, "open_us": 100000.0, "lcores": [
+            {"lcore": 1, "max_loop_gap_us": 3.5, "whole_window": false},
+            {"lcore": 2, "max_loop_gap_us": 9.0, "whole_window": false}]});
+        let w = GapWindow::from_answer(&a, 1000.0).unwrap();
+        assert_eq!((w.window, w.start_ms, w.end_ms), (4, 900.0, 1000.0));
+        assert_eq!(w.max_loop_gap_us, 9.0);
+        assert_eq!(w.lcores.len(), 2);
+        assert_eq!(GapWindow::from_answer(&json!({"window": 4}), 1.0), None);
     }
 }

@@ -240,7 +240,7 @@ fn balanced(l: &Value) -> Option<(bool, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::{GapPoint, Removal};
+    use crate::run::{GapWindow, LcoreGap, Removal};
     use serde_json::json;
 
     fn outcome() -> Outcome {
@@ -271,9 +271,16 @@ mod tests {
                     tx_pps: 100.0,
                 })
                 .collect(),
-            worker_gaps: vec![GapPoint {
-                t_ms: 1.0,
+            worker_gaps: vec![GapWindow {
+                window: 2,
+                start_ms: 0.0,
+                end_ms: 100.0,
                 max_loop_gap_us: 40.0,
+                lcores: vec![LcoreGap {
+                    lcore: 1,
+                    max_loop_gap_us: 40.0,
+                    whole_window: false,
+                }],
             }],
             pktgen: json!({"lost": 0, "duplicated": 0, "reordered": 2, "corrupted": 0}),
             l2fwd: json!({"rx_packets": 10, "tx_packets": 8, "in_flight": 1,

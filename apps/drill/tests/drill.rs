@@ -180,7 +180,48 @@ fn the_vdev_drill_passes_and_its_report_and_plot_hold_the_run() {
         "the stall: {l:#}"
     );
     assert!(!r["series"]["samples"].as_array().unwrap().is_empty());
-    assert!(!r["worker_gaps"].as_array().unwrap().is_empty());
+    // Loop-gap windows: numbered in a row (the drill closes each one it opens), at least one
+    // per step, each naming every worker; each step has its own longest gap per worker.
+    let windows = r["worker_gaps"].as_array().unwrap();
+    assert!(windows.len() > steps.len(), "{} windows", windows.len());
+    let lcores: Vec<&Value> = l["lcores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["lcore"])
+        .collect();
+    let first = windows[0]["window"].as_u64().unwrap();
+    for (i, w) in windows.iter().enumerate() {
+        assert_eq!(w["window"].as_u64().unwrap(), first + i as u64, "{w}");
+        assert!(
+            w["end_ms"].as_f64().unwrap() >= w["start_ms"].as_f64().unwrap(),
+            "{w}"
+        );
+        let named: Vec<&Value> = w["lcores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| &g["lcore"])
+            .collect();
+        assert_eq!(named, lcores, "{w}");
+    }
+    for s in steps {
+        assert!(s["loop_gap_us"].as_f64().unwrap() > 0.0, "{s}");
+        assert_eq!(
+            s["loop_gaps"].as_array().unwrap().len(),
+            lcores.len(),
+            "{s}"
+        );
+    }
+    let stall = criteria
+        .iter()
+        .find(|c| c["criterion"] == "worker_stall_us")
+        .unwrap();
+    let longest = windows
+        .iter()
+        .map(|w| w["max_loop_gap_us"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(stall["measured"], format!("{longest:.1}"));
 
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(
