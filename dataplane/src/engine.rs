@@ -629,8 +629,11 @@ fn launch<'a, T: Send>(
             }
         })
     };
+    // A launch that fails part-way: the workers already running stop as at the end of a run.
+    // Relaxed: the flag carries no data (see the worker loop).
+    let abort = || quit.store(true, Ordering::Relaxed);
     let (ran, codes) = eal
-        .run_on_lcores(launch, here)
+        .run_on_lcores(launch, here, abort)
         .map_err(EngineError::Launch)?;
     let (t, ()) = ran.map_err(EngineError::Launch)?;
     match codes.iter().find(|&&c| c != 0) {

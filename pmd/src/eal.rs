@@ -158,13 +158,16 @@ impl Eal {
     /// Returns `main`'s value and each job's exit code (a job that panicked returns -1).
     ///
     /// Jobs that run until told to stop must be told by `main` (or by something `main`
-    /// started): if `main` panics, or a later launch fails, this still waits for the jobs
-    /// already running, so they need another way to be stopped (a signal handler, a duration)
-    /// or the process hangs instead of failing.
+    /// started). If a launch fails after others succeeded, `main` is never run: `abort` is
+    /// called instead, before this waits for the jobs already running, and must make them
+    /// return (set their stop flag); then the launch's error is returned. If `main` panics,
+    /// this still waits for the jobs, so they need another way to be stopped (a signal
+    /// handler, a duration) or the process hangs instead of failing.
     pub fn run_on_lcores<'env, T>(
         &self,
         jobs: Vec<(LcoreId, Box<dyn FnOnce() -> i32 + Send + 'env>)>,
         main: impl FnOnce() -> T,
+        abort: impl FnOnce(),
     ) -> Result<(T, Vec<i32>)> {
         struct WaitAll(Vec<LcoreId>);
         impl Drop for WaitAll {
@@ -219,6 +222,10 @@ impl Eal {
             if ret < 0 {
                 // SAFETY: the launch failed, so the job was not started and we still own `arg`.
                 drop(unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() -> i32 + Send + 'env>) });
+                // The jobs launched so far are told to stop before `launched` waits for them.
+                if !launched.0.is_empty() {
+                    abort();
+                }
                 return check("rte_eal_remote_launch", ret).map(|_| unreachable!());
             }
             launched.0.push(lcore);

@@ -99,7 +99,7 @@ fn ownership_is_checked() {
     for (lcore, why) in [(200, "out of range"), (1, "not enabled"), (0, "main lcore")] {
         let lcore = LcoreId::new(lcore);
         let err = eal
-            .run_on_lcores(vec![(lcore, job())], || ())
+            .run_on_lcores(vec![(lcore, job())], || (), || ())
             .err()
             .unwrap_or_else(|| panic!("lcore {lcore} accepted"))
             .to_string();

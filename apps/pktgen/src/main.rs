@@ -100,6 +100,9 @@ struct Shared {
     stop_tx: AtomicBool,
     /// Set by the main lcore: a signal stopped the TX sides before their count or duration.
     interrupted: AtomicBool,
+    /// Set by the main lcore when an lcore could not be launched: the sides already running
+    /// stop sending and receiving at once, with no drain (the run fails).
+    aborted: AtomicBool,
     /// One per TX side, written by that side only.
     tx: Box<[TxLane]>,
     /// One per RX side, written by that side only.
@@ -144,6 +147,7 @@ impl Shared {
         Shared {
             stop_tx: AtomicBool::new(false),
             interrupted: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             tx: (0..tx_sides).map(|_| TxLane::default()).collect(),
             rx: (0..rx_sides).map(|_| RxLane::default()).collect(),
             control,
@@ -174,7 +178,16 @@ impl Shared {
     /// Whether every TX side has sent its last frame; once true, `tx_total` is final.
     fn tx_done(&self) -> bool {
         // Acquire: pairs with the Release in Tx::finish, so each side's `sent` is final.
+        // Relaxed for `aborted`: an aborted run's counts are not reported.
         self.tx.iter().all(|l| l.done.load(Ordering::Acquire))
+            || self.aborted.load(Ordering::Relaxed)
+    }
+
+    /// An lcore could not be launched: the sides already running stop (see `aborted`).
+    fn abort(&self) {
+        // Relaxed: flags that carry no data.
+        self.aborted.store(true, Ordering::Relaxed);
+        self.stop_tx.store(true, Ordering::Relaxed);
     }
 
     /// Whether every RX side's drain is over.
@@ -464,7 +477,8 @@ impl Rx<'_, '_> {
                 let (distinct0, sent0) = self.base;
                 let all_back = shared.rx_distinct().saturating_sub(distinct0)
                     >= shared.tx_total().saturating_sub(sent0);
-                !all_back && now - t < self.drain_cycles
+                // Relaxed: see Shared::abort.
+                !all_back && now - t < self.drain_cycles && !shared.aborted.load(Ordering::Relaxed)
             }
         }
     }
@@ -1022,7 +1036,7 @@ fn launch<'q, 'a>(
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
             }),
             None => {
-                eal.run_on_lcores(jobs, monitor)?;
+                eal.run_on_lcores(jobs, monitor, || shared.abort())?;
             }
         }
     }

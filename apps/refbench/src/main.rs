@@ -718,17 +718,21 @@ fn fwd_once<'p, S: Scheme>(
         })
     };
     let started = Instant::now();
-    let (replacements, _) = eal.run_on_lcores(vec![(worker, job)], || {
-        let mut k = 0u64;
-        while started.elapsed() < dur {
-            std::thread::sleep(interval);
-            if scheme.replace() {
-                k += 1;
+    let (replacements, _) = eal.run_on_lcores(
+        vec![(worker, job)],
+        || {
+            let mut k = 0u64;
+            while started.elapsed() < dur {
+                std::thread::sleep(interval);
+                if scheme.replace() {
+                    k += 1;
+                }
             }
-        }
-        quit.store(true, Ordering::Relaxed);
-        k
-    })?;
+            quit.store(true, Ordering::Relaxed);
+            k
+        },
+        || (),
+    )?;
     let secs = started.elapsed().as_secs_f64();
     Ok((
         sent.load(Ordering::Relaxed) as f64 / secs / 1e6,
