@@ -622,12 +622,28 @@ fn launch<'a, T: Send>(
         });
         launch.push((lcore, f));
     }
+    // The control loop sets `quit` when the run ends; if it cannot (its thread could not be
+    // created, or it panicked), the workers are told here, or they would poll forever.
+    struct QuitOnDrop<'q>(&'q AtomicBool);
+    impl Drop for QuitOnDrop<'_> {
+        fn drop(&mut self) {
+            // Relaxed: the flag carries no data (see the worker loop).
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let control = move || {
+        let _quit = QuitOnDrop(quit);
+        control()
+    };
     let here = move || {
-        eal.with_ctrl_thread("l2fwd-ctrl", control, || {
+        let ran = eal.with_ctrl_thread("l2fwd-ctrl", control, || {
             if let Some(job) = main_job {
                 job(quit);
             }
-        })
+        });
+        // Relaxed: as above. Already set after a normal run; not after a failed thread start.
+        quit.store(true, Ordering::Relaxed);
+        ran
     };
     // A launch that fails part-way: the workers already running stop as at the end of a run.
     // Relaxed: the flag carries no data (see the worker loop).
