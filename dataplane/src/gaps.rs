@@ -11,8 +11,8 @@
 //! ## Protocol
 //!
 //! The control thread publishes the current window number `W` ([`LoopGapWindows::current`]),
-//! starting at 1. Each worker keeps, in registers, the window it last saw and its longest
-//! iteration in it ([`GapRecorder`]). At the end of every iteration, after its one `rdtsc`, it
+//! starting at 1. Each worker keeps, in its own memory, the window it last saw and its
+//! longest iteration in it ([`GapRecorder`]). At the end of every iteration, after its one `rdtsc`, it
 //! loads `W` (relaxed: one load of a line that is written only when a window closes, so it stays
 //! in every worker's cache). If `W` is new it starts afresh; if the iteration is its longest in
 //! `W` it stores the length, packed with `W`'s low 16 bits, into its own slot `W % 2` (a
@@ -26,7 +26,8 @@
 //! or blocked), so its gap is at least the window's length, which is what is reported
 //! (`whole_window`).
 //!
-//! A gap counts in the window in which it ends. An iteration that ends in the instant between
+//! A gap counts in the window in which it ends: a stall that begins in one window and ends
+//! in a later one is that later window's (a drill charges it to the step in which it ended). An iteration that ends in the instant between
 //! the control thread's store of `W + 1` and that store reaching the worker (the store buffer
 //! drains in nanoseconds) may be counted in neither window; a gap long enough to matter almost
 //! never ends in exactly that instant, and if one does, the next window reports the following

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(60);
 /// After the last step, before pktgen is stopped: the rate recovers in the plot.
 const SETTLE: Duration = Duration::from_millis(500);
+/// A step's `whole_window` counts only windows at least this long (milliseconds).
+const WHOLE_WINDOW_MIN_MS: f64 = 1.0;
 /// How often the drill samples pktgen's and l2fwd's stats while it runs.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
@@ -36,7 +38,9 @@ pub struct StepRecord {
     pub latency_us: f64,
     /// The longest gap between two loop iterations of any l2fwd worker during this step: from
     /// its start to the next step's start (the last step: to the end of the settling time),
-    /// over the loop-gap windows the drill closed in that time. None: l2fwd keeps no windows.
+    /// over the loop-gap windows the drill closed in that time. A gap counts where it ends: a
+    /// stall that a step began and that lasted into the next is the next step's. None: l2fwd
+    /// keeps no windows (or the request opening this step's window failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loop_gap_us: Option<f64>,
     /// The same per worker lcore.
@@ -128,34 +132,45 @@ struct Gaps {
 }
 
 impl Gaps {
-    /// Closes l2fwd's open window, keeping it unless `keep` is false; the number of the window
-    /// that opens. None once l2fwd has refused (it keeps no windows).
-    fn close(&self, keep: bool) -> Option<u64> {
-        // Relaxed: a switch read by the two threads that close windows; nothing depends on it.
+    /// Closes the window open before the drill (at l2fwd's start, or at an earlier drill's
+    /// end), not keeping it. An l2fwd that refuses `loop gaps` keeps no windows: the drill
+    /// then reports no loop gaps.
+    fn start(&self) {
+        if let Err(e) = self.request() {
+            // Relaxed: set before the sampler starts (the scope's spawn orders it).
+            self.on.store(false, Ordering::Relaxed);
+            apps_common::errln!("drill: no loop gaps from l2fwd: {e:#}");
+        }
+    }
+
+    /// Closes l2fwd's open window and keeps it; the number of the window that opens. None if
+    /// l2fwd keeps no windows, or if this request failed (said on stderr: the step it opens
+    /// then has no loop gap of its own, and its time goes to the step before).
+    fn close(&self) -> Option<u64> {
+        // Relaxed: written once before the threads that close windows start.
         if !self.on.load(Ordering::Relaxed) {
             return None;
         }
-        let w = self
-            .l2fwd
-            .request(&json!({"cmd": "loop gaps"}))
-            .ok()
-            .and_then(|a| GapWindow::from_answer(&a, self.t0.elapsed().as_secs_f64() * 1e3));
-        match w {
-            Some(w) => {
+        match self.request() {
+            Ok(w) => {
                 let next = w.window + 1;
-                if keep {
-                    self.windows
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(w);
-                }
+                self.windows
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(w);
                 Some(next)
             }
-            None => {
-                self.on.store(false, Ordering::Relaxed);
+            Err(e) => {
+                apps_common::errln!("drill: a loop-gap window was lost: {e:#}");
                 None
             }
         }
+    }
+
+    fn request(&self) -> Result<GapWindow> {
+        let a = self.l2fwd.request(&json!({"cmd": "loop gaps"}))?;
+        GapWindow::from_answer(&a, self.t0.elapsed().as_secs_f64() * 1e3)
+            .with_context(|| format!("not a loop-gap window: {a}"))
     }
 
     fn into_windows(self) -> Vec<GapWindow> {
@@ -229,9 +244,7 @@ pub fn run(drill: &Drill, allow_exec: bool, intr: &Interrupt) -> Result<Outcome>
         windows: Mutex::new(Vec::new()),
         on: AtomicBool::new(true),
     };
-    // The window open until now began before the drill (at l2fwd's start, or at an earlier
-    // drill's end): it is closed and not kept.
-    gaps.close(false);
+    gaps.start();
     let (records, removals, steps_end) = std::thread::scope(|s| {
         let pg = targets.pktgen.clone();
         let (samples, done, gaps) = (&samples, &done, &gaps);
@@ -242,7 +255,7 @@ pub fn run(drill: &Drill, allow_exec: bool, intr: &Interrupt) -> Result<Outcome>
         r
     })?;
     intr.sleep(SETTLE)?;
-    gaps.close(true);
+    gaps.close();
     targets.check_alive()?;
 
     // Stop sending, and wait for what is in flight.
@@ -336,7 +349,7 @@ fn sample(pg: &Ctl, gaps: &Gaps, t0: Instant, out: &Mutex<Samples>, done: &Atomi
                 o.push((t_ms, tx, rx));
             }
         }
-        gaps.close(true);
+        gaps.close();
         std::thread::sleep(SAMPLE_EVERY);
     }
 }
@@ -375,7 +388,7 @@ fn run_steps(
             0
         };
         // A window of its own for the step: the one open now ends with the previous step.
-        let first_window = gaps.close(true);
+        let first_window = gaps.close();
         let start = Instant::now();
         let result = run_action(&step.action, targets, intr)
             .with_context(|| format!("step {} ({})", i + 1, step.action))?;
@@ -440,13 +453,20 @@ pub fn attribute_gaps(steps: &mut [StepRecord], windows: &[GapWindow]) {
             .iter()
             .filter(|w| w.window >= first && next.is_none_or(|n| w.window < n))
         {
+            // A window shorter than a loop iteration (two requests a moment apart) often sees
+            // a healthy worker end none: that says nothing of a stall.
+            let short = w.end_ms - w.start_ms < WHOLE_WINDOW_MIN_MS;
             for l in &w.lcores {
+                let whole = l.whole_window && !short;
                 match per_lcore.iter_mut().find(|p| p.lcore == l.lcore) {
                     Some(p) => {
                         p.max_loop_gap_us = p.max_loop_gap_us.max(l.max_loop_gap_us);
-                        p.whole_window |= l.whole_window;
+                        p.whole_window |= whole;
                     }
-                    None => per_lcore.push(*l),
+                    None => per_lcore.push(LcoreGap {
+                        whole_window: whole,
+                        ..*l
+                    }),
                 }
             }
         }
@@ -604,7 +624,7 @@ mod tests {
         let win = |window, a: f64, b: f64| GapWindow {
             window,
             start_ms: 0.0,
-            end_ms: 0.0,
+            end_ms: 100.0,
             max_loop_gap_us: a.max(b),
             lcores: vec![
                 LcoreGap {
@@ -639,6 +659,12 @@ mod tests {
             .map(|g| (g.lcore, g.max_loop_gap_us, g.whole_window))
             .collect();
         assert_eq!(l, [(1, 1.0, false), (2, 100.0, true)]);
+        // A window shorter than WHOLE_WINDOW_MIN_MS does not mark a worker as stalled.
+        let mut short = vec![step(Some(5))];
+        let mut w5 = windows[3..5].to_vec();
+        w5[1].end_ms = w5[1].start_ms + 0.2;
+        attribute_gaps(&mut short, &w5);
+        assert!(short[0].loop_gaps.iter().all(|g| !g.whole_window));
         // Without windows (an l2fwd that keeps none) a step has no loop gap.
         let mut none = vec![step(None)];
         attribute_gaps(&mut none, &windows);
