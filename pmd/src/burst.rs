@@ -1,6 +1,6 @@
 //! A burst: the fixed array of mbufs that `rx_burst`/`tx_burst` move in one call.
 
-use crate::mbuf::Mbuf;
+use crate::mbuf::{Mbuf, Mempool};
 use dpdk_sys::rte_mbuf;
 use std::marker::PhantomData;
 
@@ -75,6 +75,25 @@ impl<'p> Burst<'p> {
         self.pkts[self.len] = m.into_raw();
         self.len += 1;
         Ok(())
+    }
+
+    /// Appends `n` fresh buffers of `pool`, each set up as [`Mempool::alloc_bulk_raw`] sets
+    /// them up (headroom, lengths 0, no offload flags): all `n` or none. False, with nothing
+    /// added, when the burst has less room than `n` or the pool fewer free buffers. Unlike
+    /// `alloc_bulk_raw` and [`Self::push`], the pointers go straight from the pool into the
+    /// burst: no array of `Option<Mbuf>` in between (a transmit loop's per-burst copy).
+    #[inline]
+    pub fn alloc_raw(&mut self, pool: &'p Mempool<'_>, n: usize) -> bool {
+        if n > self.room() {
+            return false;
+        }
+        let slots = &mut self.pkts[self.len..self.len + n];
+        if !pool.get_raw_into(slots) {
+            return false;
+        }
+        // Every slot of `slots` now holds an mbuf of `pool` that this burst owns.
+        self.len += n;
+        true
     }
 
     /// Frees every packet held, returning how many there were.

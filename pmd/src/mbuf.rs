@@ -106,6 +106,28 @@ impl<'eal> Mempool<'eal> {
         )
     }
 
+    /// Fills `slots` with buffers of this pool, each set up as in [`Self::alloc_bulk_raw`]:
+    /// all or none (false: the pool had too few; `slots` then holds nothing the caller owns).
+    /// On success the caller owns them.
+    #[inline(always)]
+    pub(crate) fn get_raw_into(&self, slots: &mut [*mut rte_mbuf]) -> bool {
+        let n = slots.len();
+        if n > crate::MAX_BURST {
+            return false;
+        }
+        let objs = slots.as_mut_ptr() as *mut *mut std::ffi::c_void;
+        // SAFETY: `slots` has room for n pointers; on success the pool fills all n with mbufs
+        // the caller then owns; on failure it writes none.
+        if unsafe { crate::fastpath::mempool_get_bulk(self.raw.as_ptr(), objs, n as u32) } != 0 {
+            return false;
+        }
+        for &p in slots.iter() {
+            // SAFETY: each is an mbuf of this pool that we own (fresh from it).
+            unsafe { crate::fastpath::pktmbuf_init_raw(p) };
+        }
+        true
+    }
+
     /// `alloc_bulk` (reset) or `alloc_bulk_raw`, through the C shim's mempool get.
     pub(crate) fn alloc_bulk_via_shim<'p>(
         &'p self,

@@ -175,7 +175,8 @@ impl Shared {
             .sum()
     }
 
-    /// Whether every TX side has sent its last frame; once true, `tx_total` is final.
+    /// Whether every TX side has sent its last frame; once true, `tx_total` is final (unless
+    /// the run was aborted, when nothing is reported).
     fn tx_done(&self) -> bool {
         // Acquire: pairs with the Release in Tx::finish, so each side's `sent` is final.
         // Relaxed for `aborted`: an aborted run's counts are not reported.
@@ -293,23 +294,22 @@ impl Tx<'_, '_> {
             if n == 0 {
                 return true;
             }
-            let mut bufs: [Option<pmd::Mbuf>; MAX_BURST] = Default::default();
             // Raw buffers (headroom, lengths and offload flags reset, as dmafwd and l2fwd's
-            // copies take them): the frame is written whole below and asks for no offload.
-            if !self.pool.alloc_bulk_raw(&mut bufs[..n as usize]) {
+            // copies take them), straight into the (empty) pending burst: the frame is written
+            // whole below and asks for no offload.
+            if !self.pending.alloc_raw(self.pool, n as usize) {
                 if let Some(b) = self.bucket.as_mut() {
                     b.refund(n);
                 }
                 return true;
             }
             let nf = self.streams;
-            for (k, slot) in bufs[..n as usize].iter_mut().enumerate() {
+            for (k, m) in self.pending.as_mut_slice().iter_mut().enumerate() {
                 let idx = self.sent + k as u64;
                 // Round robin over the streams (frame `idx` is local stream `idx % streams`),
                 // without a division per frame.
                 let stream = self.next_stream;
                 self.next_stream = if stream + 1 == nf { 0 } else { stream + 1 };
-                let mut m = slot.take().expect("allocated above");
                 let size = self.size.size_of(idx);
                 self.bytes += size as u64;
                 // Cannot fail: every size fits a 2048-byte mbuf.
@@ -317,7 +317,6 @@ impl Tx<'_, '_> {
                 self.frames
                     .stamp(m.data_mut(), stream as u16, self.seq[stream] as u32, now);
                 self.seq[stream] += 1;
-                let _ = self.pending.push(m);
             }
             self.sent += n as u64;
             // Release: pairs with the Acquire in Rx::step; a frame seen there was built after
