@@ -51,6 +51,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod burst;
+mod crc;
 mod devevent;
 mod dmadev;
 mod eal;
@@ -66,6 +67,7 @@ mod telemetry;
 pub mod via_shim;
 
 pub use burst::{Burst, MAX_BURST};
+pub use crc::crc32c_2x64;
 pub use devevent::{DevEvent, DevEventMonitor};
 pub use dmadev::{
     bus_device_of, canonical_pci_name, capability_names, DmaChannel, DmaCompletion, DmaDev,
