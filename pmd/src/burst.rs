@@ -84,11 +84,22 @@ impl<'p> Burst<'p> {
     /// burst: no array of `Option<Mbuf>` in between (a transmit loop's per-burst copy).
     #[inline]
     pub fn alloc_raw(&mut self, pool: &'p Mempool<'_>, n: usize) -> bool {
+        self.alloc_raw_len(pool, n, 0)
+    }
+
+    /// [`Self::alloc_raw`], with each buffer's data length (and packet length) set to `len`
+    /// bytes, as [`Mbuf::set_len`] would, in the same pass. False, with nothing added, also
+    /// when `len` does not fit the pool's buffers after their headroom.
+    #[inline]
+    pub fn alloc_raw_len(&mut self, pool: &'p Mempool<'_>, n: usize, len: usize) -> bool {
         if n > self.room() {
             return false;
         }
+        let Ok(len) = u16::try_from(len) else {
+            return false;
+        };
         let slots = &mut self.pkts[self.len..self.len + n];
-        if !pool.get_raw_into(slots) {
+        if !pool.get_raw_into(slots, len) {
             return false;
         }
         // Every slot of `slots` now holds an mbuf of `pool` that this burst owns.

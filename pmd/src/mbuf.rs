@@ -106,24 +106,33 @@ impl<'eal> Mempool<'eal> {
         )
     }
 
-    /// Fills `slots` with buffers of this pool, each set up as in [`Self::alloc_bulk_raw`]:
-    /// all or none (false: the pool had too few; `slots` then holds nothing the caller owns).
-    /// On success the caller owns them.
+    /// Fills `slots` with buffers of this pool, each set up as in [`Self::alloc_bulk_raw`] but
+    /// holding `len` bytes of data: all or none (false: the pool had too few, or `len` does not
+    /// fit a buffer after its headroom; `slots` then holds nothing the caller owns). On
+    /// success the caller owns them.
     #[inline(always)]
-    pub(crate) fn get_raw_into(&self, slots: &mut [*mut rte_mbuf]) -> bool {
+    pub(crate) fn get_raw_into(&self, slots: &mut [*mut rte_mbuf], len: u16) -> bool {
         let n = slots.len();
-        if n > crate::MAX_BURST {
+        if n > crate::MAX_BURST || len > self.data_room() {
             return false;
         }
         let objs = slots.as_mut_ptr() as *mut *mut std::ffi::c_void;
         // SAFETY: `slots` has room for n pointers; on success the pool fills all n with mbufs
-        // the caller then owns; on failure it writes none.
+        // the caller then owns; on failure it writes none that the caller owns.
         if unsafe { crate::fastpath::mempool_get_bulk(self.raw.as_ptr(), objs, n as u32) } != 0 {
             return false;
         }
         for &p in slots.iter() {
-            // SAFETY: each is an mbuf of this pool that we own (fresh from it).
-            unsafe { crate::fastpath::pktmbuf_init_raw(p) };
+            // SAFETY: each is an mbuf of this pool that we own (fresh from it), and `len` fits
+            // its data room after the headroom (checked above against the pool's; every
+            // buffer of a pktmbuf pool has the same room): lengths stay inside the buffer, and
+            // a buffer in its pool is a single segment (DPDK keeps nb_segs 1 and next NULL
+            // there).
+            unsafe {
+                crate::fastpath::pktmbuf_init_raw(p);
+                (*p).data_len = len;
+                (*p).pkt_len = u32::from(len);
+            }
         }
         true
     }

@@ -297,26 +297,51 @@ impl Tx<'_, '_> {
             // Raw buffers (headroom, lengths and offload flags reset, as dmafwd and l2fwd's
             // copies take them), straight into the (empty) pending burst: the frame is written
             // whole below and asks for no offload.
-            if !self.pending.alloc_raw(self.pool, n as usize) {
+            // One size for every frame: the lengths are set as the buffers are taken.
+            let fixed = match self.size {
+                SizeSpec::Fixed(s) => Some(s),
+                _ => None,
+            };
+            let len = fixed.map_or(0, buf_len);
+            if !self.pending.alloc_raw_len(self.pool, n as usize, len) {
                 if let Some(b) = self.bucket.as_mut() {
                     b.refund(n);
                 }
                 return true;
             }
             let nf = self.streams;
-            for (k, m) in self.pending.as_mut_slice().iter_mut().enumerate() {
-                let idx = self.sent + k as u64;
-                // Round robin over the streams (frame `idx` is local stream `idx % streams`),
-                // without a division per frame.
-                let stream = self.next_stream;
-                self.next_stream = if stream + 1 == nf { 0 } else { stream + 1 };
-                let size = self.size.size_of(idx);
-                self.bytes += size as u64;
-                // Cannot fail: every size fits a 2048-byte mbuf.
-                let _ = m.set_len(buf_len(size));
-                self.frames
-                    .stamp(m.data_mut(), stream as u16, self.seq[stream] as u32, now);
-                self.seq[stream] += 1;
+            match fixed {
+                Some(size) => {
+                    self.bytes += n as u64 * size as u64;
+                    for m in self.pending.as_mut_slice() {
+                        // Round robin over the streams (frame k is local stream k % streams),
+                        // without a division per frame.
+                        let stream = self.next_stream;
+                        self.next_stream = if stream + 1 == nf { 0 } else { stream + 1 };
+                        let seq = &mut self.seq[stream];
+                        self.frames
+                            .stamp(m.data_mut(), stream as u16, *seq as u32, now);
+                        *seq += 1;
+                    }
+                }
+                None => {
+                    for (k, m) in self.pending.as_mut_slice().iter_mut().enumerate() {
+                        let idx = self.sent + k as u64;
+                        let stream = self.next_stream;
+                        self.next_stream = if stream + 1 == nf { 0 } else { stream + 1 };
+                        let size = self.size.size_of(idx);
+                        self.bytes += size as u64;
+                        // Cannot fail: every size fits a 2048-byte mbuf.
+                        let _ = m.set_len(buf_len(size));
+                        self.frames.stamp(
+                            m.data_mut(),
+                            stream as u16,
+                            self.seq[stream] as u32,
+                            now,
+                        );
+                        self.seq[stream] += 1;
+                    }
+                }
             }
             self.sent += n as u64;
             // Release: pairs with the Acquire in Rx::step; a frame seen there was built after
