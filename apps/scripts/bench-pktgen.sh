@@ -8,6 +8,16 @@
 #   peer  dpdk-testpmd -l 0-1: its one forwarding core on lcore 1 (CPU 1), txonly, --txpkts=SIZE-4
 #         (testpmd's sizes exclude the FCS; pktgen's include it)
 #
+# Then the two-core scaling at 64 bytes: each tool with two TX queues on two TX lcores (CPUs 0
+# and 1) against itself with one, alternating, ROUNDS rounds:
+#
+#   ours  pktgen --lcores '0@0,1@0,2@1,3@0' --txq 2 --tx-lcores 1,2 --rx-lcores 3
+#   peer  dpdk-testpmd --lcores '0@0,1@0,2@1' --nb-cores=2 --txq=2 --rxq=2
+#
+# On a two-CPU box the RX side (and the main lcore) shares CPU 0 with a TX lcore, so this
+# shows how far the sending scales when one of its cores is shared; on a lab server give each
+# its own CPU (LCORES2 and TESTPMD_LCORES2 override the maps). SCALING=0 skips it.
+#
 # Usage: apps/scripts/bench-pktgen.sh [ROUNDS] [SECONDS] [SIZES]   (default 3 5 "64 1518")
 # Rate = median of the per-second TX rates, first second skipped; ratio = ours / testpmd.
 # PKTGEN=PATH runs that pktgen binary instead of building target/release/pktgen.
@@ -53,3 +63,30 @@ for size in $SIZES; do
     m=$( [ -s "$OUT/pktgen-ratio-$size" ] && median < "$OUT/pktgen-ratio-$size" || echo - )
     echo "median ratio, $size bytes, one TX core each (pktgen / testpmd txonly): $m"
 done
+
+[ "${SCALING:-1}" = 0 ] && exit 0
+LCORES2=${LCORES2:-0@0,1@0,2@1,3@0}
+TESTPMD_LCORES2=${TESTPMD_LCORES2:-0@0,1@0,2@1}
+printf "\n%-6s %16s %16s %16s %16s\n" round "pktgen 1 core" "pktgen 2 cores" "testpmd 1 core" "testpmd 2 cores"
+: > "$OUT/scale-ours"; : > "$OUT/scale-peer"
+for r in $(seq 1 "$ROUNDS"); do
+    "$ours" --lcores '0@0,1@1,2@0' "${eal[@]}" --file-prefix=bench-pktgen -- \
+        --rate max --size 64 --duration "$SECS" -T 1 --max-loss 100% > "$OUT/scale-pktgen1-$r.txt" 2>&1 || true
+    "$ours" --lcores "$LCORES2" "${eal[@]}" --file-prefix=bench-pktgen -- \
+        --txq 2 --tx-lcores 1,2 --rx-lcores 3 \
+        --rate max --size 64 --duration "$SECS" -T 1 --max-loss 100% > "$OUT/scale-pktgen2-$r.txt" 2>&1 || true
+    timeout -s INT "$((SECS + 1))" dpdk-testpmd -l 0-1 "${eal[@]}" --file-prefix=bench-testpmd -- \
+        --forward-mode=txonly --txpkts=60 --nb-cores=1 --stats-period 1 \
+        --total-num-mbufs=8192 < /dev/null > "$OUT/scale-testpmd1-$r.txt" 2>&1 || true
+    timeout -s INT "$((SECS + 1))" dpdk-testpmd --lcores "$TESTPMD_LCORES2" "${eal[@]}" --file-prefix=bench-testpmd -- \
+        --forward-mode=txonly --txpkts=60 --nb-cores=2 --txq=2 --rxq=2 --stats-period 1 \
+        --total-num-mbufs=16384 < /dev/null > "$OUT/scale-testpmd2-$r.txt" 2>&1 || true
+    o1=$(ours_rate "$OUT/scale-pktgen1-$r.txt"); o2=$(ours_rate "$OUT/scale-pktgen2-$r.txt")
+    p1=$(peer_rate "$OUT/scale-testpmd1-$r.txt"); p2=$(peer_rate "$OUT/scale-testpmd2-$r.txt")
+    x=$(ratio "$o2" "$o1"); [ "$x" = "-" ] || echo "$x" >> "$OUT/scale-ours"
+    x=$(ratio "$p2" "$p1"); [ "$x" = "-" ] || echo "$x" >> "$OUT/scale-peer"
+    printf "%-6s %16s %16s %16s %16s\n" "$r" "$o1" "$o2" "$p1" "$p2"
+done
+so=$( [ -s "$OUT/scale-ours" ] && median < "$OUT/scale-ours" || echo - )
+sp=$( [ -s "$OUT/scale-peer" ] && median < "$OUT/scale-peer" || echo - )
+echo "median two-core scaling, 64 bytes (2 TX cores / 1): pktgen $so, testpmd txonly $sp"
