@@ -11,7 +11,8 @@
 # Then the two-core scaling at 64 bytes: each tool with two TX queues on two TX lcores (CPUs 0
 # and 1) against itself with one, alternating, ROUNDS rounds:
 #
-#   ours  pktgen --lcores '0@0,1@0,2@1,3@0' --txq 2 --tx-lcores 1,2 --rx-lcores 3
+#   ours  pktgen --lcores '0@0,1@0,2@1,3@0' --txq 2 --tx-lcores 1,2 --rx-lcores 3 --flows 2
+#         (each TX queue owns a flow; its one-core run sends the same two flows)
 #   peer  dpdk-testpmd --lcores '0@0,1@0,2@1' --nb-cores=2 --txq=2 --rxq=2
 #
 # On a two-CPU box the RX side (and the main lcore) shares CPU 0 with a TX lcore, so this
@@ -71,9 +72,9 @@ printf "\n%-6s %16s %16s %16s %16s\n" round "pktgen 1 core" "pktgen 2 cores" "te
 : > "$OUT/scale-ours"; : > "$OUT/scale-peer"
 for r in $(seq 1 "$ROUNDS"); do
     "$ours" --lcores '0@0,1@1,2@0' "${eal[@]}" --file-prefix=bench-pktgen -- \
-        --rate max --size 64 --duration "$SECS" -T 1 --max-loss 100% > "$OUT/scale-pktgen1-$r.txt" 2>&1 || true
+        --flows 2 --rate max --size 64 --duration "$SECS" -T 1 --max-loss 100% > "$OUT/scale-pktgen1-$r.txt" 2>&1 || true
     "$ours" --lcores "$LCORES2" "${eal[@]}" --file-prefix=bench-pktgen -- \
-        --txq 2 --tx-lcores 1,2 --rx-lcores 3 \
+        --txq 2 --tx-lcores 1,2 --rx-lcores 3 --flows 2 \
         --rate max --size 64 --duration "$SECS" -T 1 --max-loss 100% > "$OUT/scale-pktgen2-$r.txt" 2>&1 || true
     timeout -s INT "$((SECS + 1))" dpdk-testpmd -l 0-1 "${eal[@]}" --file-prefix=bench-testpmd -- \
         --forward-mode=txonly --txpkts=60 --nb-cores=1 --stats-period 1 \
