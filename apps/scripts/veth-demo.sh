@@ -96,11 +96,12 @@ done
 
 ns="dpveth$$"
 work=$(mktemp -d)
-dut_pid="" drill_pid=""
+dut_pid="" drill_pid="" sampler_pid=""
 [ -n "$control" ] || control="$work/l2fwd.sock"
 cleanup() {
     # Never fails: under set -e a failing command here would replace the exit status.
     if [ -n "$drill_pid" ]; then kill "$drill_pid" 2>/dev/null || true; fi
+    if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
     if [ -n "$dut_pid" ] && kill -0 "$dut_pid" 2>/dev/null; then
         kill -INT "$dut_pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$dut_pid" 2>/dev/null || break; sleep 0.1; done
@@ -165,6 +166,11 @@ else
     pg_args=(--count "$count" --rate "$rate" --size "$size" --flows "$flows")
 fi
 [ -n "$report" ] && pg_args+=(--report "$report")
+# The kernel's count of frames leaving pg0, with the time, every second while pktgen runs:
+# the rate as the link saw it, second by second (printed at the end).
+tx_count() { ip netns exec "$ns" cat /sys/class/net/pg0/statistics/tx_packets; }
+( while :; do echo "$(date +%s.%N) $(tx_count)"; sleep 1; done ) > "$work/tx-per-second" 2>/dev/null &
+sampler_pid=$!
 # pktgen's status is the script's: set -e must not end the script on a failed run (exit 2),
 # before the drill's output and the DUT's last lines.
 set +e
@@ -172,6 +178,22 @@ set +e
 ip netns exec "$ns" "$PKTGEN" -l 0-1 --main-lcore 1 "${eal_common[@]}" --file-prefix="$ns-pg" \
     --vdev=net_af_packet0,iface=pg0,framecnt=4096,qpairs="$pg_qpairs" -- "${pg_args[@]}" $pktgen_args
 status=$?
+kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; sampler_pid=""
+# Every whole second in which frames left (not the first and last, partly before or after the
+# run): frames per second, and for a --rate in packets per second how far each is from it.
+awk -v rate="$rate" '
+    { t[NR] = $1; n[NR] = $2 }
+    END {
+        for (i = 2; i <= NR; i++) { d = n[i] - n[i-1]; if (d > 0) { if (!first) first = i; last = i } }
+        line = ""; worst = 0
+        for (i = first + 1; i < last; i++) {
+            r = (n[i] - n[i-1]) / (t[i] - t[i-1]); line = line sprintf(" %.0f", r)
+            if (rate ~ /^[0-9]+$/) { e = (r - rate) / rate * 100; if (e < 0) e = -e; if (e > worst) worst = e }
+        }
+        if (line == "") exit
+        printf "veth-demo: kernel pg0 tx frames per second:%s\n", line
+        if (rate ~ /^[0-9]+$/) printf "veth-demo: worst second off --rate %d by %.2f%%\n", rate, worst
+    }' "$work/tx-per-second"
 # The kernel's own count of what crossed pktgen's end of the link, to check pktgen's against.
 echo "veth-demo: kernel counters pg0 tx_packets=$(ip netns exec "$ns" cat /sys/class/net/pg0/statistics/tx_packets) rx_packets=$(ip netns exec "$ns" cat /sys/class/net/pg0/statistics/rx_packets)"
 
