@@ -89,6 +89,42 @@ pub fn run_app(bin: &str, eal: &[String], app: &[&str]) -> Output {
     cmd.output().expect("cannot start the app")
 }
 
+/// Runs pktgen (`bin`) with `eal` and, after `--`, `-T 0 --drain-ms DRAIN_MS --report FILE`
+/// then `args`, in a scratch directory named `name`: its exit status, what it printed (stdout
+/// then stderr), and its report (`Null` when it wrote none; a report that is not JSON panics,
+/// showing the output).
+pub fn pktgen_run(
+    bin: &str,
+    name: &str,
+    eal: &[String],
+    drain_ms: u32,
+    args: &[&str],
+) -> (Option<i32>, String, serde_json::Value) {
+    let dir = scratch(name);
+    let report = dir.join("report.json");
+    let o = Command::new(bin)
+        .args(eal)
+        .arg("--")
+        .args(["-T", "0", "--drain-ms", &drain_ms.to_string(), "--report"])
+        .arg(&report)
+        .args(args)
+        .output()
+        .expect("cannot start pktgen");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let r = std::fs::read_to_string(&report)
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad report ({e}):\n{out}")))
+        .unwrap_or(serde_json::Value::Null);
+    let _ = std::fs::remove_dir_all(&dir);
+    (o.status.code(), out, r)
+}
+
+/// `v` as an unsigned integer, or a panic naming what it was.
+pub fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
+}
+
 /// Panics with the app's output when it failed.
 pub fn assert_success(what: &str, out: &Output) {
     assert!(

@@ -14,28 +14,11 @@ const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
 /// Runs pktgen on a net_ring port (what it sends comes straight back): the exit status, what
 /// it printed, and its report.
 fn ring_run(name: &str, args: &[&str]) -> (Option<i32>, String, Value) {
-    let dir = scratch(name);
-    let report = dir.join("report.json");
     let mut eal = eal_base();
     eal.push("--vdev=net_ring0".into());
-    let o = Command::new(PKTGEN)
-        .args(&eal)
-        .arg("--")
-        .args(["-T", "0", "--drain-ms", "50", "--report"])
-        .arg(&report)
-        .args(args)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    let r = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no report ({e}):\n{out}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    (o.status.code(), out, r)
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
+    let (code, out, r) = pktgen_run(PKTGEN, name, &eal, 50, args);
+    assert!(!r.is_null(), "no report:\n{out}");
+    (code, out, r)
 }
 
 #[test]

@@ -17,32 +17,14 @@ static ONE: Mutex<()> = Mutex::new(());
 /// status, output, report.
 fn ring_run(name: &str, lcores: &[&str], args: &[&str]) -> (Option<i32>, String, Value) {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch(name);
-    let report = dir.join("report.json");
     // eal_base without its `-l 0-1`: the lcores are the test's.
-    let eal: Vec<String> = eal_base().split_off(2);
-    let o = Command::new(PKTGEN)
-        .args(lcores)
-        .args(&eal)
-        .args(["--vdev=net_ring0", "--vdev=net_ring1"])
-        .arg("--")
-        .args(["-T", "0", "--drain-ms", "200", "--report"])
-        .arg(&report)
-        .args(args)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    let r = std::fs::read_to_string(&report)
-        .ok()
-        .map(|t| serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad report ({e}):\n{out}")))
-        .unwrap_or(Value::Null);
-    let _ = std::fs::remove_dir_all(&dir);
-    (o.status.code(), out, r)
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
+    let mut eal: Vec<String> = lcores.iter().map(|s| s.to_string()).collect();
+    eal.extend(eal_base().split_off(2));
+    eal.extend([
+        "--vdev=net_ring0".to_string(),
+        "--vdev=net_ring1".to_string(),
+    ]);
+    pktgen_run(PKTGEN, name, &eal, 200, args)
 }
 
 /// Every stream sent its share and got all of it back, once and in order.

@@ -6,7 +6,6 @@
 
 use apps_common::testing::*;
 use serde_json::Value;
-use std::process::Command;
 use std::sync::Mutex;
 
 const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
@@ -18,34 +17,13 @@ static ONE: Mutex<()> = Mutex::new(());
 /// when it wrote none).
 fn run(name: &str, args: &[&str]) -> (Option<i32>, String, Value) {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch(name);
-    let report = dir.join("report.json");
     let mut eal = eal_base();
     eal.push("--vdev=net_ring0".into());
-    let o = Command::new(PKTGEN)
-        .args(&eal)
-        .arg("--")
-        .args(["-T", "0", "--drain-ms", "100", "--report"])
-        .arg(&report)
-        .args(args)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    let r = std::fs::read_to_string(&report)
-        .ok()
-        .map(|t| serde_json::from_str(&t).unwrap_or_else(|e| panic!("bad report ({e}):\n{out}")))
-        .unwrap_or(Value::Null);
-    let _ = std::fs::remove_dir_all(&dir);
-    (o.status.code(), out, r)
+    pktgen_run(PKTGEN, name, &eal, 100, args)
 }
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
 }
 
 /// Checks what every search report must hold: each trial's counts add up and its verdict
