@@ -168,9 +168,14 @@ fi
 [ -n "$report" ] && pg_args+=(--report "$report")
 # The kernel's count of frames leaving pg0, with the time, every second while pktgen runs:
 # the rate as the link saw it, second by second (printed at the end).
-tx_count() { ip netns exec "$ns" cat /sys/class/net/pg0/statistics/tx_packets; }
-( while :; do echo "$(date +%s.%N) $(tx_count)"; sleep 1; done ) > "$work/tx-per-second" 2>/dev/null &
-sampler_pid=$!
+# One shell in the namespace reads the clock and the counter together (no process start
+# between them).
+if [ -z "$search" ]; then
+    # shellcheck disable=SC2016
+    ip netns exec "$ns" bash -c 'while :; do read -r c < /sys/class/net/pg0/statistics/tx_packets; echo "$EPOCHREALTIME $c"; sleep 1; done' \
+        > "$work/tx-per-second" 2>/dev/null &
+    sampler_pid=$!
+fi
 # pktgen's status is the script's: set -e must not end the script on a failed run (exit 2),
 # before the drill's output and the DUT's last lines.
 set +e
@@ -178,7 +183,9 @@ set +e
 ip netns exec "$ns" "$PKTGEN" -l 0-1 --main-lcore 1 "${eal_common[@]}" --file-prefix="$ns-pg" \
     --vdev=net_af_packet0,iface=pg0,framecnt=4096,qpairs="$pg_qpairs" -- "${pg_args[@]}" $pktgen_args
 status=$?
-kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; sampler_pid=""
+if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; fi
+sampler_pid=""
+touch "$work/tx-per-second"
 # Every whole second in which frames left (not the first and last, partly before or after the
 # run): frames per second, and for a --rate in packets per second how far each is from it.
 awk -v rate="$rate" '

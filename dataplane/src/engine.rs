@@ -636,14 +636,14 @@ fn launch<'a, T: Send>(
         control()
     };
     let here = move || {
-        let ran = eal.with_ctrl_thread("l2fwd-ctrl", control, || {
+        // Set when this returns or unwinds: already set after a normal run; not after a failed
+        // thread start or a panic of the main lcore's own job.
+        let _quit = QuitOnDrop(quit);
+        eal.with_ctrl_thread("l2fwd-ctrl", control, || {
             if let Some(job) = main_job {
                 job(quit);
             }
-        });
-        // Relaxed: as above. Already set after a normal run; not after a failed thread start.
-        quit.store(true, Ordering::Relaxed);
-        ran
+        })
     };
     // A launch that fails part-way: the workers already running stop as at the end of a run.
     // Relaxed: the flag carries no data (see the worker loop).

@@ -645,6 +645,15 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
         node(tx_ports[0]),
     )
     .context("cannot create the TX mbuf pool")?;
+    // The TX sides take buffers with the frame's length set as they come from the pool, which
+    // refuses a length that does not fit (the TX side would then wait for ever): every size
+    // must fit, which this pool's room guarantees.
+    if (tx_pool.data_room() as usize) < buf_len(pktgen::frames::MAX_FRAME) {
+        bail!(
+            "the TX mbuf pool's buffers are too small for {}-byte frames",
+            pktgen::frames::MAX_FRAME
+        );
+    }
     let pool = Mempool::create(
         eal,
         "pktgen_rx",
