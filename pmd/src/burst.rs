@@ -78,18 +78,12 @@ impl<'p> Burst<'p> {
     }
 
     /// Appends `n` fresh buffers of `pool`, each set up as [`Mempool::alloc_bulk_raw`] sets
-    /// them up (headroom, lengths 0, no offload flags): all `n` or none. False, with nothing
-    /// added, when the burst has less room than `n` or the pool fewer free buffers. Unlike
-    /// `alloc_bulk_raw` and [`Self::push`], the pointers go straight from the pool into the
-    /// burst: no array of `Option<Mbuf>` in between (a transmit loop's per-burst copy).
-    #[inline]
-    pub fn alloc_raw(&mut self, pool: &'p Mempool<'_>, n: usize) -> bool {
-        self.alloc_raw_len(pool, n, 0)
-    }
-
-    /// [`Self::alloc_raw`], with each buffer's data length (and packet length) set to `len`
-    /// bytes, as [`Mbuf::set_len`] would, in the same pass. False, with nothing added, also
-    /// when `len` does not fit the pool's buffers after their headroom.
+    /// them up (headroom, no offload flags) but holding `len` bytes of data, as
+    /// [`Mbuf::set_len`] would set it, in the same pass: all `n` or none. False, with nothing
+    /// added, when the burst has less room than `n`, the pool fewer free buffers, or `len`
+    /// does not fit a buffer after its headroom. Unlike `alloc_bulk_raw` and [`Self::push`],
+    /// the pointers go straight from the pool into the burst: no array of `Option<Mbuf>` in
+    /// between (a transmit loop's per-burst copy).
     #[inline]
     pub fn alloc_raw_len(&mut self, pool: &'p Mempool<'_>, n: usize, len: usize) -> bool {
         if n > self.room() {
