@@ -129,6 +129,9 @@ struct Gaps {
     windows: Mutex<Vec<GapWindow>>,
     /// l2fwd answers `loop gaps` (an older one, attached to, may not).
     on: AtomicBool,
+    /// What went wrong with the windows, said once the drill has run (a drill that fails says
+    /// only why, on one line): why there are none, or how many were lost and the last error.
+    trouble: Mutex<Option<(u32, String)>>,
 }
 
 impl Gaps {
@@ -139,13 +142,14 @@ impl Gaps {
         if let Err(e) = self.request() {
             // Relaxed: set before the sampler starts (the scope's spawn orders it).
             self.on.store(false, Ordering::Relaxed);
-            apps_common::errln!("drill: no loop gaps from l2fwd: {e:#}");
+            *self.trouble() = Some((0, format!("no loop gaps from l2fwd: {e:#}")));
         }
     }
 
     /// Closes l2fwd's open window and keeps it; the number of the window that opens. None if
-    /// l2fwd keeps no windows, or if this request failed (said on stderr: the step it opens
-    /// then has no loop gap of its own, and its time goes to the step before).
+    /// l2fwd keeps no windows, or if this request failed (counted, and said on stderr once the
+    /// drill has run: the step it opens then has no loop gap of its own, and its time goes to
+    /// the step before).
     fn close(&self) -> Option<u64> {
         // Relaxed: written once before the threads that close windows start.
         if !self.on.load(Ordering::Relaxed) {
@@ -161,7 +165,12 @@ impl Gaps {
                 Some(next)
             }
             Err(e) => {
-                apps_common::errln!("drill: a loop-gap window was lost: {e:#}");
+                let mut t = self.trouble();
+                let lost = t.as_ref().map_or(0, |t| t.0) + 1;
+                *t = Some((
+                    lost,
+                    format!("{lost} loop-gap window(s) lost, the last: {e:#}"),
+                ));
                 None
             }
         }
@@ -173,7 +182,15 @@ impl Gaps {
             .with_context(|| format!("not a loop-gap window: {a}"))
     }
 
+    fn trouble(&self) -> std::sync::MutexGuard<'_, Option<(u32, String)>> {
+        self.trouble.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The windows in order, after saying on stderr what went wrong with them, if anything.
     fn into_windows(self) -> Vec<GapWindow> {
+        if let Some((_, why)) = self.trouble().as_ref() {
+            apps_common::errln!("drill: {why}");
+        }
         let mut w = self.windows.into_inner().unwrap_or_else(|e| e.into_inner());
         w.sort_by_key(|w| w.window);
         w
@@ -243,6 +260,7 @@ pub fn run(drill: &Drill, allow_exec: bool, intr: &Interrupt) -> Result<Outcome>
         t0,
         windows: Mutex::new(Vec::new()),
         on: AtomicBool::new(true),
+        trouble: Mutex::new(None),
     };
     gaps.start();
     let (records, removals, steps_end) = std::thread::scope(|s| {
