@@ -125,6 +125,17 @@ pub fn u(v: &serde_json::Value) -> u64 {
         .unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
 }
 
+/// The `lcore` of every entry of `v["lcores"]` (an l2fwd report, its stats, a loop-gap
+/// window), in order; panics if there is no such array.
+pub fn lcore_ids(v: &serde_json::Value) -> Vec<&serde_json::Value> {
+    v["lcores"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no lcores in {v}"))
+        .iter()
+        .map(|l| &l["lcore"])
+        .collect()
+}
+
 /// Panics with the app's output when it failed.
 pub fn assert_success(what: &str, out: &Output) {
     assert!(

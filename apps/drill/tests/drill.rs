@@ -184,12 +184,7 @@ fn the_vdev_drill_passes_and_its_report_and_plot_hold_the_run() {
     // per step, each naming every worker; each step has its own longest gap per worker.
     let windows = r["worker_gaps"].as_array().unwrap();
     assert!(windows.len() > steps.len(), "{} windows", windows.len());
-    let lcores: Vec<&Value> = l["lcores"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| &w["lcore"])
-        .collect();
+    let lcores = lcore_ids(l);
     let first = windows[0]["window"].as_u64().unwrap();
     for (i, w) in windows.iter().enumerate() {
         assert_eq!(w["window"].as_u64().unwrap(), first + i as u64, "{w}");
@@ -197,13 +192,7 @@ fn the_vdev_drill_passes_and_its_report_and_plot_hold_the_run() {
             w["end_ms"].as_f64().unwrap() >= w["start_ms"].as_f64().unwrap(),
             "{w}"
         );
-        let named: Vec<&Value> = w["lcores"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| &g["lcore"])
-            .collect();
-        assert_eq!(named, lcores, "{w}");
+        assert_eq!(lcore_ids(w), lcores, "{w}");
     }
     for s in steps {
         assert!(s["loop_gap_us"].as_f64().unwrap() > 0.0, "{s}");

@@ -44,12 +44,7 @@ fn dpctl_finds_l2fwd_by_its_file_prefix() {
     };
     assert_eq!(stats["ports"].as_array().map(Vec::len), Some(2), "{stats}");
     // Loop-gap windows: each answer closes one (1, then 2) and names every worker's lcore.
-    let lcores: Vec<&Value> = stats["lcores"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| &l["lcore"])
-        .collect();
+    let lcores = lcore_ids(&stats);
     assert!(!lcores.is_empty(), "{stats}");
     for window in [1, 2] {
         let out = Command::new(&*DPCTL)
@@ -59,13 +54,8 @@ fn dpctl_finds_l2fwd_by_its_file_prefix() {
         assert!(out.status.success(), "{out:?}");
         let w: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(w["window"], window, "{w}");
-        let got: Vec<&Value> = w["lcores"].as_array().unwrap().iter().collect();
-        assert_eq!(
-            got.iter().map(|l| &l["lcore"]).collect::<Vec<_>>(),
-            lcores,
-            "{w}"
-        );
-        for l in got {
+        assert_eq!(lcore_ids(&w), lcores, "{w}");
+        for l in w["lcores"].as_array().unwrap() {
             assert!(l["max_loop_gap_us"].as_f64().unwrap() > 0.0, "{w}");
             assert!(l["whole_window"].is_boolean(), "{w}");
         }
