@@ -302,6 +302,20 @@ impl<'p> Mbuf<'p> {
         unsafe { std::slice::from_raw_parts_mut(addr.add(off as usize), len as usize) }
     }
 
+    /// The buffer from the start of the data to its end, writable: the packet data and the
+    /// unused room after it ([`capacity`](Self::capacity) bytes). For a writer that fills
+    /// whole cache lines past the end of a short packet rather than stop at its last byte.
+    #[inline]
+    pub fn room_mut(&mut self) -> &mut [u8] {
+        let m = self.raw();
+        // DPDK keeps data_off <= buf_len; an mbuf that broke it gives an empty slice.
+        let (addr, end) = (m.buf_addr as *mut u8, m.buf_len as usize);
+        let off = (m.data_off as usize).min(end);
+        // SAFETY: buf_addr + off .. buf_addr + buf_len is the rest of the mbuf's buffer, which
+        // we own, and `&mut self` makes this the only view of it.
+        unsafe { std::slice::from_raw_parts_mut(addr.add(off), end - off) }
+    }
+
     /// Sets the data length of a single-segment mbuf (for building a packet into a fresh
     /// buffer). Fails if it does not fit the buffer.
     #[inline]

@@ -105,6 +105,20 @@ fn ownership_is_checked() {
             .to_string();
         assert!(err.contains(why), "lcore {lcore}: {err}");
     }
+
+    // An mbuf's room is the rest of its own buffer: the packet data, then what is past it.
+    let mut m = pool.alloc().expect("an mbuf");
+    m.set_len(10).expect("10 bytes fit");
+    assert_eq!(m.room_mut().len(), m.capacity());
+    assert_eq!(m.capacity(), 2176 - 128);
+    m.room_mut()[..64].copy_from_slice(&[7u8; 64]);
+    assert_eq!(m.data(), &[7u8; 10]);
+    assert_eq!(
+        m.len(),
+        10,
+        "writing past the data does not change its length"
+    );
+    drop(m);
     drop(pool);
 
     // A device handle leaked (mem::forget is safe) while its engine runs: dropping the EAL

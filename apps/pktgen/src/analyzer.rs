@@ -79,7 +79,10 @@ const GLOBAL_HIST_HIGH_NS: u64 = 3_600_000_000_000;
 enum Seq {
     /// Extended to this 64-bit sequence number.
     At(u64),
-    /// Before the stream's first frame, or not yet sent: not ours.
+    /// At or past what the stream had built when the analyzer was last told: not ours, or
+    /// built since (see [`Analyzer::record_if_built`]).
+    Unbuilt,
+    /// Before the stream's first frame: not ours.
     Impossible,
 }
 
@@ -216,7 +219,8 @@ impl StreamRx {
         let d = seq.wrapping_sub(self.top as u32) as i32 as i64;
         match self.top.checked_add_signed(d) {
             Some(s) if s < sent => Seq::At(s),
-            _ => Seq::Impossible,
+            Some(_) => Seq::Unbuilt,
+            None => Seq::Impossible,
         }
     }
 
@@ -488,6 +492,23 @@ impl Analyzer {
 
     /// Classifies and counts one received frame, received at TSC `rx_tsc`.
     pub fn record(&mut self, frame: &[u8], rx_tsc: u64) {
+        self.record_inner(frame, rx_tsc, false);
+    }
+
+    /// As [`record`](Self::record), but a frame of ours whose sequence number is at or past
+    /// what its stream had built when the analyzer was last told ([`set_built_lane`]) is left
+    /// uncounted, and the call returns false: the caller tells the analyzer again and records
+    /// the frame with [`record`](Self::record), which then counts it as ours or, still past,
+    /// as foreign. A receiver that reads the senders' progress only when a frame needs it
+    /// leaves the senders' cache lines alone while what comes back is not ours (or older).
+    ///
+    /// [`set_built_lane`]: Self::set_built_lane
+    pub fn record_if_built(&mut self, frame: &[u8], rx_tsc: u64) -> bool {
+        self.record_inner(frame, rx_tsc, true)
+    }
+
+    #[inline]
+    fn record_inner(&mut self, frame: &[u8], rx_tsc: u64, defer_unbuilt: bool) -> bool {
         match parse_frame(frame) {
             Parsed::Foreign => self.foreign += 1,
             Parsed::Corrupted { stream } => match self.streams.get_mut(stream as usize) {
@@ -498,10 +519,11 @@ impl Analyzer {
                 let sent = self.built_of(stream as usize);
                 let Some(s) = self.streams.get_mut(stream as usize) else {
                     self.foreign += 1;
-                    return;
+                    return true;
                 };
                 match s.extend(seq, sent) {
-                    Seq::Impossible => self.foreign += 1,
+                    Seq::Unbuilt if defer_unbuilt => return false,
+                    Seq::Impossible | Seq::Unbuilt => self.foreign += 1,
                     Seq::At(n) if n < s.floor => self.stale += 1,
                     Seq::At(n) => {
                         self.distinct += u64::from(s.record(n));
@@ -519,6 +541,7 @@ impl Analyzer {
                 }
             }
         }
+        true
     }
 
     /// Frames that were not ours.
@@ -780,7 +803,7 @@ mod tests {
             Seq::At(n) => {
                 s.record(n);
             }
-            Seq::Impossible => panic!("{seq} impossible at top {}", s.top),
+            Seq::Impossible | Seq::Unbuilt => panic!("{seq} impossible at top {}", s.top),
         }
     }
 
@@ -876,6 +899,41 @@ mod tests {
         assert_eq!(a.distinct(), 5 + 6);
         assert_eq!(a.latency().samples, 13, "every frame received is a sample");
         assert_eq!(a.stream_latency()[0].samples, 6);
+    }
+
+    /// A frame past what the analyzer was told is left uncounted by `record_if_built` (the
+    /// receiver then reads the senders' progress) and counted by `record`; everything else is
+    /// counted by either, once.
+    #[test]
+    fn record_if_built_defers_only_frames_past_the_bound() {
+        let mut a = Analyzer::with_lanes(2, 2, HZ);
+        a.set_built_lane(0, 0);
+        a.set_built_lane(1, 0);
+        let frame = f(0, 0, 1000);
+        assert!(!a.record_if_built(&frame, 1500));
+        assert_eq!((a.received(), a.foreign(), a.distinct()), (0, 0, 0));
+        a.set_built_lane(0, 1);
+        assert!(a.record_if_built(&frame, 1500));
+        assert_eq!((a.received(), a.distinct()), (1, 1));
+        // Foreign and corrupted frames, duplicates and stale ones are never deferred.
+        assert!(a.record_if_built(&[0u8; 60], 1500));
+        assert_eq!(a.foreign(), 1);
+        assert!(a.record_if_built(&frame, 1500));
+        let (per, _) = a.counts(&[1, 0]);
+        assert_eq!(per[0].duplicated, 1);
+        let mut bad = f(1, 0, 1000);
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(a.record_if_built(&bad, 1500));
+        assert_eq!(a.counts(&[1, 0]).0[1].corrupted, 1);
+        // Still past after the bound was read again: `record` counts it as not ours.
+        let early = f(1, 5, 1000);
+        assert!(!a.record_if_built(&early, 1500));
+        a.set_built_lane(1, 3);
+        a.record(&early, 1500);
+        assert_eq!(a.foreign(), 2);
+        // The first frame and its duplicate.
+        assert_eq!((a.received(), a.distinct()), (2, 1));
     }
 
     #[test]

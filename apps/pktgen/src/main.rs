@@ -41,7 +41,7 @@ use dataplane::ctlsock::{CtlServer, Envelope, REQUEST_DEADLINE};
 use dataplane::stats::OwnedCounter;
 use pktgen::analyzer::{Analyzer, Latency};
 use pktgen::control::{PktgenProtocol, RateSetting, Request, Stats, TxControl, TxState};
-use pktgen::frames::{buf_len, EtherAddrs, SizeSpec, Templates, TokenBucket};
+use pktgen::frames::{buf_len, EtherAddrs, FixedFrames, SizeSpec, Templates, TokenBucket};
 use pktgen::options::{PktgenOptions, Settings};
 use pktgen::report::{describe_rate, Measured, Report};
 use pktgen::series::{Series, Totals, DEFAULT_CAPACITY};
@@ -241,6 +241,8 @@ struct Tx<'q, 'a> {
     pool: &'a Mempool<'a>,
     /// Templates of its own streams: local stream `k` is the run's stream `lane + k * sides`.
     frames: Templates,
+    /// The same streams' frames ready to stamp, for a run of one frame size (the fast path).
+    fixed: Option<FixedFrames>,
     /// How many streams it owns.
     streams: usize,
     size: SizeSpec,
@@ -310,21 +312,19 @@ impl Tx<'_, '_> {
                 return true;
             }
             let nf = self.streams;
-            match fixed {
-                Some(size) => {
+            match (fixed, &self.fixed) {
+                (Some(size), Some(frames)) => {
                     self.bytes += n as u64 * size as u64;
-                    for m in self.pending.as_mut_slice() {
-                        // Round robin over the streams (frame k is local stream k % streams),
-                        // without a division per frame.
-                        let stream = self.next_stream;
-                        self.next_stream = if stream + 1 == nf { 0 } else { stream + 1 };
-                        let seq = &mut self.seq[stream];
-                        self.frames
-                            .stamp(m.data_mut(), stream as u16, *seq as u32, now);
-                        *seq += 1;
-                    }
+                    // Round robin over the streams (frame k is local stream k % streams).
+                    // Whole cache lines: the room past a short frame's end is the buffer's.
+                    frames.stamp_burst(
+                        self.pending.as_mut_slice().iter_mut().map(|m| m.room_mut()),
+                        &mut self.seq,
+                        &mut self.next_stream,
+                        now,
+                    );
                 }
-                None => {
+                _ => {
                     for (k, m) in self.pending.as_mut_slice().iter_mut().enumerate() {
                         let idx = self.sent + k as u64;
                         let stream = self.next_stream;
@@ -456,11 +456,6 @@ impl Rx<'_, '_> {
         // have a negative latency, and not be counted as a sample.
         let now = pmd::rdtsc();
         if n > 0 {
-            for (t, l) in shared.tx.iter().enumerate() {
-                // Acquire, after the burst: pairs with the Release in Tx::step.
-                self.analyzer
-                    .set_built_lane(t, l.built.load(Ordering::Acquire));
-            }
             let ours_before = self.analyzer.received_bytes();
             // Checked once per burst: no fixture, every frame is analyzed.
             let admitted = match self.police.as_mut() {
@@ -468,10 +463,27 @@ impl Rx<'_, '_> {
                 None => n,
             };
             self.policed += (n - admitted) as u64;
+            // The TX lanes' `built` is read only when a frame of ours is past what the
+            // analyzer last read, at most once per burst: while what comes back is foreign
+            // (net_null) or older, the TX sides' lines stay in their own caches.
+            let mut refreshed = false;
             for (k, m) in self.burst.drain().enumerate() {
-                if k < admitted {
-                    self.analyzer.record(m.data(), now);
+                if k >= admitted {
+                    continue;
                 }
+                if !refreshed {
+                    if self.analyzer.record_if_built(m.data(), now) {
+                        continue;
+                    }
+                    for (t, l) in shared.tx.iter().enumerate() {
+                        // Acquire, after the burst: pairs with the Release in Tx::step, so
+                        // every frame of this burst was built before the value read.
+                        self.analyzer
+                            .set_built_lane(t, l.built.load(Ordering::Acquire));
+                    }
+                    refreshed = true;
+                }
+                self.analyzer.record(m.data(), now);
             }
             if self.analyzer.received_bytes() != ours_before {
                 self.last_rx_tsc = now;
@@ -849,11 +861,16 @@ fn sides<'q, 'a>(
                 &opts.size,
             )
             .map_err(anyhow::Error::msg)?;
+            let fixed = match opts.size {
+                SizeSpec::Fixed(size) => FixedFrames::new(&frames, size),
+                _ => None,
+            };
             tx.push(Tx {
                 lane,
                 txq: port.tx_queue(pmd::QueueId::new(q))?,
                 pool: tx_pool,
                 frames,
+                fixed,
                 streams: ids.len(),
                 size: opts.size.clone(),
                 count: opts.count.map_or(u64::MAX, |c| {
@@ -887,7 +904,15 @@ fn sides<'q, 'a>(
             rx.push(Rx {
                 lane: rx.len(),
                 rxq: port.rx_queue(pmd::QueueId::new(q))?,
-                analyzer: Analyzer::with_lanes(flows, nt, hz),
+                analyzer: {
+                    let mut a = Analyzer::with_lanes(flows, nt, hz);
+                    // Nothing built yet: the first frame of ours has the side read the TX
+                    // lanes (see Rx::step).
+                    for t in 0..nt {
+                        a.set_built_lane(t, 0);
+                    }
+                    a
+                },
                 burst: Burst::new(),
                 next_snapshot: now,
                 // Five times a second for the stats line, and twice per time-series sample.
