@@ -1,6 +1,6 @@
 //! pktgen's receive side: what came back, exactly, in bounded memory.
 //!
-//! Per stream (flow), for frames that parse as ours ([`crate::pktgen::parse_frame`]):
+//! Per stream (flow), for frames that parse as ours ([`crate::frames::parse_frame`]):
 //!
 //! * **received**: intact frames, duplicates and late ones included;
 //! * **duplicated**: a sequence number seen before on that stream (within the window);

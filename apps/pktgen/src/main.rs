@@ -676,7 +676,8 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     )
     .context("cannot create the RX mbuf pool")?;
     let mut ports = Ports::start(eal, opts, &tx_ports, &rx_ports, &pool)?;
-    let sides = sides(&ports, &tx_ports, &rx_ports, &tx_pool, opts)?;
+    let mut sides = sides(&ports, &tx_ports, &rx_ports, &tx_pool, opts)?;
+    prefill_tx_pool(&tx_pool, &mut sides.tx);
     let placement = place(eal, opts, sides.tx.len(), sides.rx.len())?;
     let rate = RateSetting::new(opts.rate, opts.size.mean());
     let (requests, _server) = match &runtime.control {
@@ -822,6 +823,32 @@ impl<'p> Ports<'p> {
 /// Every side, ready to run: per TX port and queue a TX side with its streams, frame sizes and
 /// templates (stream `s` on TX side `s % sides`), per RX port and queue an RX side with its
 /// analyzer. Says on stdout what is about to run.
+/// Frames of one size longer than the TX sides' prebuilt images: the filler goes into every
+/// buffer of the TX pool once, here, instead of into every frame (see
+/// [`FixedFrames::set_filler_in_place`]). Only the TX sides take buffers from this pool and
+/// no device writes into a buffer it transmits, so the filler stays in place for the run.
+/// Skipped (each frame writes its filler) unless every buffer of the pool was reached.
+fn prefill_tx_pool(pool: &Mempool<'_>, tx: &mut [Tx<'_, '_>]) {
+    let Some(frames) = tx.first().and_then(|t| t.fixed.as_ref()) else {
+        return;
+    };
+    if !frames.longer_than_image() {
+        return;
+    }
+    let mut all = Vec::with_capacity(pool.size() as usize);
+    while let Some(mut m) = pool.alloc() {
+        frames.prefill(m.room_mut());
+        all.push(m);
+    }
+    let whole = all.len() == pool.size() as usize;
+    drop(all);
+    if whole {
+        for f in tx.iter_mut().filter_map(|t| t.fixed.as_mut()) {
+            f.set_filler_in_place(true);
+        }
+    }
+}
+
 fn sides<'q, 'a>(
     ports: &'q Ports<'a>,
     tx_ports: &[u16],
