@@ -305,15 +305,34 @@ impl<'p> Mbuf<'p> {
     /// The buffer from the start of the data to its end, writable: the packet data and the
     /// unused room after it ([`capacity`](Self::capacity) bytes). For a writer that fills
     /// whole cache lines past the end of a short packet rather than stop at its last byte.
+    /// Only for a buffer this mbuf alone holds: a direct mbuf (not attached to another's
+    /// buffer, not an external buffer) with reference count 1, as every fresh mbuf of a pool
+    /// is; any other gives an empty slice, since the room past its data may be another mbuf's
+    /// data (the segments GSO and fragmentation make share one buffer).
     #[inline]
     pub fn room_mut(&mut self) -> &mut [u8] {
+        let raw = self.raw.as_ptr();
+        // Relaxed, as rte_mbuf_refcnt_read: holders of a shared mbuf may update it.
+        // SAFETY: the mbuf is valid while we own it, the field is aligned, and it is read
+        // atomically, as its other holders (if any) update it.
+        let refcnt = unsafe {
+            std::sync::atomic::AtomicU16::from_ptr(std::ptr::addr_of_mut!((*raw).refcnt))
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
         let m = self.raw();
-        // DPDK keeps data_off <= buf_len; an mbuf that broke it gives an empty slice.
+        let shared = dpdk_sys::SHIM_MBUF_F_INDIRECT | dpdk_sys::SHIM_MBUF_F_EXTERNAL;
+        // DPDK keeps data_off <= buf_len; an mbuf that broke it gives an empty slice too.
         let (addr, end) = (m.buf_addr as *mut u8, m.buf_len as usize);
         let off = (m.data_off as usize).min(end);
-        // SAFETY: buf_addr + off .. buf_addr + buf_len is the rest of the mbuf's buffer, which
-        // we own, and `&mut self` makes this the only view of it.
-        unsafe { std::slice::from_raw_parts_mut(addr.add(off), end - off) }
+        let len = if refcnt == 1 && m.ol_flags & shared == 0 {
+            end - off
+        } else {
+            0
+        };
+        // SAFETY: buf_addr + off .. + len is the rest of the mbuf's buffer, which this mbuf
+        // alone holds (direct, refcnt 1: no indirect mbuf is attached to it, and it is not
+        // attached to another's) and which we own; `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }
 
     /// Sets the data length of a single-segment mbuf (for building a packet into a fresh

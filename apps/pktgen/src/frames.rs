@@ -39,10 +39,10 @@
 //! constant plus `seq + tsc + check`. For frames longer than 128 bytes, the filler is written
 //! into every buffer of the TX pool once, before sending, and stays there: only pktgen writes
 //! to those buffers, and always the same filler at the same place, so a 1518-byte frame costs
-//! what a 128-byte one does (Pktgen-DPDK reuses its buffers the same way). At 64 bytes this
-//! path and [`crate::analyzer::Analyzer::record_if_built`] (the receiver reads the senders'
-//! progress only when a frame needs it) took pktgen from 0.60 to 0.88 of testpmd txonly's rate
-//! on one core, and at 1518 bytes from 0.29 to 0.85.
+//! what a 128-byte one does (Pktgen-DPDK reuses its buffers the same way). This path and
+//! [`crate::analyzer::Analyzer::record_if_built`] (the receiver reads the senders' progress
+//! only when a frame needs it) brought pktgen's one-core rate to about 0.9 of testpmd
+//! txonly's at 64 and 1518 bytes (the README's benchmark section has the runs).
 //!
 //! ## What catches corruption, and why the check value covers only the stamp
 //!
@@ -1039,12 +1039,18 @@ impl FixedFrames {
     /// Writes into `room` (a buffer's room from the start of its data) what every frame of
     /// this size has past the first [`IMAGE`] bytes: the filler, which is the same for every
     /// stream (byte `i` of it is `i`, from the same offset in every frame of a kind). Nothing
-    /// for frames that fit the image, or a room too short.
-    pub fn prefill(&self, room: &mut [u8]) {
-        if self.len > IMAGE && room.len() >= self.len {
-            let from = IMAGE - self.payload - TEST_HDR_LEN;
-            room[IMAGE..self.len].copy_from_slice(&FILLER[from..from + self.len - IMAGE]);
+    /// for frames that fit the image. Whether the room holds the filler now (false: too short,
+    /// and nothing was written).
+    pub fn prefill(&self, room: &mut [u8]) -> bool {
+        if self.len <= IMAGE {
+            return true;
         }
+        if room.len() < self.len {
+            return false;
+        }
+        let from = IMAGE - self.payload - TEST_HDR_LEN;
+        room[IMAGE..self.len].copy_from_slice(&FILLER[from..from + self.len - IMAGE]);
+        true
     }
 
     /// Whether the frames are longer than what [`stamp_burst`](Self::stamp_burst) writes once
@@ -1074,7 +1080,8 @@ impl FixedFrames {
     }
 
     /// Writes one frame into each of `rooms` (a buffer's room from the start of its data, at
-    /// least `len()` and [`IMAGE`] bytes; a smaller one is left unwritten), round robin over the
+    /// least `len()` and [`IMAGE`] bytes, which the caller guarantees: a smaller one is left
+    /// unwritten, and counted as written all the same), round robin over the
     /// streams from local stream `*next`, frame `seq[k]` of stream `k`; `next` and `seq` move
     /// on as frames are written. Writes whole cache lines: up to 128 bytes of each room,
     /// however short the frame, and only those once the filler is in place.
@@ -1438,7 +1445,11 @@ mod tests {
                 let mut in_place = fixed.clone();
                 in_place.set_filler_in_place(true);
                 let mut room = vec![0x5au8; 2048];
-                fixed.prefill(&mut room);
+                assert!(fixed.prefill(&mut room));
+                assert_eq!(
+                    fixed.prefill(&mut room[..size - FCS_LEN - 1]),
+                    size - FCS_LEN <= IMAGE
+                );
                 let mut seq = [7u64; 3];
                 let mut next = 2;
                 in_place.stamp_burst(std::iter::once(&mut room[..]), &mut seq, &mut next, 99);

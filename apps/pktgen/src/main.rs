@@ -298,7 +298,8 @@ impl Tx<'_, '_> {
             }
             // Raw buffers (headroom, lengths and offload flags reset, as dmafwd and l2fwd's
             // copies take them), straight into the (empty) pending burst: the frame is written
-            // whole below and asks for no offload.
+            // below (whole, or its first 128 bytes when the filler is in place) and asks for
+            // no offload.
             // One size for every frame: the lengths are set as the buffers are taken.
             let fixed = match self.size {
                 SizeSpec::Fixed(s) => Some(s),
@@ -820,14 +821,12 @@ impl<'p> Ports<'p> {
     }
 }
 
-/// Every side, ready to run: per TX port and queue a TX side with its streams, frame sizes and
-/// templates (stream `s` on TX side `s % sides`), per RX port and queue an RX side with its
-/// analyzer. Says on stdout what is about to run.
 /// Frames of one size longer than the TX sides' prebuilt images: the filler goes into every
 /// buffer of the TX pool once, here, instead of into every frame (see
-/// [`FixedFrames::set_filler_in_place`]). Only the TX sides take buffers from this pool and
-/// no device writes into a buffer it transmits, so the filler stays in place for the run.
-/// Skipped (each frame writes its filler) unless every buffer of the pool was reached.
+/// [`FixedFrames::set_filler_in_place`]). Only the TX sides write to this pool's buffers (an
+/// RX side of a loopback reads them) and no device writes into a buffer it transmits, so the
+/// filler stays in place for the run. Skipped (each frame writes its filler) unless every
+/// buffer of the pool was reached and had room; says on stdout when it was done.
 fn prefill_tx_pool(pool: &Mempool<'_>, tx: &mut [Tx<'_, '_>]) {
     let Some(frames) = tx.first().and_then(|t| t.fixed.as_ref()) else {
         return;
@@ -836,19 +835,25 @@ fn prefill_tx_pool(pool: &Mempool<'_>, tx: &mut [Tx<'_, '_>]) {
         return;
     }
     let mut all = Vec::with_capacity(pool.size() as usize);
+    let mut whole = true;
     while let Some(mut m) = pool.alloc() {
-        frames.prefill(m.room_mut());
+        whole &= frames.prefill(m.room_mut());
         all.push(m);
     }
-    let whole = all.len() == pool.size() as usize;
+    let n = all.len();
+    whole &= n == pool.size() as usize;
     drop(all);
     if whole {
         for f in tx.iter_mut().filter_map(|t| t.fixed.as_mut()) {
             f.set_filler_in_place(true);
         }
+        apps_common::outln!("pktgen: filler written once into the {n} TX buffers");
     }
 }
 
+/// Every side, ready to run: per TX port and queue a TX side with its streams, frame sizes and
+/// templates (stream `s` on TX side `s % sides`), per RX port and queue an RX side with its
+/// analyzer. Says on stdout what is about to run.
 fn sides<'q, 'a>(
     ports: &'q Ports<'a>,
     tx_ports: &[u16],
