@@ -997,9 +997,8 @@ impl FixedFrames {
                 t.stamp(&mut buf[..len], 0, 0);
                 let (l3, l4, p) = (t.l3, t.l4, t.payload);
                 // Past the frame's end: the filler's continuation (never sent).
-                if len < IMAGE {
-                    let from = len - p - TEST_HDR_LEN;
-                    buf[len..].copy_from_slice(&FILLER[from..from + IMAGE - len]);
+                if let (true, Some(f)) = (len < IMAGE, filler_at(p, len, IMAGE)) {
+                    buf[len..].copy_from_slice(f);
                 }
                 buf[p + 4..p + TEST_HDR_LEN].fill(0);
                 let l4_len = (len - l4) as u64;
@@ -1045,12 +1044,16 @@ impl FixedFrames {
         if self.len <= IMAGE {
             return true;
         }
-        if room.len() < self.len {
-            return false;
+        match (
+            room.get_mut(IMAGE..self.len),
+            filler_at(self.payload, IMAGE, self.len),
+        ) {
+            (Some(d), Some(f)) => {
+                d.copy_from_slice(f);
+                true
+            }
+            _ => false,
         }
-        let from = IMAGE - self.payload - TEST_HDR_LEN;
-        room[IMAGE..self.len].copy_from_slice(&FILLER[from..from + self.len - IMAGE]);
-        true
     }
 
     /// Whether the frames are longer than what [`stamp_burst`](Self::stamp_burst) writes once
@@ -1129,6 +1132,14 @@ impl FixedFrames {
     }
 }
 
+/// The filler a frame whose test payload starts at `p` holds at its bytes `start..end` (all
+/// past the test header); `None` for a range that is not all filler.
+#[inline(always)]
+fn filler_at(p: usize, start: usize, end: usize) -> Option<&'static [u8]> {
+    let from = start.checked_sub(p + TEST_HDR_LEN)?;
+    FILLER.get(from..from + end.checked_sub(start)?)
+}
+
 /// One frame of [`FixedFrames`], with the header offsets as constants (`L3` after the
 /// Ethernet header and any 802.1Q tag; IPv6 or IPv4; TCP or UDP).
 #[inline(always)]
@@ -1155,12 +1166,8 @@ fn stamp_fixed<const L3: usize, const V6: bool, const TCP: bool>(
     } else {
         *head = f.image;
         if len > IMAGE && write_filler {
-            let from = IMAGE - p - TEST_HDR_LEN;
-            if let (Some(d), Some(s)) = (
-                rest.get_mut(..len - IMAGE),
-                FILLER.get(from..from + len - IMAGE),
-            ) {
-                d.copy_from_slice(s);
+            if let (Some(d), Some(f)) = (rest.get_mut(..len - IMAGE), filler_at(p, IMAGE, len)) {
+                d.copy_from_slice(f);
             }
         }
     }
