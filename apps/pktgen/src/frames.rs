@@ -965,6 +965,59 @@ pub struct FixedFrames {
     /// Every room stamped already holds the filler past [`IMAGE`] (see
     /// [`set_filler_in_place`](Self::set_filler_in_place)).
     filler_in_place: bool,
+    /// For the receiver's [`check`](Self::check): 0xff for each byte of the image that is the
+    /// same in every frame of a stream, 0 for the others (layer 2's addresses and 802.1Q tag,
+    /// the stamp, the IPv4 id and the checksums).
+    same: [u8; IMAGE],
+}
+
+/// `N` bytes of `b` from `at`, if it has them.
+#[inline(always)]
+fn window<const N: usize>(b: &[u8], at: usize) -> Option<&[u8; N]> {
+    b.get(at..)?.first_chunk::<N>()
+}
+
+/// Whether the `N` bytes of `frame` from `at` differ from `image`'s under the mask `same`
+/// (nonzero if so, or if a window is not there): a fixed-size loop the compiler turns into a
+/// few vector instructions.
+#[inline(always)]
+fn masked_diff<const N: usize>(
+    frame: &[u8],
+    image: &[u8; IMAGE],
+    same: &[u8; IMAGE],
+    at: usize,
+) -> u8 {
+    match (
+        window::<N>(frame, at),
+        window::<N>(image, at),
+        window::<N>(same, at),
+    ) {
+        (Some(f), Some(i), Some(m)) => f
+            .iter()
+            .zip(i)
+            .zip(m)
+            .fold(0, |d, ((f, i), m)| d | ((f ^ i) & m)),
+        _ => 1,
+    }
+}
+
+/// The `N` bytes of `b` at `at`; zeros where `b` is too short.
+#[inline(always)]
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    b.get(at..)
+        .and_then(|b| b.first_chunk::<N>())
+        .copied()
+        .unwrap_or([0; N])
+}
+
+#[inline(always)]
+fn be16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes(bytes_at(b, at))
+}
+
+#[inline(always)]
+fn be32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(bytes_at(b, at))
 }
 
 impl FixedFrames {
@@ -1026,13 +1079,120 @@ impl FixedFrames {
                 }
             })
             .collect();
+        // The bytes that differ from frame to frame of a stream, or that a device under test
+        // may rewrite (layer 2), are left out of the receiver's comparison.
+        let (l3, l4, p) = (first.l3, first.l4, first.payload);
+        let mut same = [0xffu8; IMAGE];
+        same[..ETH_LEN - 2].fill(0);
+        if l3 != ETH_LEN {
+            same[ETH_LEN..ETH_LEN + 2].fill(0);
+        }
+        if !first.ipv6 {
+            same[l3 + 4..l3 + 6].fill(0);
+            same[l3 + 10..l3 + 12].fill(0);
+        }
+        let ck = l4 + if first.proto == L4::Tcp { 16 } else { 6 };
+        same[ck..ck + 2].fill(0);
+        same[p + 4..p + TEST_HDR_LEN].fill(0);
         Some(FixedFrames {
             frames,
             len,
             shape,
             payload: first.payload,
             filler_in_place: false,
+            same,
         })
+    }
+
+    /// The frames of `size` bytes of streams `0..streams` of `kind`, for the receiver's
+    /// [`check`](Self::check) (layer 2 is not compared: any addresses will do).
+    pub fn for_receiver(kind: FrameKind, streams: u16, size: usize) -> Option<FixedFrames> {
+        let ids: Vec<u16> = (0..streams).collect();
+        let eth = EtherAddrs {
+            dst: [0; 6],
+            src: [0; 6],
+        };
+        let t = Templates::for_streams(kind, &eth, &ids, &SizeSpec::Fixed(size)).ok()?;
+        FixedFrames::new(&t, size)
+    }
+
+    /// The receiver's fast path: `Some((stream, seq, tsc))` when `frame` is, but for layer 2,
+    /// byte for byte the frame this sender builds for that stream, sequence number and
+    /// (48-bit) TSC, which is then exactly what [`parse_frame`] would find (`Parsed::Test`);
+    /// `None` for anything else, which the caller gives to [`parse_frame`]. Streams are
+    /// looked up by the id the frame carries, so `self` must hold every stream
+    /// ([`for_receiver`](Self::for_receiver)).
+    ///
+    /// Where [`parse_frame`] walks the headers and sums the whole frame, this compares the
+    /// frame's first two cache lines with the stream's image under a mask (the bytes that
+    /// change per frame left out), the filler past them with the pattern, and the fields that
+    /// change per frame with what the sender derives from the stamp: the stamp's CRC, the IPv4
+    /// id and both checksums. Each byte is thus checked against its one right value, which
+    /// says more than the checksums do.
+    #[inline]
+    pub fn check(&self, frame: &[u8]) -> Option<(u16, u32, u64)> {
+        match self.shape {
+            Shape::Ipv4Udp => self.check_as::<ETH_LEN, false, false>(frame),
+            Shape::Ipv4Tcp => self.check_as::<ETH_LEN, false, true>(frame),
+            Shape::Ipv6Udp => self.check_as::<ETH_LEN, true, false>(frame),
+            Shape::Ipv6Tcp => self.check_as::<ETH_LEN, true, true>(frame),
+            Shape::VlanIpv4Udp => self.check_as::<18, false, false>(frame),
+            Shape::VlanIpv4Tcp => self.check_as::<18, false, true>(frame),
+            Shape::VlanIpv6Udp => self.check_as::<18, true, false>(frame),
+            Shape::VlanIpv6Tcp => self.check_as::<18, true, true>(frame),
+        }
+    }
+
+    #[inline(always)]
+    fn check_as<const L3: usize, const V6: bool, const TCP: bool>(
+        &self,
+        f: &[u8],
+    ) -> Option<(u16, u32, u64)> {
+        let l4 = L3 + if V6 { IPV6_LEN } else { IPV4_LEN };
+        let p = l4 + if TCP { TCP_LEN } else { UDP_LEN };
+        let ck = l4 + if TCP { 16 } else { 6 };
+        let len = self.len;
+        if f.len() != len {
+            return None;
+        }
+        // `new` refused sizes shorter than the headers and the stamp: every field read below
+        // (all before p + TEST_HDR_LEN) is there; a frame that were shorter would read as 0.
+        let stream = be16_at(f, p + 2);
+        let fr = self
+            .frames
+            .get(stream as usize)
+            .filter(|x| x.stream == stream)?;
+        // The first min(len, IMAGE) bytes (at least 60) as two windows, overlapping unless
+        // they are 128 (or 64) bytes.
+        let end = len.min(IMAGE);
+        let (img, same) = (&fr.image, &self.same);
+        let diff = if end >= 64 {
+            masked_diff::<64>(f, img, same, 0) | masked_diff::<64>(f, img, same, end - 64)
+        } else {
+            masked_diff::<32>(f, img, same, 0) | masked_diff::<32>(f, img, same, end - 32)
+        };
+        if diff != 0 {
+            return None;
+        }
+        if len > IMAGE && Some(&f[IMAGE..]) != filler_at(p, IMAGE, len) {
+            return None;
+        }
+        let (be16, be32) = (|i| be16_at(f, i), |i| be32_at(f, i));
+        let seq = be32(p + 4);
+        let tsc = u64::from(be16(p + 8)) << 32 | u64::from(be32(p + 10));
+        let crc = be32(p + CRC_OFF);
+        if crc != stamp_check(MAGIC, stream, seq, tsc) {
+            return None;
+        }
+        if !V6 {
+            let id = seq as u16;
+            if be16(L3 + 4) != id || be16(L3 + 10) != csum_fold(fr.ip_sum + u64::from(id)) {
+                return None;
+            }
+        }
+        let sum = csum_fold(fr.l4_sum + u64::from(seq) + tsc + u64::from(crc));
+        let sum = if !TCP && sum == 0 { 0xffff } else { sum };
+        (be16(ck) == sum).then_some((stream, seq, tsc))
     }
 
     /// Writes into `room` (a buffer's room from the start of its data) what every frame of
@@ -1487,6 +1647,117 @@ mod tests {
         .unwrap();
         assert!(FixedFrames::new(&t, 63).is_none());
         assert!(FixedFrames::new(&t, MAX_FRAME + 1).is_none());
+    }
+
+    /// The receiver's check accepts every frame the sender builds, whatever its layer 2, and
+    /// says what `parse_frame` says of it; it refuses every frame with any other byte changed
+    /// (every bit of the first 160 bytes, one per byte past them), a frame of another length,
+    /// a stream it does not hold, and garbage, all of which then go to `parse_frame`.
+    #[test]
+    fn the_receivers_check_accepts_exactly_the_senders_frames() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for vlan in [None, Some(0), Some(MAX_VLAN_ID)] {
+            for ipv6 in [false, true] {
+                for l4 in [L4::Udp, L4::Tcp] {
+                    let kind = FrameKind { vlan, ipv6, l4 };
+                    let min = kind.min_frame();
+                    for size in [min, min + 1, 64, 65, 71, 127, 128, 129, 131, 1518] {
+                        if size < min {
+                            continue;
+                        }
+                        let rx = FixedFrames::for_receiver(kind, 5, size).unwrap();
+                        // The sender's frames, with other addresses and another 802.1Q id.
+                        let other = FrameKind {
+                            vlan: vlan.map(|v| v ^ 0x5a5),
+                            ..kind
+                        };
+                        let eth = EtherAddrs {
+                            dst: [0x0a, 1, 2, 3, 4, 5],
+                            src: [0x0e, 6, 7, 8, 9, 10],
+                        };
+                        let ids = [0u16, 1, 2, 3, 4, 5];
+                        let t = Templates::for_streams(other, &eth, &ids, &SizeSpec::Fixed(size))
+                            .unwrap();
+                        for (stream, seq, tsc) in [
+                            (0u16, 0u32, 0u64),
+                            (4, 0xffff, 0x1234_5678_9abc),
+                            (2, u32::MAX, TSC_MASK),
+                            (3, 0x8000_0000, 0xffff_0000_ffff),
+                        ] {
+                            let mut f = vec![0u8; size - FCS_LEN];
+                            t.stamp(&mut f, stream, seq, tsc);
+                            let want = Parsed::Test { stream, seq, tsc };
+                            assert_eq!(parse_frame(&f), want);
+                            assert_eq!(
+                                rx.check(&f),
+                                Some((stream, seq, tsc)),
+                                "{kind} size {size} stream {stream} seq {seq}"
+                            );
+                            // Layer 2 is not compared.
+                            let tci = if vlan.is_some() { 14..16 } else { 0..0 };
+                            let l2 = [0..12, tci];
+                            let mut g = f.clone();
+                            for r in &l2 {
+                                g[r.clone()].iter_mut().for_each(|b| *b = rnd() as u8);
+                            }
+                            assert_eq!(rx.check(&g), Some((stream, seq, tsc)));
+                            // Any other byte is.
+                            for i in 0..f.len() {
+                                if l2.iter().any(|r| r.contains(&i)) {
+                                    continue;
+                                }
+                                let bits = if i < 160 { 0..8 } else { (i % 8)..(i % 8 + 1) };
+                                for bit in bits {
+                                    let mut g = f.clone();
+                                    g[i] ^= 1 << bit;
+                                    assert_eq!(
+                                        rx.check(&g),
+                                        None,
+                                        "{kind} size {size}: bit {bit} of byte {i}"
+                                    );
+                                }
+                            }
+                            // A few bytes changed at random: refused.
+                            for _ in 0..20 {
+                                let mut g = f.clone();
+                                for _ in 0..1 + rnd() % 4 {
+                                    let i = 16 + (rnd() as usize) % (g.len() - 16);
+                                    g[i] ^= 1 + (rnd() % 255) as u8;
+                                }
+                                assert_eq!(rx.check(&g), None, "{kind} size {size}");
+                            }
+                            // Shorter or longer than the size: refused (parse_frame decides).
+                            assert_eq!(rx.check(&f[..f.len() - 1]), None);
+                            let mut longer = f.clone();
+                            longer.push(f.len() as u8);
+                            assert_eq!(rx.check(&longer), None);
+                        }
+                        // A stream the check does not hold: refused, parse_frame finds it.
+                        let mut f = vec![0u8; size - FCS_LEN];
+                        t.stamp(&mut f, 5, 1, 2);
+                        assert_eq!(rx.check(&f), None);
+                        assert_eq!(
+                            parse_frame(&f),
+                            Parsed::Test {
+                                stream: 5,
+                                seq: 1,
+                                tsc: 2
+                            }
+                        );
+                        // Garbage, and zeros (net_null's frames).
+                        let g: Vec<u8> = (0..size - FCS_LEN).map(|_| rnd() as u8).collect();
+                        assert_eq!(rx.check(&g), None);
+                        assert_eq!(rx.check(&vec![0u8; size - FCS_LEN]), None);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -929,6 +929,14 @@ fn sides<'q, 'a>(
             });
         }
     }
+    // Every stream's frames, for the RX sides' fast check of a one-size run (shared: up to
+    // 65535 streams of 192 bytes).
+    let rx_fixed = match opts.size {
+        SizeSpec::Fixed(size) => {
+            FixedFrames::for_receiver(opts.frame, opts.flows, size).map(Arc::new)
+        }
+        _ => None,
+    };
     let mut rx = Vec::new();
     for &pid in rx_ports {
         let port = ports.get(pid);
@@ -942,6 +950,9 @@ fn sides<'q, 'a>(
                     // lanes (see Rx::step).
                     for t in 0..nt {
                         a.set_built_lane(t, 0);
+                    }
+                    if let Some(f) = &rx_fixed {
+                        a.set_fixed(Arc::clone(f));
                     }
                     a
                 },
