@@ -121,8 +121,10 @@ struct StreamLat {
 }
 
 impl StreamLat {
-    /// Records one frame's transit time (one-way latency), `ns`, in arrival order.
-    fn record(&mut self, ns: u64) {
+    /// Counts one frame's transit time, `ns`, in arrival order, in everything but the
+    /// histogram ([`record_hist`](Self::record_hist)).
+    #[inline]
+    fn note(&mut self, ns: u64) {
         if self.samples == 0 {
             (self.min, self.max) = (ns, ns);
         } else {
@@ -138,14 +140,19 @@ impl StreamLat {
             self.jitter16 = self.jitter16.saturating_add(d) - ((self.jitter16 + 8) >> 4);
         }
         self.last_transit = Some(ns);
+    }
+
+    /// Adds `n` samples of `ns` to the histogram (allocated on the first).
+    #[inline]
+    fn record_hist(&mut self, ns: u64, n: u64) {
         match &mut self.hist {
-            Some(h) => h.saturating_record(ns),
+            Some(h) => h.saturating_record_n(ns, u32::try_from(n).unwrap_or(u32::MAX)),
             None => {
                 // Bounds are constants, valid: new_with_bounds cannot fail on them.
                 if let Ok(mut h) =
                     Histogram::new_with_bounds(1, STREAM_HIST_HIGH_NS, STREAM_HIST_SIGFIG)
                 {
-                    h.saturating_record(ns);
+                    h.saturating_record_n(ns, u32::try_from(n).unwrap_or(u32::MAX));
                     self.hist = Some(h);
                 }
             }
@@ -396,6 +403,13 @@ pub struct Analyzer {
     /// The frames of a one-size run, checked whole before [`parse_frame`] is tried (see
     /// [`set_fixed`](Self::set_fixed)).
     fixed: Option<Arc<FixedFrames>>,
+    /// Within [`begin_burst`](Self::begin_burst) .. [`end_burst`](Self::end_burst): latency
+    /// samples wait in `held` until a different one comes.
+    in_burst: bool,
+    /// A run of equal latency samples not yet in the histograms: in the global one `(ns,
+    /// count)`, in stream `.0`'s `(.0, ns, count)`. Empty (count 0) outside a burst.
+    held: (u64, u64),
+    held_stream: (usize, u64, u64),
 }
 
 impl Analyzer {
@@ -414,6 +428,9 @@ impl Analyzer {
             lane_of: (0..streams as u32).map(|i| (0, i)).collect(),
             lane_streams: vec![streams as u32],
             fixed: None,
+            in_burst: false,
+            held: (0, 0),
+            held_stream: (0, 0, 0),
         }
     }
 
@@ -482,6 +499,7 @@ impl Analyzer {
     /// duplicate), so loss and duplicates stay exact across queues; reordering stays as each
     /// queue judged it (per stream as received).
     pub fn absorb(&mut self, other: &Analyzer) {
+        debug_assert!(self.settled() && other.settled(), "read within a burst");
         for (s, o) in self.streams.iter_mut().zip(&other.streams) {
             s.absorb(o);
         }
@@ -503,6 +521,40 @@ impl Analyzer {
     /// had a latency sample, whatever the latencies and however long the run.
     pub fn latency_memory_bytes(&self) -> usize {
         self.streams.iter().map(|s| s.latency.memory_bytes()).sum()
+    }
+
+    /// The frames recorded from now until [`end_burst`](Self::end_burst) are one burst: a run
+    /// of frames with the same latency (sent in one TX burst, received in one RX burst: they
+    /// carry one TSC each way) goes into the histograms once, with its count, instead of once
+    /// per frame. Everything else is counted as it comes; nothing may be read until
+    /// `end_burst`.
+    #[inline]
+    pub fn begin_burst(&mut self) {
+        self.in_burst = true;
+    }
+
+    /// Ends a burst ([`begin_burst`](Self::begin_burst)): the histograms take what waited.
+    #[inline]
+    pub fn end_burst(&mut self) {
+        self.flush_held();
+        self.in_burst = false;
+    }
+
+    #[inline]
+    fn flush_held(&mut self) {
+        let (ns, n) = std::mem::take(&mut self.held);
+        if n > 0 {
+            self.latency.saturating_record_n(ns, n);
+        }
+        let (i, ns, n) = std::mem::take(&mut self.held_stream);
+        if let (true, Some(s)) = (n > 0, self.streams.get_mut(i)) {
+            s.latency.record_hist(ns, n);
+        }
+    }
+
+    /// Whether nothing waits to go into the histograms (reads check it in debug builds).
+    fn settled(&self) -> bool {
+        self.held.1 == 0 && self.held_stream.2 == 0
     }
 
     /// Classifies and counts one received frame, received at TSC `rx_tsc`.
@@ -553,14 +605,44 @@ impl Analyzer {
                             // dt < 2^47 and ns_per_cycle < 2^62: no overflow in 128 bits.
                             let ns = ((u128::from(dt) * self.ns_per_cycle) >> 32) as u64;
                             let ns = ns.max(1);
-                            self.latency.saturating_record(ns);
-                            s.latency.record(ns);
+                            s.latency.note(ns);
+                            self.hold(stream as usize, ns);
                         }
                     }
                 }
             }
         }
         true
+    }
+
+    /// Puts latency sample `ns` of stream `i` into the histograms, now or (within a burst)
+    /// once the run of equal samples it belongs to ends.
+    #[inline]
+    fn hold(&mut self, i: usize, ns: u64) {
+        if !self.in_burst {
+            self.latency.saturating_record(ns);
+            if let Some(s) = self.streams.get_mut(i) {
+                s.latency.record_hist(ns, 1);
+            }
+            return;
+        }
+        if self.held.1 > 0 && self.held.0 == ns {
+            self.held.1 += 1;
+        } else {
+            let (ns0, n) = std::mem::replace(&mut self.held, (ns, 1));
+            if n > 0 {
+                self.latency.saturating_record_n(ns0, n);
+            }
+        }
+        let (i0, ns0, n) = self.held_stream;
+        if n > 0 && i0 == i && ns0 == ns {
+            self.held_stream.2 += 1;
+        } else {
+            self.held_stream = (i, ns, 1);
+            if let (true, Some(s)) = (n > 0, self.streams.get_mut(i0)) {
+                s.latency.record_hist(ns0, n);
+            }
+        }
     }
 
     /// Frames that were not ours.
@@ -575,6 +657,7 @@ impl Analyzer {
     /// latency is its own. Loss, duplicate and reorder counts go on accumulating (the caller
     /// takes differences).
     pub fn start_trial(&mut self, floors: &[u64]) {
+        debug_assert!(self.settled(), "read within a burst");
         for (s, &f) in self.streams.iter_mut().zip(floors) {
             s.floor = f;
             s.latency.reset();
@@ -641,11 +724,13 @@ impl Analyzer {
 
     /// Each stream's latency and jitter.
     pub fn stream_latency(&self) -> Vec<StreamLatency> {
+        debug_assert!(self.settled(), "read within a burst");
         self.streams.iter().map(|s| s.latency.summary()).collect()
     }
 
     /// The global latency histogram (nanoseconds, 1 ns to an hour, 3 significant digits).
     pub fn histogram(&self) -> &Histogram<u64> {
+        debug_assert!(self.settled(), "read within a burst");
         &self.latency
     }
 
@@ -653,6 +738,7 @@ impl Analyzer {
     /// base64 of the V2 compressed (deflate) encoding, `HISTFAA...`. Empty if it could not be
     /// encoded (encoding into memory does not fail in practice).
     pub fn histogram_base64(&self) -> String {
+        debug_assert!(self.settled(), "read within a burst");
         use base64::Engine;
         use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
         let mut bytes = Vec::new();
@@ -664,6 +750,7 @@ impl Analyzer {
 
     /// Latency percentiles so far.
     pub fn latency(&self) -> Latency {
+        debug_assert!(self.settled(), "read within a burst");
         Self::percentiles(&self.latency)
     }
 
@@ -724,9 +811,10 @@ mod tests {
         }
     }
 
-    /// Given the frames of a one-size run (the fast check), the analyzer counts exactly what it
-    /// counts by parsing: good frames, duplicates, reordering, corruption anywhere, frames of
-    /// another size or stream, garbage, frames past what was built, latencies and jitter.
+    /// Given the frames of a one-size run (the fast check), and taking frames in bursts (runs
+    /// of equal latencies recorded once), the analyzer counts exactly what it counts by
+    /// parsing frame by frame: good frames, duplicates, reordering, corruption anywhere, frames
+    /// of another size or stream, garbage, frames past what was built, latencies and jitter.
     #[test]
     fn the_fast_check_counts_what_parsing_counts() {
         use crate::frames::{FixedFrames, FrameKind, SizeSpec, Templates};
@@ -759,9 +847,15 @@ mod tests {
                 a.set_built_lane(1, 2 * 900);
             }
             for i in 0..20_000u64 {
-                let stream = rng.gen_range(0..streams + 2);
+                // The fast side takes bursts of 32 (runs of equal latencies wait).
+                if i % 32 == 0 {
+                    fast.end_burst();
+                    fast.begin_burst();
+                }
+                // Runs of frames of one stream and one TSC each way, as bursts bring them.
+                let stream = (i / 4 % 8) as u16 % (streams + 2);
                 let seq = rng.gen_range(0..1000u32);
-                let tsc = i * 100 + rng.gen_range(0..50);
+                let tsc = i / 3 * 100;
                 let mut frame = vec![0u8; size - FCS_LEN];
                 t.stamp(&mut frame, stream, seq, tsc);
                 match rng.gen_range(0..10) {
@@ -776,10 +870,11 @@ mod tests {
                     2 => frame.iter_mut().for_each(|b| *b = rng.gen()),
                     _ => {}
                 }
-                let rx_tsc = tsc + rng.gen_range(0..5000);
+                let rx_tsc = i / 5 * 100 + 1000 + rng.gen_range(0..2) * 7;
                 plain.record(&frame, rx_tsc);
                 fast.record(&frame, rx_tsc);
             }
+            fast.end_burst();
             let sent = [900u64; 4];
             assert_eq!(plain.counts(&sent), fast.counts(&sent), "{kind} {size}");
             let (_, total) = plain.counts(&sent);

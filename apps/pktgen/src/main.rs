@@ -468,6 +468,7 @@ impl Rx<'_, '_> {
             // analyzer last read, at most once per burst: while what comes back is foreign
             // (net_null) or older, the TX sides' lines stay in their own caches.
             let mut refreshed = false;
+            self.analyzer.begin_burst();
             for (k, m) in self.burst.drain().enumerate() {
                 if k >= admitted {
                     continue;
@@ -486,6 +487,7 @@ impl Rx<'_, '_> {
                 }
                 self.analyzer.record(m.data(), now);
             }
+            self.analyzer.end_burst();
             if self.analyzer.received_bytes() != ours_before {
                 self.last_rx_tsc = now;
             }
