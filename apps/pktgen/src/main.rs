@@ -43,7 +43,7 @@ use pktgen::analyzer::{Analyzer, Latency};
 use pktgen::control::{PktgenProtocol, RateSetting, Request, Stats, TxControl, TxState};
 use pktgen::frames::{buf_len, EtherAddrs, FixedFrames, SizeSpec, Templates, TokenBucket};
 use pktgen::options::{PktgenOptions, Settings};
-use pktgen::report::{describe_rate, Measured, Report};
+use pktgen::report::{describe_rate, LcoreCost, Measured, Report};
 use pktgen::series::{Series, Totals, DEFAULT_CAPACITY};
 use pktgen::verdict::us;
 use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TelemetryCommand, TxQueue, MAX_BURST};
@@ -267,6 +267,8 @@ struct Tx<'q, 'a> {
     rate_bits: u64,
     /// TX sides sharing the rate.
     sides: usize,
+    /// TSC cycles of the loops that sent frames, and those frames (see `LcoreCost`).
+    busy: (u64, u64),
 }
 
 impl Tx<'_, '_> {
@@ -352,6 +354,10 @@ impl Tx<'_, '_> {
         let before = self.pending.len();
         let sent = self.txq.tx_burst(&mut self.pending);
         lane.sent.add(sent as u64);
+        if sent > 0 {
+            self.busy.0 += pmd::rdtsc().wrapping_sub(now);
+            self.busy.1 += sent as u64;
+        }
         if sent < before {
             // Queue full: the rest go first next time, keeping each stream's order.
             std::hint::spin_loop();
@@ -446,12 +452,15 @@ struct Rx<'q, 'a> {
     policed: u64,
     /// Loops so far (see `step`).
     polls: u32,
+    /// TSC cycles of the loops that received frames, and those frames (see `LcoreCost`).
+    busy: (u64, u64),
 }
 
 impl Rx<'_, '_> {
     /// One iteration; returns false once the drain is over.
     fn step(&mut self, shared: &Shared) -> bool {
         let lane = &shared.rx[self.lane];
+        let polled = pmd::rdtsc();
         let n = self.rxq.rx_burst(&mut self.burst);
         // After the burst: a frame stamped by another lcore after an earlier reading would
         // have a negative latency, and not be counted as a sample.
@@ -495,6 +504,8 @@ impl Rx<'_, '_> {
             // Relaxed: a statistic with one writer (see Shared::rx_distinct).
             lane.distinct
                 .store(self.analyzer.distinct(), Ordering::Relaxed);
+            self.busy.0 += pmd::rdtsc().wrapping_sub(polled);
+            self.busy.1 += n as u64;
         }
         if now >= self.next_snapshot {
             self.publish(shared);
@@ -595,7 +606,17 @@ fn measured(sides: &Sides, shared: &Shared, elapsed_s: f64) -> Measured {
         // Relaxed: the lcores are joined.
         interrupted: shared.interrupted.load(Ordering::Relaxed),
         series: std::mem::take(&mut *shared.series.lock().unwrap_or_else(|e| e.into_inner())),
+        lcore_cost: LcoreCost::new(
+            sum_busy(sides.tx.iter().map(|t| t.busy)),
+            sum_busy(sides.rx.iter().map(|r| r.busy)),
+            pmd::tsc_hz(),
+        ),
     }
+}
+
+/// Busy cycles and frames, summed over sides.
+fn sum_busy(it: impl Iterator<Item = (u64, u64)>) -> (u64, u64) {
+    it.fold((0, 0), |(c, f), (c1, f1)| (c + c1, f + f1))
 }
 
 /// One run: the ports, every side on the lcores there are, then the results; whether it
@@ -928,6 +949,7 @@ fn sides<'q, 'a>(
                 // word.
                 rate_bits: u64::MAX,
                 sides: nt,
+                busy: (0, 0),
             });
         }
     }
@@ -978,6 +1000,7 @@ fn sides<'q, 'a>(
                 }),
                 policed: 0,
                 polls: 0,
+                busy: (0, 0),
             });
         }
     }

@@ -53,6 +53,38 @@ pub struct Measured {
     pub interrupted: bool,
     /// What was sent, received and missing over time (`--sample-ms`).
     pub series: Series,
+    /// Nanoseconds the TX sides' lcores spent per frame sent, and the RX sides' per frame
+    /// received, over the loops that moved frames (see [`LcoreCost`]).
+    pub lcore_cost: LcoreCost,
+}
+
+/// What a frame costs each side's lcore, as testpmd's `--record-core-cycles` counts it: the
+/// TSC cycles of the loops that moved at least one frame (driver call, frame work, freeing),
+/// divided by the frames they moved, in nanoseconds. Loops that found nothing to do (an empty
+/// RX queue, a full TX queue, the rate's pause) are left out, so this is what one core of that
+/// side could do flat out, whatever the run's rate: 1000 / `tx_ns_per_frame` Mpps per TX
+/// core. 0 for a side that moved nothing.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct LcoreCost {
+    pub tx_ns_per_frame: f64,
+    pub rx_ns_per_frame: f64,
+}
+
+impl LcoreCost {
+    /// From busy TSC cycles and the frames they moved, each side's sum over its lcores.
+    pub fn new(tx: (u64, u64), rx: (u64, u64), tsc_hz: u64) -> LcoreCost {
+        let ns = |(cycles, frames): (u64, u64)| {
+            if frames == 0 || tsc_hz == 0 {
+                0.0
+            } else {
+                round(cycles as f64 * 1e9 / tsc_hz as f64 / frames as f64, 2)
+            }
+        };
+        LcoreCost {
+            tx_ns_per_frame: ns(tx),
+            rx_ns_per_frame: ns(rx),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -148,6 +180,7 @@ pub struct Report {
     /// The run over time: per sample period, frames sent and received and those missing at its
     /// end (see `pktgen::series`).
     pub series: Series,
+    pub lcore_cost: LcoreCost,
 }
 
 /// `v` rounded to `decimals` places (so that the report reads 0.0748, not 0.074800482...).
@@ -249,6 +282,7 @@ impl Report {
                 })
                 .collect(),
             series: m.series,
+            lcore_cost: m.lcore_cost,
         }
     }
 
@@ -307,6 +341,17 @@ impl Report {
         }
         if let Some(line) = self.shortfall() {
             let _ = writeln!(s, "{line}");
+        }
+        let c = self.lcore_cost;
+        if c.tx_ns_per_frame > 0.0 && c.rx_ns_per_frame > 0.0 {
+            let _ = writeln!(
+                s,
+                "lcore time per frame (busy loops): tx {:.1} ns ({:.2} Mpps a core), rx {:.1} ns ({:.2} Mpps a core)",
+                c.tx_ns_per_frame,
+                1e3 / c.tx_ns_per_frame,
+                c.rx_ns_per_frame,
+                1e3 / c.rx_ns_per_frame
+            );
         }
         s.push_str(&latency_line(&self.latency_ns.latency));
         if let Some(stream) = self.latency_ns.jitter_stream {
