@@ -619,6 +619,35 @@ mod tests {
         }
     }
 
+    /// Busy cycles over frames, in nanoseconds at the TSC's rate; in the report and its
+    /// summary only when both sides moved frames.
+    #[test]
+    fn lcore_cost_per_frame() {
+        // 2 GHz: 80 cycles a frame is 40 ns (25 Mpps a core), 150 is 75 ns.
+        let c = LcoreCost::new((80_000, 1000), (150_000_000, 1_000_000), 2_000_000_000);
+        assert_eq!(c.tx_ns_per_frame, 40.0);
+        assert_eq!(c.rx_ns_per_frame, 75.0);
+        assert_eq!(LcoreCost::new((5, 0), (0, 0), 1), LcoreCost::default());
+        let mut m = measured(1000, 1000, 0.001);
+        m.lcore_cost = c;
+        let r = Report::new(m.clone(), &settings(Rate::Max));
+        assert!(
+            r.summary().contains(
+                "lcore time per frame (busy loops): tx 40.0 ns (25.00 Mpps a core), \
+                 rx 75.0 ns (13.33 Mpps a core)"
+            ),
+            "{}",
+            r.summary()
+        );
+        let v: Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["lcore_cost"]["tx_ns_per_frame"], 40.0);
+        assert_eq!(v["lcore_cost"]["rx_ns_per_frame"], 75.0);
+        m.lcore_cost = LcoreCost::new((80_000, 1000), (0, 0), 2_000_000_000);
+        assert!(!Report::new(m, &settings(Rate::Max))
+            .summary()
+            .contains("lcore time"));
+    }
+
     #[test]
     fn a_rate_not_reached_is_said() {
         // 10 Mpps asked, 5.8 million frames in a second.

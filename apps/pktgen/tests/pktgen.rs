@@ -169,6 +169,12 @@ fn nothing_came_back_is_all_lost() {
     assert_eq!(r["lost"], 300);
     assert_eq!(r["streams"].as_array().unwrap().len(), 3);
     assert_eq!(r["streams"][1]["lost"], 100);
+    // The TX lcore's time went on frames; the RX side moved none.
+    assert!(
+        r["lcore_cost"]["tx_ns_per_frame"].as_f64().unwrap() > 0.0,
+        "{r:#}"
+    );
+    assert_eq!(r["lcore_cost"]["rx_ns_per_frame"], 0.0, "{r:#}");
 }
 
 #[test]
@@ -251,6 +257,12 @@ fn check_clean(r: &Value) {
 fn check_clean_flows(r: &Value, flows: u64) {
     assert_eq!(r["sent"], 20000, "{r:#}");
     assert_eq!(r["received"], 20000, "{r:#}");
+    for side in ["tx_ns_per_frame", "rx_ns_per_frame"] {
+        assert!(
+            r["lcore_cost"][side].as_f64().unwrap() > 0.0,
+            "{side}: {r:#}"
+        );
+    }
     for k in ["lost", "duplicated", "reordered", "corrupted"] {
         assert_eq!(r[k], 0, "{k}: {r:#}");
     }
