@@ -42,7 +42,10 @@
 //! what a 128-byte one does (Pktgen-DPDK reuses its buffers the same way). This path and
 //! [`crate::analyzer::Analyzer::record_if_built`] (the receiver reads the senders' progress
 //! only when a frame needs it) brought pktgen's one-core rate to about 0.9 of testpmd
-//! txonly's at 64 and 1518 bytes (the README's benchmark section has the runs).
+//! txonly's at 64 and 1518 bytes (the README's benchmark section has the runs). The receiver
+//! uses the same images ([`FixedFrames::check`]): a frame that is, layer 2 aside, byte for
+//! byte the one the sender builds for the stamp it carries needs no parsing; any other frame
+//! is parsed as below.
 //!
 //! ## What catches corruption, and why the check value covers only the stamp
 //!
