@@ -112,7 +112,7 @@ pub struct PktgenOptions {
     /// Layer 4: udp or tcp (SYN-less data segments) [default: udp].
     #[arg(long, value_name = "udp|tcp")]
     pub proto: Option<String>,
-    /// TOML config ([pktgen] table, `eal` list); command-line options override it.
+    /// TOML config (`[pktgen]` table, `eal` list); command-line options override it.
     #[arg(long)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
