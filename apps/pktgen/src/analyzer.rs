@@ -394,8 +394,11 @@ pub struct Analyzer {
     ns_per_cycle: u128,
     /// Frames built so far by each TX side (lane): lane `t` owns the streams `i` with
     /// `i % lanes == t` and sends them round robin (see [`Analyzer::set_built_lane`]). A
-    /// sequence number not yet built is not ours. `u64::MAX` until the sender says otherwise.
-    built: Vec<u64>,
+    /// sequence number not yet built is not ours. Kept per lane as what each of its streams
+    /// had, `(q, r)`: `q` frames each, and one more for the first `r` (divided when the sender's
+    /// count is read, so that a frame costs no division). `(u64::MAX, 0)` until the sender says
+    /// otherwise.
+    built: Vec<(u64, u64)>,
     /// Per stream, its lane and its index among the lane's streams; per lane, how many it
     /// owns. Computed once, so the per-packet bound needs no division by the lane count.
     lane_of: Vec<(u32, u32)>,
@@ -424,7 +427,7 @@ impl Analyzer {
             latency: Histogram::new_with_bounds(1, GLOBAL_HIST_HIGH_NS, 3).expect("valid bounds"),
             received_bytes: 0,
             ns_per_cycle: (1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1)),
-            built: vec![u64::MAX],
+            built: vec![(u64::MAX, 0)],
             lane_of: (0..streams as u32).map(|i| (0, i)).collect(),
             lane_streams: vec![streams as u32],
             fixed: None,
@@ -439,7 +442,7 @@ impl Analyzer {
     pub fn with_lanes(streams: usize, lanes: usize, tsc_hz: u64) -> Self {
         let mut a = Analyzer::new(streams, tsc_hz);
         let lanes = lanes.max(1);
-        a.built = vec![u64::MAX; lanes];
+        a.built = vec![(u64::MAX, 0); lanes];
         a.lane_of = (0..streams)
             .map(|i| ((i % lanes) as u32, (i / lanes) as u32))
             .collect();
@@ -465,15 +468,20 @@ impl Analyzer {
     /// (a stale frame of an earlier one): it is counted as foreign instead of moving the
     /// window.
     pub fn set_built(&mut self, built: u64) {
-        self.built[0] = built;
+        self.set_built_lane(0, built);
     }
 
     /// As [`set_built`](Self::set_built), for TX side `lane` of [`with_lanes`](Self::with_lanes):
     /// its `built` frames went round robin to its own streams.
     #[inline]
     pub fn set_built_lane(&mut self, lane: usize, built: u64) {
+        let n = self.lane_streams.get(lane).map_or(0, |&n| u64::from(n));
         if let Some(b) = self.built.get_mut(lane) {
-            *b = built;
+            *b = if built == u64::MAX || n == 0 {
+                (u64::MAX, 0)
+            } else {
+                (built / n, built % n)
+            };
         }
     }
 
@@ -484,13 +492,10 @@ impl Analyzer {
         let Some(&(t, l)) = self.lane_of.get(i) else {
             return u64::MAX;
         };
-        let n = self.lane_streams[t as usize];
-        let built = self.built[t as usize];
-        if built == u64::MAX || n == 0 {
-            return u64::MAX;
+        match self.built.get(t as usize) {
+            Some(&(q, r)) if q != u64::MAX => q + u64::from(u64::from(l) < r),
+            _ => u64::MAX,
         }
-        let n = u64::from(n);
-        built / n + u64::from(u64::from(l) < built % n)
     }
 
     /// Adds what `other` (another RX side's analyzer of the same run) counted, so that the

@@ -75,7 +75,7 @@ impl LiveTrials<'_, '_, '_> {
         let streams: usize = sides.tx.iter().map(|t| t.streams).sum();
         let mut floors = vec![0u64; streams];
         for t in &mut sides.tx {
-            for (k, &n) in t.seq.iter().enumerate() {
+            for (k, &n) in t.seq.as_slice().iter().enumerate() {
                 floors[t.lane + k * nt] = n;
             }
             t.count = u64::MAX;
