@@ -1517,3 +1517,30 @@ fn monitor(
     // For the next trial of a search: the socket stays served.
     control.requests = requests;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::OwnCounters;
+
+    /// The counters start on a 128-byte boundary, with at least one whole 128-byte block of
+    /// the allocation before them and one after the block they end in.
+    #[test]
+    fn own_counters_are_alone_in_their_blocks() {
+        for len in [0, 1, 15, 16, 17, 31, 1000, 65535] {
+            let mut c = OwnCounters::new(len);
+            c.as_mut_slice()
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = i as u64);
+            assert!(c.as_slice().iter().enumerate().all(|(i, &v)| v == i as u64));
+            assert_eq!(c.as_slice().len(), len);
+            let base = c.buf.as_ptr() as usize;
+            let start = c.as_slice().as_ptr() as usize;
+            let end = start + 8 * len;
+            let buf_end = base + 8 * c.buf.len();
+            assert_eq!(start % 128, 0, "len {len}");
+            assert!(start - base >= 128, "len {len}");
+            assert!(buf_end >= end.next_multiple_of(128) + 128, "len {len}");
+        }
+    }
+}
