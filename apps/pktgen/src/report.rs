@@ -61,9 +61,10 @@ pub struct Measured {
 /// What a frame costs each side's lcore, as testpmd's `--record-core-cycles` counts it: the
 /// TSC cycles of the loops that moved at least one frame (driver call, frame work, freeing),
 /// divided by the frames they moved, in nanoseconds. Loops that found nothing to do (an empty
-/// RX queue, a full TX queue, the rate's pause) are left out, so this is what one core of that
-/// side could do flat out, whatever the run's rate: 1000 / `tx_ns_per_frame` Mpps per TX
-/// core. 0 for a side that moved nothing.
+/// RX queue, a full TX queue, the rate's pause) are left out. When a side ran flat out (`--rate
+/// max`, full bursts), this is what one core of it does: 1000 / `tx_ns_per_frame` Mpps per TX
+/// core. At a lower rate a loop moves a few frames, and its fixed costs are shared by fewer:
+/// the figure is higher. 0 for a side that moved nothing.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct LcoreCost {
     pub tx_ns_per_frame: f64,
