@@ -277,12 +277,13 @@ pub(crate) unsafe fn pktmbuf_init_raw(m: *mut rte_mbuf) {
 ///
 /// Only the mbuf's first cache line is read. `next` (in the second line, which nothing on a
 /// forwarding path touches, so that reading it is a miss to memory per packet: 7% of
-/// pktgen's RX lcore in `perf`) is not: an mbuf's `nb_segs` is the length of its chain
-/// (`rte_mbuf_check` holds a packet to that), so a packet with `nb_segs == 1` has no `next`,
-/// which is what DPDK's own `rte_pktmbuf_is_contiguous` rests on.
+/// pktgen's RX lcore in `perf`) is not: a packet's (first segment's) `nb_segs` is the length
+/// of its chain (`rte_mbuf_check` holds a packet to that), so a packet with `nb_segs == 1` has
+/// no `next`, which is what DPDK's own `rte_pktmbuf_is_contiguous` rests on.
 ///
 /// # Safety
-/// `m` is a valid mbuf.
+/// `m` is a valid mbuf, the first segment of a packet (every `Mbuf` is: see
+/// [`Mbuf::from_raw`](crate::Mbuf::from_raw)).
 #[inline(always)]
 pub(crate) unsafe fn is_plain(m: *mut rte_mbuf) -> bool {
     // SAFETY: `m` is valid; the reference count may be updated by other holders of a shared
@@ -302,7 +303,8 @@ pub(crate) unsafe fn is_plain(m: *mut rte_mbuf) -> bool {
 /// through DPDK's own `rte_pktmbuf_free` in the shim.
 ///
 /// # Safety
-/// `m` is a valid mbuf the caller owns and gives up.
+/// `m` is a valid mbuf the caller owns and gives up, the first segment of a packet (see
+/// [`is_plain`]).
 #[inline(always)]
 pub(crate) unsafe fn pktmbuf_free(m: *mut rte_mbuf) {
     // SAFETY: the caller gives up `m`; a plain mbuf is already in the state its pool keeps

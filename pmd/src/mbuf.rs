@@ -394,7 +394,8 @@ impl<'p> Mbuf<'p> {
 
     /// # Safety
     /// `p` must be a valid mbuf that the caller owns (for example from [`Mbuf::into_raw`]),
-    /// from a pool that outlives `'p`.
+    /// from a pool that outlives `'p`: the first segment of a packet, whose `nb_segs` is the
+    /// length of its chain (as `rte_mbuf_check` requires; freeing relies on it).
     #[inline]
     pub unsafe fn from_raw(p: NonNull<rte_mbuf>) -> Mbuf<'p> {
         Mbuf::own(p)

@@ -771,6 +771,7 @@ impl Analyzer {
         }
         let mut h = first.latency.clone();
         for a in all {
+            debug_assert!(a.settled(), "read within a burst");
             let _ = h.add(&a.latency);
         }
         Self::percentiles(&h)
@@ -853,7 +854,7 @@ mod tests {
             }
             for i in 0..20_000u64 {
                 // The fast side takes bursts of 32 (runs of equal latencies wait).
-                if i % 32 == 0 {
+                if i.is_multiple_of(32) {
                     fast.end_burst();
                     fast.begin_burst();
                 }

@@ -969,8 +969,8 @@ pub struct FixedFrames {
     /// [`set_filler_in_place`](Self::set_filler_in_place)).
     filler_in_place: bool,
     /// For the receiver's [`check`](Self::check): 0xff for each byte of the image that is the
-    /// same in every frame of a stream, 0 for the others (layer 2's addresses and 802.1Q tag,
-    /// the stamp, the IPv4 id and the checksums).
+    /// same in every frame of a stream, 0 for the others (the Ethernet addresses, the 802.1Q
+    /// tag's priority and id, the stamp, the IPv4 id and the checksums).
     same: [u8; IMAGE],
 }
 
@@ -1108,7 +1108,7 @@ impl FixedFrames {
     }
 
     /// The frames of `size` bytes of streams `0..streams` of `kind`, for the receiver's
-    /// [`check`](Self::check) (layer 2 is not compared: any addresses will do).
+    /// [`check`](Self::check) (the Ethernet addresses are not compared: any will do).
     pub fn for_receiver(kind: FrameKind, streams: u16, size: usize) -> Option<FixedFrames> {
         let ids: Vec<u16> = (0..streams).collect();
         let eth = EtherAddrs {
@@ -1119,8 +1119,9 @@ impl FixedFrames {
         FixedFrames::new(&t, size)
     }
 
-    /// The receiver's fast path: `Some((stream, seq, tsc))` when `frame` is, but for layer 2,
-    /// byte for byte the frame this sender builds for that stream, sequence number and
+    /// The receiver's fast path: `Some((stream, seq, tsc))` when `frame` is, but for the
+    /// Ethernet addresses and the 802.1Q tag's priority and id (what a device under test may
+    /// rewrite, and [`parse_frame`] does not look at), byte for byte the frame this sender builds for that stream, sequence number and
     /// (48-bit) TSC, which is then exactly what [`parse_frame`] would find (`Parsed::Test`);
     /// `None` for anything else, which the caller gives to [`parse_frame`]. Streams are
     /// looked up by the id the frame carries, so `self` must hold every stream

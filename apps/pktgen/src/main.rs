@@ -318,6 +318,7 @@ impl Tx<'_, '_> {
         if shared.stop_tx.load(Ordering::Relaxed) {
             return false;
         }
+        let mut built = false;
         if self.pending.is_empty() {
             if self.sent >= self.count {
                 return false;
@@ -371,13 +372,10 @@ impl Tx<'_, '_> {
                         self.bytes += size as u64;
                         // Cannot fail: every size fits a 2048-byte mbuf.
                         let _ = m.set_len(buf_len(size));
-                        self.frames.stamp(
-                            m.data_mut(),
-                            stream as u16,
-                            self.seq.as_slice()[stream] as u32,
-                            now,
-                        );
-                        self.seq.as_mut_slice()[stream] += 1;
+                        let seq = &mut self.seq.as_mut_slice()[stream];
+                        self.frames
+                            .stamp(m.data_mut(), stream as u16, *seq as u32, now);
+                        *seq += 1;
                     }
                 }
             }
@@ -385,12 +383,16 @@ impl Tx<'_, '_> {
             // Release: pairs with the Acquire in Rx::step; a frame seen there was built after
             // this store, so the analyzer's bound covers it. Only this side writes its lane.
             lane.built.store(self.sent, Ordering::Release);
+            built = true;
         }
         let before = self.pending.len();
         let sent = self.txq.tx_burst(&mut self.pending);
         lane.sent.add(sent as u64);
-        if sent > 0 {
-            self.busy.0 += pmd::rdtsc().wrapping_sub(now);
+        // A loop that built a burst counts whatever the queue took (the frames are counted
+        // when sent): a full queue then costs the building loop and the retries that send.
+        if sent > 0 || built {
+            let cycles = pmd::rdtsc().saturating_sub(now);
+            self.busy.0 = self.busy.0.saturating_add(cycles);
             self.busy.1 += sent as u64;
         }
         if sent < before {
@@ -541,7 +543,8 @@ impl Rx<'_, '_> {
             // Relaxed: a statistic with one writer (see Shared::rx_distinct).
             lane.distinct
                 .store(self.analyzer.distinct(), Ordering::Relaxed);
-            self.busy.0 += pmd::rdtsc().wrapping_sub(polled);
+            let cycles = pmd::rdtsc().saturating_sub(polled);
+            self.busy.0 = self.busy.0.saturating_add(cycles);
             self.busy.1 += n as u64;
         }
         if now >= self.next_snapshot {
