@@ -1007,10 +1007,7 @@ fn masked_diff<const N: usize>(
 /// The `N` bytes of `b` at `at`; zeros where `b` is too short.
 #[inline(always)]
 fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    b.get(at..)
-        .and_then(|b| b.first_chunk::<N>())
-        .copied()
-        .unwrap_or([0; N])
+    window::<N>(b, at).copied().unwrap_or([0; N])
 }
 
 #[inline(always)]
@@ -1382,10 +1379,7 @@ pub enum Parsed {
 
 /// Classifies a received frame, of any [`FrameKind`]. Never panics, whatever the bytes.
 pub fn parse_frame(f: &[u8]) -> Parsed {
-    let be16 = |i: usize| {
-        f.get(i..i + 2)
-            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
-    };
+    let be16 = |i: usize| be16_at(f, i);
     let mut l3 = ETH_LEN;
     let mut ether_type = be16(12);
     if ether_type == ETHERTYPE_VLAN {
@@ -1426,7 +1420,7 @@ pub fn parse_frame(f: &[u8]) -> Parsed {
     };
     let proto = if tcp { PROTO_TCP } else { PROTO_UDP };
     let l4_ok = csum_fold(csum_add(pseudo + proto as u64 + l4_len as u64, &f[l4..])) == 0;
-    let be32 = |i: usize| u32::from_be_bytes([f[i], f[i + 1], f[i + 2], f[i + 3]]);
+    let be32 = |i: usize| be32_at(f, i);
     let filler = &f[p + TEST_HDR_LEN..];
     if !ip_ok
         || !l4_hdr_ok
