@@ -547,10 +547,20 @@ impl Analyzer {
 
     #[inline]
     fn flush_held(&mut self) {
+        self.flush_held_global();
+        self.flush_held_stream();
+    }
+
+    #[inline]
+    fn flush_held_global(&mut self) {
         let (ns, n) = std::mem::take(&mut self.held);
         if n > 0 {
             self.latency.saturating_record_n(ns, n);
         }
+    }
+
+    #[inline]
+    fn flush_held_stream(&mut self) {
         let (i, ns, n) = std::mem::take(&mut self.held_stream);
         if let (true, Some(s)) = (n > 0, self.streams.get_mut(i)) {
             s.latency.record_hist(ns, n);
@@ -624,29 +634,19 @@ impl Analyzer {
     /// once the run of equal samples it belongs to ends.
     #[inline]
     fn hold(&mut self, i: usize, ns: u64) {
-        if !self.in_burst {
-            self.latency.saturating_record(ns);
-            if let Some(s) = self.streams.get_mut(i) {
-                s.latency.record_hist(ns, 1);
-            }
-            return;
+        if self.held.1 == 0 || self.held.0 != ns {
+            self.flush_held_global();
+            self.held.0 = ns;
         }
-        if self.held.1 > 0 && self.held.0 == ns {
-            self.held.1 += 1;
-        } else {
-            let (ns0, n) = std::mem::replace(&mut self.held, (ns, 1));
-            if n > 0 {
-                self.latency.saturating_record_n(ns0, n);
-            }
-        }
+        self.held.1 += 1;
         let (i0, ns0, n) = self.held_stream;
-        if n > 0 && i0 == i && ns0 == ns {
-            self.held_stream.2 += 1;
-        } else {
-            self.held_stream = (i, ns, 1);
-            if let (true, Some(s)) = (n > 0, self.streams.get_mut(i0)) {
-                s.latency.record_hist(ns0, n);
-            }
+        if n == 0 || i0 != i || ns0 != ns {
+            self.flush_held_stream();
+            self.held_stream = (i, ns, 0);
+        }
+        self.held_stream.2 += 1;
+        if !self.in_burst {
+            self.flush_held();
         }
     }
 

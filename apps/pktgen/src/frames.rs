@@ -936,6 +936,36 @@ struct FixedFrame {
     stream: u16,
 }
 
+impl FixedFrame {
+    /// The IPv4 header checksum of the frame with id `id` (the sender and the receiver's
+    /// check derive it alike).
+    #[inline(always)]
+    fn ip_csum(&self, id: u16) -> u16 {
+        csum_fold(self.ip_sum + u64::from(id))
+    }
+
+    /// The L4 checksum of the frame stamped `seq`, `tsc` (48 bits) with check value `crc`.
+    #[inline(always)]
+    fn l4_csum<const TCP: bool>(&self, seq: u32, tsc: u64, crc: u32) -> u16 {
+        let sum = csum_fold(self.l4_sum + u64::from(seq) + tsc + u64::from(crc));
+        // 0 means "no checksum" in UDP: all ones instead (RFC 768).
+        if !TCP && sum == 0 {
+            0xffff
+        } else {
+            sum
+        }
+    }
+}
+
+/// Where a fixed frame's test payload and L4 checksum are, given where its L3 header is
+/// (after the Ethernet header and any 802.1Q tag), IPv6 or IPv4, TCP or UDP.
+const fn layout(l3: usize, v6: bool, tcp: bool) -> (usize, usize) {
+    let l4 = l3 + if v6 { IPV6_LEN } else { IPV4_LEN };
+    let payload = l4 + if tcp { TCP_LEN } else { UDP_LEN };
+    let checksum = l4 + if tcp { 16 } else { 6 };
+    (payload, checksum)
+}
+
 /// Where the headers are, for the frames [`FixedFrames`] stamps: each of the eight kinds gets
 /// its own copy of the stamping loop with every offset a constant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1081,7 +1111,8 @@ impl FixedFrames {
             .collect();
         // The bytes that differ from frame to frame of a stream, or that a device under test
         // may rewrite (layer 2), are left out of the receiver's comparison.
-        let (l3, l4, p) = (first.l3, first.l4, first.payload);
+        let l3 = first.l3;
+        let (p, ck) = layout(l3, first.ipv6, first.proto == L4::Tcp);
         let mut same = [0xffu8; IMAGE];
         same[..ETH_LEN - 2].fill(0);
         if l3 != ETH_LEN {
@@ -1091,7 +1122,6 @@ impl FixedFrames {
             same[l3 + 4..l3 + 6].fill(0);
             same[l3 + 10..l3 + 12].fill(0);
         }
-        let ck = l4 + if first.proto == L4::Tcp { 16 } else { 6 };
         same[ck..ck + 2].fill(0);
         same[p + 4..p + TEST_HDR_LEN].fill(0);
         Some(FixedFrames {
@@ -1149,9 +1179,7 @@ impl FixedFrames {
         &self,
         f: &[u8],
     ) -> Option<(u16, u32, u64)> {
-        let l4 = L3 + if V6 { IPV6_LEN } else { IPV4_LEN };
-        let p = l4 + if TCP { TCP_LEN } else { UDP_LEN };
-        let ck = l4 + if TCP { 16 } else { 6 };
+        let (p, ck) = layout(L3, V6, TCP);
         let len = self.len;
         if f.len() != len {
             return None;
@@ -1187,13 +1215,11 @@ impl FixedFrames {
         }
         if !V6 {
             let id = seq as u16;
-            if be16(L3 + 4) != id || be16(L3 + 10) != csum_fold(fr.ip_sum + u64::from(id)) {
+            if be16(L3 + 4) != id || be16(L3 + 10) != fr.ip_csum(id) {
                 return None;
             }
         }
-        let sum = csum_fold(fr.l4_sum + u64::from(seq) + tsc + u64::from(crc));
-        let sum = if !TCP && sum == 0 { 0xffff } else { sum };
-        (be16(ck) == sum).then_some((stream, seq, tsc))
+        (be16(ck) == fr.l4_csum::<TCP>(seq, tsc, crc)).then_some((stream, seq, tsc))
     }
 
     /// Writes into `room` (a buffer's room from the start of its data) what every frame of
@@ -1312,9 +1338,7 @@ fn stamp_fixed<const L3: usize, const V6: bool, const TCP: bool>(
     seq: u32,
     tsc: u64,
 ) {
-    let l4 = L3 + if V6 { IPV6_LEN } else { IPV4_LEN };
-    let p = l4 + if TCP { TCP_LEN } else { UDP_LEN };
-    let ck = l4 + if TCP { 16 } else { 6 };
+    let (p, ck) = layout(L3, V6, TCP);
     if room.len() < len {
         return;
     }
@@ -1340,13 +1364,9 @@ fn stamp_fixed<const L3: usize, const V6: bool, const TCP: bool>(
     if !V6 {
         let id = seq as u16;
         head[L3 + 4..L3 + 6].copy_from_slice(&id.to_be_bytes());
-        let ip = csum_fold(f.ip_sum + id as u64);
-        head[L3 + 10..L3 + 12].copy_from_slice(&ip.to_be_bytes());
+        head[L3 + 10..L3 + 12].copy_from_slice(&f.ip_csum(id).to_be_bytes());
     }
-    let sum = csum_fold(f.l4_sum + seq as u64 + tsc + crc as u64);
-    // 0 means "no checksum" in UDP: all ones instead (RFC 768).
-    let sum = if !TCP && sum == 0 { 0xffff } else { sum };
-    head[ck..ck + 2].copy_from_slice(&sum.to_be_bytes());
+    head[ck..ck + 2].copy_from_slice(&f.l4_csum::<TCP>(seq, tsc, crc).to_be_bytes());
 }
 
 /// Writes a complete IPv4/UDP test frame of `frame.len()` bytes (60..=1514) into `frame`, from

@@ -303,7 +303,7 @@ struct Tx<'q, 'a> {
     /// TX sides sharing the rate.
     sides: usize,
     /// TSC cycles of the loops that sent frames, and those frames (see `LcoreCost`).
-    busy: (u64, u64),
+    busy: Busy,
 }
 
 impl Tx<'_, '_> {
@@ -391,9 +391,7 @@ impl Tx<'_, '_> {
         // A loop that built a burst counts whatever the queue took (the frames are counted
         // when sent): a full queue then costs the building loop and the retries that send.
         if sent > 0 || built {
-            let cycles = pmd::rdtsc().saturating_sub(now);
-            self.busy.0 = self.busy.0.saturating_add(cycles);
-            self.busy.1 += sent as u64;
+            self.busy.add(now, sent);
         }
         if sent < before {
             // Queue full: the rest go first next time, keeping each stream's order.
@@ -492,7 +490,7 @@ struct Rx<'q, 'a> {
     /// Loops so far (see `step`).
     polls: u32,
     /// TSC cycles of the loops that received frames, and those frames (see `LcoreCost`).
-    busy: (u64, u64),
+    busy: Busy,
 }
 
 impl Rx<'_, '_> {
@@ -543,9 +541,7 @@ impl Rx<'_, '_> {
             // Relaxed: a statistic with one writer (see Shared::rx_distinct).
             lane.distinct
                 .store(self.analyzer.distinct(), Ordering::Relaxed);
-            let cycles = pmd::rdtsc().saturating_sub(polled);
-            self.busy.0 = self.busy.0.saturating_add(cycles);
-            self.busy.1 += n as u64;
+            self.busy.add(polled, n);
         }
         if now >= self.next_snapshot {
             self.publish(shared);
@@ -647,16 +643,37 @@ fn measured(sides: &Sides, shared: &Shared, elapsed_s: f64) -> Measured {
         interrupted: shared.interrupted.load(Ordering::Relaxed),
         series: std::mem::take(&mut *shared.series.lock().unwrap_or_else(|e| e.into_inner())),
         lcore_cost: LcoreCost::new(
-            sum_busy(sides.tx.iter().map(|t| t.busy)),
-            sum_busy(sides.rx.iter().map(|r| r.busy)),
+            Busy::sum(sides.tx.iter().map(|t| t.busy)),
+            Busy::sum(sides.rx.iter().map(|r| r.busy)),
             pmd::tsc_hz(),
         ),
     }
 }
 
-/// Busy cycles and frames, summed over sides.
-fn sum_busy(it: impl Iterator<Item = (u64, u64)>) -> (u64, u64) {
-    it.fold((0, 0), |(c, f), (c1, f1)| (c + c1, f + f1))
+/// A side's busy loops (see `LcoreCost`): TSC cycles of the loops that moved frames, and the
+/// frames they moved. Written by its side only.
+#[derive(Debug, Default, Clone, Copy)]
+struct Busy {
+    cycles: u64,
+    frames: u64,
+}
+
+impl Busy {
+    /// A loop that began at TSC `start` moved `frames` frames (saturating: a TSC that went
+    /// backwards on an unpinned lcore adds nothing).
+    #[inline]
+    fn add(&mut self, start: u64, frames: usize) {
+        let cycles = pmd::rdtsc().saturating_sub(start);
+        self.cycles = self.cycles.saturating_add(cycles);
+        self.frames += frames as u64;
+    }
+
+    /// Cycles and frames, summed over sides.
+    fn sum(sides: impl Iterator<Item = Busy>) -> (u64, u64) {
+        sides.fold((0, 0), |(c, f), b| {
+            (c.saturating_add(b.cycles), f + b.frames)
+        })
+    }
 }
 
 /// One run: the ports, every side on the lcores there are, then the results; whether it
@@ -989,7 +1006,7 @@ fn sides<'q, 'a>(
                 // word.
                 rate_bits: u64::MAX,
                 sides: nt,
-                busy: (0, 0),
+                busy: Busy::default(),
             });
         }
     }
@@ -1040,7 +1057,7 @@ fn sides<'q, 'a>(
                 }),
                 policed: 0,
                 polls: 0,
-                busy: (0, 0),
+                busy: Busy::default(),
             });
         }
     }
