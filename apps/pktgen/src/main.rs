@@ -46,7 +46,9 @@ use pktgen::options::{PktgenOptions, Settings};
 use pktgen::report::{describe_rate, LcoreCost, Measured, Report};
 use pktgen::series::{Series, Totals, DEFAULT_CAPACITY};
 use pktgen::verdict::us;
-use pmd::{Burst, Eal, Mempool, Port, PortConfig, RxQueue, TelemetryCommand, TxQueue, MAX_BURST};
+use pmd::{
+    Burst, Eal, FreeBatch, Mempool, Port, PortConfig, RxQueue, TelemetryCommand, TxQueue, MAX_BURST,
+};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -514,13 +516,18 @@ impl Rx<'_, '_> {
             // analyzer last read, at most once per burst: while what comes back is foreign
             // (net_null) or older, the TX sides' lines stay in their own caches.
             let mut refreshed = false;
+            // The burst's buffers go back to their pool together, one bulk put (as a driver
+            // frees transmitted mbufs with MBUF_FAST_FREE), not one free each.
+            let mut done = FreeBatch::new();
             self.analyzer.begin_burst();
             for (k, m) in self.burst.drain().enumerate() {
                 if k >= admitted {
+                    done.push(m);
                     continue;
                 }
                 if !refreshed {
                     if self.analyzer.record_if_built(m.data(), now) {
+                        done.push(m);
                         continue;
                     }
                     for (t, l) in shared.tx.iter().enumerate() {
@@ -532,8 +539,10 @@ impl Rx<'_, '_> {
                     refreshed = true;
                 }
                 self.analyzer.record(m.data(), now);
+                done.push(m);
             }
             self.analyzer.end_burst();
+            done.flush();
             if self.analyzer.received_bytes() != ours_before {
                 self.last_rx_tsc = now;
             }
