@@ -237,6 +237,28 @@ impl StreamRx {
         ((i / 64) as usize, 1 << (i % 64))
     }
 
+    /// Clears the bits of sequence numbers `from..to` (all of them when that is a whole window
+    /// or more), a word at a time: a gap of lost frames costs a store per 64 of them, not one
+    /// each.
+    fn clear(&mut self, from: u64, to: u64) {
+        if to.saturating_sub(from) >= WINDOW {
+            self.window.fill(0);
+            return;
+        }
+        let mut m = from;
+        while m < to {
+            let (w, b) = Self::bit(m);
+            let first = b.trailing_zeros();
+            // The bits of this word from `m` on, up to `to`.
+            let n = u64::from(64 - first).min(to - m);
+            let mask = (u64::MAX >> (64 - n)) << first;
+            if let Some(x) = self.window.get_mut(w) {
+                *x &= !mask;
+            }
+            m += n;
+        }
+    }
+
     /// Records one intact frame with extended sequence number `s`; whether it was one not
     /// seen before (a distinct one).
     fn record(&mut self, s: u64) -> bool {
@@ -246,14 +268,7 @@ impl StreamRx {
         self.received += 1;
         if s >= self.top {
             // Newer than all: the ones skipped over are missing (for now).
-            if s - self.top >= WINDOW {
-                self.window.fill(0);
-            } else {
-                for m in self.top..s {
-                    let (w, b) = Self::bit(m);
-                    self.window[w] &= !b;
-                }
-            }
+            self.clear(self.top, s);
             let (w, b) = Self::bit(s);
             self.window[w] |= b;
             self.top = s + 1;
@@ -309,14 +324,7 @@ impl StreamRx {
         self.late += o.late;
         // Move this window up to the newer top, as `record` would.
         let top = self.top.max(o.top);
-        if top - self.top >= WINDOW {
-            self.window.fill(0);
-        } else {
-            for m in self.top..top {
-                let (w, b) = Self::bit(m);
-                self.window[w] &= !b;
-            }
-        }
+        self.clear(self.top, top);
         let old_top = self.top;
         self.top = top;
         // Every number the other saw that is still within both windows: a second copy if this
@@ -796,6 +804,42 @@ impl Analyzer {
 
 #[cfg(test)]
 mod tests {
+    /// Clearing a range a word at a time clears exactly the bits that clearing them one by one
+    /// does, wherever the range starts and ends in the ring (wrap included).
+    #[test]
+    fn clearing_a_range_clears_exactly_its_bits() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..2000 {
+            let from = next() % (3 * WINDOW);
+            let len = match next() % 4 {
+                0 => next() % 130,
+                1 => next() % WINDOW,
+                2 => WINDOW - 1 - next() % 70,
+                _ => WINDOW + next() % 70,
+            };
+            let mut a = StreamRx {
+                window: (0..WORDS).map(|_| next()).collect(),
+                ..StreamRx::default()
+            };
+            let mut b = a.clone();
+            a.clear(from, from + len);
+            if len >= WINDOW {
+                b.window.fill(0);
+            }
+            for m in from..from + len.min(WINDOW) {
+                let (w, bit) = StreamRx::bit(m);
+                b.window[w] &= !bit;
+            }
+            assert_eq!(a.window, b.window, "from {from}, len {len}");
+        }
+    }
+
     use super::*;
     use crate::frames::{buf_len, build_frame, EtherAddrs, Flow, PAYLOAD_OFF};
 
