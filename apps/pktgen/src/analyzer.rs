@@ -815,20 +815,37 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        for _ in 0..2000 {
-            let from = next() % (3 * WINDOW);
-            let len = match next() % 4 {
-                0 => next() % 130,
-                1 => next() % WINDOW,
-                2 => WINDOW - 1 - next() % 70,
-                _ => WINDOW + next() % 70,
+        // Ranges (from, to) on the edges: a whole word, across words, across the ring's end,
+        // empty and reversed; then random ones.
+        let edges = [
+            (0, 64),
+            (63, 65),
+            (64, 128),
+            (WINDOW - 1, WINDOW + 1),
+            (5, 5),
+            (9, 3),
+        ];
+        for k in 0..2000 + edges.len() {
+            let (from, to) = match edges.get(k) {
+                Some(&e) => e,
+                None => {
+                    let from = next() % (3 * WINDOW);
+                    let len = match next() % 4 {
+                        0 => next() % 130,
+                        1 => next() % WINDOW,
+                        2 => WINDOW - 1 - next() % 70,
+                        _ => WINDOW + next() % 70,
+                    };
+                    (from, from + len)
+                }
             };
+            let len = to.saturating_sub(from);
             let mut a = StreamRx {
                 window: (0..WORDS).map(|_| next()).collect(),
                 ..StreamRx::default()
             };
             let mut b = a.clone();
-            a.clear(from, from + len);
+            a.clear(from, to);
             if len >= WINDOW {
                 b.window.fill(0);
             }

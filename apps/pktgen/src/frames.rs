@@ -1027,6 +1027,7 @@ fn masked_diff<const N: usize>(
         window::<N>(same, at),
     ) {
         (Some(f), Some(i), Some(m)) => {
+            const { assert!(N.is_multiple_of(8), "whole words only") };
             let (f, i, m) = (
                 f.as_chunks::<8>().0,
                 i.as_chunks::<8>().0,
