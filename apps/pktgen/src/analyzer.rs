@@ -484,6 +484,9 @@ pub struct Analyzer {
     held_stream: (usize, u64, u64),
     /// Within a burst: the frames that continue the last one (see [`Run`]).
     run: Run,
+    /// Frames counted through runs (for the tests).
+    #[cfg(test)]
+    run_frames: u64,
 }
 
 impl Analyzer {
@@ -506,6 +509,8 @@ impl Analyzer {
             held: (0, 0),
             held_stream: (0, 0, 0),
             run: Run::default(),
+            #[cfg(test)]
+            run_frames: 0,
         }
     }
 
@@ -770,6 +775,10 @@ impl Analyzer {
         debug_assert_eq!(s.top, r.next_ext - r.n, "a run continues its stream's top");
         s.record_next(r.n);
         self.distinct += r.n;
+        #[cfg(test)]
+        {
+            self.run_frames += r.n;
+        }
         s.latency.note_again(r.ns, r.n);
         self.hold(r.stream, r.ns, r.n);
     }
@@ -1075,9 +1084,11 @@ mod tests {
 
     /// Frames that mostly come in order, in bursts, as a loopback brings them (so the analyzer
     /// counts most of them as runs, see `Run`), with every way a run can break: a stream
-    /// switch, a gap, a duplicate, an older frame, a new transmit or receive TSC, a frame not
-    /// built yet (deferred, then recorded once the bound moves), a corrupted or foreign frame.
-    /// Every count, latency figure and jitter is what frame-by-frame parsing finds.
+    /// switch, a gap, a duplicate, an older frame, one older than the window (late), a new
+    /// transmit or receive TSC, a "negative" latency, a frame not built yet (deferred, then
+    /// recorded once the bound moves), a corrupted or foreign frame, a new trial (stale
+    /// frames); over the 32-bit sequence number's wrap, with two TX lanes. Every count,
+    /// latency figure and jitter is what frame-by-frame parsing finds.
     #[test]
     fn runs_count_what_frame_by_frame_counts() {
         use crate::frames::{FixedFrames, FrameKind, SizeSpec, Templates};
@@ -1087,51 +1098,80 @@ mod tests {
         let (size, streams) = (64, 3u16);
         let ids: Vec<u16> = (0..streams).collect();
         let t = Templates::for_streams(kind, &ETH, &ids, &SizeSpec::Fixed(size)).unwrap();
-        let mut plain = Analyzer::new(streams as usize, HZ);
-        let mut fast = Analyzer::new(streams as usize, HZ);
+        // Two TX lanes: lane 0 sends streams 0 and 2, lane 1 stream 1.
+        let mut plain = Analyzer::with_lanes(streams as usize, 2, HZ);
+        let mut fast = Analyzer::with_lanes(streams as usize, 2, HZ);
         fast.set_fixed(std::sync::Arc::new(
             FixedFrames::for_receiver(kind, streams, size).unwrap(),
         ));
-        // What the single TX lane has built: frame n of all goes to stream n % 3.
-        let mut built = 3 * 40u64;
+        let frame_of = |stream: u16, ext: u64, tsc: u64| {
+            let mut frame = vec![0u8; size - FCS_LEN];
+            t.stamp(&mut frame, stream, ext as u32, tsc);
+            frame
+        };
+        // What each lane has built, as the sender counts: every stream up to `top` (plus 8,
+        // which a burst of one stream overtakes).
+        let lanes_built = |top: u64| [2 * (top + 8), top + 8];
+        let set = |a: &mut Analyzer, b: [u64; 2]| {
+            a.set_built_lane(0, b[0]);
+            a.set_built_lane(1, b[1]);
+        };
+        // Each stream jumps up to 3000 frames short of the 32-bit wrap (each step within 2^31
+        // of the last, as the analyzer extends sequence numbers), then goes on from there.
+        let mut next = [0u64; 3];
+        let wrap = (1u64 << 32) - 3000;
+        let mut built = lanes_built(wrap);
         for a in [&mut plain, &mut fast] {
-            a.set_built(built);
-        }
-        let mut next = [0u32; 3];
-        let (mut stream, mut tsc, mut rx_tsc) = (0u16, 1000u64, 5000u64);
-        let mut deferred = 0;
-        for burst in 0..3000u64 {
-            // Usually the sender is well ahead; sometimes the frames overtake the bound. Plain
-            // is told at once, fast only when a frame needs it (the deferral below), as the RX
-            // side reads it.
-            if rng.gen_range(0..10) > 0 {
-                built = built.max(3 * u64::from(next.iter().max().unwrap() + 40));
-                plain.set_built(built);
+            set(a, built);
+            for st in 0..streams {
+                for ext in [0, 0x7fff_0000, wrap] {
+                    a.record(&frame_of(st, ext, 0), 10);
+                }
             }
+        }
+        next.fill(wrap + 1);
+        let (mut stream, mut tsc, mut latency) = (0u16, 1000u64, 500u64);
+        let mut deferred = 0;
+        for burst in 0..4000u64 {
+            // Usually the senders are well ahead; sometimes the frames overtake the bound.
+            // Plain is told at once, fast only when a frame needs it (the deferral below), as
+            // the RX side reads it.
+            if rng.gen_range(0..10) > 0 {
+                let b = lanes_built(*next.iter().max().unwrap());
+                built = [built[0].max(b[0]), built[1].max(b[1])];
+                set(&mut plain, built);
+            }
+            if burst % 500 == 250 {
+                // A new trial: what was sent so far is an earlier trial's.
+                plain.start_trial(&next);
+                fast.start_trial(&next);
+            }
+            let mut rx_tsc = tsc.wrapping_add(latency);
             fast.begin_burst();
             for _ in 0..rng.gen_range(1..=32) {
-                match rng.gen_range(0..100) {
-                    0..=4 => stream = rng.gen_range(0..streams),
-                    5..=7 => next[stream as usize] += rng.gen_range(1..5),
-                    8..=9 => next[stream as usize] = next[stream as usize].saturating_sub(1),
-                    10..=11 => next[stream as usize] = next[stream as usize].saturating_sub(9),
-                    12..=15 => tsc += rng.gen_range(1..50),
-                    16..=17 => rx_tsc += rng.gen_range(1..50),
-                    18..=19 => {
-                        built += rng.gen_range(0..40);
-                        plain.set_built(built);
+                let n = &mut next[stream as usize];
+                let mut behind = 0;
+                match rng.gen_range(0..200) {
+                    0..=9 => stream = rng.gen_range(0..streams),
+                    10..=15 => *n += rng.gen_range(1..5),
+                    16..=19 => *n -= 1,
+                    20..=23 => *n -= rng.gen_range(2..60).min(*n),
+                    24 => behind = WINDOW + 10, // this frame only: older than the window
+                    25..=32 => tsc += rng.gen_range(1..50),
+                    33..=35 => {
+                        built[rng.gen_range(0..2)] += rng.gen_range(0..40);
+                        set(&mut plain, built);
                     }
+                    // Not in a pktgen burst, but the analyzer takes any receive TSC.
+                    36..=38 => rx_tsc += rng.gen_range(1..20),
                     _ => {}
                 }
-                let seq = next[stream as usize];
-                next[stream as usize] = seq.wrapping_add(1);
-                let mut frame = vec![0u8; size - FCS_LEN];
-                t.stamp(&mut frame, stream, seq, tsc);
-                match rng.gen_range(0..60) {
-                    0 => {
-                        let at = rng.gen_range(0..frame.len());
-                        frame[at] ^= 4;
-                    }
+                let n = &mut next[stream as usize];
+                let ext = *n - behind;
+                *n += 1;
+                let mut frame = frame_of(stream, ext, tsc);
+                match rng.gen_range(0..120) {
+                    0 => frame[rng.gen_range(0..59)] ^= 4,
                     1 => frame[..12].fill(0xab), // other Ethernet addresses: still ours
                     2 => frame.fill(7),
                     _ => {}
@@ -1139,31 +1179,50 @@ mod tests {
                 plain.record(&frame, rx_tsc);
                 if !fast.record_if_built(&frame, rx_tsc) {
                     deferred += 1;
-                    fast.set_built(built);
+                    set(&mut fast, built);
                     fast.record(&frame, rx_tsc);
                 }
             }
             fast.end_burst();
-            if burst % 7 == 0 {
-                rx_tsc += 3;
-            }
+            // The latency moves now and then, and is "negative" (not a sample) at times.
+            latency = match rng.gen_range(0..20) {
+                0 => 300 + rng.gen_range(0..400),
+                1 => 0u64.wrapping_sub(20),
+                2..=9 if latency > 1 << 40 => 500,
+                _ => latency.wrapping_add(rng.gen_range(0..3)),
+            };
+            tsc += 7;
         }
-        let sent: Vec<u64> = (0..3)
-            .map(|i| built / 3 + u64::from(i < built % 3))
-            .collect();
+        let sent: Vec<u64> = next.iter().map(|n| n + 1).collect();
         let (_, total) = plain.counts(&sent);
         assert_eq!(plain.counts(&sent), fast.counts(&sent));
-        assert!(total.received > 40_000 && total.duplicated > 100 && total.reordered > 100);
         assert!(
-            total.corrupted > 100 && deferred > 10,
-            "{total:?} {deferred}"
+            total.received > 40_000 && total.duplicated > 100 && total.reordered > 100,
+            "{total:?}"
         );
+        assert!(total.late > 5 && total.corrupted > 100, "{total:?}");
+        assert!(
+            plain.stale() > 100 && deferred > 10,
+            "{} {deferred}",
+            plain.stale()
+        );
+        assert_eq!(plain.stale(), fast.stale());
         assert_eq!(plain.foreign(), fast.foreign());
         assert_eq!(plain.distinct(), fast.distinct());
         assert_eq!(plain.received_bytes(), fast.received_bytes());
         assert_eq!(plain.latency(), fast.latency());
         assert_eq!(plain.stream_latency(), fast.stream_latency());
-        assert!(plain.stream_latency().iter().all(|l| l.jitter > 0));
+        let lat = plain.stream_latency();
+        assert!(lat.iter().all(|l| l.jitter > 0), "{lat:?}");
+        // Past the wrap, and many frames were counted in runs.
+        assert!(next.iter().all(|&n| n > 1 << 32), "{next:?}");
+        assert!(
+            fast.run_frames > total.received / 4,
+            "{} of {}",
+            fast.run_frames,
+            total.received
+        );
+        assert!(plain.latency().samples > 1000);
     }
 
     #[test]
