@@ -285,11 +285,9 @@ impl StreamRx {
 
     /// Records `n` intact frames with the next `n` sequence numbers from the top, as `n` calls
     /// of [`record`](Self::record) would (each new, none skipped): their bits set a word at a
-    /// time.
+    /// time. Only after `record` took the frame before them, which allocated the window.
     fn record_next(&mut self, n: u64) {
-        if self.window.is_empty() {
-            self.window = vec![0u64; WORDS].into_boxed_slice();
-        }
+        debug_assert!(!self.window.is_empty());
         let (from, to) = (self.top, self.top + n);
         self.each_word(from, to, |w, mask| *w |= mask);
         self.received += n;
@@ -929,6 +927,9 @@ impl Analyzer {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::frames::{buf_len, build_frame, EtherAddrs, Flow, PAYLOAD_OFF};
+
     /// Clearing a range a word at a time clears exactly the bits that clearing them one by one
     /// does, wherever the range starts and ends in the ring (wrap included).
     #[test]
@@ -981,9 +982,6 @@ mod tests {
             assert_eq!(a.window, b.window, "from {from}, len {len}");
         }
     }
-
-    use super::*;
-    use crate::frames::{buf_len, build_frame, EtherAddrs, Flow, PAYLOAD_OFF};
 
     const ETH: EtherAddrs = EtherAddrs {
         dst: [2, 0, 0, 0, 0, 1],

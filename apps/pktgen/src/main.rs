@@ -711,8 +711,9 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
     // driver that delivers a buffer without writing it (net_null does) would otherwise return
     // a stale copy of one of our frames, counted as ours; from the RX pool it holds nothing of
     // ours, and counts as foreign. The RX pool: each RX queue's ring (1024) and a few bursts
-    // more; the TX pool: see `tx_pool_size`. Each pool on its port's NUMA node (the NIC reads and writes it), not the main lcore's:
-    // the first TX port's and the first RX port's (a lab's ports share a node).
+    // more; the TX pool: see `tx_pool_size`. Each pool on its port's NUMA node (the NIC reads
+    // and writes it), not the main lcore's: the first TX port's and the first RX port's (a
+    // lab's ports share a node).
     let node = |port: u16| -> i32 {
         let nic = Port::info(eal, pmd::PortId::new(port))
             .ok()
@@ -862,15 +863,15 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
 
 /// Buffers in the TX pool for `tx_sides` TX sides and `lcores` lcores: what can be away from
 /// the pool at once, and no more. Each side may have its queue's ring full (the ports' TX
-/// descriptors, 1024, or a `net_ring`'s 1024 slots) and a few bursts of its own; each lcore's mempool cache holds
-/// up to 1.5 times its 256 (DPDK's flush threshold); and 1024 spare. Rounded up to 2^n - 1, the
-/// size DPDK's ring-backed pools use best; at least 4095.
+/// descriptors, 1024, or a `net_ring`'s 1024 slots) and a few bursts of its own; each lcore's
+/// mempool cache holds up to 1.5 times its 256 (DPDK's flush threshold); and 1024 spare.
+/// Rounded up to 2^n - 1, the size DPDK's ring-backed pools use best; at least 4095.
 ///
 /// Not more, because the pool is the TX frames' working set: on a loopback the side that frees
 /// a buffer is not the side that takes it, so buffers go round the whole pool in FIFO order.
 /// 4095 buffers of 2304 bytes (9 MiB) stay in a server's last-level cache; 16384 (36 MiB) did
-/// not, and the RX side read every 1518-byte frame from memory (270 ns a frame on a loopback
-/// of this 2-CPU box, 88 with 4095).
+/// not, and the RX side read every 1518-byte frame from memory (264 ns a frame on a loopback
+/// of this 2-CPU box, 85 with 4095: medians, see the README).
 fn tx_pool_size(tx_sides: usize, lcores: usize) -> u32 {
     let ring = usize::from(PortConfig::default().tx_desc).max(1024);
     let per_side = ring + 8 * MAX_BURST;
