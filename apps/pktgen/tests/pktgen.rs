@@ -612,15 +612,30 @@ fn a_rate_not_reached_is_reported() {
         line.starts_with("requested 10.00 Gpps, sent ") && line.ends_with("(0%)"),
         "{line}"
     );
-    // Reached (a slow rate, whose burst allowance covers any pause of a busy box): no line.
-    let (_, out, r) = run_judged(
+    // A slow rate, in bits per second: its frame rate is said, and whether it was held is
+    // judged by the run itself. A box busy with other tests can hold the lcore up near the end
+    // of a 0.2 s run for longer than the 1% the judgement allows (CI once saw 98.3%), so the
+    // test does not judge the timing: it holds the report's verdict to its own numbers and the
+    // shortfall line to the verdict.
+    let (code, out, r) = run_judged(
         "reached",
         &ring_eal(),
         &["--count", "200", "--rate", "672Kbps"],
     );
-    assert_eq!(r["rate"]["requested"], "672.00 kbit/s", "{r:#}");
-    assert_eq!(r["rate"]["reached"], true, "{r:#}");
-    assert!(!out.contains("requested "), "{out}");
+    assert_eq!(code, Some(0), "{out}");
+    let rate = &r["rate"];
+    assert_eq!(rate["requested"], "672.00 kbit/s", "{r:#}");
+    assert_eq!(rate["requested_pps"], 1000.0, "{r:#}");
+    let reached = rate["reached"].as_bool().expect("a rate was asked: judged");
+    let (sent, tx_s) = (r["sent"].as_f64().unwrap(), r["tx_s"].as_f64().unwrap());
+    // One frame of slack, as the report allows a slow run that ends before its next frame.
+    assert_eq!(reached, (sent + 1.0) / tx_s >= 990.0, "{r:#}");
+    assert_eq!(
+        out.lines()
+            .any(|l| l.starts_with("requested 672.00 kbit/s = 1.00 Kpps, sent ")),
+        !reached,
+        "the shortfall line is printed exactly when the rate was not reached: {out}"
+    );
     assert!(
         out.contains("rate 672.00 kbit/s on the wire = 1.00 Kpps"),
         "{out}"
