@@ -420,13 +420,21 @@ pub struct StreamLatency {
     pub jitter: u64,
 }
 
-/// Frames of a burst that continue the last one recorded exactly: the same stream, the next
+/// Frames of a burst that continue the last one recorded of their stream exactly: the next
 /// sequence number, the same transmit TSC (a TX burst's frames carry one) and receive TSC (an
 /// RX burst's are read at one), so the same latency. The frame that opens the run is recorded
-/// in full; the `n` after it are only counted here, and go into their stream together when
-/// the run ends ([`Analyzer::end_run`]): their window bits set a word at a time, their
-/// latencies noted as `n` equal samples. What each frame is checked against does not change:
-/// only the bookkeeping of a frame whose place is already known is shared.
+/// in full but for its histogram sample; the `n` after it are only counted here, and go into
+/// their stream together when the run ends ([`Analyzer::end_run`]): their window bits set a
+/// word at a time, their latencies noted as `n` equal samples, and `n + 1` samples go into
+/// the histograms at once. What each frame is checked against does not change: only the
+/// bookkeeping of a frame whose place is already known is shared.
+///
+/// A sender sends its streams round robin, so a burst of a few streams interleaves them:
+/// [`RUN_SLOTS`] runs are open at once, stream `i`'s in slot `i % RUN_SLOTS`. Streams share
+/// nothing but sums (the distinct count, the bytes, the global histogram's counts), so the
+/// runs of different streams may end in any order; what a stream's run holds goes into the
+/// stream before any other frame of that stream does (a frame of the stream that does not
+/// continue the run, or of another stream wanting the slot, ends it first).
 #[derive(Debug, Default, Clone, Copy)]
 struct Run {
     open: bool,
@@ -443,6 +451,9 @@ struct Run {
     /// Frames counted here, not yet in their stream.
     n: u64,
 }
+
+/// Runs open at once (see [`Run`]): a power of two, so that a stream's slot is a mask.
+const RUN_SLOTS: usize = 8;
 
 /// The receive side's state.
 pub struct Analyzer {
@@ -480,11 +491,15 @@ pub struct Analyzer {
     /// count)`, in stream `.0`'s `(.0, ns, count)`. Empty (count 0) outside a burst.
     held: (u64, u64),
     held_stream: (usize, u64, u64),
-    /// Within a burst: the frames that continue the last one (see [`Run`]).
-    run: Run,
-    /// Frames counted through runs (for the tests).
+    /// Within a burst: the frames that continue the last one of their stream (see [`Run`]).
+    runs: [Run; RUN_SLOTS],
+    /// The slots whose run is open, a bit each.
+    runs_open: u8,
+    /// Frames counted through runs, and the most runs open at once (for the tests).
     #[cfg(test)]
     run_frames: u64,
+    #[cfg(test)]
+    most_runs_open: u32,
 }
 
 impl Analyzer {
@@ -506,9 +521,12 @@ impl Analyzer {
             in_burst: false,
             held: (0, 0),
             held_stream: (0, 0, 0),
-            run: Run::default(),
+            runs: [Run::default(); RUN_SLOTS],
+            runs_open: 0,
             #[cfg(test)]
             run_frames: 0,
+            #[cfg(test)]
+            most_runs_open: 0,
         }
     }
 
@@ -616,7 +634,7 @@ impl Analyzer {
     /// Ends a burst ([`begin_burst`](Self::begin_burst)): the histograms take what waited.
     #[inline]
     pub fn end_burst(&mut self) {
-        self.end_run();
+        self.end_runs();
         self.flush_held();
         self.in_burst = false;
     }
@@ -645,7 +663,7 @@ impl Analyzer {
 
     /// Whether nothing waits to go into the histograms (reads check it in debug builds).
     fn settled(&self) -> bool {
-        self.held.1 == 0 && self.held_stream.2 == 0 && !self.run.open
+        self.held.1 == 0 && self.held_stream.2 == 0 && self.runs_open == 0
     }
 
     /// Classifies and counts one received frame, received at TSC `rx_tsc`.
@@ -668,21 +686,29 @@ impl Analyzer {
     #[inline]
     fn record_inner(&mut self, frame: &[u8], rx_tsc: u64, defer_unbuilt: bool) -> bool {
         let checked = self.fixed.as_deref().and_then(|x| x.check(frame));
-        if let Some((stream, seq, tsc)) = checked {
-            let r = &mut self.run;
-            if r.open
-                && (stream as usize, seq, tsc, rx_tsc) == (r.stream, r.next_seq, r.tsc, r.rx_tsc)
-                && r.next_ext < r.sent
-            {
-                r.n += 1;
-                r.next_seq = seq.wrapping_add(1);
-                r.next_ext += 1;
-                self.received_bytes += (frame.len() + FCS_LEN) as u64;
-                return true;
+        match checked {
+            Some((stream, seq, tsc)) => {
+                let slot = stream as usize % RUN_SLOTS;
+                let r = &mut self.runs[slot];
+                if r.open
+                    && (stream as usize, seq, tsc, rx_tsc)
+                        == (r.stream, r.next_seq, r.tsc, r.rx_tsc)
+                    && r.next_ext < r.sent
+                {
+                    r.n += 1;
+                    r.next_seq = seq.wrapping_add(1);
+                    r.next_ext += 1;
+                    self.received_bytes += (frame.len() + FCS_LEN) as u64;
+                    return true;
+                }
+                // Any other frame of the stream comes after the run's: they go into the stream
+                // first. So does the run of another stream in the slot, which the frame may
+                // take.
+                self.end_run(slot);
             }
+            // Parsed below; its stream, if any, is not known yet.
+            None => self.end_runs(),
         }
-        // Anything else comes after the run's frames: they go into their stream first.
-        self.end_run();
         let parsed = match checked {
             Some((stream, seq, tsc)) => Parsed::Test { stream, seq, tsc },
             None => parse_frame(frame),
@@ -716,9 +742,16 @@ impl Analyzer {
                             let ns = ((u128::from(dt) * self.ns_per_cycle) >> 32) as u64;
                             let ns = ns.max(1);
                             s.latency.note(ns);
-                            self.hold(stream as usize, ns, 1);
                             if newest && self.in_burst && checked.is_some() {
-                                self.run = Run {
+                                // The run's end holds this frame's sample with the others'.
+                                let slot = stream as usize % RUN_SLOTS;
+                                self.runs_open |= 1 << slot;
+                                #[cfg(test)]
+                                {
+                                    self.most_runs_open =
+                                        self.most_runs_open.max(self.runs_open.count_ones());
+                                }
+                                self.runs[slot] = Run {
                                     open: true,
                                     stream: stream as usize,
                                     next_seq: seq.wrapping_add(1),
@@ -729,6 +762,8 @@ impl Analyzer {
                                     ns,
                                     n: 0,
                                 };
+                            } else {
+                                self.hold(stream as usize, ns, 1);
                             }
                         }
                     }
@@ -758,27 +793,39 @@ impl Analyzer {
         }
     }
 
-    /// Closes the run ([`Run`]): its frames go into their stream as each would have, had it
-    /// been recorded alone: the next sequence numbers from the stream's top, each new, each a
-    /// latency sample equal to the one before.
+    /// Closes the run in `slot` ([`Run`]), if one is open: its frames go into their stream as
+    /// each would have, had it been recorded alone: the next sequence numbers from the
+    /// stream's top, each new, each a latency sample equal to the one before; and the
+    /// samples of the frame that opened it and of these go into the histograms.
     #[inline]
-    fn end_run(&mut self) {
-        if !self.run.open {
+    fn end_run(&mut self, slot: usize) {
+        if self.runs_open & (1 << slot) == 0 {
             return;
         }
-        let r = std::mem::take(&mut self.run);
-        let Some(s) = self.streams.get_mut(r.stream).filter(|_| r.n > 0) else {
+        self.runs_open &= !(1 << slot);
+        let r = std::mem::take(&mut self.runs[slot]);
+        let Some(s) = self.streams.get_mut(r.stream) else {
             return;
         };
-        debug_assert_eq!(s.top, r.next_ext - r.n, "a run continues its stream's top");
-        s.record_next(r.n);
-        self.distinct += r.n;
-        #[cfg(test)]
-        {
-            self.run_frames += r.n;
+        if r.n > 0 {
+            debug_assert_eq!(s.top, r.next_ext - r.n, "a run continues its stream's top");
+            s.record_next(r.n);
+            self.distinct += r.n;
+            #[cfg(test)]
+            {
+                self.run_frames += r.n;
+            }
+            s.latency.note_again(r.ns, r.n);
         }
-        s.latency.note_again(r.ns, r.n);
-        self.hold(r.stream, r.ns, r.n);
+        self.hold(r.stream, r.ns, r.n + 1);
+    }
+
+    /// Closes every open run.
+    #[inline]
+    fn end_runs(&mut self) {
+        while self.runs_open != 0 {
+            self.end_run(self.runs_open.trailing_zeros() as usize);
+        }
     }
 
     /// Frames that were not ours.
@@ -1093,15 +1140,18 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let kind = FrameKind::default();
-        let (size, streams) = (64, 3u16);
+        // More streams than run slots, so that streams share a slot.
+        let (size, streams) = (64, RUN_SLOTS as u16 + 3);
         let ids: Vec<u16> = (0..streams).collect();
         let t = Templates::for_streams(kind, &ETH, &ids, &SizeSpec::Fixed(size)).unwrap();
-        // Two TX lanes: lane 0 sends streams 0 and 2, lane 1 stream 1.
+        // Two TX lanes: lane 0 sends the even streams (6), lane 1 the odd ones (5).
         let mut plain = Analyzer::with_lanes(streams as usize, 2, HZ);
         let mut fast = Analyzer::with_lanes(streams as usize, 2, HZ);
         fast.set_fixed(std::sync::Arc::new(
             FixedFrames::for_receiver(kind, streams, size).unwrap(),
         ));
+        // Frames of another size are ours too, but only parsing finds it.
+        let t_other = Templates::for_streams(kind, &ETH, &ids, &SizeSpec::Fixed(128)).unwrap();
         let frame_of = |stream: u16, ext: u64, tsc: u64| {
             let mut frame = vec![0u8; size - FCS_LEN];
             t.stamp(&mut frame, stream, ext as u32, tsc);
@@ -1109,20 +1159,20 @@ mod tests {
         };
         // What each lane has built, as the sender counts: every stream up to `top` (plus 8,
         // which a burst of one stream overtakes).
-        let lanes_built = |top: u64| [2 * (top + 8), top + 8];
+        let lanes_built = |top: u64| [6 * (top + 8), 5 * (top + 8)];
         let set = |a: &mut Analyzer, b: [u64; 2]| {
             a.set_built_lane(0, b[0]);
             a.set_built_lane(1, b[1]);
         };
-        // Each stream jumps up to 3000 frames short of the 32-bit wrap (each step within 2^31
+        // Each stream jumps up to 300 frames short of the 32-bit wrap (each step within 2^31
         // of the last, as the analyzer extends sequence numbers), then goes on from there.
-        let mut next = [0u64; 3];
-        let wrap = (1u64 << 32) - 3000;
+        let mut next = [0u64; RUN_SLOTS + 3];
+        let wrap = (1u64 << 32) - 300;
         let mut built = lanes_built(wrap);
         for a in [&mut plain, &mut fast] {
             set(a, built);
             for st in 0..streams {
-                for ext in [0, 0x7fff_0000, wrap] {
+                for ext in [0, 0x7fff_0000, 0xfffe_0000, wrap] {
                     a.record(&frame_of(st, ext, 0), 10);
                 }
             }
@@ -1145,8 +1195,15 @@ mod tests {
                 fast.start_trial(&next);
             }
             let mut rx_tsc = tsc.wrapping_add(latency);
+            // Half the bursts interleave the first `width` streams round robin, as a sender
+            // does: runs of several streams at once, and (wider than the slots) streams that
+            // take each other's slot.
+            let width = rng.gen_bool(0.5).then(|| rng.gen_range(2..=streams));
             fast.begin_burst();
             for _ in 0..rng.gen_range(1..=32) {
+                if let Some(w) = width {
+                    stream = (stream + 1) % w;
+                }
                 let n = &mut next[stream as usize];
                 let mut behind = 0;
                 match rng.gen_range(0..200) {
@@ -1172,6 +1229,10 @@ mod tests {
                     0 => frame[rng.gen_range(0..59)] ^= 4,
                     1 => frame[..12].fill(0xab), // other Ethernet addresses: still ours
                     2 => frame.fill(7),
+                    3 => {
+                        frame = vec![0u8; 128 - FCS_LEN];
+                        t_other.stamp(&mut frame, stream, ext as u32, tsc);
+                    }
                     _ => {}
                 }
                 plain.record(&frame, rx_tsc);
@@ -1215,10 +1276,11 @@ mod tests {
         // Past the wrap, and many frames were counted in runs.
         assert!(next.iter().all(|&n| n > 1 << 32), "{next:?}");
         assert!(
-            fast.run_frames > total.received / 4,
-            "{} of {}",
+            fast.run_frames > total.received / 6 && fast.most_runs_open >= 6,
+            "{} of {}, {} runs at once",
             fast.run_frames,
-            total.received
+            total.received,
+            fast.most_runs_open
         );
         assert!(plain.latency().samples > 1000);
     }
