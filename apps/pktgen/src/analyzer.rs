@@ -437,7 +437,6 @@ pub struct StreamLatency {
 /// continue the run, or of another stream wanting the slot, ends it first).
 #[derive(Debug, Default, Clone, Copy)]
 struct Run {
-    open: bool,
     stream: usize,
     /// The wire and the extended sequence number the next frame of the run has.
     next_seq: u32,
@@ -452,8 +451,10 @@ struct Run {
     n: u64,
 }
 
-/// Runs open at once (see [`Run`]): a power of two, so that a stream's slot is a mask.
+/// Runs open at once (see [`Run`]): a power of two, so that a stream's slot is a mask, and
+/// at most 8, a bit each of `Analyzer::runs_open`.
 const RUN_SLOTS: usize = 8;
+const _: () = assert!(RUN_SLOTS.is_power_of_two() && RUN_SLOTS <= u8::BITS as usize);
 
 /// The receive side's state.
 pub struct Analyzer {
@@ -689,8 +690,9 @@ impl Analyzer {
         match checked {
             Some((stream, seq, tsc)) => {
                 let slot = stream as usize % RUN_SLOTS;
+                let open = self.runs_open & (1 << slot) != 0;
                 let r = &mut self.runs[slot];
-                if r.open
+                if open
                     && (stream as usize, seq, tsc, rx_tsc)
                         == (r.stream, r.next_seq, r.tsc, r.rx_tsc)
                     && r.next_ext < r.sent
@@ -752,7 +754,6 @@ impl Analyzer {
                                         self.most_runs_open.max(self.runs_open.count_ones());
                                 }
                                 self.runs[slot] = Run {
-                                    open: true,
                                     stream: stream as usize,
                                     next_seq: seq.wrapping_add(1),
                                     next_ext: n + 1,
@@ -1144,7 +1145,7 @@ mod tests {
         let (size, streams) = (64, RUN_SLOTS as u16 + 3);
         let ids: Vec<u16> = (0..streams).collect();
         let t = Templates::for_streams(kind, &ETH, &ids, &SizeSpec::Fixed(size)).unwrap();
-        // Two TX lanes: lane 0 sends the even streams (6), lane 1 the odd ones (5).
+        // Two TX lanes: lane 0 sends the even streams, lane 1 the odd ones.
         let mut plain = Analyzer::with_lanes(streams as usize, 2, HZ);
         let mut fast = Analyzer::with_lanes(streams as usize, 2, HZ);
         fast.set_fixed(std::sync::Arc::new(
@@ -1159,7 +1160,8 @@ mod tests {
         };
         // What each lane has built, as the sender counts: every stream up to `top` (plus 8,
         // which a burst of one stream overtakes).
-        let lanes_built = |top: u64| [6 * (top + 8), 5 * (top + 8)];
+        let per_lane = [streams.div_ceil(2), streams / 2].map(u64::from);
+        let lanes_built = |top: u64| per_lane.map(|n| n * (top + 8));
         let set = |a: &mut Analyzer, b: [u64; 2]| {
             a.set_built_lane(0, b[0]);
             a.set_built_lane(1, b[1]);
