@@ -456,6 +456,12 @@ struct Run {
 const RUN_SLOTS: usize = 8;
 const _: () = assert!(RUN_SLOTS.is_power_of_two() && RUN_SLOTS <= u8::BITS as usize);
 
+/// The slot of stream `stream`'s run: the one rule both opening a run and looking for it use.
+#[inline(always)]
+fn run_slot(stream: usize) -> usize {
+    stream % RUN_SLOTS
+}
+
 /// The receive side's state.
 pub struct Analyzer {
     streams: Vec<StreamRx>,
@@ -689,8 +695,8 @@ impl Analyzer {
         let checked = self.fixed.as_deref().and_then(|x| x.check(frame));
         match checked {
             Some((stream, seq, tsc)) => {
-                let slot = stream as usize % RUN_SLOTS;
-                let open = self.runs_open & (1 << slot) != 0;
+                let slot = run_slot(stream as usize);
+                let open = self.run_open(slot);
                 let r = &mut self.runs[slot];
                 if open
                     && (stream as usize, seq, tsc, rx_tsc)
@@ -746,7 +752,7 @@ impl Analyzer {
                             s.latency.note(ns);
                             if newest && self.in_burst && checked.is_some() {
                                 // The run's end holds this frame's sample with the others'.
-                                let slot = stream as usize % RUN_SLOTS;
+                                let slot = run_slot(stream as usize);
                                 self.runs_open |= 1 << slot;
                                 #[cfg(test)]
                                 {
@@ -800,7 +806,7 @@ impl Analyzer {
     /// samples of the frame that opened it and of these go into the histograms.
     #[inline]
     fn end_run(&mut self, slot: usize) {
-        if self.runs_open & (1 << slot) == 0 {
+        if !self.run_open(slot) {
             return;
         }
         self.runs_open &= !(1 << slot);
@@ -819,6 +825,11 @@ impl Analyzer {
             s.latency.note_again(r.ns, r.n);
         }
         self.hold(r.stream, r.ns, r.n + 1);
+    }
+
+    #[inline(always)]
+    fn run_open(&self, slot: usize) -> bool {
+        self.runs_open & (1 << slot) != 0
     }
 
     /// Closes every open run.
