@@ -40,9 +40,10 @@
 //! (8 KiB) and a latency histogram of [`STREAM_HIST_BYTES`] (12 KiB: 1 ns to 1 s at 2
 //! significant digits, u32 counts), about 20 KiB in all, whatever the run's length. It grows
 //! linearly with `--flows` (1..=65535) for the streams that receive anything: 16 flows hold
-//! 320 KiB, the maximum of 65535 about 1.3 GiB. Latencies above 1 s go into the per-stream
-//! histogram's top bucket (the stream's `max` stays exact; the global histogram reaches an
-//! hour). A bucket's count saturates at 2^32 - 1: over 4 billion frames of one stream within
+//! 320 KiB, the maximum of 65535 about 1.3 GiB. Latencies past the per-stream histogram's
+//! last bucket (2^30 ns, 1.07 s, and up) count in the bucket of 1 s, as HdrHistogram's
+//! `saturating_record` puts them (the stream's `max` stays exact; the global histogram
+//! reaches an hour). A bucket's count saturates at 2^32 - 1: over 4 billion frames of one stream within
 //! 1% of one latency value (about 5 minutes at 14.88 Mpps on a single flow); the global
 //! histogram counts in u64.
 //!
@@ -56,8 +57,8 @@
 //!
 //! The frames of a stream mostly come in order, and the bitmap is only read for a frame
 //! older than the top. So the newest run of in-order numbers (`run_from..top`) is kept as
-//! its bounds, and its bits are set, a word at a time, only when a frame past a gap ends it:
-//! the common frame moves `top` and touches no bitmap word. With many streams each frame is
+//! its bounds, and its bits are set, a word at a time, only when a frame past a gap ends it
+//! (or before a merge): the common frame moves `top` and touches no bitmap word. With many streams each frame is
 //! another stream's, and a bitmap word per frame would be one more cache line per frame.
 //!
 //! Sequence numbers are 32 bits on the wire and extended to 64 bits per stream with serial
@@ -79,7 +80,9 @@ pub const STREAM_HIST_HIGH_NS: u64 = 1_000_000_000;
 /// Significant decimal digits of the per-stream histograms (values within 1% of each other
 /// share a bucket).
 pub const STREAM_HIST_SIGFIG: u8 = 2;
-/// Bytes of one stream's latency histogram counts: 24 buckets of 128 u32 sub-buckets.
+/// Bytes of one stream's latency histogram counts: 3072 u32 counts, HdrHistogram's 23
+/// buckets for 1 ns to 1 s at 2 digits (the first with 256 sub-buckets, each other with the
+/// upper 128 of its 256).
 pub const STREAM_HIST_BYTES: usize = 24 * 128 * 4;
 /// The global histogram's highest latency, in nanoseconds: an hour.
 const GLOBAL_HIST_HIGH_NS: u64 = 3_600_000_000_000;
@@ -369,7 +372,8 @@ impl StreamRx {
     ///
     /// The window's bits are true for the numbers from `top - WINDOW` up to `run_from`; the
     /// numbers `run_from..top` all arrived (a run of them in order) and their bits are set
-    /// only when the run ends, by a frame past the top ([`settle`](Self::settle)). So the
+    /// only when the run ends, by a frame past the top, or before a merge
+    /// ([`settle`](Self::settle)). So the
     /// frame that comes next in order, the common one, only moves `top`.
     fn record(&mut self, s: u64) -> bool {
         if self.window.is_empty() {
