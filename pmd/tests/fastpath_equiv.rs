@@ -172,7 +172,7 @@ fn pool_sequence(pool: &Mempool<'_>, path: Path, steps: usize, hold_max: usize) 
                 }
                 "alloc_bulk"
             }
-            2 if held.len() < hold_max => {
+            2 if held.len() < hold_max && rng.next(2) == 0 => {
                 let k = 1 + rng.next(32) as usize;
                 let mut bufs: Vec<Option<Mbuf<'_>>> = (0..k).map(|_| None).collect();
                 let ok = match path {
@@ -193,6 +193,41 @@ fn pool_sequence(pool: &Mempool<'_>, path: Path, steps: usize, hold_max: usize) 
                     }
                 }
                 "alloc_bulk_raw"
+            }
+            2 if held.len() < hold_max => {
+                // A burst of fresh buffers holding `len` bytes each (the sender's
+                // `alloc_raw_len`, which writes the header without reading it), against DPDK's
+                // get and a raw reset with the length set after.
+                let (k, len) = (1 + rng.next(32) as usize, 60);
+                let mut bufs = Vec::new();
+                match path {
+                    Path::Rust => {
+                        let mut burst = Burst::new();
+                        if burst.alloc_raw_len(pool, k, len) {
+                            bufs.extend(burst.drain());
+                        }
+                    }
+                    Path::Shim => {
+                        let mut raw: Vec<Option<Mbuf<'_>>> = (0..k).map(|_| None).collect();
+                        if via_shim::alloc_bulk_raw(pool, &mut raw) {
+                            for b in raw {
+                                let mut b = b.expect("filled");
+                                b.set_len(len).expect("fits");
+                                bufs.push(b);
+                            }
+                        }
+                    }
+                }
+                for b in bufs {
+                    got.push(idx_of(&b));
+                    let f = fields(&b);
+                    assert_eq!((f.data_off, f.data_len, f.pkt_len), (128, 60, 60));
+                    assert_eq!(f.ol_flags, 0);
+                    assert_eq!((f.refcnt, f.nb_segs, f.next_null), (1, 1, true));
+                    flds.push(f);
+                    held.push(b);
+                }
+                "alloc_raw_len"
             }
             3 if held.len() < hold_max => {
                 let m = match path {
@@ -271,6 +306,7 @@ fn same_steps(what: &str, rust: &[Step], shim: &[Step]) {
     for op in [
         "alloc_bulk",
         "alloc_bulk_raw",
+        "alloc_raw_len",
         "alloc",
         "free",
         "free_batch",
