@@ -22,7 +22,8 @@
 # Then what one RX core costs per frame against what one TX core does, in the same run: a
 # net_ring loopback at --rate max, 64 bytes, TX on CPU 1 and RX on CPU 0, for each flow count
 # in RX_FLOWS (default "1 256"), ROUNDS runs each; pktgen's "lcore time per frame" line gives
-# both sides' TSC cycles over the frames they moved. RXTX=0 skips it.
+# both sides' time per frame (TSC cycles of their busy loops over the frames they moved, in
+# ns). RXTX=0 skips it.
 #
 # Usage: apps/scripts/bench-pktgen.sh [ROUNDS] [SECONDS] [SIZES]   (default 3 5 "64 1518")
 # Rate = median of the per-second TX rates, first second skipped; ratio = ours / testpmd.
