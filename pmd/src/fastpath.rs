@@ -256,7 +256,10 @@ pub(crate) unsafe fn pktmbuf_reset(m: *mut rte_mbuf) {
 /// lengths 0 and no offload flags, as `rte_pktmbuf_reset` sets them. The fields a driver
 /// reads only when an offload flag asks for them (VLAN tags, TX offload lengths), and the
 /// receive-side ones (port, packet type, RSS hash), keep what the buffer last held; the
-/// mbuf's second cache line is not touched at all.
+/// mbuf's second cache line is not touched at all. Read from the mbuf, as DPDK would (its
+/// `buf_len`, its external-buffer flag); a pool's own allocations write the same values
+/// without reading (`Mempool::init_raw`), and the C-shim path keeps this one, which the tests
+/// hold them to.
 ///
 /// # Safety
 /// `m` is a valid mbuf the caller owns exclusively.

@@ -98,12 +98,35 @@ impl<'eal> Mempool<'eal> {
     /// is set. Saves writing the mbuf's second cache line.
     #[inline]
     pub fn alloc_bulk_raw<'p>(&'p self, out: &mut [Option<Mbuf<'p>>]) -> bool {
-        // SAFETY: each is an mbuf of this pool that we own (fresh from it).
-        self.alloc_bulk_with(
-            out,
-            |m| unsafe { crate::fastpath::pktmbuf_init_raw(m) },
-            false,
-        )
+        // SAFETY: each is an mbuf of this pool that we own (fresh from it); 0 bytes fit.
+        self.alloc_bulk_with(out, |m| unsafe { self.init_raw(m, 0) }, false)
+    }
+
+    /// Sets up `m`, fresh from this pool, as a raw copy destination holding `len` bytes: the
+    /// fields `pktmbuf_init_raw` (DPDK's own reading of them) writes, then the lengths. The
+    /// values are known without reading the mbuf: every buffer of a pool [`create`] made
+    /// (`rte_pktmbuf_pool_create`, no private area) is `data_room` long, and none is an
+    /// external buffer while in the pool (DPDK detaches one before a buffer goes back). So this
+    /// only stores, and a burst's headers are written without waiting, one after another, for
+    /// each to come in from the cache or memory (reading `buf_len` first was a third of
+    /// pktgen's TX lcore samples in `perf`).
+    ///
+    /// # Safety
+    /// `m` is an mbuf of this pool that the caller owns, fresh from it, and `len` fits its
+    /// data room after the headroom.
+    ///
+    /// [`create`]: Self::create
+    #[inline(always)]
+    unsafe fn init_raw(&self, m: *mut rte_mbuf, len: u16) {
+        // SAFETY: the caller owns `m`; `len` stays inside the buffer (the caller checked it
+        // against the pool's room, which every buffer of a pktmbuf pool has), and a buffer in
+        // its pool is a single segment (DPDK keeps nb_segs 1 and next NULL there).
+        unsafe {
+            (*m).ol_flags = 0;
+            (*m).data_off = PKTMBUF_HEADROOM.min(self.data_room);
+            (*m).data_len = len;
+            (*m).pkt_len = u32::from(len);
+        }
     }
 
     /// Fills `slots` with buffers of this pool, each set up as in [`Self::alloc_bulk_raw`] but
@@ -122,26 +145,10 @@ impl<'eal> Mempool<'eal> {
         if unsafe { crate::fastpath::mempool_get_bulk(self.raw.as_ptr(), objs, n as u32) } != 0 {
             return false;
         }
-        // What `pktmbuf_init_raw` would write, known without reading the mbuf: every buffer of
-        // a pool `create` made (`rte_pktmbuf_pool_create`, no private area) is `data_room`
-        // long, and none is an external buffer (DPDK detaches one before a buffer goes back to
-        // its pool). The loop below then only stores: a burst's headers are written without
-        // waiting, one after another, for each to come in from the cache or memory (reading
-        // `buf_len` first was a third of the TX lcore's samples in `perf`).
-        let headroom = PKTMBUF_HEADROOM.min(self.data_room);
         for &p in slots.iter() {
             // SAFETY: each is an mbuf of this pool that we own (fresh from it), and `len` fits
-            // its data room after the headroom (checked above against the pool's; every
-            // buffer of a pktmbuf pool has the same room): lengths stay inside the buffer, and
-            // a buffer in its pool is a single segment (DPDK keeps nb_segs 1 and next NULL
-            // there). The fields written are those `pktmbuf_init_raw` writes, with the values
-            // it would write (above).
-            unsafe {
-                (*p).ol_flags = 0;
-                (*p).data_off = headroom;
-                (*p).data_len = len;
-                (*p).pkt_len = u32::from(len);
-            }
+            // its data room after the headroom (checked above against the pool's).
+            unsafe { self.init_raw(p, len) };
         }
         true
     }
@@ -153,7 +160,8 @@ impl<'eal> Mempool<'eal> {
         raw: bool,
     ) -> bool {
         if raw {
-            // SAFETY: as in `alloc_bulk_raw`.
+            // SAFETY: as in `alloc_bulk_raw`. DPDK's reading of the fields, the reference the
+            // tests hold `init_raw` to.
             self.alloc_bulk_with(
                 out,
                 |m| unsafe { crate::fastpath::pktmbuf_init_raw(m) },
