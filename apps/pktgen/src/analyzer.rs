@@ -43,9 +43,9 @@
 //! 320 KiB, the maximum of 65535 about 1.3 GiB. Latencies past the per-stream histogram's
 //! last bucket (2^30 ns, 1.07 s, and up) count in the bucket of 1 s, as HdrHistogram's
 //! `saturating_record` puts them (the stream's `max` stays exact; the global histogram
-//! reaches an hour). A bucket's count saturates at 2^32 - 1: over 4 billion frames of one stream within
-//! 1% of one latency value (about 5 minutes at 14.88 Mpps on a single flow); the global
-//! histogram counts in u64.
+//! reaches an hour). A bucket's count saturates at 2^32 - 1: over 4 billion frames of one
+//! stream within 1% of one latency value (about 5 minutes at 14.88 Mpps on a single flow); the
+//! global histogram counts in u64.
 //!
 //! ## The window (RFC 4737 style)
 //!
@@ -58,8 +58,9 @@
 //! The frames of a stream mostly come in order, and the bitmap is only read for a frame
 //! older than the top. So the newest run of in-order numbers (`run_from..top`) is kept as
 //! its bounds, and its bits are set, a word at a time, only when a frame past a gap ends it
-//! (or before a merge): the common frame moves `top` and touches no bitmap word. With many streams each frame is
-//! another stream's, and a bitmap word per frame would be one more cache line per frame.
+//! (or before a merge): the common frame moves `top` and touches no bitmap word. With many
+//! streams each frame is another stream's, and a bitmap word per frame would be one more
+//! cache line per frame.
 //!
 //! Sequence numbers are 32 bits on the wire and extended to 64 bits per stream with serial
 //! number arithmetic (RFC 1982: the one within 2^31 of `top`), so a run longer than 2^32
@@ -160,16 +161,22 @@ const HIST_LEADING_ZERO_BASE: u32 = 56;
 /// what bucket 0 holds, the sub-bucket its top bits.
 #[inline(always)]
 fn hist_index(ns: u64) -> usize {
-    let at = |v: u64| {
-        let bucket = HIST_LEADING_ZERO_BASE - (v | HIST_SUB_MASK).leading_zeros();
-        (((bucket + 1) << HIST_HALF_MAGNITUDE) as u64 + (v >> bucket) - (1 << HIST_HALF_MAGNITUDE))
-            as usize
-    };
-    match at(ns) {
+    match hist_slot(ns) {
         i if i < HIST_LEN => i,
-        _ => at(STREAM_HIST_HIGH_NS),
+        _ => HIST_CLAMPED,
     }
 }
+
+/// Where `v` falls in the layout, past its end too.
+#[inline(always)]
+const fn hist_slot(v: u64) -> usize {
+    let bucket = HIST_LEADING_ZERO_BASE - (v | HIST_SUB_MASK).leading_zeros();
+    (((bucket + 1) << HIST_HALF_MAGNITUDE) as u64 + (v >> bucket) - (1 << HIST_HALF_MAGNITUDE))
+        as usize
+}
+
+/// Where a sample past the layout's end counts: with [`STREAM_HIST_HIGH_NS`].
+const HIST_CLAMPED: usize = hist_slot(STREAM_HIST_HIGH_NS);
 
 /// The lowest value of count `i` of [`hist_index`]'s layout.
 fn hist_value(i: usize) -> u64 {
@@ -373,8 +380,8 @@ impl StreamRx {
     /// The window's bits are true for the numbers from `top - WINDOW` up to `run_from`; the
     /// numbers `run_from..top` all arrived (a run of them in order) and their bits are set
     /// only when the run ends, by a frame past the top, or before a merge
-    /// ([`settle`](Self::settle)). So the
-    /// frame that comes next in order, the common one, only moves `top`.
+    /// ([`settle`](Self::settle)). So the frame that comes next in order, the common one,
+    /// only moves `top`.
     fn record(&mut self, s: u64) -> bool {
         if self.window.is_empty() {
             self.window = vec![0u64; WORDS].into_boxed_slice();
@@ -513,10 +520,11 @@ pub struct StreamLatency {
 /// sequence number, the same transmit TSC (a TX burst's frames carry one) and receive TSC (an
 /// RX burst's are read at one), so the same latency. The frame that opens the run is recorded
 /// in full but for its histogram sample; the `n` after it are only counted here, and go into
-/// their stream together when the run ends ([`Analyzer::end_run`]): their window bits set a
-/// word at a time, their latencies noted as `n` equal samples, and `n + 1` samples go into
-/// the histograms at once. What each frame is checked against does not change: only the
-/// bookkeeping of a frame whose place is already known is shared.
+/// their stream together when the run ends ([`Analyzer::end_run`]): they extend the
+/// stream's in-order run (its `top` moves by `n`), their latencies are noted as `n` equal
+/// samples, and `n + 1` samples go into the histograms at once. What each frame is checked
+/// against does not change: only the bookkeeping of a frame whose place is already known is
+/// shared.
 ///
 /// A sender sends its streams round robin, so a burst of a few streams interleaves them:
 /// [`RUN_SLOTS`] runs are open at once, stream `i`'s in slot `i % RUN_SLOTS`. Streams share
@@ -544,6 +552,12 @@ struct Run {
 /// at most 8, a bit each of `Analyzer::runs_open`.
 const RUN_SLOTS: usize = 8;
 const _: () = assert!(RUN_SLOTS.is_power_of_two() && RUN_SLOTS <= u8::BITS as usize);
+
+/// Whether a run can go on past its opener, given how many streams each TX lane sends
+/// (`Analyzer::runs_form`): only if some lane has fewer than a burst.
+fn runs_form(lane_streams: &[u32]) -> bool {
+    lane_streams.iter().any(|&n| (n as usize) < MAX_BURST)
+}
 
 /// The slot of stream `stream`'s run: the one rule both opening a run and looking for it use.
 #[inline(always)]
@@ -625,7 +639,7 @@ impl Analyzer {
             held_stream: (0, 0, 0),
             runs: [Run::default(); RUN_SLOTS],
             runs_open: 0,
-            runs_form: streams < MAX_BURST,
+            runs_form: runs_form(&[streams as u32]),
             #[cfg(test)]
             run_frames: 0,
             #[cfg(test)]
@@ -645,7 +659,7 @@ impl Analyzer {
         a.lane_streams = (0..lanes)
             .map(|t| (streams / lanes + usize::from(t < streams % lanes)) as u32)
             .collect();
-        a.runs_form = a.lane_streams.iter().any(|&n| (n as usize) < MAX_BURST);
+        a.runs_form = runs_form(&a.lane_streams);
         a
     }
 
