@@ -3,7 +3,10 @@
 //! instruction takes 8 bytes in 3 cycles; every x86-64 CPU DPDK 22.11 runs on has it (its x86
 //! baseline is SSE4.2), and the bitwise fallback computes the same value where it is missing.
 //! `unsafe` is here only because a function compiled for SSE4.2 may be called only on a CPU
-//! that has it, which is checked first.
+//! that has it, which is checked first. The workspace is built for SSE4.2, as DPDK itself is
+//! (`.cargo/config.toml`): the check is then decided at compile time and the instruction is
+//! inlined into its callers; a build without the flag (such as the loom one) still gets the
+//! instruction, through the run-time check and a call.
 
 /// The CRC-32C of the 16 bytes `a` then `b` (each little-endian), from `seed`.
 #[inline]
