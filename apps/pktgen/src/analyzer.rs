@@ -785,6 +785,7 @@ impl Analyzer {
     }
 
     /// Classifies and counts one received frame, received at TSC `rx_tsc`.
+    #[inline(always)]
     pub fn record(&mut self, frame: &[u8], rx_tsc: u64) {
         self.record_inner(frame, rx_tsc, false);
     }
@@ -797,34 +798,48 @@ impl Analyzer {
     /// leaves the senders' cache lines alone while what comes back is not ours (or older).
     ///
     /// [`set_built_lane`]: Self::set_built_lane
+    #[inline(always)]
     pub fn record_if_built(&mut self, frame: &[u8], rx_tsc: u64) -> bool {
         self.record_inner(frame, rx_tsc, true)
     }
 
-    #[inline]
+    /// The common frame, inlined into the receiver's loop: checked, and continuing its
+    /// stream's open run. Everything else goes to [`record_rest`](Self::record_rest), a call.
+    #[inline(always)]
     fn record_inner(&mut self, frame: &[u8], rx_tsc: u64, defer_unbuilt: bool) -> bool {
         let checked = self.fixed.as_deref().and_then(|x| x.check(frame));
-        match checked {
-            Some((stream, seq, tsc)) => {
-                let slot = run_slot(stream as usize);
-                let open = self.run_open(slot);
-                let r = &mut self.runs[slot];
-                if open
-                    && (stream as usize, seq, tsc, rx_tsc)
-                        == (r.stream, r.next_seq, r.tsc, r.rx_tsc)
-                    && r.next_ext < r.sent
-                {
-                    r.n += 1;
-                    r.next_seq = seq.wrapping_add(1);
-                    r.next_ext += 1;
-                    self.received_bytes += (frame.len() + FCS_LEN) as u64;
-                    return true;
-                }
-                // Any other frame of the stream comes after the run's: they go into the stream
-                // first. So does the run of another stream in the slot, which the frame may
-                // take.
-                self.end_run(slot);
+        if let Some((stream, seq, tsc)) = checked {
+            let slot = run_slot(stream as usize);
+            let open = self.run_open(slot);
+            let r = &mut self.runs[slot];
+            if open
+                && (stream as usize, seq, tsc, rx_tsc) == (r.stream, r.next_seq, r.tsc, r.rx_tsc)
+                && r.next_ext < r.sent
+            {
+                r.n += 1;
+                r.next_seq = seq.wrapping_add(1);
+                r.next_ext += 1;
+                self.received_bytes += (frame.len() + FCS_LEN) as u64;
+                return true;
             }
+        }
+        self.record_rest(frame, rx_tsc, defer_unbuilt, checked)
+    }
+
+    /// [`record_inner`](Self::record_inner) for a frame that does not continue a run;
+    /// `checked` is what the fast check found.
+    #[inline(never)]
+    fn record_rest(
+        &mut self,
+        frame: &[u8],
+        rx_tsc: u64,
+        defer_unbuilt: bool,
+        checked: Option<(u16, u32, u64)>,
+    ) -> bool {
+        match checked {
+            // Any other frame of the stream comes after the run's: they go into the stream
+            // first. So does the run of another stream in the slot, which the frame may take.
+            Some((stream, _, _)) => self.end_run(run_slot(stream as usize)),
             // Parsed below; its stream, if any, is not known yet.
             None => self.end_runs(),
         }
