@@ -6,7 +6,7 @@
 //! that has it, which is checked first. The workspace is built for SSE4.2, as DPDK itself is
 //! (`.cargo/config.toml`): the check is then decided at compile time and the instruction is
 //! inlined into its callers; a build without the flag (such as the loom one) still gets the
-//! instruction, through the run-time check and a call.
+//! instruction, through the run-time check and calls.
 
 /// The CRC-32C of the 16 bytes `a` then `b` (each little-endian), from `seed`.
 #[inline]
