@@ -424,6 +424,19 @@ impl TokenBucket {
         n
     }
 
+    /// As [`take`](Self::take), for times that may come out of order (stamps of frames from
+    /// several senders): a time before the latest one seen adds nothing, and the clock does
+    /// not go back.
+    pub fn take_in_order(&mut self, at: u64, want: u32) -> u32 {
+        self.take(at.max(self.last), want)
+    }
+
+    /// The bucket full: as much saved as it holds (a device whose buffer is empty).
+    pub fn filled(mut self) -> Self {
+        self.tokens_q64 = self.burst_q64;
+        self
+    }
+
     /// Gives back tokens the caller could not spend (the TX queue was full).
     #[inline]
     pub fn refund(&mut self, n: u32) {
@@ -1393,6 +1406,17 @@ pub fn build_frame(
     }
 }
 
+/// When a received frame left its sender, on the TSC timeline of `now` (the receive TSC): the
+/// whole TSC its 48-bit stamp stands for. `None` for a frame that is not ours, or whose stamp
+/// is "after" `now`.
+pub fn sent_at(frame: &[u8], now: u64) -> Option<u64> {
+    let Parsed::Test { tsc, .. } = parse_frame(frame) else {
+        return None;
+    };
+    let age = now.wrapping_sub(tsc) & TSC_MASK;
+    (age < TSC_MASK / 2).then(|| now.saturating_sub(age))
+}
+
 /// What a received frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
@@ -1982,5 +2006,53 @@ mod tests {
         assert!((999_000..=1_000_000).contains(&sent), "{sent}");
         // A long pause saves up at most the burst.
         assert_eq!(b.take(now + hz, 1000), 64);
+    }
+
+    /// The search's test fixture polices frames at their TX stamps: a full bucket at rate C
+    /// holding B admits every frame of a sender whose own bucket (rate at most C, saving at
+    /// most B) let it out, however the sender's polls were spaced; a faster sender loses some.
+    #[test]
+    fn a_policer_in_the_senders_time_admits_what_the_sender_let_out() {
+        let hz = 3_000_000_000u64;
+        let (c, b) = (45_000.0, 450);
+        for (rate, save, should_drop) in [
+            (45_000.0, 450, false),
+            (40_000.0, 400, false),
+            (46_000.0, 460, true),
+        ] {
+            let mut tx = TokenBucket::new(rate, hz, save, 0);
+            let mut police = TokenBucket::new(c, hz, b, 0).filled();
+            let (mut now, mut x, mut sent, mut dropped) =
+                (0u64, 0x9e37_79b9_7f4a_7c15u64, 0u64, 0u64);
+            while now < 2 * hz {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Polls 1 us to 1 ms apart, and now and then a stall of up to 40 ms.
+                now += if x % 50 == 0 {
+                    x % (hz / 25)
+                } else {
+                    hz / 1_000_000 + x % (hz / 1000)
+                };
+                let n = tx.take(now, 32);
+                sent += u64::from(n);
+                for _ in 0..n {
+                    dropped += u64::from(police.take_in_order(now, 1) == 0);
+                }
+            }
+            assert!(sent > 0);
+            assert_eq!(
+                dropped > 0,
+                should_drop,
+                "rate {rate}: {dropped} of {sent} dropped"
+            );
+        }
+        // A time before the latest adds nothing, and does not move the clock back.
+        let mut p = TokenBucket::new(1_000.0, hz, 10, 0);
+        let t = hz / 50;
+        assert_eq!(p.take_in_order(t, 10), 10);
+        assert_eq!(p.take_in_order(0, 10), 0);
+        assert_eq!(p.take_in_order(t, 10), 0);
+        assert_eq!(p.take_in_order(t + hz / 1000 * 3 / 2, 10), 1);
     }
 }

@@ -1,8 +1,8 @@
 //! `pktgen --search ndr|pdr` against a device under test whose capacity is known by
 //! construction: pktgen's RX side with `--fixture-capacity-pps C`, on a net_ring loopback,
-//! drops what exceeds C packets per second (with 10 ms of buffer), as a device of that
-//! capacity would. The search must land within its resolution of C (NDR) or of the rate at
-//! which C is the tolerated loss (PDR), and its report must add up.
+//! drops what exceeds C packets per second (with 10 ms of buffer, each frame taken at its TX
+//! stamp), as a device of that capacity would. The search must land within its resolution of
+//! C (NDR) or of the rate at which C is the tolerated loss (PDR), and its report must add up.
 
 use apps_common::testing::*;
 use serde_json::Value;
