@@ -1407,14 +1407,18 @@ pub fn build_frame(
 }
 
 /// When a received frame left its sender, on the TSC timeline of `now` (the receive TSC): the
-/// whole TSC its 48-bit stamp stands for. `None` for a frame that is not ours, or whose stamp
-/// is "after" `now`.
+/// whole TSC its 48-bit stamp stands for; `now` for a stamp "after" `now` (cores' TSCs a
+/// little apart). `None` for a frame that is not ours.
 pub fn sent_at(frame: &[u8], now: u64) -> Option<u64> {
     let Parsed::Test { tsc, .. } = parse_frame(frame) else {
         return None;
     };
     let age = now.wrapping_sub(tsc) & TSC_MASK;
-    (age < TSC_MASK / 2).then(|| now.saturating_sub(age))
+    Some(if age < TSC_MASK / 2 {
+        now.saturating_sub(age)
+    } else {
+        now
+    })
 }
 
 /// What a received frame is.
@@ -2010,34 +2014,54 @@ mod tests {
 
     /// The search's test fixture polices frames at their TX stamps: a full bucket at rate C
     /// holding B admits every frame of a sender whose own bucket (rate at most C, saving at
-    /// most B) let it out, however the sender's polls were spaced; a faster sender loses some.
+    /// most B) let it out, however the sender's polls were spaced and however late the
+    /// receiver read them; a faster sender loses some. Policed when the receiver reads them
+    /// (as the fixture once did), the same frames are lost once the receiver is held up for
+    /// longer than the buffer lasts.
     #[test]
     fn a_policer_in_the_senders_time_admits_what_the_sender_let_out() {
         let hz = 3_000_000_000u64;
         let (c, b) = (45_000.0, 450);
-        for (rate, save, should_drop) in [
+        let cases = [
             (45_000.0, 450, false),
             (40_000.0, 400, false),
             (46_000.0, 460, true),
-        ] {
+        ];
+        for (rate, save, should_drop) in cases {
             let mut tx = TokenBucket::new(rate, hz, save, 0);
-            let mut police = TokenBucket::new(c, hz, b, 0).filled();
-            let (mut now, mut x, mut sent, mut dropped) =
-                (0u64, 0x9e37_79b9_7f4a_7c15u64, 0u64, 0u64);
-            while now < 2 * hz {
+            let mut at_stamp = TokenBucket::new(c, hz, b, 0).filled();
+            let mut at_read = TokenBucket::new(c, hz, b, 0).filled();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = move || {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
+                x
+            };
+            let (mut now, mut read_at) = (0u64, 0u64);
+            let (mut sent, mut dropped, mut dropped_at_read) = (0u64, 0u64, 0u64);
+            while now < 2 * hz {
                 // Polls 1 us to 1 ms apart, and now and then a stall of up to 40 ms.
-                now += if x % 50 == 0 {
-                    x % (hz / 25)
+                let r = next();
+                now += if r % 50 == 0 {
+                    r % (hz / 25)
                 } else {
-                    hz / 1_000_000 + x % (hz / 1000)
+                    hz / 1_000_000 + r % (hz / 1000)
                 };
                 let n = tx.take(now, 32);
                 sent += u64::from(n);
+                // The receiver reads the burst a moment later, or, now and then, after a stall
+                // of 12 to 40 ms; in order.
+                let r = next();
+                let delay = if r % 200 == 0 {
+                    hz / 80 + r % (hz / 35)
+                } else {
+                    r % (hz / 10_000)
+                };
+                read_at = read_at.max(now + delay);
                 for _ in 0..n {
-                    dropped += u64::from(police.take_in_order(now, 1) == 0);
+                    dropped += u64::from(at_stamp.take_in_order(now, 1) == 0);
+                    dropped_at_read += u64::from(at_read.take_in_order(read_at, 1) == 0);
                 }
             }
             assert!(sent > 0);
@@ -2045,6 +2069,10 @@ mod tests {
                 dropped > 0,
                 should_drop,
                 "rate {rate}: {dropped} of {sent} dropped"
+            );
+            assert!(
+                dropped_at_read > dropped,
+                "rate {rate}: {dropped_at_read} at read"
             );
         }
         // A time before the latest adds nothing, and does not move the clock back.

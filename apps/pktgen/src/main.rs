@@ -461,8 +461,13 @@ const CATCH_UP: f64 = 0.010;
 /// shared core) catches up and the rate holds over each second; a longer stall is lost time,
 /// and the report says the rate fell short.
 fn tx_bucket(pps: f64, tsc_hz: u64, now: u64) -> TokenBucket {
-    let save = ((pps * CATCH_UP) as u32).max(MAX_BURST as u32);
-    TokenBucket::new(pps, tsc_hz, save, now)
+    TokenBucket::new(pps, tsc_hz, saved(pps), now)
+}
+
+/// Frames a bucket at `pps` saves up: [`CATCH_UP`] of them, at least a burst. The test
+/// fixture's device buffers as many (see `Rx::police`).
+fn saved(pps: f64) -> u32 {
+    ((pps * CATCH_UP) as u32).max(MAX_BURST as u32)
 }
 
 /// A receive side: one RX queue and its own analyzer of every stream. Aligned like
@@ -722,8 +727,10 @@ fn generate(eal: &Eal, opts: &Settings, runtime: &Runtime) -> Result<bool> {
             .and_then(|i| i.numa_node);
         apps_common::pool_socket(nic, eal.socket_id())
     };
-    if opts.fixture_capacity_pps.is_some() && rx_sides > 1 {
-        bail!("--fixture-capacity-pps models one device of that capacity: give one RX queue on one port");
+    // One sender and one receiver: the fixture polices at the sender's stamps, which only
+    // one TX side gives in order, with at most what the fixture holds saved up.
+    if opts.fixture_capacity_pps.is_some() && (rx_sides > 1 || tx_sides > 1) {
+        bail!("--fixture-capacity-pps models one device of that capacity: give one TX queue and one RX queue on one port");
     }
     // Every RX queue of every port started is filled at start (a TX-only port gets one).
     let per_side = 1024 + 8 * MAX_BURST as u32;
@@ -1080,18 +1087,15 @@ fn sides<'q, 'a>(
                 drain_cycles: (opts.drain.as_secs_f64() * hz as f64) as u64,
                 last_rx_tsc: 0,
                 base: (0, 0),
-                // The fixture's device buffers 10 ms of its capacity (at least a burst), and
-                // starts empty (its bucket full). It polices each frame at its TX stamp, so
-                // a sender held to its capacity (whose own bucket saves at most 10 ms, see
-                // `tx_bucket`) loses nothing, however late this lcore reads the frames. A
-                // trial above capacity for `trial_s` passes only if its excess fits the
-                // buffer: 1% of the capacity over a 1-second trial. Split over the RX sides
-                // like the rate over the TX sides.
-                police: opts.fixture_capacity_pps.map(|pps| {
-                    let pps = pps / (rx_ports.len() * opts.rxq as usize) as f64;
-                    let buffer = ((pps / 100.0) as u32).max(MAX_BURST as u32);
-                    TokenBucket::new(pps, hz, buffer, now).filled()
-                }),
+                // The fixture's device buffers what the sender may save up (`saved`: 10 ms of
+                // its capacity, at least a burst), and starts empty (its bucket full). It
+                // polices each frame at its TX stamp, so the one sender (see the check above)
+                // held to the capacity loses nothing, however late this lcore reads the
+                // frames. A trial above capacity for `trial_s` passes only if its excess fits
+                // the buffer: 1% of the capacity over a 1-second trial.
+                police: opts
+                    .fixture_capacity_pps
+                    .map(|pps| TokenBucket::new(pps, hz, saved(pps), now).filled()),
                 policed: 0,
                 polls: 0,
                 busy: Busy::default(),

@@ -184,7 +184,20 @@ fn bad_search_options_are_refused_before_anything_runs() {
                 "--fixture-capacity-pps",
                 "1000",
             ][..],
-            "give one RX queue",
+            "give one TX queue and one RX queue",
+        ),
+        (
+            &[
+                "--search",
+                "ndr",
+                "--txq",
+                "2",
+                "--flows",
+                "2",
+                "--fixture-capacity-pps",
+                "1000",
+            ][..],
+            "give one TX queue and one RX queue",
         ),
     ] {
         let (code, out, r) = run("search-bad", args);
