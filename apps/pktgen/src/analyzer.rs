@@ -66,7 +66,7 @@
 //! number arithmetic (RFC 1982: the one within 2^31 of `top`), so a run longer than 2^32
 //! frames per stream is still counted exactly.
 
-use crate::frames::{parse_frame, FixedFrames, Parsed, FCS_LEN, TSC_MASK};
+use crate::frames::{parse_frame, stamp_age, FixedFrames, Parsed, FCS_LEN};
 use hdrhistogram::Histogram;
 use pmd::MAX_BURST;
 use serde::{Deserialize, Serialize};
@@ -870,8 +870,7 @@ impl Analyzer {
                         // The newest of its stream: the next one may continue it.
                         let newest = new && s.top == n + 1;
                         // The transmit TSC is 48 bits: the delta modulo 2^48, unless "negative".
-                        let dt = rx_tsc.wrapping_sub(tsc) & TSC_MASK;
-                        if dt < TSC_MASK / 2 {
+                        if let Some(dt) = stamp_age(rx_tsc, tsc) {
                             // dt < 2^47 and ns_per_cycle < 2^62: no overflow in 128 bits.
                             let ns = ((u128::from(dt) * self.ns_per_cycle) >> 32) as u64;
                             let ns = ns.max(1);

@@ -1406,19 +1406,22 @@ pub fn build_frame(
     }
 }
 
+/// TSC cycles from a 48-bit transmit stamp `tsc` to `now`: the difference modulo 2^48, or
+/// `None` when that is "negative" (the stamp after `now`: cores' TSCs a little apart).
+#[inline(always)]
+pub fn stamp_age(now: u64, tsc: u64) -> Option<u64> {
+    let age = now.wrapping_sub(tsc) & TSC_MASK;
+    (age < TSC_MASK / 2).then_some(age)
+}
+
 /// When a received frame left its sender, on the TSC timeline of `now` (the receive TSC): the
-/// whole TSC its 48-bit stamp stands for; `now` for a stamp "after" `now` (cores' TSCs a
-/// little apart). `None` for a frame that is not ours.
+/// whole TSC its 48-bit stamp stands for; `now` for a stamp "after" `now`. `None` for a frame
+/// that is not ours.
 pub fn sent_at(frame: &[u8], now: u64) -> Option<u64> {
     let Parsed::Test { tsc, .. } = parse_frame(frame) else {
         return None;
     };
-    let age = now.wrapping_sub(tsc) & TSC_MASK;
-    Some(if age < TSC_MASK / 2 {
-        now.saturating_sub(age)
-    } else {
-        now
-    })
+    Some(now.saturating_sub(stamp_age(now, tsc).unwrap_or(0)))
 }
 
 /// What a received frame is.
